@@ -1,0 +1,59 @@
+"""Named exceptions of contourqa.
+
+Every exception derives from :class:`ContourQAError` and, where one fits, from the
+matching builtin, so callers may catch either.  Messages name the file or argument
+and, where one exists, the remedy; they are written for a physicist, not a
+programmer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ContourQAError",
+    "DicomReadError",
+    "UnsupportedDicomError",
+    "GeometryError",
+    "FrameOfReferenceMismatchError",
+    "DoseUnitsError",
+    "MetricError",
+    "NoCaseFoundError",
+]
+
+
+class ContourQAError(Exception):
+    """Base class of every error contourqa raises on purpose."""
+
+
+class DicomReadError(ContourQAError, OSError):
+    """A file could not be read as DICOM (truncated, not DICOM, wrong VR ...)."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class UnsupportedDicomError(ContourQAError, ValueError):
+    """A DICOM object is readable but uses something contourqa cannot evaluate."""
+
+
+class GeometryError(ContourQAError, ValueError):
+    """Image or dose geometry that cannot be handled (tilted, non-parallel, gaps)."""
+
+
+class FrameOfReferenceMismatchError(ContourQAError, ValueError):
+    """Two objects that must share a frame of reference do not."""
+
+
+class DoseUnitsError(ContourQAError, ValueError):
+    """Dose that is not in Gy and cannot be converted without more information."""
+
+
+class MetricError(ContourQAError, ValueError):
+    """A DVH metric that cannot be parsed, or cannot be evaluated on this DVH."""
+
+
+class NoCaseFoundError(ContourQAError, LookupError):
+    """A folder holds no plan, structure set or dose that could form a case."""

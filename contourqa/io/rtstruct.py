@@ -1,0 +1,243 @@
+"""RT Structure Set reader.
+
+Returns :class:`StructureSet` with one :class:`ROI` per StructureSetROISequence item.
+Contours are kept as they are stored: several per plane (islands and holes are told
+apart later, by even-odd combination), POINT and open contours kept and flagged.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from contourqa.errors import UnsupportedDicomError
+from contourqa.findings import Finding, input_problem
+from contourqa.io._read import read_dataset, uid_of
+
+__all__ = ["ContourType", "Contour", "ROI", "StructureSet", "read_structure_set"]
+
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+_PLANE_TOL_MM = 1e-3
+
+
+class ContourType(str, enum.Enum):
+    """DICOM ContourGeometricType (PS3.3 C.8.8.6.1)."""
+
+    CLOSED_PLANAR = "CLOSED_PLANAR"
+    OPEN_PLANAR = "OPEN_PLANAR"
+    OPEN_NONPLANAR = "OPEN_NONPLANAR"
+    POINT = "POINT"
+    CLOSEDPLANAR_XOR = "CLOSEDPLANAR_XOR"  # 2024 addition: explicit XOR combination
+
+    @classmethod
+    def parse(cls, value: object) -> "ContourType":
+        text = str(value or "CLOSED_PLANAR").strip().upper()
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.CLOSED_PLANAR
+
+
+@dataclass(frozen=True, eq=False)
+class Contour:
+    """One contour of an ROI.
+
+    Attributes
+    ----------
+    points_mm : ndarray of shape (N, 3), float64, LPS mm
+    geometric_type : ContourType
+    referenced_sop_uids : tuple of str
+        ContourImageSequence entries (may be empty: the link is optional).
+    """
+
+    points_mm: NDArray[np.float64]
+    geometric_type: ContourType
+    referenced_sop_uids: tuple[str, ...] = ()
+
+    @property
+    def is_closed_polygon(self) -> bool:
+        return self.geometric_type in (ContourType.CLOSED_PLANAR, ContourType.CLOSEDPLANAR_XOR) \
+            and len(self.points_mm) >= 3
+
+    def is_planar(self, normal: NDArray[np.float64] | None = None) -> bool:
+        """Whether all points lie in one plane perpendicular to ``normal`` (default z)."""
+        n = np.array([0.0, 0.0, 1.0]) if normal is None else np.asarray(normal, float)
+        d = self.points_mm @ n
+        return bool(np.ptp(d) <= _PLANE_TOL_MM) if len(d) else True
+
+
+@dataclass(frozen=True, eq=False)
+class ROI:
+    """A region of interest with its contours.
+
+    ``interpreted_type`` is RTROIInterpretedType (e.g. ``"PTV"``, ``"ORGAN"``,
+    ``"EXTERNAL"``) or ``None``; ``color`` is ROIDisplayColor as RGB 0-255.
+    """
+
+    number: int
+    name: str
+    interpreted_type: str | None
+    color: tuple[int, int, int] | None
+    contours: tuple[Contour, ...]
+    frame_of_reference_uid: str | None = None
+    generation_algorithm: str | None = None
+
+    @property
+    def closed_contours(self) -> tuple[Contour, ...]:
+        return tuple(c for c in self.contours if c.is_closed_polygon)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.closed_contours
+
+    @property
+    def has_points_only(self) -> bool:
+        return bool(self.contours) and all(c.geometric_type == ContourType.POINT for c in self.contours)
+
+    def planes(self, normal: NDArray[np.float64] | None = None) -> dict[float, list[NDArray[np.float64]]]:
+        """Closed polygons grouped by plane position along ``normal`` (default z), mm.
+
+        Keys are rounded to 1 µm so that polygons on the same plane group together.
+        """
+        n = np.array([0.0, 0.0, 1.0]) if normal is None else np.asarray(normal, float)
+        out: dict[float, list[NDArray[np.float64]]] = defaultdict(list)
+        for c in self.closed_contours:
+            key = round(float(np.mean(c.points_mm @ n)), 3)
+            out[key].append(c.points_mm)
+        return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True, eq=False)
+class StructureSet:
+    """An RT Structure Set, its references and its ROIs."""
+
+    path: Path
+    sop_instance_uid: str
+    patient_id: str | None
+    study_instance_uid: str | None
+    label: str | None
+    frame_of_reference_uid: str | None
+    referenced_series_uids: tuple[str, ...]
+    referenced_image_uids: tuple[str, ...]
+    rois: tuple[ROI, ...]
+    problems: tuple[Finding, ...] = field(default=())
+
+    def roi(self, name: str) -> ROI:
+        """The ROI with this exact name (case-insensitive fallback)."""
+        for r in self.rois:
+            if r.name == name:
+                return r
+        matches = [r for r in self.rois if r.name.lower() == name.lower()]
+        if len(matches) == 1:
+            return matches[0]
+        raise KeyError(f"No ROI named {name!r} in {self.path.name}; "
+                       f"ROIs are: {', '.join(r.name for r in self.rois)}")
+
+
+def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> StructureSet:
+    """Read an RT Structure Set file.
+
+    Raises
+    ------
+    DicomReadError
+        The file is not readable DICOM.
+    UnsupportedDicomError
+        The file is DICOM but not an RT Structure Set.
+    """
+    path = Path(path)
+    ds = dataset if dataset is not None else read_dataset(path)
+    if uid_of(ds, "SOPClassUID") != RTSTRUCT_SOP_CLASS and ds.get("Modality") != "RTSTRUCT":
+        raise UnsupportedDicomError(f"{path}: not an RT Structure Set (Modality {ds.get('Modality')!r}).")
+    problems: list[Finding] = []
+
+    frame_uids: list[str] = []
+    series_uids: list[str] = []
+    image_uids: list[str] = []
+    for ref_for in ds.get("ReferencedFrameOfReferenceSequence", []):
+        if (u := uid_of(ref_for, "FrameOfReferenceUID")):
+            frame_uids.append(u)
+        for study in ref_for.get("RTReferencedStudySequence", []):
+            for series in study.get("RTReferencedSeriesSequence", []):
+                if (u := uid_of(series, "SeriesInstanceUID")):
+                    series_uids.append(u)
+                for img in series.get("ContourImageSequence", []):
+                    if (u := uid_of(img, "ReferencedSOPInstanceUID")):
+                        image_uids.append(u)
+
+    roi_for: dict[int, str | None] = {}
+    roi_info: dict[int, tuple[str, str | None]] = {}
+    for item in ds.get("StructureSetROISequence", []):
+        number = int(item.get("ROINumber", -1))
+        roi_info[number] = (str(item.get("ROIName", "") or f"ROI {number}").strip(),
+                            str(item.get("ROIGenerationAlgorithm", "") or "") or None)
+        roi_for[number] = uid_of(item, "ReferencedFrameOfReferenceUID")
+
+    observed: dict[int, str | None] = {}
+    for obs in ds.get("RTROIObservationsSequence", []):
+        number = int(obs.get("ReferencedROINumber", -1))
+        kind = str(obs.get("RTROIInterpretedType", "") or "").strip().upper()
+        observed[number] = kind or None
+
+    contours_of: dict[int, tuple[tuple[Contour, ...], tuple[int, int, int] | None]] = {}
+    for item in ds.get("ROIContourSequence", []):
+        number = int(item.get("ReferencedROINumber", -1))
+        color = item.get("ROIDisplayColor", None)
+        rgb = tuple(int(v) for v in color)[:3] if color is not None and len(color) >= 3 else None
+        contours = []
+        for c in item.get("ContourSequence", []):
+            data = c.get("ContourData", None)
+            if data is None or len(data) == 0:
+                continue
+            pts = np.asarray([float(v) for v in data], dtype=np.float64)
+            if pts.size % 3:
+                name = roi_info.get(number, (f"ROI {number}",))[0]
+                problems.append(input_problem(
+                    "malformed_contour", f"ROI {name!r}: ContourData has {pts.size} values, "
+                    "not a multiple of 3; contour ignored.", path, structure=name))
+                continue
+            refs = tuple(u for img in c.get("ContourImageSequence", [])
+                         if (u := uid_of(img, "ReferencedSOPInstanceUID")))
+            contours.append(Contour(points_mm=pts.reshape(-1, 3),
+                                    geometric_type=ContourType.parse(c.get("ContourGeometricType")),
+                                    referenced_sop_uids=refs))
+        contours_of[number] = (tuple(contours), rgb)  # type: ignore[assignment]
+
+    rois = []
+    for number, (name, algorithm) in roi_info.items():
+        contours, rgb = contours_of.get(number, ((), None))
+        rois.append(ROI(number=number, name=name, interpreted_type=observed.get(number),
+                        color=rgb, contours=contours,
+                        frame_of_reference_uid=roi_for.get(number), generation_algorithm=algorithm))
+        if not contours:
+            problems.append(input_problem("empty_roi", f"ROI {name!r} has no contours.", path,
+                                          structure=name))
+    orphan = set(contours_of) - set(roi_info)
+    for number in sorted(orphan):
+        problems.append(input_problem(
+            "orphan_contours", f"ROIContourSequence refers to ROI number {number}, which "
+            "StructureSetROISequence does not define; its contours are ignored.", path))
+
+    frame = frame_uids[0] if frame_uids else None
+    roi_frames = {r.frame_of_reference_uid for r in rois if r.frame_of_reference_uid}
+    if frame is None and len(roi_frames) == 1:
+        frame = next(iter(roi_frames))
+    if frame and any(f != frame for f in roi_frames):
+        problems.append(input_problem(
+            "frame_of_reference_mismatch",
+            "ROIs of this structure set refer to more than one frame of reference: "
+            + ", ".join(sorted(roi_frames | {frame})), path))
+    return StructureSet(
+        path=path, sop_instance_uid=uid_of(ds, "SOPInstanceUID") or "",
+        patient_id=str(ds.get("PatientID", "") or "") or None,
+        study_instance_uid=uid_of(ds, "StudyInstanceUID"),
+        label=str(ds.get("StructureSetLabel", "") or "") or None,
+        frame_of_reference_uid=frame,
+        referenced_series_uids=tuple(dict.fromkeys(series_uids)),
+        referenced_image_uids=tuple(dict.fromkeys(image_uids)),
+        rois=tuple(sorted(rois, key=lambda r: r.number)), problems=tuple(problems))
