@@ -1,0 +1,217 @@
+"""Image series reader (CT, MR): slices sorted along the normal, one geometry, HU.
+
+Slices are ordered by the projection of ImagePositionPatient on the slice normal
+(row x column of ImageOrientationPatient), never by SliceLocation or file name.  The
+series must be a stack of parallel slices whose positions advance along the normal;
+a gantry-tilted or non-parallel series is refused with :class:`GeometryError`.
+Unequal spacing is allowed only within a tolerance; gaps (missing slices) are
+reported as findings.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from contourqa.errors import DicomReadError, GeometryError, UnsupportedDicomError
+from contourqa.findings import Finding, Status, input_problem
+from contourqa.geometry import VolumeGeometry
+from contourqa.io._read import read_dataset, uid_of
+
+__all__ = ["ImageSeries", "read_image_series", "SPACING_TOLERANCE_MM"]
+
+#: Largest deviation of one slice step from the median step that still counts as
+#: uniform (mm).  Larger deviations are reported; a step of ~2x the median is a gap.
+SPACING_TOLERANCE_MM = 0.01
+_ORIENTATION_TOL = 1e-4
+_TILT_TOL_MM = 0.01
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSeries:
+    """A sorted image volume.
+
+    Attributes
+    ----------
+    pixels : ndarray of shape (S, R, C), float32
+        HU for CT (RescaleSlope/Intercept applied); rescaled values for MR.
+    geometry : VolumeGeometry
+        Slice axis along the direction of increasing ImagePositionPatient
+        projection.
+    slice_positions_mm : ndarray of shape (S,)
+        Positions of the sorted slices along the slice normal.
+    slice_spacing_mm : float
+        Median distance between slice centres (the real spacing).
+    slice_thickness_mm : float or None
+        SliceThickness as stated in the files (may differ from the spacing).
+    """
+
+    paths: tuple[Path, ...]
+    modality: str
+    series_instance_uid: str | None
+    study_instance_uid: str | None
+    frame_of_reference_uid: str | None
+    sop_instance_uids: tuple[str, ...]
+    patient_id: str | None
+    patient_position: str | None
+    geometry: VolumeGeometry
+    pixels: NDArray[np.float32]
+    slice_positions_mm: NDArray[np.float64]
+    slice_spacing_mm: float
+    slice_thickness_mm: float | None
+    uniform_spacing: bool
+    series_description: str | None = None
+    problems: tuple[Finding, ...] = field(default=())
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+def _floats(ds: Dataset, keyword: str, n: int, path: Path) -> NDArray[np.float64]:
+    value = ds.get(keyword, None)
+    if value is None or len(value) != n:
+        raise GeometryError(f"{path}: {keyword} is missing or does not have {n} values.")
+    return np.asarray([float(v) for v in value], dtype=np.float64)
+
+
+def _pixels(ds: Dataset, path: Path) -> NDArray[np.float32]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = ds.pixel_array
+    except Exception as exc:  # decoders raise many types; name the file and syntax
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
+        raise DicomReadError(path, f"pixel data cannot be decoded (transfer syntax {ts}: {exc})") from exc
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    out = arr.astype(np.float32)
+    if slope != 1.0:
+        out *= np.float32(slope)
+    if intercept != 0.0:
+        out += np.float32(intercept)
+    return out
+
+
+def read_image_series(paths: Sequence[str | Path], *,
+                      datasets: Sequence[Dataset] | None = None) -> ImageSeries:
+    """Read the slices of one series into a sorted volume.
+
+    Parameters
+    ----------
+    paths : the files of one series (any order).
+    datasets : already-read datasets of those files (with pixel data), optional.
+
+    Raises
+    ------
+    GeometryError
+        Slices that are not parallel, gantry-tilted stacks, duplicate positions,
+        different matrix sizes or pixel spacings.
+    DicomReadError
+        A file that cannot be read or decoded (named).
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError('Argument "paths" must name at least one image file.')
+    dss = list(datasets) if datasets is not None else [read_dataset(p) for p in paths]
+    problems: list[Finding] = []
+    first, first_path = dss[0], paths[0]
+    modality = str(first.get("Modality", "") or "")
+    if "PixelData" not in first:
+        raise UnsupportedDicomError(f"{first_path}: image without pixel data.")
+    if int(first.get("NumberOfFrames", 1) or 1) > 1:
+        raise UnsupportedDicomError(f"{first_path}: multi-frame images are not supported; "
+                                    "export the series as single-frame slices.")
+
+    iop = _floats(first, "ImageOrientationPatient", 6, first_path)
+    spacing = _floats(first, "PixelSpacing", 2, first_path)
+    rows, cols = int(first.Rows), int(first.Columns)
+    row_dir, col_dir = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
+    if abs(float(row_dir @ col_dir)) > 1e-3:
+        raise GeometryError(f"{first_path}: ImageOrientationPatient row and column directions "
+                            "are not perpendicular.")
+    normal = np.cross(row_dir, col_dir)
+
+    positions = np.empty((len(dss), 3))
+    for n, (ds, p) in enumerate(zip(dss, paths)):
+        if not np.allclose(_floats(ds, "ImageOrientationPatient", 6, p), iop, atol=_ORIENTATION_TOL):
+            raise GeometryError(f"{p}: slice orientation differs from {first_path.name}; "
+                                "the series is not a stack of parallel slices.")
+        if int(ds.Rows) != rows or int(ds.Columns) != cols:
+            raise GeometryError(f"{p}: matrix {ds.Rows}x{ds.Columns} differs from "
+                                f"{first_path.name} ({rows}x{cols}).")
+        if not np.allclose(_floats(ds, "PixelSpacing", 2, p), spacing, atol=1e-4):
+            raise GeometryError(f"{p}: PixelSpacing differs from {first_path.name}.")
+        positions[n] = _floats(ds, "ImagePositionPatient", 3, p)
+
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    along = along[order]
+    positions = positions[order]
+    if len(along) > 1 and np.any(np.diff(along) < 1e-3):
+        dup = np.flatnonzero(np.diff(along) < 1e-3)[0]
+        raise GeometryError(
+            f"{paths[order[dup]]} and {paths[order[dup + 1]]}: two slices at the same position "
+            f"({along[dup]:.3f} mm); the folder holds duplicates or more than one series.")
+    # Positions must advance along the normal: an in-plane drift is a gantry tilt.
+    in_plane = positions - np.outer(along - along[0], normal) - positions[0]
+    if np.abs(in_plane).max(initial=0.0) > _TILT_TOL_MM + 1e-6 * np.abs(along).max(initial=0.0):
+        raise GeometryError(
+            f"{first_path}: slice positions drift in-plane by up to {np.abs(in_plane).max():.2f} mm "
+            "from slice to slice (gantry tilt or sheared stack); resample the series to "
+            "an orthogonal grid before checking.")
+
+    thickness = first.get("SliceThickness", None)
+    thickness_mm = float(thickness) if thickness not in (None, "") else None
+    if len(along) > 1:
+        steps = np.diff(along)
+        step = float(np.median(steps))
+        uniform = bool(np.all(np.abs(steps - step) <= SPACING_TOLERANCE_MM))
+        if not uniform:
+            gaps = np.flatnonzero(steps > 1.5 * step)
+            files = [paths[order[g]] for g in gaps[:5]]
+            if len(gaps):
+                problems.append(input_problem(
+                    "missing_slices",
+                    f"{len(gaps)} gap(s) in the {modality} series: slice step of up to "
+                    f"{steps.max():.2f} mm against {step:.2f} mm elsewhere, e.g. after "
+                    f"position {along[gaps[0]]:.2f} mm.", *files, status=Status.WARN))
+            else:
+                problems.append(input_problem(
+                    "irregular_slice_spacing",
+                    f"slice spacing varies from {steps.min():.3f} to {steps.max():.3f} mm "
+                    f"(median {step:.3f} mm).", first_path, status=Status.WARN))
+    else:
+        step = thickness_mm or 1.0
+        uniform = True
+
+    volume = np.empty((len(dss), rows, cols), dtype=np.float32)
+    for dst, src in enumerate(order):
+        volume[dst] = _pixels(dss[src], paths[src])
+    volume.flags.writeable = False
+
+    geometry = VolumeGeometry.from_dicom(
+        image_position=positions[0], image_orientation=iop, pixel_spacing=spacing,
+        slice_spacing_mm=step, shape=(len(dss), rows, cols))
+    series_uid = uid_of(first, "SeriesInstanceUID")
+    if series_uid is None:
+        problems.append(input_problem(
+            "missing_uid", f"the {modality} series has no SeriesInstanceUID; contourqa groups "
+            "its files by folder and does not invent one.", first_path, status=Status.WARN))
+    return ImageSeries(
+        paths=tuple(paths[i] for i in order), modality=modality, series_instance_uid=series_uid,
+        study_instance_uid=uid_of(first, "StudyInstanceUID"),
+        frame_of_reference_uid=uid_of(first, "FrameOfReferenceUID"),
+        sop_instance_uids=tuple(uid_of(dss[i], "SOPInstanceUID") or "" for i in order),
+        patient_id=str(first.get("PatientID", "") or "") or None,
+        patient_position=str(first.get("PatientPosition", "") or "") or None,
+        geometry=geometry, pixels=volume, slice_positions_mm=along, slice_spacing_mm=step,
+        slice_thickness_mm=thickness_mm, uniform_spacing=uniform,
+        series_description=str(first.get("SeriesDescription", "") or "") or None,
+        problems=tuple(problems))

@@ -1,0 +1,135 @@
+"""RT Plan reader: label, fractions, prescription, referenced structure set."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from contourqa.errors import UnsupportedDicomError
+from contourqa.findings import Finding, Status, input_problem
+from contourqa.io._read import read_dataset, uid_of
+
+__all__ = ["Plan", "PrescriptionSource", "read_plan"]
+
+_PLAN_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.481.5",  # RT Plan
+    "1.2.840.10008.5.1.4.1.1.481.8",  # RT Ion Plan
+}
+
+
+class PrescriptionSource(str, enum.Enum):
+    """Where the prescription dose came from, in order of preference."""
+
+    TARGET_PRESCRIPTION_DOSE = "DoseReferenceSequence.TargetPrescriptionDose"
+    DELIVERY_MAXIMUM_DOSE = "DoseReferenceSequence.DeliveryMaximumDose"
+    BEAM_DOSE_SUM = "FractionGroupSequence.ReferencedBeamSequence.BeamDose x fractions"
+    NONE = "none"
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """The parts of an RT Plan contourqa uses.
+
+    ``prescription_gy`` is the total prescribed dose over all fractions (Gy);
+    ``prescription_source`` says which attribute gave it.
+    """
+
+    path: Path
+    sop_instance_uid: str
+    patient_id: str | None
+    study_instance_uid: str | None
+    frame_of_reference_uid: str | None
+    label: str | None
+    name: str | None
+    n_fractions: int | None
+    prescription_gy: float | None
+    prescription_source: PrescriptionSource
+    referenced_structure_set_uid: str | None
+    plan_date: str | None = None
+    target_names: tuple[str, ...] = ()
+    problems: tuple[Finding, ...] = field(default=())
+
+    @property
+    def dose_per_fraction_gy(self) -> float | None:
+        if self.prescription_gy is None or not self.n_fractions:
+            return None
+        return self.prescription_gy / self.n_fractions
+
+
+def read_plan(path: str | Path, *, dataset: Dataset | None = None) -> Plan:
+    """Read an RT (Ion) Plan.
+
+    The prescription is taken, in order, from TargetPrescriptionDose of TARGET
+    dose references (the largest, when several), DeliveryMaximumDose, or the sum of
+    BeamDose over the first fraction group times its number of fractions; the
+    report names which.  A plan without any of these gets ``prescription_gy=None``
+    and a finding.
+    """
+    path = Path(path)
+    ds = dataset if dataset is not None else read_dataset(path)
+    if uid_of(ds, "SOPClassUID") not in _PLAN_SOP_CLASSES and ds.get("Modality") not in ("RTPLAN", "RTIONPLAN"):
+        raise UnsupportedDicomError(f"{path}: not an RT Plan (Modality {ds.get('Modality')!r}).")
+    problems: list[Finding] = []
+
+    groups = list(ds.get("FractionGroupSequence", []))
+    n_fractions: int | None = None
+    if groups:
+        value = groups[0].get("NumberOfFractionsPlanned", None)
+        n_fractions = int(value) if value not in (None, "") else None
+        if len(groups) > 1:
+            problems.append(input_problem(
+                "several_fraction_groups", f"the plan has {len(groups)} fraction groups; "
+                "contourqa uses the first for the number of fractions.", path, status=Status.WARN))
+    if n_fractions is None:
+        problems.append(input_problem("no_fraction_number",
+                                      "the plan states no NumberOfFractionsPlanned.", path))
+
+    prescription: float | None = None
+    source = PrescriptionSource.NONE
+    targets: list[str] = []
+    target_doses = []
+    max_doses = []
+    for ref in ds.get("DoseReferenceSequence", []):
+        if str(ref.get("DoseReferenceType", "")).upper() != "TARGET":
+            continue
+        if (desc := str(ref.get("DoseReferenceDescription", "") or "").strip()):
+            targets.append(desc)
+        if ref.get("TargetPrescriptionDose", None) not in (None, ""):
+            target_doses.append(float(ref.TargetPrescriptionDose))
+        if ref.get("DeliveryMaximumDose", None) not in (None, ""):
+            max_doses.append(float(ref.DeliveryMaximumDose))
+    if target_doses:
+        prescription, source = max(target_doses), PrescriptionSource.TARGET_PRESCRIPTION_DOSE
+    elif max_doses:
+        prescription, source = max(max_doses), PrescriptionSource.DELIVERY_MAXIMUM_DOSE
+    elif groups and n_fractions:
+        beam_doses = [float(b.BeamDose) for b in groups[0].get("ReferencedBeamSequence", [])
+                      if b.get("BeamDose", None) not in (None, "")]
+        if beam_doses and sum(beam_doses) > 0:
+            prescription = sum(beam_doses) * n_fractions
+            source = PrescriptionSource.BEAM_DOSE_SUM
+    if prescription is None:
+        problems.append(input_problem(
+            "no_prescription", "the plan states no prescription dose (no TargetPrescriptionDose, "
+            "DeliveryMaximumDose or BeamDose); give it with --prescription.", path))
+    elif source is not PrescriptionSource.TARGET_PRESCRIPTION_DOSE:
+        problems.append(input_problem(
+            "prescription_fallback", f"prescription {prescription:.2f} Gy taken from "
+            f"{source.value}, not from TargetPrescriptionDose.", path, status=Status.WARN))
+
+    refs = [uid_of(item, "ReferencedSOPInstanceUID")
+            for item in ds.get("ReferencedStructureSetSequence", [])]
+    return Plan(
+        path=path, sop_instance_uid=uid_of(ds, "SOPInstanceUID") or "",
+        patient_id=str(ds.get("PatientID", "") or "") or None,
+        study_instance_uid=uid_of(ds, "StudyInstanceUID"),
+        frame_of_reference_uid=uid_of(ds, "FrameOfReferenceUID"),
+        label=str(ds.get("RTPlanLabel", "") or "").strip() or None,
+        name=str(ds.get("RTPlanName", "") or "").strip() or None,
+        n_fractions=n_fractions, prescription_gy=prescription, prescription_source=source,
+        referenced_structure_set_uid=next((r for r in refs if r), None),
+        plan_date=str(ds.get("RTPlanDate", "") or "") or None,
+        target_names=tuple(targets), problems=tuple(problems))
