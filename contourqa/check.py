@@ -1,0 +1,171 @@
+"""The check pipeline: discover cases under a path, load each, evaluate, report.
+
+One broken case never stops the others: each case ends with a :class:`CaseReport`,
+and a case that could not be loaded at all gets a report whose checks say why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from contourqa.case import Case, load_case
+from contourqa.errors import ContourQAError, NoCaseFoundError
+from contourqa.findings import Finding, Status
+from contourqa.io.discovery import CaseFiles, DicomIndex, discover
+from contourqa.report.record import CaseInfo, CaseReport, StructureInfo
+
+__all__ = ["CheckOptions", "CheckRun", "check", "check_case"]
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Per-run options (no global settings: several checks may run at once)."""
+
+    prescription_gy: float | None = None
+    role_mapping: Mapping[str, Any] | None = None
+    metrics: tuple[str, ...] | None = None       # None: the DVH engine's defaults
+    compute_dvh: bool = True
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """All cases found under one path."""
+
+    root: Path
+    index: DicomIndex
+    reports: tuple[CaseReport, ...]
+    problems: tuple[Finding, ...] = field(default=())
+
+    @property
+    def failed(self) -> bool:
+        return any(r.failed for r in self.reports)
+
+
+_NOT_YET = Finding(
+    code="report.scope", status=Status.NOT_EVALUATED,
+    message="This version of contourqa checks the input, structure roles and DVH metrics only; "
+            "ISRC sector, contouring-consensus and dose-constraint checks are not yet evaluated.",
+    source="contourqa roadmap")
+
+
+def _case_info(case: Case) -> CaseInfo:
+    image = None
+    if case.image is not None:
+        im = case.image
+        image = {"modality": im.modality, "n_slices": im.n_slices,
+                 "series_instance_uid": im.series_instance_uid,
+                 "patient_position": im.patient_position,
+                 "slice_spacing_mm": round(im.slice_spacing_mm, 4),
+                 "slice_thickness_mm": im.slice_thickness_mm,
+                 "pixel_spacing_mm": [round(float(v), 4) for v in im.geometry.spacing_mm[:2]],
+                 "uniform_spacing": im.uniform_spacing}
+    dose = None
+    if case.dose is not None:
+        g = case.dose.geometry
+        dose = {"shape": list(g.shape), "spacing_mm": [round(float(v), 4) for v in g.spacing_mm],
+                "max_gy": round(case.dose.max_gy, 4), "summation_type": case.dose.summation_type}
+    return CaseInfo(
+        name=case.files.name, patient_id=case.patient_id,
+        plan_label=case.plan.label if case.plan else None, n_fractions=case.n_fractions,
+        prescription_gy=case.prescription_gy,
+        prescription_source=case.plan.prescription_source.value if case.plan else None,
+        frame_of_reference_uid=case.frame_of_reference_uid,
+        files=tuple(str(p) for p in case.files.files), image=image, dose_grid=dose)
+
+
+def _roles(case: Case, options: CheckOptions) -> tuple[dict[int, Any], list[Finding]]:
+    from contourqa.structures import assign_roles
+
+    if case.structure_set is None:
+        return {}, []
+    table = assign_roles(case.structure_set.rois, mapping=options.role_mapping)
+    by_number = {a.roi_number: a for a in table.assignments}
+    return by_number, list(table.problems)
+
+
+def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions()) -> CaseReport:
+    """Load and check one case; never raises for bad input."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    case = load_case(files, prescription_gy=options.prescription_gy)
+    timings["load"] = time.perf_counter() - t0
+    checks: list[Finding] = list(case.problems)
+
+    t0 = time.perf_counter()
+    roles, role_problems = _roles(case, options)
+    checks += role_problems
+    timings["roles"] = time.perf_counter() - t0
+
+    dvh_values: dict[str, dict[str, float | None]] = {}
+    conventions: dict[str, Any] = {}
+    volumes: dict[int, float] = {}
+    if case.structure_set is not None and case.dose is not None and options.compute_dvh:
+        from contourqa.dvh import evaluate_structure_set
+
+        t0 = time.perf_counter()
+        result = evaluate_structure_set(case.structure_set, case.dose, metrics=options.metrics,
+                                        prescription_gy=case.prescription_gy)
+        dvh_values, conventions = result.values, result.conventions
+        volumes = result.volumes_cc
+        checks += list(result.problems)
+        timings["dvh"] = time.perf_counter() - t0
+    elif case.structure_set is not None:
+        checks.append(Finding(
+            code="dvh.no_dose", status=Status.NOT_EVALUATED,
+            message="No usable dose grid: DVH metrics and dose checks are not evaluated."))
+
+    structures = []
+    if case.structure_set is not None:
+        for roi in case.structure_set.rois:
+            a = roles.get(roi.number)
+            structures.append(StructureInfo(
+                name=roi.name, number=roi.number, role=a.role.value if a else None,
+                volume_cc=volumes.get(roi.number), interpreted_type=roi.interpreted_type,
+                level=getattr(a, "level", None), evidence=getattr(a, "evidence", None)))
+    checks.append(_NOT_YET)
+    return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
+                      dvh=dvh_values, dvh_conventions=conventions, sectors=None, timings_s=timings)
+
+
+def _broken_case_report(files: CaseFiles, exc: Exception) -> CaseReport:
+    info = CaseInfo(name=files.name, patient_id=None, plan_label=None, n_fractions=None,
+                    prescription_gy=None, prescription_source=None, frame_of_reference_uid=None,
+                    files=tuple(str(p) for p in files.files))
+    finding = Finding(code="input.case_unusable", status=Status.NOT_EVALUATED,
+                      message=f"The case could not be checked: {exc}",
+                      files=tuple(files.files[:3]))
+    return CaseReport(case=info, structures=(), checks=(*files.problems, finding))
+
+
+def check(path: str | Path, *, options: CheckOptions = CheckOptions(),
+          progress: Callable[[int, int, str], None] | None = None) -> CheckRun:
+    """Check every case under ``path``.
+
+    Raises
+    ------
+    NoCaseFoundError
+        ``path`` holds no plan, structure set or dose.
+    DicomReadError
+        ``path`` does not exist.
+    """
+    root = Path(path)
+    index, cases = discover(root)
+    if not cases:
+        what = ", ".join(sorted({o.modality for o in index.objects})) or "no DICOM objects"
+        raise NoCaseFoundError(
+            f"{root}: no RT Plan, RT Structure Set or RT Dose found (found: {what}); "
+            "there is nothing to check.")
+    reports = []
+    for n, files in enumerate(cases):
+        if progress:
+            progress(n, len(cases), files.name)
+        try:
+            reports.append(check_case(files, options=options))
+        except (ContourQAError, ValueError, MemoryError) as exc:
+            # A defect in one case's data that a reader did not turn into a finding:
+            # record it on that case and go on with the others.
+            reports.append(_broken_case_report(files, exc))
+    return CheckRun(root=root, index=index, reports=tuple(reports), problems=index.problems)

@@ -1,0 +1,116 @@
+"""Options of the DVH engine.  Every option is echoed in each result's ``conventions``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+__all__ = ["DVHOptions", "FIXED_CONVENTIONS"]
+
+EndCaps = Literal["half_slice", "none"]
+ShapeInterpolation = Literal["auto", "on", "off"]
+
+FIXED_CONVENTIONS: dict[str, str] = {
+    "structure_model": (
+        "each closed-contour plane is a slab reaching halfway to its neighbouring planes "
+        "(irregular spacing handled per plane); several contours on a plane combine even-odd "
+        "(holes, islands); a plane spacing above gap_factor x the ROI's median spacing "
+        "separates two parts, each with its own end caps"),
+    "shape_interpolation_method": (
+        "between neighbouring planes, sub-layers morph the two shapes by their signed "
+        "distance maps; the morph parameter is chosen so that each sub-layer's area follows a "
+        "cubic (average of the two neighbouring quadratics) through the plane areas, which is "
+        "exact for cylinders, cones and spheres"),
+    "occupancy": "in-plane supersampling on a grid aligned with the dose grid (even-odd scanline)",
+    "dose_interpolation": "trilinear; within a layer the dose is integrated exactly along the slice axis",
+    "dose_domain": "hull of the dose voxel centres; volume beyond it is counted apart, never given a dose",
+    "percent_volume_reference": "volume inside the dose grid",
+    "dmin_dmax": "extremes over the sampled volume, the contour vertices and the end-cap faces",
+    "metric_lookup": "linear interpolation of the cumulative DVH between bin edges (never nearest bin)",
+    "units": "dose Gy, volume cc",
+}
+
+
+@dataclass(frozen=True)
+class DVHOptions:
+    """How a DVH is computed.
+
+    Attributes
+    ----------
+    end_caps : {"half_slice", "none"}
+        Extent of the structure beyond its first and last contour planes.
+        ``"half_slice"`` (default, as Eclipse, RayStation and the Nelms 2015 analytic
+        values) extrudes the end contours by half the spacing to their neighbouring plane;
+        ``"none"`` ends the structure at its end planes.
+    shape_interpolation : {"auto", "on", "off"}
+        Whether the cross-section changes smoothly between contour planes (``"on"``) or
+        each plane's shape fills its whole slab (``"off"``).  ``"auto"`` (default)
+        interpolates ROIs whose slab volume is below ``interpolation_max_cc`` (where it
+        changes the small-volume metrics) and not larger ones (where it does not, and
+        would cost time).
+    interpolation_max_cc : float
+        Volume limit of ``"auto"``, cc.  Default 200 cc.
+    sublayer_mm : float
+        Largest thickness of an interpolated sub-layer, mm.  Default 0.5 mm.
+    target_samples : int
+        In-plane samples aimed at per ROI (over all its layers); the supersampling
+        factor per dose voxel adapts to it, so a 0.05 cc target gets tens of thousands
+        of samples and a body contour does not take seconds.  Default 60 000.
+    min_subdivision, max_subdivision : int
+        Bounds of the supersampling factor per dose voxel and in-plane axis.
+        Defaults 1 and 32.
+    bin_width_gy : float
+        Dose bin width of the DVH, Gy.  Default 0.005 Gy; cumulative values at bin edges
+        are exact for the sampled model, metrics interpolate between edges.
+    gap_factor : float
+        Plane spacing above ``gap_factor`` times the ROI's median spacing splits the
+        ROI into separately capped parts.  Default 1.5.
+    """
+
+    end_caps: EndCaps = "half_slice"
+    shape_interpolation: ShapeInterpolation = "auto"
+    interpolation_max_cc: float = 200.0
+    sublayer_mm: float = 0.5
+    target_samples: int = 60_000
+    min_subdivision: int = 1
+    max_subdivision: int = 32
+    bin_width_gy: float = 0.005
+    gap_factor: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.end_caps not in ("half_slice", "none"):
+            raise ValueError(f'Argument "end_caps" must be "half_slice" or "none", got {self.end_caps!r}.')
+        if self.shape_interpolation not in ("auto", "on", "off"):
+            raise ValueError('Argument "shape_interpolation" must be "auto", "on" or "off", '
+                             f"got {self.shape_interpolation!r}.")
+        if self.target_samples < 100:
+            raise ValueError('Argument "target_samples" must be at least 100.')
+        if not 1 <= self.min_subdivision <= self.max_subdivision:
+            raise ValueError('Arguments "min_subdivision" and "max_subdivision" must satisfy '
+                             "1 <= min_subdivision <= max_subdivision.")
+        if not self.bin_width_gy > 0:
+            raise ValueError('Argument "bin_width_gy" must be positive.')
+        if not self.sublayer_mm > 0:
+            raise ValueError('Argument "sublayer_mm" must be positive.')
+        if not self.gap_factor > 1:
+            raise ValueError('Argument "gap_factor" must be above 1.')
+
+    def replace(self, **changes: Any) -> "DVHOptions":
+        """A copy with some options changed."""
+        return replace(self, **changes)
+
+    def conventions(self) -> dict[str, str | float | int]:
+        """Options and fixed conventions as plain strings and numbers (for JSON)."""
+        out: dict[str, str | float | int] = {
+            "end_caps": self.end_caps,
+            "shape_interpolation": self.shape_interpolation,
+            "interpolation_max_cc": self.interpolation_max_cc,
+            "sublayer_mm": self.sublayer_mm,
+            "target_samples": self.target_samples,
+            "min_subdivision": self.min_subdivision,
+            "max_subdivision": self.max_subdivision,
+            "bin_width_gy": self.bin_width_gy,
+            "gap_factor": self.gap_factor,
+        }
+        out.update(FIXED_CONVENTIONS)
+        return out

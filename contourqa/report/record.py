@@ -1,0 +1,99 @@
+"""The canonical record of one case's check: every output format is made from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from contourqa import __version__
+from contourqa.findings import Finding, Status
+
+__all__ = ["CaseInfo", "StructureInfo", "CaseReport", "SCHEMA_VERSION", "overall_status"]
+
+#: Version of the JSON report layout (``contourqa/schemas/report.schema.json``).
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    name: str
+    patient_id: str | None
+    plan_label: str | None
+    n_fractions: int | None
+    prescription_gy: float | None
+    prescription_source: str | None
+    frame_of_reference_uid: str | None
+    files: tuple[str, ...]
+    image: dict[str, Any] | None = None
+    dose_grid: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StructureInfo:
+    name: str
+    number: int
+    role: str | None
+    volume_cc: float | None
+    interpreted_type: str | None = None
+    level: str | None = None
+    evidence: str | None = None
+
+
+def overall_status(checks: tuple[Finding, ...] | list[Finding]) -> str:
+    """``fail`` if any check failed; ``incomplete`` if any could not be evaluated;
+    ``warn`` if any warned; else ``pass``.  Never ``pass`` when something was not
+    evaluated."""
+    statuses = {c.status for c in checks}
+    if Status.FAIL in statuses:
+        return "fail"
+    if Status.NOT_EVALUATED in statuses:
+        return "incomplete"
+    if Status.WARN in statuses:
+        return "warn"
+    return "pass"
+
+
+@dataclass(frozen=True)
+class CaseReport:
+    """Result of checking one case."""
+
+    case: CaseInfo
+    structures: tuple[StructureInfo, ...]
+    checks: tuple[Finding, ...]
+    dvh: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    dvh_conventions: dict[str, Any] = field(default_factory=dict)
+    sectors: list[dict[str, Any]] | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return overall_status(self.checks)
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status is Status.FAIL for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.case
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "contourqa_version": __version__,
+            "status": self.status,
+            "case": {
+                "name": c.name, "patient_id": c.patient_id, "plan_label": c.plan_label,
+                "n_fractions": c.n_fractions, "prescription_gy": c.prescription_gy,
+                "prescription_source": c.prescription_source,
+                "frame_of_reference_uid": c.frame_of_reference_uid, "files": list(c.files),
+                "image": c.image, "dose_grid": c.dose_grid,
+            },
+            "structures": [
+                {"name": s.name, "number": s.number, "role": s.role, "volume_cc": s.volume_cc,
+                 "interpreted_type": s.interpreted_type, "level": s.level, "evidence": s.evidence}
+                for s in self.structures
+            ],
+            "checks": [f.to_json() for f in self.checks],
+            "dvh": self.dvh,
+            "dvh_conventions": self.dvh_conventions,
+            "sectors": self.sectors,
+            "timings_s": self.timings_s,
+        }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use as DICOM peers and validators:
+# dicom3tools (dciodvfy), plastimatch (DVH peer), dcmtk (storescu/echoscu, dcmdump).
+# Skips what is present; needs root or sudo for apt-get.
+set -euo pipefail
+need=()
+command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
+command -v plastimatch >/dev/null 2>&1 || need+=(plastimatch)
+command -v storescu >/dev/null 2>&1 || need+=(dcmtk)
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-tools: not root and no sudo; tests needing ${need[*]} will be skipped" >&2; exit 0
+  fi
+fi
+echo "install-tools: apt-get install ${need[*]}" >&2
+$SUDO apt-get update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,151 @@
+"""Generate ``contourqa/data/tg263_roles.csv`` from the AAPM TG-263 worksheet.
+
+The package must not read ``../shared`` at run time, so the few TG-263 names that
+carry a role for spine SBRT are copied, with their role, into a small package data
+file.  Re-run after changing the selection below::
+
+    python tools/make_tg263_roles.py \
+        --worksheet ../shared/clinical/tg263_nomenclature_v20170815.csv \
+        --out contourqa/data/tg263_roles.csv
+
+The selection is explicit: each TG-263 primary name is listed with its role.  A
+name listed here but missing from the worksheet is an error, so a typo cannot
+silently drop a structure.  Side and vertebral level are derived from the name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from pathlib import Path
+
+# TG-263 primary name -> contourqa role value (see contourqa.structures.Role).
+SELECTION: dict[str, str] = {
+    "GTV": "gtv",
+    "CTV": "ctv",
+    "ITV": "itv",
+    "PTV": "ptv",
+    "SpinalCord": "spinal_cord",
+    "SpinalCord_Cerv": "spinal_cord",
+    "SpinalCord_Thor": "spinal_cord",
+    "SpinalCord_Lum": "spinal_cord",
+    "SpinalCord_Sac": "spinal_cord",
+    "SpinalCord_PRV": "cord_prv",
+    "SpinalCord_PRVxx": "cord_prv",
+    "SpinalCanal": "spinal_canal",
+    "SpinalCanal_PRV": "spinal_canal_prv",
+    "SpinalCanal_PRVx": "spinal_canal_prv",
+    "ThecalSac": "thecal_sac",
+    "CaudaEquina": "cauda_equina",
+    "SacralPlex": "sacral_plexus",
+    "BrachialPlex_L": "brachial_plexus",
+    "BrachialPlex_R": "brachial_plexus",
+    "BrachialPlexs": "brachial_plexus",
+    "Nrv_Root": "nerve_root",
+    "Esophagus": "esophagus",
+    "Esophagus_S": "esophagus",
+    "Esophagus_M": "esophagus",
+    "Esophagus_I": "esophagus",
+    "Esophagus_NAdj": "other",
+    "Trachea": "trachea",
+    "Heart": "heart",
+    "Lungs": "lung",
+    "Lung_L": "lung",
+    "Lung_R": "lung",
+    "Kidneys": "kidney",
+    "Kidney_L": "kidney",
+    "Kidney_R": "kidney",
+    "Liver": "liver",
+    "Stomach": "stomach",
+    "Duodenum": "duodenum",
+    "Bowel_Small": "bowel_small",
+    "Bowel_Large": "bowel_large",
+    "Skin": "skin",
+    "Body": "body",
+    "External": "body",
+    "Sacrum": "vertebra",
+    "Dens": "vertebra",
+    "VB": "vertebra",
+    "VBs": "vertebra",
+    "VB_C": "vertebra",
+    "VB_T": "vertebra",
+    "VB_L": "vertebra",
+    "VB_S": "vertebra",
+    # Names that contain a spine word but are something else: listed so that they
+    # are recognised (role "other") instead of being flagged as suspicious.
+    "Canal_Anal": "other",
+    "VocalCord_L": "other",
+    "VocalCord_R": "other",
+    "VocalCords": "other",
+}
+VERTEBRA_PATTERN = re.compile(r"^VB_([CTLS])(\d{1,2})$")
+GROUP_LEVELS = {"VB_C": "C1-C7", "VB_T": "T1-T12", "VB_L": "L1-L5", "VB_S": "S1-S5",
+                "Sacrum": "S1-S5", "Dens": "C2"}
+COLUMNS = ["tg263_primary", "tg263_reverse", "role", "level", "side", "description"]
+
+
+def _side(name: str) -> str:
+    if name.endswith("_L"):
+        return "L"
+    if name.endswith("_R"):
+        return "R"
+    return ""
+
+
+def build_rows(worksheet: Path) -> list[dict[str, str]]:
+    """Rows of the role table, in worksheet order.
+
+    Parameters
+    ----------
+    worksheet : Path
+        The TG-263 worksheet CSV (columns ``TG263-Primary Name``,
+        ``TG-263-Reverse Order Name``, ``Description`` ...).
+    """
+    with worksheet.open(newline="", encoding="utf-8-sig") as fh:
+        records = list(csv.DictReader(fh))
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for rec in records:
+        primary = rec["TG263-Primary Name"].strip()
+        reverse = rec["TG-263-Reverse Order Name"].strip()
+        match = VERTEBRA_PATTERN.match(primary)
+        if match:
+            role, level = "vertebra", f"{match[1]}{int(match[2])}"
+        elif primary in SELECTION:
+            role, level = SELECTION[primary], GROUP_LEVELS.get(primary, "")
+        else:
+            continue
+        seen.add(primary)
+        rows.append({"tg263_primary": primary, "tg263_reverse": reverse, "role": role,
+                     "level": level, "side": "" if role == "vertebra" else _side(primary),
+                     "description": " ".join(rec["Description"].split())})
+    missing = sorted(set(SELECTION) - seen)
+    if missing:
+        raise SystemExit(f"Names not in the worksheet {worksheet}: {', '.join(missing)}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    root = Path(__file__).resolve().parents[1]
+    parser.add_argument("--worksheet", type=Path,
+                        default=root.parent / "shared" / "clinical"
+                        / "tg263_nomenclature_v20170815.csv")
+    parser.add_argument("--out", type=Path, default=root / "contourqa" / "data" / "tg263_roles.csv")
+    args = parser.parse_args(argv)
+    rows = build_rows(args.worksheet)
+    with args.out.open("w", newline="", encoding="utf-8") as fh:
+        fh.write("# Generated by tools/make_tg263_roles.py from the AAPM TG-263 worksheet\n"
+                 "# v20170815 (kildealab/TG263ComplianceTool, commit 13cfbe9f). Do not edit;\n"
+                 "# change the selection in the script and re-run it.\n")
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
