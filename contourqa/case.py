@@ -166,6 +166,7 @@ def load_case(files: CaseFiles, *, prescription_gy: float | None = None,
     for obj in files.doses:
         try:
             doses.append(read_dose(obj.path, prescription_gy=rx))
+            problems.extend(doses[-1].problems)
         except ContourQAError as exc:
             problems.append(_unreadable("dose", exc, obj.path))
     dose = _choose_dose(doses, plan, problems)

@@ -34,10 +34,15 @@ def read_dataset(path: str | Path, *, stop_before_pixels: bool = False,
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, force=True, stop_before_pixels=stop_before_pixels,
                                  specific_tags=specific_tags)
-            # Touch the elements every reader needs so that a truncation or a
-            # malformed element shows up here, with the file's name.
+            _check_not_truncated(ds, path)
+            # Convert every raw element now, so that a truncation or a malformed value
+            # shows up here with the file's name, and pydicom's lazy validation
+            # warnings are not raised later in unrelated code.
+            for _ in ds.iterall():
+                pass
             sop_class = ds.get("SOPClassUID", None)
-            ds.get("Modality", None)
+    except DicomReadError:
+        raise
     except FileNotFoundError as exc:
         raise DicomReadError(path, "file not found") from exc
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError,
@@ -46,6 +51,22 @@ def read_dataset(path: str | Path, *, stop_before_pixels: bool = False,
     if sop_class is None:
         raise DicomReadError(path, "not a DICOM object: no SOP Class UID")
     return ds
+
+
+def _check_not_truncated(ds: Dataset, path: Path) -> None:
+    """pydicom silently shortens a file's last element when the file ends early;
+    compare that element's declared end with the file size."""
+    raw = [e for e in ds._dict.values() if getattr(e, "value_tell", None) is not None]
+    if not raw:
+        return
+    last = max(raw, key=lambda e: e.value_tell)
+    if last.length == 0xFFFFFFFF:
+        return
+    size = path.stat().st_size
+    if last.value_tell + last.length > size:
+        raise DicomReadError(
+            path, f"truncated file: element {last.tag} needs {last.length} bytes from offset "
+            f"{last.value_tell} but the file ends at byte {size}")
 
 
 def uid_of(ds: Dataset, keyword: str) -> str | None:

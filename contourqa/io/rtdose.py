@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from contourqa.errors import DoseUnitsError, GeometryError, UnsupportedDicomError, DicomReadError
-from contourqa.findings import Finding
+from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
 from contourqa.io._read import read_dataset, uid_of
 
@@ -72,7 +72,8 @@ class DoseGrid:
         return float(self.dose_gy.max())
 
 
-def _dvh_sequence(ds: Dataset, scaling: float) -> tuple[PlanningSystemDVH, ...]:
+def _dvh_sequence(ds: Dataset, path: Path,
+                  problems: list[Finding]) -> tuple[PlanningSystemDVH, ...]:
     out = []
     for item in ds.get("DVHSequence", []):
         data = np.asarray([float(v) for v in item.get("DVHData", [])], dtype=np.float64)
@@ -89,12 +90,22 @@ def _dvh_sequence(ds: Dataset, scaling: float) -> tuple[PlanningSystemDVH, ...]:
             v = item.get(keyword, None)
             return float(v) * to_gy if v not in (None, "") else None
 
+        bins = np.cumsum(widths) * dvh_scale * to_gy
+        stats = [opt("DVHMinimumDose"), opt("DVHMaximumDose"), opt("DVHMeanDose")]
+        if any(v is not None and v > 1.1 * bins[-1] + 0.01 for v in stats):
+            # Seen in Eclipse exports: statistics in percent of the prescription
+            # while DoseUnits says GY.  Dropped, and said, rather than misread.
+            problems.append(input_problem(
+                "planning_dvh_statistics_inconsistent",
+                f"DVH of ROI number {number}: stated min/max/mean ({stats[0]}, {stats[1]}, "
+                f"{stats[2]}) exceed the histogram's last bin ({bins[-1]:.3f} Gy); they are "
+                "ignored (probably percent of prescription).", path, status=Status.WARN))
+            stats = [None, None, None]
         out.append(PlanningSystemDVH(
             referenced_roi_number=number, dvh_type=str(item.get("DVHType", "CUMULATIVE")).upper(),
             volume_units=str(item.get("DVHVolumeUnits", "CM3")).upper(),
-            dose_bins_gy=np.cumsum(widths) * dvh_scale * to_gy, volumes=volumes,
-            minimum_gy=opt("DVHMinimumDose"), maximum_gy=opt("DVHMaximumDose"),
-            mean_gy=opt("DVHMeanDose")))
+            dose_bins_gy=bins, volumes=volumes,
+            minimum_gy=stats[0], maximum_gy=stats[1], mean_gy=stats[2]))
     return tuple(out)
 
 
@@ -183,6 +194,8 @@ def read_dose(path: str | Path, *, prescription_gy: float | None = None,
         pixel_spacing=[float(v) for v in ds.PixelSpacing],
         slice_spacing_mm=step, shape=(n_frames, int(ds.Rows), int(ds.Columns)))
     dose.flags.writeable = False
+    problems: list[Finding] = []
+    dvhs = _dvh_sequence(ds, path, problems)
     plans = tuple(u for item in ds.get("ReferencedRTPlanSequence", [])
                   if (u := uid_of(item, "ReferencedSOPInstanceUID")))
     beams: list[int] = []
@@ -195,7 +208,7 @@ def read_dose(path: str | Path, *, prescription_gy: float | None = None,
         frame_of_reference_uid=uid_of(ds, "FrameOfReferenceUID"), geometry=geometry,
         dose_gy=dose, summation_type=str(ds.get("DoseSummationType", "PLAN")).upper(),
         dose_type=str(ds.get("DoseType", "PHYSICAL")).upper(), referenced_plan_uids=plans,
-        referenced_beam_numbers=tuple(beams), planning_system_dvhs=_dvh_sequence(ds, scaling))
+        referenced_beam_numbers=tuple(beams), planning_system_dvhs=dvhs, problems=tuple(problems))
 
 
 def sum_doses(doses: list[DoseGrid]) -> DoseGrid:
