@@ -69,7 +69,7 @@ def test_scattered_folders_several_cases_and_junk(tmp_path):
     shutil.copy(pydicom_file("rtplan_truncated.dcm"), b / "broken.dcm")
     index, cases = discover(tmp_path)
     good = [c for c in cases if c.plan.path.name != "broken.dcm"]
-    assert sorted(c.plan.label for c in good) == ["B1", "imrt"]
+    assert sorted(c.plan.label for c in good) == ["B1", "imrt 4"]
     for c in good:
         assert c.structure_set is not None and len(c.doses) == 1
         assert c.doses[0].patient_id == c.plan.patient_id
