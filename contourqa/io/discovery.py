@@ -110,18 +110,17 @@ class CaseFiles:
         return tuple(o.path for o in objs)
 
 
-def _candidate_files(root: Path) -> Iterable[Path]:
+def _candidate_files(root: Path) -> Iterable[tuple[Path, bool]]:
+    """Every file under ``root`` and whether it may be DICOM (by name alone)."""
     if root.is_file():
-        yield root
+        yield root, True
         return
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
-            if name.upper() == "DICOMDIR" or name.startswith("."):
-                continue
-            if Path(name).suffix.lower() in _SKIP_SUFFIXES:
-                continue
-            yield Path(dirpath) / name
+            maybe = not (name.upper() == "DICOMDIR" or name.startswith(".")
+                         or Path(name).suffix.lower() in _SKIP_SUFFIXES)
+            yield Path(dirpath) / name, maybe
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -194,8 +193,8 @@ def index_folder(root: str | Path) -> DicomIndex:
     problems: list[Finding] = []
     ignored = 0
     seen: dict[str, Path] = {}
-    for path in _candidate_files(root):
-        if not _looks_like_dicom(path):
+    for path, maybe in _candidate_files(root):
+        if not maybe or not _looks_like_dicom(path):
             ignored += 1
             continue
         try:
