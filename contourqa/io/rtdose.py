@@ -75,6 +75,7 @@ class DoseGrid:
 def _dvh_sequence(ds: Dataset, path: Path,
                   problems: list[Finding]) -> tuple[PlanningSystemDVH, ...]:
     out = []
+    inconsistent: list[int] = []
     for item in ds.get("DVHSequence", []):
         data = np.asarray([float(v) for v in item.get("DVHData", [])], dtype=np.float64)
         if data.size < 2:
@@ -95,17 +96,20 @@ def _dvh_sequence(ds: Dataset, path: Path,
         if any(v is not None and v > 1.1 * bins[-1] + 0.01 for v in stats):
             # Seen in Eclipse exports: statistics in percent of the prescription
             # while DoseUnits says GY.  Dropped, and said, rather than misread.
-            problems.append(input_problem(
-                "planning_dvh_statistics_inconsistent",
-                f"DVH of ROI number {number}: stated min/max/mean ({stats[0]}, {stats[1]}, "
-                f"{stats[2]}) exceed the histogram's last bin ({bins[-1]:.3f} Gy); they are "
-                "ignored (probably percent of prescription).", path, status=Status.WARN))
+            inconsistent.append(number)
             stats = [None, None, None]
         out.append(PlanningSystemDVH(
             referenced_roi_number=number, dvh_type=str(item.get("DVHType", "CUMULATIVE")).upper(),
             volume_units=str(item.get("DVHVolumeUnits", "CM3")).upper(),
             dose_bins_gy=bins, volumes=volumes,
             minimum_gy=stats[0], maximum_gy=stats[1], mean_gy=stats[2]))
+    if inconsistent:
+        problems.append(input_problem(
+            "planning_dvh_statistics_inconsistent",
+            f"the planning system's DVHs of ROI numbers {', '.join(map(str, inconsistent))} state "
+            "a minimum, maximum or mean dose above the histogram's last bin (probably percent "
+            "of prescription although DoseUnits is GY); those statistics are ignored, the "
+            "histograms are kept.", path, status=Status.WARN))
     return tuple(out)
 
 
