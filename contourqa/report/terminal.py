@@ -33,7 +33,8 @@ class TerminalFormatter:
             vs = f" ({f.value:g}{' ' + f.unit if f.unit else ''}"
             vs += f" vs {f.limit:g})" if f.limit is not None else ")"
         src = f"  <{f.source}>" if f.source and not f.code.startswith("input.") else ""
-        return f"  {self._c(f.status.value.upper():<13}, f.status.value)} {f.code}{where}: {f.message}{vs}{src}"
+        status = self._c(f"{f.status.value.upper():<13}", f.status.value)
+        return f"  {status} {f.code}{where}: {f.message}{vs}{src}"
 
     def render_case(self, r: CaseReport) -> str:
         c = r.case
