@@ -22,7 +22,7 @@ from contourqa.io.rtdose import DoseGrid, read_dose, sum_doses
 from contourqa.io.rtplan import Plan, read_plan
 from contourqa.io.rtstruct import StructureSet, read_structure_set
 
-__all__ = ["Case", "load_case"]
+__all__ = ["Case", "SeriesCache", "load_case"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,8 +125,25 @@ def _contours_outside(ss: StructureSet, image: ImageSeries) -> list[Finding]:
     return out
 
 
+class SeriesCache:
+    """Keeps the most recently read image series, so that cases sharing one CT (several
+    plans or structure sets on one scan) read it once.  One entry: memory stays at
+    one volume."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Path, ...] | None = None
+        self._series: ImageSeries | None = None
+
+    def read(self, paths: list[Path]) -> ImageSeries:
+        key = tuple(sorted(paths))
+        if key != self._key or self._series is None:
+            self._series = read_image_series(paths)
+            self._key = key
+        return self._series
+
+
 def load_case(files: CaseFiles, *, prescription_gy: float | None = None,
-              load_secondary: bool = True) -> Case:
+              load_secondary: bool = True, series_cache: SeriesCache | None = None) -> Case:
     """Read every object of a case.  See module docstring for the error policy.
 
     Parameters
@@ -136,7 +153,10 @@ def load_case(files: CaseFiles, *, prescription_gy: float | None = None,
         Overrides the plan's prescription, and scales RELATIVE doses.
     load_secondary : bool
         Also read MR/PET series linked by registration (memory: one more volume each).
+    series_cache : SeriesCache, optional
+        Shared between the cases of one run.
     """
+    read_series = series_cache.read if series_cache is not None else read_image_series
     problems: list[Finding] = list(files.problems)
     plan = None
     if files.plan is not None:
@@ -157,7 +177,7 @@ def load_case(files: CaseFiles, *, prescription_gy: float | None = None,
     image = None
     if files.image_series:
         try:
-            image = read_image_series([o.path for o in files.image_series])
+            image = read_series([o.path for o in files.image_series])
             problems.extend(image.problems)
         except ContourQAError as exc:
             problems.append(_unreadable("image_series", exc, files.image_series[0].path))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from contourqa.case import Case, load_case
+from contourqa.case import Case, SeriesCache, load_case
 from contourqa.errors import ContourQAError, NoCaseFoundError
 from contourqa.findings import Finding, Status
 from contourqa.io.discovery import CaseFiles, DicomIndex, discover
@@ -86,11 +86,12 @@ def _roles(case: Case, options: CheckOptions) -> tuple[dict[int, Any], list[Find
     return by_number, list(table.problems)
 
 
-def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions()) -> CaseReport:
+def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
+               series_cache: SeriesCache | None = None) -> CaseReport:
     """Load and check one case; never raises for bad input."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    case = load_case(files, prescription_gy=options.prescription_gy)
+    case = load_case(files, prescription_gy=options.prescription_gy, series_cache=series_cache)
     timings["load"] = time.perf_counter() - t0
     checks: list[Finding] = list(case.problems)
 
@@ -159,11 +160,12 @@ def check(path: str | Path, *, options: CheckOptions = CheckOptions(),
             f"{root}: no RT Plan, RT Structure Set or RT Dose found (found: {what}); "
             "there is nothing to check.")
     reports = []
+    cache = SeriesCache()
     for n, files in enumerate(cases):
         if progress:
             progress(n, len(cases), files.name)
         try:
-            reports.append(check_case(files, options=options))
+            reports.append(check_case(files, options=options, series_cache=cache))
         except (ContourQAError, ValueError, MemoryError) as exc:
             # A defect in one case's data that a reader did not turn into a finding:
             # record it on that case and go on with the others.

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contourqa.case import Case, load_case
+from contourqa.case import Case, SeriesCache, load_case
 from contourqa.findings import Finding
 from contourqa.io.discovery import DicomIndex, discover
 
@@ -63,7 +63,8 @@ def inspect_path(path: str | Path) -> InspectSummary:
     from contourqa.structures import assign_roles
 
     index, files = discover(path)
-    cases = tuple(load_case(f) for f in files)
+    cache = SeriesCache()
+    cases = tuple(load_case(f, series_cache=cache) for f in files)
     roles = []
     role_problems = []
     for case in cases:

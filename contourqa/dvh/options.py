@@ -18,10 +18,12 @@ FIXED_CONVENTIONS: dict[str, str] = {
         "separates two parts, each with its own end caps"),
     "shape_interpolation_method": (
         "between neighbouring planes, sub-layers morph the two shapes by their signed "
-        "distance maps; the morph parameter is chosen so that each sub-layer's area follows a "
-        "cubic (average of the two neighbouring quadratics) through the plane areas, which is "
-        "exact for cylinders, cones and spheres"),
-    "occupancy": "in-plane supersampling on a grid aligned with the dose grid (even-odd scanline)",
+        "distance maps; the morph parameter (kept between the two shapes) is chosen so that "
+        "each sub-layer's area follows the mean of the quadratics through the neighbouring "
+        "plane areas, which is exact for cylinders, cones and spheres"),
+    "occupancy": ("in-plane supersampling on a grid aligned with the dose grid (even-odd "
+                  "scanline, sample centre inside); each sample stands for its sub-cell, its dose "
+                  "spread uniformly over the width that matches the dose variance over the cell"),
     "dose_interpolation": "trilinear; within a layer the dose is integrated exactly along the slice axis",
     "dose_domain": "hull of the dose voxel centres; volume beyond it is counted apart, never given a dose",
     "percent_volume_reference": "volume inside the dose grid",
@@ -52,13 +54,16 @@ class DVHOptions:
         Volume limit of ``"auto"``, cc.  Default 200 cc.
     sublayer_mm : float
         Largest thickness of an interpolated sub-layer, mm.  Default 0.5 mm.
-    target_samples : int
-        In-plane samples aimed at per ROI (over all its layers); the supersampling
-        factor per dose voxel adapts to it, so a 0.05 cc target gets tens of thousands
-        of samples and a body contour does not take seconds.  Default 60 000.
+    samples_per_plane : int
+        In-plane samples aimed at on the ROI's median contour plane; the supersampling
+        factor per dose voxel adapts to it, so a 0.05 cc target is sampled finely and a
+        body contour coarsely.  Default 6 000.
+    max_samples : int
+        Upper bound of samples over all layers of one ROI (lowers the factor for ROIs
+        with many planes).  Default 1 500 000.
     min_subdivision, max_subdivision : int
         Bounds of the supersampling factor per dose voxel and in-plane axis.
-        Defaults 1 and 32.
+        Defaults 2 and 40.
     bin_width_gy : float
         Dose bin width of the DVH, Gy.  Default 0.005 Gy; cumulative values at bin edges
         are exact for the sampled model, metrics interpolate between edges.
@@ -71,9 +76,10 @@ class DVHOptions:
     shape_interpolation: ShapeInterpolation = "auto"
     interpolation_max_cc: float = 200.0
     sublayer_mm: float = 0.5
-    target_samples: int = 60_000
-    min_subdivision: int = 1
-    max_subdivision: int = 32
+    samples_per_plane: int = 6_000
+    max_samples: int = 1_500_000
+    min_subdivision: int = 2
+    max_subdivision: int = 40
     bin_width_gy: float = 0.005
     gap_factor: float = 1.5
 
@@ -83,8 +89,9 @@ class DVHOptions:
         if self.shape_interpolation not in ("auto", "on", "off"):
             raise ValueError('Argument "shape_interpolation" must be "auto", "on" or "off", '
                              f"got {self.shape_interpolation!r}.")
-        if self.target_samples < 100:
-            raise ValueError('Argument "target_samples" must be at least 100.')
+        if self.samples_per_plane < 10 or self.max_samples < 100:
+            raise ValueError('Arguments "samples_per_plane" and "max_samples" must be at least '
+                             "10 and 100.")
         if not 1 <= self.min_subdivision <= self.max_subdivision:
             raise ValueError('Arguments "min_subdivision" and "max_subdivision" must satisfy '
                              "1 <= min_subdivision <= max_subdivision.")
@@ -106,7 +113,8 @@ class DVHOptions:
             "shape_interpolation": self.shape_interpolation,
             "interpolation_max_cc": self.interpolation_max_cc,
             "sublayer_mm": self.sublayer_mm,
-            "target_samples": self.target_samples,
+            "samples_per_plane": self.samples_per_plane,
+            "max_samples": self.max_samples,
             "min_subdivision": self.min_subdivision,
             "max_subdivision": self.max_subdivision,
             "bin_width_gy": self.bin_width_gy,

@@ -1,0 +1,486 @@
+"""DVH engine: dose sampling of the structure model, histograms and metric lookup."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from contourqa.dvh.metrics import DVHMetric, MetricKind
+from contourqa.dvh.occupancy import (ContourPlane, StructureModel, build_model, check_geometry,
+                                     contour_planes)
+from contourqa.dvh.options import DVHOptions
+from contourqa.errors import MetricError
+from contourqa.findings import Finding, Status
+from contourqa.geometry import VolumeGeometry
+from contourqa.io.rtdose import DoseGrid
+from contourqa.io.rtstruct import ROI
+
+__all__ = ["DVH", "compute_dvh", "compute_dvhs", "metric_band", "BAND_VARIANTS"]
+
+_EDGE_TOL = 1e-7  # index units: points this close to the outer voxel centres count as inside
+
+
+@dataclass(frozen=True, eq=False)
+class DVH:
+    """Dose-volume histogram of one ROI.
+
+    Attributes
+    ----------
+    roi_name : str
+    roi_number : int
+    dose_edges_gy : ndarray of shape (K + 1,), float64, Gy
+        Bin edges, from 0 Gy in steps of ``bin_width_gy``.
+    cumulative_cc : ndarray of shape (K + 1,), float64, cc
+        Volume receiving at least each edge dose (inside the dose grid).
+    differential_cc : ndarray of shape (K,), float64, cc
+        Volume with dose in each bin ``[edge k, edge k + 1)``.
+    volume_cc : float
+        Volume of the structure model, inside and outside the dose grid, cc.
+    volume_outside_dose_cc : float
+        Part of it outside the dose grid (no dose assigned), cc.
+    min_gy, max_gy, mean_gy : float
+        Over the structure inside the grid; min and max include contour vertices and
+        end-cap faces.  NaN when no part of the structure is inside the grid.
+    conventions : dict of str to str or number
+    problems : tuple of Finding
+    n_samples : int
+        In-plane samples times layers used.
+    """
+
+    roi_name: str
+    roi_number: int
+    dose_edges_gy: NDArray[np.float64]
+    cumulative_cc: NDArray[np.float64]
+    differential_cc: NDArray[np.float64]
+    volume_cc: float
+    volume_outside_dose_cc: float
+    min_gy: float
+    max_gy: float
+    mean_gy: float
+    conventions: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[Finding, ...] = ()
+    n_samples: int = 0
+    cap_volume_cc: float = 0.0
+
+    @property
+    def volume_in_dose_cc(self) -> float:
+        """Volume inside the dose grid: the reference of percentage metrics, cc."""
+        return float(self.cumulative_cc[0]) if len(self.cumulative_cc) else 0.0
+
+    # -- lookups ------------------------------------------------------------------
+    def volume_at_dose_cc(self, dose_gy: float) -> float:
+        """Volume receiving at least ``dose_gy``, cc (linear between bin edges)."""
+        if dose_gy <= 0:
+            return self.volume_in_dose_cc
+        if dose_gy > self.max_gy:
+            return 0.0
+        return float(np.interp(dose_gy, self.dose_edges_gy, self.cumulative_cc))
+
+    def dose_at_volume_gy(self, volume_cc: float) -> float:
+        """Minimum dose of the hottest ``volume_cc``, Gy (linear between bin edges).
+
+        Raises
+        ------
+        MetricError
+            ``volume_cc`` exceeds the volume inside the dose grid.
+        """
+        v_in = self.volume_in_dose_cc
+        if volume_cc > v_in * (1 + 1e-9):
+            raise MetricError(
+                f"{self.roi_name}: cannot take the hottest {volume_cc:g} cc of a structure "
+                f"with {v_in:.4g} cc inside the dose grid.")
+        if volume_cc <= 0:
+            return self.max_gy
+        if volume_cc >= v_in:
+            return self.min_gy
+        cum = self.cumulative_cc
+        k = int(np.argmax(cum < volume_cc))  # first edge below the target
+        if k == 0:
+            return self.min_gy
+        v0, v1 = cum[k - 1], cum[k]
+        e0 = self.dose_edges_gy[k - 1]
+        w = self.dose_edges_gy[k] - e0
+        d = e0 + (v0 - volume_cc) / (v0 - v1) * w if v0 > v1 else e0
+        return float(min(max(d, self.min_gy), self.max_gy))
+
+    def metric(self, metric: DVHMetric | str, *, prescription_gy: float | None = None) -> float:
+        """Evaluate one metric; Gy, cc or % according to ``DVHMetric.unit``.
+
+        Raises
+        ------
+        MetricError
+            The request is impossible: the structure has no volume in the dose grid,
+            ``D<x>cc`` exceeds the volume, or ``V<x>%`` lacks ``prescription_gy``.
+        """
+        m = DVHMetric.parse(metric)
+        k = m.kind
+        if k is MetricKind.VOLUME:
+            return self.volume_cc
+        if self.volume_in_dose_cc <= 0:
+            raise MetricError(f"{self.roi_name}: no part of the structure lies inside the "
+                              f"dose grid; {m} cannot be evaluated.")
+        x = float(m.x) if m.x is not None else 0.0
+        if k is MetricKind.DMIN:
+            return self.min_gy
+        if k is MetricKind.DMAX:
+            return self.max_gy
+        if k is MetricKind.DMEAN:
+            return self.mean_gy
+        if k is MetricKind.DOSE_AT_PERCENT:
+            return self.dose_at_volume_gy(x / 100.0 * self.volume_in_dose_cc)
+        if k is MetricKind.DOSE_AT_CC:
+            return self.dose_at_volume_gy(x)
+        if k is MetricKind.VOLUME_CC_AT_GY:
+            return self.volume_at_dose_cc(x)
+        if k is MetricKind.VOLUME_PERCENT_AT_GY:
+            return 100.0 * self.volume_at_dose_cc(x) / self.volume_in_dose_cc
+        if prescription_gy is None or not prescription_gy > 0:
+            raise MetricError(f"{m} is a percentage of the prescription: give prescription_gy "
+                              "(a positive dose in Gy).")
+        return 100.0 * self.volume_at_dose_cc(x / 100.0 * prescription_gy) / self.volume_in_dose_cc
+
+
+# -- dose sampling -------------------------------------------------------------------
+class _DoseSampler:
+    """Bilinear/trilinear dose lookup in index space, shared by all ROIs of a run."""
+
+    def __init__(self, dose: DoseGrid) -> None:
+        self.geometry: VolumeGeometry = dose.geometry
+        self.shape = dose.dose_gy.shape
+        self.flat = np.ascontiguousarray(dose.dose_gy, dtype=np.float64).ravel()
+
+    def plane(self, kk: NDArray[np.int64], j: NDArray[np.float64], i: NDArray[np.float64]
+              ) -> NDArray[np.float64]:
+        """Bilinear dose on integer slices ``kk`` at ``(j, i)`` (inside the grid)."""
+        return self.plane_with_gradient(kk, j, i)[0]
+
+    def plane_with_gradient(self, kk: NDArray[np.int64], j: NDArray[np.float64],
+                            i: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Bilinear dose on slices ``kk`` at ``(j, i)`` and the squared norm of its in-plane
+        gradient, (Gy per index unit)^2."""
+        S, R, C = self.shape
+        j0 = np.minimum(j.astype(np.int64), R - 2)
+        i0 = np.minimum(i.astype(np.int64), C - 2)
+        fj = j - j0
+        fi = i - i0
+        base = (kk * R + j0) * C + i0
+        f = self.flat
+        a, b, c, d = f[base], f[base + 1], f[base + C], f[base + C + 1]
+        top = a + fi * (b - a)
+        bot = c + fi * (d - c)
+        gi = (b - a) + fj * ((d - c) - (b - a))
+        gj = bot - top
+        return top + fj * (bot - top), gi * gi + gj * gj
+
+    def trilinear(self, kji: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Trilinear dose at points ``(k, j, i)`` inside the grid, shape (N,)."""
+        S = self.shape[0]
+        k = kji[:, 0]
+        k0 = np.minimum(k.astype(np.int64), S - 2)
+        fk = k - k0
+        d0 = self.plane(k0, kji[:, 1], kji[:, 2])
+        d1 = self.plane(k0 + 1, kji[:, 1], kji[:, 2])
+        return d0 + fk * (d1 - d0)
+
+    def inside(self, kji: NDArray[np.float64]) -> NDArray[np.bool_]:
+        upper = np.asarray(self.shape, dtype=np.float64) - 1 + _EDGE_TOL
+        return np.all((kji >= -_EDGE_TOL) & (kji <= upper), axis=1)
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    lo: NDArray[np.float64]   # dose at one end of each piece, Gy
+    hi: NDArray[np.float64]   # dose at the other end, Gy (>= lo)
+    w: NDArray[np.float64]    # volume, cc
+    outside_cc: float
+    vmin: float               # extremes over samples and boundary points (NaN if none)
+    vmax: float
+
+
+def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
+    """Dose pieces of the model: per in-plane sample and dose slab crossed by its layer,
+    the dose is linear in k, i.e. uniformly spread between the two end doses."""
+    S, R, C = sampler.shape
+    voxel_cc = sampler.geometry.voxel_volume_cc
+    area = model.sample_area_index
+    j, i = model.j, model.i
+    klo_l, khi_l = model.k_lo, model.k_hi
+    thick = (khi_l - klo_l)[model.layer]
+    in_plane = (j >= -_EDGE_TOL) & (j <= R - 1 + _EDGE_TOL) & (i >= -_EDGE_TOL) & (i <= C - 1 + _EDGE_TOL)
+    lo_c = np.clip(klo_l, 0.0, S - 1.0)
+    hi_c = np.clip(khi_l, 0.0, S - 1.0)
+    inside_len_l = np.maximum(hi_c - lo_c, 0.0)
+    inside_len = np.where(in_plane, inside_len_l[model.layer], 0.0)
+    outside_cc = float((thick - inside_len).sum()) * area * voxel_cc
+
+    keep = in_plane & (inside_len > 0)
+    lay = model.layer[keep]
+    j = np.clip(j[keep], 0.0, R - 1.0)
+    i = np.clip(i[keep], 0.0, C - 1.0)
+    f_l = np.minimum(np.floor(lo_c), S - 2).astype(np.int64)
+    n_pieces_l = np.where(inside_len_l > 0, np.ceil(hi_c - 1e-12).astype(np.int64) - f_l, 0)
+    smax = int(n_pieces_l.max()) if len(n_pieces_l) else 0
+    f = f_l[lay]
+    lo_s, hi_s = lo_c[lay], hi_c[lay]
+    los, his, ws = [], [], []
+    ext_lo: list[float] = []
+    ext_hi: list[float] = []
+    cache: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    h2 = 1.0 / (model.n * model.n)  # squared sample pitch, index units
+
+    def plane_dose(s: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        if s not in cache:
+            cache[s] = sampler.plane_with_gradient(np.minimum(f + s, S - 1), j, i)
+        return cache[s]
+
+    for s in range(max(smax, 0)):
+        a = np.maximum(lo_s, f + s)
+        b = np.minimum(hi_s, f + s + 1)
+        ok = b > a
+        if not ok.any():
+            continue
+        (d0, g0), (d1, g1) = plane_dose(s), plane_dose(s + 1)
+        base = (f + s).astype(np.float64)
+        da = d0 + (a - base) * (d1 - d0)
+        db = d0 + (b - base) * (d1 - d0)
+        # Each sample stands for its sub-cell: spread its dose over a uniform width with
+        # the variance of the dose over the cell (linear in k along the piece, linear
+        # in-plane across the cell); exact when the dose varies along one axis only.
+        tm = 0.5 * (a + b) - base
+        grad2 = g0 + tm * (g1 - g0)
+        mid = 0.5 * (da + db)
+        half = 0.5 * np.sqrt((db - da) ** 2 + h2 * grad2)
+        los.append((mid - half)[ok])
+        his.append((mid + half)[ok])
+        ext_lo.append(np.minimum(da, db)[ok].min())
+        ext_hi.append(np.maximum(da, db)[ok].max())
+        ws.append((b - a)[ok] * (area * voxel_cc))
+    lo = np.concatenate(los) if los else np.zeros(0)
+    hi = np.concatenate(his) if his else np.zeros(0)
+    w = np.concatenate(ws) if ws else np.zeros(0)
+
+    v = model.vertices_kji
+    v = v[sampler.inside(v)] if len(v) else v
+    vmin = min(ext_lo) if ext_lo else math.nan
+    vmax = max(ext_hi) if ext_hi else math.nan
+    if len(v):
+        v = np.clip(v, 0.0, np.asarray(sampler.shape, float) - 1)
+        vd = sampler.trilinear(v)
+        vmin = float(vd.min()) if math.isnan(vmin) else min(vmin, float(vd.min()))
+        vmax = float(vd.max()) if math.isnan(vmax) else max(vmax, float(vd.max()))
+    return _Pieces(lo=lo, hi=hi, w=w, outside_cc=outside_cc, vmin=vmin, vmax=vmax)
+
+
+def _histogram(pc: _Pieces, bin_width: float, top_gy: float
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Cumulative DVH at bin edges, exact for pieces with uniformly spread dose.
+
+    The volume below dose D is sum over pieces of ``w * clip((D - lo) / (hi - lo), 0, 1)``;
+    written as ramps ``c * max(D - t, 0)`` it is ``D * sum(c) - sum(c * t)`` over the ramp
+    starts ``t < D``: two prefix sums over bins.
+    """
+    n_edges = int(math.floor(max(top_gy, 0.0) / bin_width)) + 2
+    edges = np.arange(n_edges) * bin_width
+    if len(pc.w) == 0:
+        return edges, np.zeros(n_edges)
+    spread = pc.hi - pc.lo
+    ramp = spread > 1e-9 * max(1.0, top_gy)
+    c = np.where(ramp, pc.w / np.where(ramp, spread, 1.0), 0.0)
+
+    def idx(t: NDArray[np.float64]) -> NDArray[np.int64]:
+        return np.minimum(np.floor(t / bin_width).astype(np.int64) + 1, n_edges - 1)
+
+    i_lo, i_hi = idx(pc.lo), idx(pc.hi)
+    s1 = np.bincount(i_lo, weights=c, minlength=n_edges) - np.bincount(i_hi, weights=c, minlength=n_edges)
+    s2 = (np.bincount(i_lo, weights=c * pc.lo, minlength=n_edges)
+          - np.bincount(i_hi, weights=c * pc.hi, minlength=n_edges))
+    step = np.bincount(i_lo, weights=np.where(ramp, 0.0, pc.w), minlength=n_edges)
+    below = edges * np.cumsum(s1) - np.cumsum(s2) + np.cumsum(step)
+    total = float(pc.w.sum())
+    cum = np.clip(total - below, 0.0, total)
+    cum[0] = total if edges[0] <= pc.lo.min() else cum[0]
+    cum = np.minimum.accumulate(cum)
+    cum[edges > pc.hi.max()] = 0.0
+    return edges, cum
+
+
+def _wants_interpolation(planes: list[ContourPlane], geometry: VolumeGeometry,
+                         options: DVHOptions) -> bool:
+    if options.shape_interpolation == "on":
+        return len(planes) > 1
+    if options.shape_interpolation == "off" or len(planes) < 2:
+        return False
+    ks = np.array([p.k for p in planes])
+    slab = float(np.sum([p.area_index for p in planes]) * np.median(np.diff(ks)))
+    return slab * geometry.voxel_volume_cc < options.interpolation_max_cc
+
+
+def _empty_dvh(roi: ROI, options: DVHOptions, problems: list[Finding]) -> DVH:
+    z = np.zeros(1)
+    return DVH(roi_name=roi.name, roi_number=roi.number, dose_edges_gy=z, cumulative_cc=z,
+               differential_cc=np.zeros(0), volume_cc=0.0, volume_outside_dose_cc=0.0,
+               min_gy=math.nan, max_gy=math.nan, mean_gy=math.nan,
+               conventions=options.conventions(), problems=tuple(problems))
+
+
+def _compute(roi: ROI, sampler: _DoseSampler, options: DVHOptions) -> DVH:
+    geometry = sampler.geometry
+    problems: list[Finding] = []
+    planes = contour_planes(roi, geometry)
+    if not planes:
+        problems.append(Finding(
+            code="dvh.no_closed_contours", status=Status.NOT_EVALUATED, structure=roi.name,
+            message=f"ROI {roi.name!r} has no closed planar contours; no DVH."))
+        return _empty_dvh(roi, options, problems)
+    interpolate = _wants_interpolation(planes, geometry, options)
+    model = build_model(planes, options=options, slice_mm=float(geometry.spacing_mm[2]),
+                        interpolate=interpolate)
+    pc = _sample(model, sampler)
+    v_in = float(pc.w.sum())
+    volume_cc = v_in + pc.outside_cc
+    if len(pc.w):
+        dmin, dmax = pc.vmin, pc.vmax
+        dmean = float(np.sum(pc.w * 0.5 * (pc.lo + pc.hi)) / v_in)
+    else:
+        dmin = dmax = dmean = math.nan
+    edges, cum = _histogram(pc, options.bin_width_gy, dmax if math.isfinite(dmax) else 0.0)
+    if len(pc.w):  # the cell spread must not carry volume beyond the true extremes
+        cum[edges <= dmin] = v_in
+        cum[edges > dmax] = 0.0
+    if pc.outside_cc > 1e-6 * max(volume_cc, 1e-12):
+        problems.append(Finding(
+            code="dvh.outside_dose_grid", status=Status.WARN, structure=roi.name,
+            value=round(pc.outside_cc, 6), unit="cc",
+            message=(f"{pc.outside_cc:.3g} cc of ROI {roi.name!r} ({100 * pc.outside_cc / volume_cc:.1f}%) "
+                     "lies outside the dose grid; it has no dose and is left out of the DVH "
+                     "(percentages refer to the volume inside).")))
+    conv = options.conventions()
+    conv.update({"shape_interpolation_used": "yes" if model.interpolated else "no",
+                 "subdivision": model.n,
+                 "in_plane_sample_mm": float(min(geometry.spacing_mm[:2]) / model.n)})
+    cap_cc = model.cap_volume_index * geometry.voxel_volume_cc
+    return DVH(roi_name=roi.name, roi_number=roi.number, dose_edges_gy=edges, cumulative_cc=cum,
+               differential_cc=cum[:-1] - cum[1:], volume_cc=volume_cc,
+               volume_outside_dose_cc=pc.outside_cc, min_gy=dmin, max_gy=dmax, mean_gy=dmean,
+               conventions=conv, problems=tuple(problems), n_samples=len(model.q),
+               cap_volume_cc=cap_cc)
+
+
+def compute_dvh(roi: ROI, dose: DoseGrid, *, options: DVHOptions = DVHOptions()) -> DVH:
+    """DVH of one ROI on a dose grid.
+
+    Parameters
+    ----------
+    roi : ROI
+        Closed planar contours on axial planes (others are ignored).
+    dose : DoseGrid
+        Dose in Gy on an axis-aligned grid with axial slices.
+    options : DVHOptions, keyword-only
+
+    Raises
+    ------
+    GeometryError
+        The dose grid is oblique or has fewer than 2 voxels along an axis.
+    """
+    check_geometry(dose.geometry)
+    return _compute(roi, _DoseSampler(dose), options)
+
+
+def compute_dvhs(rois: Iterable[ROI], dose: DoseGrid, *, options: DVHOptions = DVHOptions()
+                 ) -> dict[str, DVH]:
+    """DVHs of several ROIs, sharing the dose lookup; keyed by ROI name (first wins)."""
+    check_geometry(dose.geometry)
+    sampler = _DoseSampler(dose)
+    out: dict[str, DVH] = {}
+    for roi in rois:
+        if roi.name not in out:
+            out[roi.name] = _compute(roi, sampler, options)
+    return out
+
+
+# -- uncertainty ---------------------------------------------------------------------
+def _variants(options: DVHOptions) -> dict[str, DVHOptions]:
+    """Discretisation variants of ``options`` whose spread is the uncertainty band."""
+    other_interp = "off" if options.shape_interpolation != "off" else "on"
+    return {
+        "coarser_sampling": options.replace(samples_per_plane=max(10, options.samples_per_plane // 4),
+                                            min_subdivision=1,
+                                            max_subdivision=max(1, options.max_subdivision // 2),
+                                            sublayer_mm=options.sublayer_mm * 2),
+        "other_end_caps": options.replace(end_caps="none" if options.end_caps == "half_slice"
+                                          else "half_slice"),
+        "other_shape_interpolation": options.replace(shape_interpolation=other_interp),
+    }
+
+
+BAND_VARIANTS: tuple[str, ...] = ("coarser_sampling", "other_end_caps", "other_shape_interpolation")
+"""Variants whose results span the uncertainty band, besides the nominal result."""
+
+
+def metric_band(roi: ROI, dose: DoseGrid, metrics: Iterable[DVHMetric | str], *,
+                options: DVHOptions = DVHOptions(), prescription_gy: float | None = None,
+                nominal: DVH | None = None, variants: Iterable[str] = BAND_VARIANTS
+                ) -> dict[str, tuple[float, float]]:
+    """Discretisation band ``(low, high)`` of each metric, keyed by canonical metric string.
+
+    The nominal DVH is recomputed with coarser sampling, the other end-cap convention
+    and the other shape-interpolation setting; the band spans all results.  A metric
+    that no variant can evaluate is left out.
+    """
+    check_geometry(dose.geometry)
+    sampler = _DoseSampler(dose)
+    dvhs = [nominal if nominal is not None else _compute(roi, sampler, options)]
+    all_variants = _variants(options)
+    dvhs += [_compute(roi, sampler, all_variants[v]) for v in variants]
+    return _bands(dvhs, metrics, prescription_gy)
+
+
+def _bands(dvhs: list[DVH], metrics: Iterable[DVHMetric | str], prescription_gy: float | None
+           ) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    for m in metrics:
+        metric = DVHMetric.parse(m)
+        vals = []
+        for d in dvhs:
+            try:
+                vals.append(d.metric(metric, prescription_gy=prescription_gy))
+            except MetricError:
+                continue
+        vals = [v for v in vals if math.isfinite(v)]
+        if vals:
+            out[str(metric)] = (min(vals), max(vals))
+    return out
+
+
+def compute_dvhs_with_bands(rois: Iterable[ROI], dose: DoseGrid, metrics: Iterable[DVHMetric | str],
+                            *, options: DVHOptions = DVHOptions(),
+                            prescription_gy: float | None = None,
+                            variants: Iterable[str] = BAND_VARIANTS
+                            ) -> tuple[dict[str, DVH], dict[str, dict[str, tuple[float, float]]]]:
+    """Nominal DVHs and the band of every metric for several ROIs."""
+    check_geometry(dose.geometry)
+    sampler = _DoseSampler(dose)
+    metrics = [DVHMetric.parse(m) for m in metrics]
+    all_variants = _variants(options)
+    variants = list(variants)
+    dvhs: dict[str, DVH] = {}
+    bands: dict[str, dict[str, tuple[float, float]]] = {}
+    for roi in rois:
+        if roi.name in dvhs:
+            continue
+        nominal = _compute(roi, sampler, options)
+        dvhs[roi.name] = nominal
+        if nominal.volume_in_dose_cc <= 0:
+            bands[roi.name] = {}
+            continue
+        others = [_compute(roi, sampler, all_variants[v]) for v in variants]
+        bands[roi.name] = _bands([nominal, *others], metrics, prescription_gy)
+    return dvhs, bands
+
+
+def conventions_of(options: DVHOptions) -> Mapping[str, Any]:
+    return options.conventions()

@@ -1,0 +1,413 @@
+"""Structure model of the DVH engine: from contour polygons to weighted sample layers.
+
+Everything here works in the *dose grid's index space*: ``k`` (slice), ``j`` (row) and
+``i`` (column) as fractional indices, obtained from
+:meth:`~contourqa.geometry.VolumeGeometry.patient_to_index`.  The dose grid must have
+its slices parallel to the contour planes (axial contours, axis-aligned grid).
+
+A structure becomes a stack of *layers*: prisms ``[k_lo, k_hi]`` with a constant
+cross-section given as in-plane samples on a grid ``n`` times finer than the dose
+voxels (sample ``(q, p)`` sits at ``j = (q + 0.5) / n - 0.5``, ``i = (p + 0.5) / n - 0.5``,
+so sub-cells tile every dose voxel exactly).  Without shape interpolation each contour
+plane is one layer (its slab); with it, the space between two planes is cut into thin
+sub-layers whose shapes morph from one plane's shape to the next.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from contourqa.dvh.options import DVHOptions
+from contourqa.errors import GeometryError
+from contourqa.geometry import VolumeGeometry
+from contourqa.io.rtstruct import ROI
+
+__all__ = ["ContourPlane", "StructureModel", "contour_planes", "build_model", "scanline_samples"]
+
+_AXIS_TOL = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class ContourPlane:
+    """The closed polygons of one ROI on one plane, in dose index space.
+
+    Attributes
+    ----------
+    k : float
+        Slice index of the plane (fractional).
+    polygons : tuple of ndarray of shape (M, 2), float64
+        Vertices as ``(j, i)`` fractional indices; combined even-odd.
+    """
+
+    k: float
+    polygons: tuple[NDArray[np.float64], ...]
+
+    @property
+    def area_index(self) -> float:
+        """Sum of the polygons' absolute areas in index units squared (an estimate:
+        exact when polygons neither overlap nor nest)."""
+        total = 0.0
+        for p in self.polygons:
+            y, x = p[:, 0], p[:, 1]
+            total += abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2.0
+        return total
+
+
+@dataclass(frozen=True, eq=False)
+class StructureModel:
+    """A structure as layers of in-plane samples, in dose index space.
+
+    Attributes
+    ----------
+    n : int
+        Samples per dose voxel along each in-plane axis.
+    q, p : ndarray of shape (N,), int64
+        Row and column sub-indices of the samples.
+    layer : ndarray of shape (N,), int64
+        Layer of each sample.
+    k_lo, k_hi : ndarray of shape (L,), float64
+        Slice-index bounds of each layer (``k_hi >= k_lo``).
+    vertices_kji : ndarray of shape (V, 3), float64
+        Boundary points (contour vertices on their planes and on the end-cap faces)
+        where Dmin and Dmax are also evaluated.
+    interpolated : bool
+        Whether sub-layers were morphed between planes.
+    cap_volume_index : float
+        Volume of the end caps, index units cubed (for reconciliation).
+    """
+
+    n: int
+    q: NDArray[np.int64]
+    p: NDArray[np.int64]
+    layer: NDArray[np.int64]
+    k_lo: NDArray[np.float64]
+    k_hi: NDArray[np.float64]
+    vertices_kji: NDArray[np.float64]
+    interpolated: bool
+    cap_volume_index: float
+
+    @property
+    def sample_area_index(self) -> float:
+        return 1.0 / (self.n * self.n)
+
+    @property
+    def j(self) -> NDArray[np.float64]:
+        return (self.q + 0.5) / self.n - 0.5
+
+    @property
+    def i(self) -> NDArray[np.float64]:
+        return (self.p + 0.5) / self.n - 0.5
+
+    def volume_index(self) -> float:
+        """Model volume in index units cubed."""
+        thick = (self.k_hi - self.k_lo)[self.layer]
+        return float(thick.sum()) * self.sample_area_index
+
+
+def check_geometry(geometry: VolumeGeometry) -> None:
+    """Raise :class:`GeometryError` unless the dose slices are axial and axis-aligned."""
+    if not geometry.is_axis_aligned or abs(abs(geometry.direction[2, 2]) - 1.0) > _AXIS_TOL:
+        raise GeometryError(
+            "The DVH engine needs dose slices parallel to the (axial) contour planes; this "
+            "dose grid is oblique or its slice axis is not the patient z axis. Export the "
+            "dose on an axial grid.")
+    if min(geometry.shape) < 2:
+        raise GeometryError(f"The dose grid {geometry.shape} needs at least 2 voxels along each "
+                            "axis for interpolation.")
+
+
+def contour_planes(roi: ROI, geometry: VolumeGeometry) -> list[ContourPlane]:
+    """The ROI's closed contours grouped by plane, in the grid's index space, sorted by k."""
+    out = []
+    for _, polys in roi.planes(normal=np.array([0.0, 0.0, 1.0])).items():
+        idx = [geometry.patient_to_index(p) for p in polys]
+        k = float(np.mean(np.concatenate([a[:, 0] for a in idx])))
+        out.append(ContourPlane(k=k, polygons=tuple(np.ascontiguousarray(a[:, 1:]) for a in idx)))
+    out.sort(key=lambda c: c.k)
+    return out
+
+
+def scanline_samples(polygons: list[tuple[int, NDArray[np.float64]]], n: int
+                     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Samples inside polygons by an even-odd scanline, batched over planes.
+
+    Parameters
+    ----------
+    polygons : list of (plane id, ndarray of shape (M, 2) of (j, i))
+        Polygons with the id of the plane they lie on; those of one plane combine
+        even-odd.
+    n : int
+        Samples per index unit.
+
+    Returns
+    -------
+    plane, q, p : ndarray of shape (N,), int64
+        Plane id, row and column sub-index of every sample inside.  A sample is inside
+        when its centre is; rows use the half-open rule, so shared vertices count once.
+    """
+    if not polygons:
+        e = np.zeros(0, np.int64)
+        return e, e, e
+    ids = np.concatenate([np.full(len(poly), g, np.int64) for g, poly in polygons])
+    a = np.concatenate([poly for _, poly in polygons])
+    b = np.concatenate([np.roll(poly, -1, axis=0) for _, poly in polygons])
+    ja, ia, jb, ib = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+    q_a = np.ceil((ja + 0.5) * n - 0.5).astype(np.int64)
+    q_b = np.ceil((jb + 0.5) * n - 0.5).astype(np.int64)
+    q_start = np.minimum(q_a, q_b)
+    count = np.abs(q_b - q_a)
+    total = int(count.sum())
+    if total == 0:
+        e = np.zeros(0, np.int64)
+        return e, e, e
+    edge = np.repeat(np.arange(len(ja)), count)
+    q = np.repeat(q_start, count) + (np.arange(total) - np.repeat(np.cumsum(count) - count, count))
+    u = (q + 0.5) / n - 0.5
+    je, ie, jf, iff = ja[edge], ia[edge], jb[edge], ib[edge]
+    x = ie + (u - je) * (iff - ie) / (jf - je)
+    g = ids[edge]
+    order = np.lexsort((x, q, g))
+    x, q, g = x[order], q[order], g[order]
+    xs, xe = x[0::2], x[1::2]
+    q_row, g_row = q[0::2], g[0::2]
+    p_start = np.ceil((xs + 0.5) * n - 0.5).astype(np.int64)
+    p_end = np.ceil((xe + 0.5) * n - 0.5).astype(np.int64)
+    cnt = np.maximum(p_end - p_start, 0)
+    tot = int(cnt.sum())
+    off = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return np.repeat(g_row, cnt), np.repeat(q_row, cnt), np.repeat(p_start, cnt) + off
+
+
+def _runs(ks: NDArray[np.float64], gap_factor: float) -> list[tuple[int, int]]:
+    """Index ranges ``[start, stop)`` of planes that form connected parts."""
+    if len(ks) < 3:
+        return [(0, len(ks))]
+    d = np.diff(ks)
+    median = float(np.median(d))
+    cuts = np.nonzero(d > gap_factor * median + 1e-9)[0]
+    starts = [0, *(cuts + 1).tolist()]
+    stops = [*(cuts + 1).tolist(), len(ks)]
+    return list(zip(starts, stops))
+
+
+def _lone_half_thickness(ks: NDArray[np.float64]) -> float:
+    """Half thickness of a part made of a single plane: half the ROI's median plane
+    spacing, or half a dose slice when the ROI has one plane."""
+    if len(ks) >= 2:
+        return 0.5 * float(np.median(np.diff(ks)))
+    return 0.5
+
+
+def _choose_n(plane_areas: NDArray[np.float64], layer_area_sum: float, options: DVHOptions) -> int:
+    """Subdivision per dose voxel: ``samples_per_plane`` on the median plane, at most
+    ``max_samples`` over all layers, within the subdivision bounds."""
+    positive = plane_areas[plane_areas > 0]
+    if len(positive) == 0:
+        return options.max_subdivision
+    n = math.ceil(math.sqrt(options.samples_per_plane / float(np.median(positive))))
+    if layer_area_sum > 0 and n * n * layer_area_sum > options.max_samples:
+        n = int(math.floor(math.sqrt(options.max_samples / layer_area_sum)))
+    return int(min(max(n, options.min_subdivision), options.max_subdivision))
+
+
+def _vertices_at(plane: ContourPlane, ks: list[float]) -> NDArray[np.float64]:
+    pts = np.concatenate(plane.polygons)
+    return np.concatenate([np.column_stack([np.full(len(pts), k), pts]) for k in ks])
+
+
+def build_model(planes: list[ContourPlane], *, options: DVHOptions, slice_mm: float,
+                interpolate: bool) -> StructureModel:
+    """Build the layered model of one ROI.
+
+    Parameters
+    ----------
+    planes : list of ContourPlane, sorted by ``k``
+    options : DVHOptions
+    slice_mm : float
+        Dose grid slice spacing, mm (converts ``sublayer_mm`` to index units).
+    interpolate : bool
+        Morph shapes between planes (else one slab per plane).
+    """
+    ks = np.array([pl.k for pl in planes], dtype=np.float64)
+    caps = options.end_caps == "half_slice"
+    runs = _runs(ks, options.gap_factor)
+    lone = _lone_half_thickness(ks)
+    areas = np.array([pl.area_index for pl in planes])
+
+    # Layer bounds of the slab model, and cap extents per run.
+    lo = np.empty(len(ks))
+    hi = np.empty(len(ks))
+    cap_lo = np.empty(len(ks))
+    cap_hi = np.empty(len(ks))
+    for s, e in runs:
+        for m in range(s, e):
+            below = 0.5 * (ks[m] - ks[m - 1]) if m > s else (
+                (0.5 * (ks[m + 1] - ks[m]) if e - s > 1 else lone) if caps else 0.0)
+            above = 0.5 * (ks[m + 1] - ks[m]) if m < e - 1 else (
+                (0.5 * (ks[m] - ks[m - 1]) if e - s > 1 else lone) if caps else 0.0)
+            lo[m], hi[m] = ks[m] - below, ks[m] + above
+            cap_lo[m] = below if m == s else 0.0
+            cap_hi[m] = above if m == e - 1 else 0.0
+    cap_volume = float(np.sum(areas * (cap_lo + cap_hi)))
+
+    if not interpolate:
+        n = _choose_n(areas, float(areas.sum()), options)
+        g, q, p = scanline_samples([(m, poly) for m, pl in enumerate(planes)
+                                    for poly in pl.polygons], n)
+        verts = np.concatenate([_vertices_at(pl, [pl.k, lo[m], hi[m]])
+                                for m, pl in enumerate(planes)])
+        return StructureModel(n=n, q=q, p=p, layer=g, k_lo=lo, k_hi=hi, vertices_kji=verts,
+                              interpolated=False, cap_volume_index=cap_volume)
+    return _morph_model(planes, ks, areas, runs, cap_lo, cap_hi, options=options,
+                        slice_mm=slice_mm, cap_volume=cap_volume)
+
+
+def _sdf(mask: NDArray[np.bool_], fallback_point: NDArray[np.float64],
+         grid: tuple[NDArray[np.float64], NDArray[np.float64]]) -> NDArray[np.float64]:
+    """Signed distance (sample units, negative inside) of a mask; for an empty mask
+    (a contour smaller than one sample) the distance to its centroid."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return np.hypot(grid[0] - fallback_point[0], grid[1] - fallback_point[1])
+    inside = ndimage.distance_transform_edt(mask)
+    outside = ndimage.distance_transform_edt(~mask)
+    return np.where(mask, 0.5 - inside, outside - 0.5)
+
+
+def _area_at(z: NDArray[np.float64], A: NDArray[np.float64], m: int, t: NDArray[np.float64]
+             ) -> NDArray[np.float64]:
+    """Cross-section area between planes ``m`` and ``m + 1`` at fraction ``t``: the mean
+    of the quadratics through the neighbouring plane triples (linear for two planes)."""
+    zt = z[m] + t * (z[m + 1] - z[m])
+
+    def quad(i0: int) -> NDArray[np.float64]:
+        zz, aa = z[i0:i0 + 3], A[i0:i0 + 3]
+        out = np.zeros_like(zt)
+        for a in range(3):
+            term = np.full_like(zt, aa[a])
+            for b in range(3):
+                if b != a:
+                    term *= (zt - zz[b]) / (zz[a] - zz[b])
+            out += term
+        return out
+
+    fits = []
+    if m - 1 >= 0:
+        fits.append(quad(m - 1))
+    if m + 2 < len(z):
+        fits.append(quad(m))
+    if not fits:
+        return (1 - t) * A[m] + t * A[m + 1]
+    return np.maximum(np.mean(fits, axis=0), 0.0)
+
+
+_TAU_GRID = np.linspace(0.0, 1.0, 17)
+
+
+def _match_area(da: NDArray[np.float64], db: NDArray[np.float64], target: NDArray[np.float64],
+                t: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Morph parameters in [0, 1] whose shapes ``(1 - tau) da + tau db < 0`` have the target
+    areas (in samples); the plain fraction ``t`` where the area does not vary
+    monotonically with tau (shifted or branching shapes)."""
+    counts = np.array([np.count_nonzero((1 - tau) * da + tau * db < 0) for tau in _TAU_GRID],
+                      dtype=np.float64)
+    d = np.diff(counts)
+    if counts[-1] == counts[0] or not (np.all(d >= 0) or np.all(d <= 0)):
+        return t
+    if counts[-1] < counts[0]:
+        return np.interp(target, counts[::-1], _TAU_GRID[::-1])
+    return np.interp(target, counts, _TAU_GRID)
+
+
+def _morph_model(planes: list[ContourPlane], ks: NDArray[np.float64], areas_est: NDArray[np.float64],
+                 runs: list[tuple[int, int]], cap_lo: NDArray[np.float64],
+                 cap_hi: NDArray[np.float64], *, options: DVHOptions, slice_mm: float,
+                 cap_volume: float) -> StructureModel:
+    sub_index = options.sublayer_mm / slice_mm
+    n_sub = [max(1, math.ceil((ks[m + 1] - ks[m]) / sub_index - 1e-9)) if m + 1 < e else 0
+             for s, e in runs for m in range(s, e)]
+    # Estimated in-plane samples per index^2 over all layers, for the choice of n.
+    est = float(np.sum(areas_est * (np.array(n_sub) + 2)))
+    n = _choose_n(areas_est, est, options)
+    g, q, p = scanline_samples([(m, poly) for m, pl in enumerate(planes)
+                                for poly in pl.polygons], n)
+    allpts = np.concatenate([poly for pl in planes for poly in pl.polygons])
+    pad = 2
+    q0 = int(math.floor((allpts[:, 0].min() + 0.5) * n)) - pad
+    p0 = int(math.floor((allpts[:, 1].min() + 0.5) * n)) - pad
+    nq = int(math.ceil((allpts[:, 0].max() + 0.5) * n)) + pad - q0 + 1
+    np_ = int(math.ceil((allpts[:, 1].max() + 0.5) * n)) + pad - p0 + 1
+    gq, gp = np.meshgrid(np.arange(nq, dtype=np.float64), np.arange(np_, dtype=np.float64),
+                         indexing="ij")
+    masks = np.zeros((len(planes), nq, np_), dtype=bool)
+    masks[g, q - q0, p - p0] = True
+    counts = masks.reshape(len(planes), -1).sum(axis=1).astype(np.float64)
+
+    out_q: list[NDArray[np.int64]] = []
+    out_p: list[NDArray[np.int64]] = []
+    out_l: list[NDArray[np.int64]] = []
+    k_lo: list[float] = []
+    k_hi: list[float] = []
+    verts = []
+
+    def add(mask_q: NDArray[np.int64], mask_p: NDArray[np.int64], lo: float, hi: float) -> None:
+        out_q.append(mask_q + q0)
+        out_p.append(mask_p + p0)
+        out_l.append(np.full(len(mask_q), len(k_lo), np.int64))
+        k_lo.append(lo)
+        k_hi.append(hi)
+
+    sdf_cache: dict[int, NDArray[np.float64]] = {}
+
+    def sdf(m: int) -> NDArray[np.float64]:
+        if m not in sdf_cache:
+            centroid = np.concatenate(planes[m].polygons).mean(axis=0)
+            c = (centroid + 0.5) * n - 0.5 - np.array([q0, p0])
+            sdf_cache[m] = _sdf(masks[m], c, (gq, gp))
+        return sdf_cache[m]
+
+    flat_pos = 0
+    for s, e in runs:
+        z = ks[s:e]
+        A = counts[s:e]
+        for m in range(s, e):
+            pl = planes[m]
+            vk = [pl.k]
+            if cap_lo[m] > 0:
+                mq, mp = np.nonzero(masks[m])
+                add(mq, mp, pl.k - cap_lo[m], pl.k)
+                vk.append(pl.k - cap_lo[m])
+            if cap_hi[m] > 0:
+                mq, mp = np.nonzero(masks[m])
+                add(mq, mp, pl.k, pl.k + cap_hi[m])
+                vk.append(pl.k + cap_hi[m])
+            verts.append(_vertices_at(pl, vk))
+            if m + 1 < e:
+                nsub = n_sub[flat_pos]
+                t = (np.arange(nsub) + 0.5) / nsub
+                edges = ks[m] + np.arange(nsub + 1) / nsub * (ks[m + 1] - ks[m])
+                if np.array_equal(masks[m], masks[m + 1]):
+                    mq, mp = np.nonzero(masks[m])
+                    for c in range(nsub):
+                        add(mq, mp, float(edges[c]), float(edges[c + 1]))
+                else:
+                    da, db = sdf(m), sdf(m + 1)
+                    taus = _match_area(da, db, _area_at(z, A, m - s, t), t)
+                    for c in range(nsub):
+                        mq, mp = np.nonzero((1 - taus[c]) * da + taus[c] * db < 0)
+                        add(mq, mp, float(edges[c]), float(edges[c + 1]))
+            flat_pos += 1
+    if not k_lo:
+        e0 = np.zeros(0, np.int64)
+        return StructureModel(n=n, q=e0, p=e0, layer=e0, k_lo=np.zeros(0), k_hi=np.zeros(0),
+                              vertices_kji=np.concatenate(verts), interpolated=True,
+                              cap_volume_index=cap_volume)
+    return StructureModel(n=n, q=np.concatenate(out_q), p=np.concatenate(out_p),
+                          layer=np.concatenate(out_l), k_lo=np.asarray(k_lo),
+                          k_hi=np.asarray(k_hi), vertices_kji=np.concatenate(verts),
+                          interpolated=True, cap_volume_index=cap_volume)
