@@ -15,11 +15,14 @@ __all__ = ["read_dataset", "uid_of"]
 
 
 def read_dataset(path: str | Path, *, stop_before_pixels: bool = False,
-                 specific_tags: list[str] | None = None) -> Dataset:
+                 specific_tags: list[str] | None = None, convert_all: bool = True) -> Dataset:
     """Read one DICOM file.
 
     Files without the 128-byte preamble or without file meta are read (``force``),
     but a file that does not decode to a dataset with an SOP Class is refused.
+    With ``convert_all`` (default) every element is decoded here, so that malformed
+    values fail with the file's name; readers of many small files (image slices)
+    turn it off and decode the few elements they use under their own warning filter.
 
     Raises
     ------
@@ -38,8 +41,9 @@ def read_dataset(path: str | Path, *, stop_before_pixels: bool = False,
             # Convert every raw element now, so that a truncation or a malformed value
             # shows up here with the file's name, and pydicom's lazy validation
             # warnings are not raised later in unrelated code.
-            for _ in ds.iterall():
-                pass
+            if convert_all:
+                for _ in ds.iterall():
+                    pass
             sop_class = ds.get("SOPClassUID", None)
     except DicomReadError:
         raise

@@ -39,8 +39,10 @@ class ImageSeries:
 
     Attributes
     ----------
-    pixels : ndarray of shape (S, R, C), float32
-        HU for CT (RescaleSlope/Intercept applied); rescaled values for MR.
+    pixels : ndarray of shape (S, R, C), int16 or float32
+        HU for CT (RescaleSlope/Intercept applied); rescaled values for MR.  int16
+        when the rescale is exact in integers (slope 1, integral intercept, values in
+        range: the usual CT), else float32.
     geometry : VolumeGeometry
         Slice axis along the direction of increasing ImagePositionPatient
         projection.
@@ -61,7 +63,7 @@ class ImageSeries:
     patient_id: str | None
     patient_position: str | None
     geometry: VolumeGeometry
-    pixels: NDArray[np.float32]
+    pixels: NDArray[np.int16] | NDArray[np.float32]
     slice_positions_mm: NDArray[np.float64]
     slice_spacing_mm: float
     slice_thickness_mm: float | None
@@ -81,22 +83,42 @@ def _floats(ds: Dataset, keyword: str, n: int, path: Path) -> NDArray[np.float64
     return np.asarray([float(v) for v in value], dtype=np.float64)
 
 
-def _pixels(ds: Dataset, path: Path) -> NDArray[np.float32]:
+def _stored_pixels(ds: Dataset, path: Path) -> NDArray[np.generic]:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = ds.pixel_array
+        return ds.pixel_array
     except Exception as exc:  # decoders raise many types; name the file and syntax
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise DicomReadError(path, f"pixel data cannot be decoded (transfer syntax {ts}: {exc})") from exc
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    out = arr.astype(np.float32)
-    if slope != 1.0:
-        out *= np.float32(slope)
-    if intercept != 0.0:
-        out += np.float32(intercept)
-    return out
+
+
+def _rescaled_volume(dss: list[Dataset], paths: list[Path], order: NDArray[np.intp],
+                     rows: int, cols: int) -> NDArray[np.int16] | NDArray[np.float32]:
+    """Decode and rescale the slices in sorted order into one volume."""
+    slopes = np.array([float(dss[i].get("RescaleSlope", 1.0) or 1.0) for i in order])
+    intercepts = np.array([float(dss[i].get("RescaleIntercept", 0.0) or 0.0) for i in order])
+    exact = bool(np.all(slopes == 1.0) and np.all(intercepts == np.round(intercepts)))
+    volume: NDArray = np.empty((len(order), rows, cols), dtype=np.int16 if exact else np.float32)
+    for dst, src in enumerate(order):
+        raw = _stored_pixels(dss[src], paths[src])
+        if exact:
+            shift = int(intercepts[dst])
+            if int(raw.min()) + shift < -32768 or int(raw.max()) + shift > 32767:
+                # Out of int16 range after rescale: start again in float32.
+                return _float_volume(dss, paths, order, rows, cols, slopes, intercepts)
+            np.add(raw, np.int32(shift), out=volume[dst], casting="unsafe")
+        else:
+            volume[dst] = raw * np.float32(slopes[dst]) + np.float32(intercepts[dst])
+    return volume
+
+
+def _float_volume(dss: list[Dataset], paths: list[Path], order: NDArray[np.intp], rows: int,
+                  cols: int, slopes: NDArray[np.float64],
+                  intercepts: NDArray[np.float64]) -> NDArray[np.float32]:
+    volume = np.empty((len(order), rows, cols), dtype=np.float32)
+    for dst, src in enumerate(order):
+        volume[dst] = _stored_pixels(dss[src], paths[src]) * np.float32(slopes[dst]) \
+            + np.float32(intercepts[dst])
+    return volume
 
 
 def read_image_series(paths: Sequence[str | Path], *,
@@ -119,7 +141,16 @@ def read_image_series(paths: Sequence[str | Path], *,
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError('Argument "paths" must name at least one image file.')
-    dss = list(datasets) if datasets is not None else [read_dataset(p) for p in paths]
+    # pydicom decodes elements lazily and warns on non-conformant values: the whole
+    # reader runs under one filter instead of decoding every element of every slice.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_series(paths, datasets)
+
+
+def _read_series(paths: list[Path], datasets: Sequence[Dataset] | None) -> ImageSeries:
+    dss = list(datasets) if datasets is not None else [read_dataset(p, convert_all=False)
+                                                       for p in paths]
     problems: list[Finding] = []
     first, first_path = dss[0], paths[0]
     modality = str(first.get("Modality", "") or "")
@@ -191,9 +222,7 @@ def read_image_series(paths: Sequence[str | Path], *,
         step = thickness_mm or 1.0
         uniform = True
 
-    volume = np.empty((len(dss), rows, cols), dtype=np.float32)
-    for dst, src in enumerate(order):
-        volume[dst] = _pixels(dss[src], paths[src])
+    volume = _rescaled_volume(dss, paths, order, rows, cols)
     volume.flags.writeable = False
 
     geometry = VolumeGeometry.from_dicom(
