@@ -82,7 +82,7 @@ def _roles(case: Case, options: CheckOptions) -> tuple[dict[int, Any], list[Find
     if case.structure_set is None:
         return {}, []
     table = assign_roles(case.structure_set.rois, mapping=options.role_mapping)
-    by_number = {a.roi_number: a for a in table.assignments}
+    by_number = {a.roi_number: a for a in table.assignments if a.roi_number is not None}
     return by_number, list(table.problems)
 
 

@@ -65,15 +65,15 @@ def inspect_path(path: str | Path) -> InspectSummary:
     index, files = discover(path)
     cache = SeriesCache()
     cases = tuple(load_case(f, series_cache=cache) for f in files)
-    roles = []
-    role_problems = []
+    roles: list[dict[int, Any]] = []
+    role_problems: list[tuple[Finding, ...]] = []
     for case in cases:
         if case.structure_set is None:
             roles.append({})
             role_problems.append(())
             continue
         table = assign_roles(case.structure_set.rois)
-        roles.append({a.roi_number: a for a in table.assignments})
+        roles.append({a.roi_number: a for a in table.assignments if a.roi_number is not None})
         role_problems.append(tuple(table.problems))
     series = {}
     for key, objs in index.series().items():

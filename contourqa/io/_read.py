@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -60,17 +61,18 @@ def read_dataset(path: str | Path, *, stop_before_pixels: bool = False,
 def _check_not_truncated(ds: Dataset, path: Path) -> None:
     """pydicom silently shortens a file's last element when the file ends early;
     compare that element's declared end with the file size."""
-    raw = [e for e in ds._dict.values() if getattr(e, "value_tell", None) is not None]
-    if not raw:
+    ends = [(int(e.value_tell), int(e.length), e.tag) for e in ds._dict.values()
+            if isinstance(e, RawDataElement) and e.value_tell is not None]
+    if not ends:
         return
-    last = max(raw, key=lambda e: e.value_tell)
-    if last.length == 0xFFFFFFFF:
+    tell, length, tag = max(ends)
+    if length == 0xFFFFFFFF:
         return
     size = path.stat().st_size
-    if last.value_tell + last.length > size:
+    if tell + length > size:
         raise DicomReadError(
-            path, f"truncated file: element {last.tag} needs {last.length} bytes from offset "
-            f"{last.value_tell} but the file ends at byte {size}")
+            path, f"truncated file: element {tag} needs {length} bytes from offset "
+            f"{tell} but the file ends at byte {size}")
 
 
 def uid_of(ds: Dataset, keyword: str) -> str | None:

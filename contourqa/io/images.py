@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -83,7 +83,7 @@ def _floats(ds: Dataset, keyword: str, n: int, path: Path) -> NDArray[np.float64
     return np.asarray([float(v) for v in value], dtype=np.float64)
 
 
-def _stored_pixels(ds: Dataset, path: Path) -> NDArray[np.generic]:
+def _stored_pixels(ds: Dataset, path: Path) -> NDArray[Any]:
     try:
         return ds.pixel_array
     except Exception as exc:  # decoders raise many types; name the file and syntax
@@ -138,14 +138,14 @@ def read_image_series(paths: Sequence[str | Path], *,
     DicomReadError
         A file that cannot be read or decoded (named).
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in paths]
+    if not files:
         raise ValueError('Argument "paths" must name at least one image file.')
     # pydicom decodes elements lazily and warns on non-conformant values: the whole
     # reader runs under one filter instead of decoding every element of every slice.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _read_series(paths, datasets)
+        return _read_series(files, datasets)
 
 
 def _read_series(paths: list[Path], datasets: Sequence[Dataset] | None) -> ImageSeries:
@@ -226,7 +226,8 @@ def _read_series(paths: list[Path], datasets: Sequence[Dataset] | None) -> Image
     volume.flags.writeable = False
 
     geometry = VolumeGeometry.from_dicom(
-        image_position=positions[0], image_orientation=iop, pixel_spacing=spacing,
+        image_position=positions[0].tolist(), image_orientation=iop.tolist(),
+        pixel_spacing=spacing.tolist(),
         slice_spacing_mm=step, shape=(len(dss), rows, cols))
     series_uid = uid_of(first, "SeriesInstanceUID")
     if series_uid is None:

@@ -184,12 +184,12 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> S
         kind = str(obs.get("RTROIInterpretedType", "") or "").strip().upper()
         observed[number] = kind or None
 
-    contours_of: dict[int, tuple[tuple[Contour, ...], tuple[int, int, int] | None]] = {}
+    contours_of: dict[int, tuple[tuple[Contour, ...], tuple[int, ...] | None]] = {}
     for item in ds.get("ROIContourSequence", []):
         number = int(item.get("ReferencedROINumber", -1))
         color = item.get("ROIDisplayColor", None)
         rgb = tuple(int(v) for v in color)[:3] if color is not None and len(color) >= 3 else None
-        contours = []
+        contours: list[Contour] = []
         for c in item.get("ContourSequence", []):
             data = c.get("ContourData", None)
             if data is None or len(data) == 0:
@@ -206,15 +206,15 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> S
             contours.append(Contour(points_mm=pts.reshape(-1, 3),
                                     geometric_type=ContourType.parse(c.get("ContourGeometricType")),
                                     referenced_sop_uids=refs))
-        contours_of[number] = (tuple(contours), rgb)  # type: ignore[assignment]
+        contours_of[number] = (tuple(contours), rgb)
 
     rois = []
     for number, (name, algorithm) in roi_info.items():
-        contours, rgb = contours_of.get(number, ((), None))
+        roi_contours, rgb = contours_of.get(number, ((), None))
         rois.append(ROI(number=number, name=name, interpreted_type=observed.get(number),
-                        color=rgb, contours=contours,
+                        color=(rgb[0], rgb[1], rgb[2]) if rgb else None, contours=roi_contours,
                         frame_of_reference_uid=roi_for.get(number), generation_algorithm=algorithm))
-        if not contours:
+        if not roi_contours:
             problems.append(input_problem("empty_roi", f"ROI {name!r} has no contours.", path,
                                           structure=name))
     orphan = set(contours_of) - set(roi_info)
