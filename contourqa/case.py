@@ -110,19 +110,21 @@ def _choose_dose(doses: list[DoseGrid], plan: Plan | None, problems: list[Findin
 
 
 def _contours_outside(ss: StructureSet, image: ImageSeries) -> list[Finding]:
-    out = []
+    """One finding naming every ROI with contour points beyond the image volume."""
+    outside = []
     for roi in ss.rois:
         if roi.is_empty:
             continue
         pts = np.concatenate([c.points_mm for c in roi.closed_contours])
         inside = image.geometry.contains(pts, tol_voxels=0.5)
         if not inside.all():
-            frac = 1.0 - float(inside.mean())
-            out.append(input_problem(
-                "contour_outside_image", f"ROI {roi.name!r}: {frac:.0%} of its contour points "
-                "lie outside the image volume.", ss.path, image.paths[0], status=Status.WARN,
-                structure=roi.name))
-    return out
+            outside.append(f"{roi.name} ({1.0 - float(inside.mean()):.0%})")
+    if not outside:
+        return []
+    return [input_problem(
+        "contour_outside_image", f"{len(outside)} ROI(s) have contour points outside the image "
+        f"volume (share of points): {', '.join(outside)}.", ss.path, image.paths[0],
+        status=Status.WARN)]
 
 
 class SeriesCache:

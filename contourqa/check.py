@@ -28,6 +28,7 @@ class CheckOptions:
     role_mapping: Mapping[str, Any] | None = None
     metrics: tuple[str, ...] | None = None       # None: the DVH engine's defaults
     compute_dvh: bool = True
+    dvh_uncertainty: bool = True                 # discretisation band per metric
 
 
 @dataclass(frozen=True)
@@ -100,20 +101,35 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     checks += role_problems
     timings["roles"] = time.perf_counter() - t0
 
+    result = None
     dvh_values: dict[str, dict[str, float | None]] = {}
     conventions: dict[str, Any] = {}
     volumes: dict[int, float] = {}
+    extra: dict[str, Any] = {}
     if case.structure_set is not None and case.dose is not None and options.compute_dvh:
-        from contourqa.dvh import evaluate_structure_set
+        from contourqa.dvh import DEFAULT_METRICS, dvh_report
 
         t0 = time.perf_counter()
-        result = evaluate_structure_set(case.structure_set, case.dose, metrics=options.metrics,
-                                        prescription_gy=case.prescription_gy)
-        dvh_values, conventions = result.values, result.conventions
-        volumes = result.volumes_cc
+        try:
+            result = dvh_report(case.structure_set, case.dose,
+                                metrics=options.metrics or DEFAULT_METRICS,
+                                prescription_gy=case.prescription_gy,
+                                uncertainty=options.dvh_uncertainty)
+        except (ContourQAError, ValueError, MemoryError) as exc:
+            # Scoped to the DVH step and reported: the rest of the case still stands.
+            checks.append(Finding(code="dvh.failed", status=Status.NOT_EVALUATED,
+                                  message=f"DVH computation failed: {type(exc).__name__}: {exc}",
+                                  files=case.dose.paths))
+            result = None
+    if result is not None:
+        dvh_values = result.values
+        conventions = dict(result.conventions)
+        extra["dvh_uncertainty"] = result.to_json()["uncertainty"]
+        extra["dvh_reconciliation"] = [r.to_json() for r in result.reconciliations]
+        volumes = {d.roi_number: d.volume_cc for d in result.dvhs.values()}
         checks += list(result.problems)
         timings["dvh"] = time.perf_counter() - t0
-    elif case.structure_set is not None:
+    elif case.structure_set is not None and case.dose is None:
         checks.append(Finding(
             code="dvh.no_dose", status=Status.NOT_EVALUATED,
             message="No usable dose grid: DVH metrics and dose checks are not evaluated."))
@@ -128,7 +144,8 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
                 level=getattr(a, "level", None), evidence=getattr(a, "evidence", None)))
     checks.append(_NOT_YET)
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
-                      dvh=dvh_values, dvh_conventions=conventions, sectors=None, timings_s=timings)
+                      dvh=dvh_values, dvh_conventions=conventions, sectors=None,
+                      extra=extra, timings_s=timings)
 
 
 def _broken_case_report(files: CaseFiles, exc: Exception) -> CaseReport:

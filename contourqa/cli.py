@@ -15,6 +15,10 @@ from typing import Sequence
 from contourqa import __version__
 from contourqa.errors import ContourQAError
 
+
+class UsageError(ContourQAError, ValueError):
+    """A command line that names something that does not exist."""
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
@@ -83,20 +87,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_dvh(args: argparse.Namespace) -> int:
     import json
 
-    from contourqa.dvh import dvh_report
+    from contourqa.dvh import DEFAULT_METRICS, dvh_report
     from contourqa.io import read_dose, read_structure_set
 
     ss = read_structure_set(args.structures)
     dose = read_dose(args.dose, prescription_gy=args.prescription)
-    kwargs = {}
-    if _metrics(args.metrics):
-        kwargs["metrics"] = _metrics(args.metrics)
-    result = dvh_report(ss, dose, roi_names=args.roi or None, **kwargs)
-    text = json.dumps(result, indent=2, allow_nan=False) + "\n"
+    try:
+        result = dvh_report(ss, dose, roi_names=args.roi or None,
+                            metrics=_metrics(args.metrics) or DEFAULT_METRICS,
+                            prescription_gy=args.prescription)
+    except KeyError as exc:  # unknown ROI name: the message lists the ROIs
+        raise UsageError(str(exc.args[0])) from exc
+    text = json.dumps(result.to_json()["rois"], indent=2, allow_nan=False) + "\n"
     if args.json and args.json != "-":
         Path(args.json).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    for f in result.problems:
+        print(f"{f.status.value}: {f.structure or ''} {f.message}", file=sys.stderr)
+    print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
+          file=sys.stderr)
     return EXIT_OK
 
 

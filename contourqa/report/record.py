@@ -63,6 +63,8 @@ class CaseReport:
     dvh: dict[str, dict[str, float | None]] = field(default_factory=dict)
     dvh_conventions: dict[str, Any] = field(default_factory=dict)
     sectors: list[dict[str, Any]] | None = None
+    #: further sections by name (``dvh_uncertainty``, ``dvh_reconciliation``, ...)
+    extra: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -95,5 +97,6 @@ class CaseReport:
             "dvh": self.dvh,
             "dvh_conventions": self.dvh_conventions,
             "sectors": self.sectors,
+            **self.extra,
             "timings_s": self.timings_s,
         }
