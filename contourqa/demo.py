@@ -18,7 +18,7 @@ def demo_case_path() -> Path:
         contourqa was installed without its source tree (the demo case is not
         part of the wheel); regenerate it with ``python -m test_data.phantom DIR``.
     """
-    path = Path(__file__).resolve().parents[1] / "test_data" / "demo_case"
+    path = Path(__file__).resolve().parents[1] / "test_data" / "demo_case" / "dicom"
     if not path.is_dir():
         raise NoCaseFoundError(
             f"{path}: the bundled demo case is missing; run contourqa from a source checkout "
