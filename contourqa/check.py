@@ -15,7 +15,9 @@ from contourqa.case import Case, SeriesCache, load_case
 from contourqa.errors import ContourQAError, NoCaseFoundError
 from contourqa.findings import Finding, Status
 from contourqa.io.discovery import CaseFiles, DicomIndex, discover
+from contourqa.dose_checks import DoseCheckOptions, evaluate_dose_checks
 from contourqa.report.record import CaseInfo, CaseReport, StructureInfo
+from contourqa.structures import RoleTable, assign_roles
 
 __all__ = ["CheckOptions", "CheckRun", "check", "check_case"]
 
@@ -29,6 +31,7 @@ class CheckOptions:
     metrics: tuple[str, ...] | None = None       # None: the DVH engine's defaults
     compute_dvh: bool = True
     dvh_uncertainty: bool = True                 # discretisation band per metric
+    dose_checks: DoseCheckOptions | None = None  # None: DoseCheckOptions() defaults
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,9 @@ class CheckRun:
 
 _NOT_YET = Finding(
     code="report.scope", status=Status.NOT_EVALUATED,
-    message="This version of contourqa checks the input, structure roles and DVH metrics only; "
-            "ISRC sector, contouring-consensus and dose-constraint checks are not yet evaluated.",
+    message="This version of contourqa checks the input, structure roles, DVH metrics, dose "
+            "constraints, prescription and imaging; ISRC sector and contouring-consensus checks "
+            "are not yet evaluated.",
     source="contourqa roadmap")
 
 
@@ -77,14 +81,10 @@ def _case_info(case: Case) -> CaseInfo:
         files=tuple(str(p) for p in case.files.files), image=image, dose_grid=dose)
 
 
-def _roles(case: Case, options: CheckOptions) -> tuple[dict[int, Any], list[Finding]]:
-    from contourqa.structures import assign_roles
-
+def _roles(case: Case, options: CheckOptions) -> RoleTable:
     if case.structure_set is None:
-        return {}, []
-    table = assign_roles(case.structure_set.rois, mapping=options.role_mapping)
-    by_number = {a.roi_number: a for a in table.assignments if a.roi_number is not None}
-    return by_number, list(table.problems)
+        return RoleTable(())
+    return assign_roles(case.structure_set.rois, mapping=options.role_mapping)
 
 
 def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
@@ -97,8 +97,9 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     checks: list[Finding] = list(case.problems)
 
     t0 = time.perf_counter()
-    roles, role_problems = _roles(case, options)
-    checks += role_problems
+    table = _roles(case, options)
+    roles = {a.roi_number: a for a in table.assignments if a.roi_number is not None}
+    checks += list(table.problems)
     timings["roles"] = time.perf_counter() - t0
 
     result = None
@@ -133,6 +134,11 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         checks.append(Finding(
             code="dvh.no_dose", status=Status.NOT_EVALUATED,
             message="No usable dose grid: DVH metrics and dose checks are not evaluated."))
+
+    t0 = time.perf_counter()
+    checks += evaluate_dose_checks(case, table, result,
+                                   options=options.dose_checks or DoseCheckOptions())
+    timings["dose_checks"] = time.perf_counter() - t0
 
     structures = []
     if case.structure_set is not None:

@@ -46,11 +46,33 @@ def _write_reports(run, args: argparse.Namespace) -> int:  # type: ignore[no-unt
 
 def _check_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from contourqa.check import CheckOptions
+    from contourqa.dose_checks import DoseCheckOptions, PatientFactors, selected_sets
     from contourqa.structures import load_mapping
 
     mapping = load_mapping(args.roles) if args.roles else None
+    try:
+        alpha_beta = {}
+        for item in args.alpha_beta:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--alpha-beta {item!r}: expected KEY=GY, e.g. tumour=10")
+            alpha_beta[key.strip()] = float(value)
+        dose = DoseCheckOptions(
+            constraint_sets=_metrics(args.constraints) or ("auto",),
+            constraint_files=tuple(args.constraint_file), prior_courses=tuple(args.prior),
+            prior_dose_paths=tuple(args.prior_dose), use_unconfirmed=args.use_unconfirmed,
+            cord_compromise=args.cord_compromise, alpha_beta_gy=alpha_beta,
+            gtv_dmin_variant=args.gtv_dmin, ptv_coverage_variant=args.ptv_coverage,
+            dose_grid_max_spacing_mm=args.dose_grid_max_mm,
+            patient=PatientFactors(age_years=args.age, lytic=args.lytic,
+                                   baseline_vcf=args.baseline_vcf, deformity=args.deformity,
+                                   sins_total=args.sins,
+                                   vertebral_body_involved_percent=args.vb_involved))
+        selected_sets(dose)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     return CheckOptions(prescription_gy=args.prescription, role_mapping=mapping,
-                        metrics=_metrics(args.metrics))
+                        metrics=_metrics(args.metrics), dose_checks=dose)
 
 
 def _progress(n: int, total: int, name: str) -> None:
@@ -145,6 +167,36 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--roles", metavar="TOML", help="ROI name -> role mapping file")
         p.add_argument("--metrics", metavar="LIST", help="DVH metrics, comma-separated")
         p.add_argument("--no-colour", "--no-color", action="store_true", help="plain output")
+        g = p.add_argument_group("dose constraints")
+        g.add_argument("--constraints", metavar="LIST", default="auto",
+                       help="constraint sets: auto (by fraction number), hytec2021, sahgal2013, "
+                            "tg101, rtog0631, redmond2017, quantec2010, bmc2025")
+        g.add_argument("--constraint-file", action="append", default=[], metavar="TOML",
+                       help="institutional constraint set (repeatable)")
+        g.add_argument("--prior", action="append", default=[], metavar="COURSE",
+                       help='prior course, e.g. "30Gy/10fx,cord_max=28Gy,date=2023-05-01"')
+        g.add_argument("--prior-dose", action="append", default=[], metavar="RTDOSE",
+                       help="prior RTDOSE in the plan's frame of reference, one per --prior")
+        g.add_argument("--use-unconfirmed", action="store_true",
+                       help="also evaluate constraints whose source is unconfirmed (labelled U)")
+        g.add_argument("--alpha-beta", action="append", default=[], metavar="KEY=GY",
+                       help="alpha/beta override, e.g. tumour=10")
+        g.add_argument("--gtv-dmin", default="review",
+                       choices=["review", "lovelock2010", "kowalchuk2024"],
+                       help="GTV Dmin threshold variant (default: %(default)s)")
+        g.add_argument("--ptv-coverage", default="review", choices=["review", "rtog0631"],
+                       help="PTV coverage variant (default: %(default)s)")
+        g.add_argument("--cord-compromise", action="store_true",
+                       help="the prior course compromised the cord (Redmond 2017 row)")
+        g.add_argument("--dose-grid-max-mm", type=float, metavar="MM",
+                       help="warn when the dose grid is coarser than this")
+        v = p.add_argument_group("vertebral compression fracture risk factors")
+        v.add_argument("--age", type=float, metavar="YEARS")
+        v.add_argument("--sins", type=int, metavar="SCORE", help="SINS total")
+        v.add_argument("--vb-involved", type=float, metavar="PERCENT",
+                       help="percent of the vertebral body involved by tumour")
+        for flag in ("--lytic", "--baseline-vcf", "--deformity"):
+            v.add_argument(flag, action="store_const", const=True, default=None)
 
     p = sub.add_parser("check", help="check every plan under PATH")
     p.add_argument("path", metavar="PATH")

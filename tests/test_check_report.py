@@ -25,8 +25,10 @@ def run_check(path, tmp_path, capsys, *extra):
 
 def test_real_plan_report_follows_the_contract(tmp_path, capsys):
     code, r, cap = run_check(shared("dicompyler_core_example"), tmp_path, capsys)
-    assert code == 0  # nothing failed ...
-    assert r["status"] == "incomplete"  # ... but not everything could be evaluated
+    # A 3 mm planning CT fails the spine SBRT imaging rule (< 2 mm): exit 1.
+    assert code == 1 and r["status"] == "fail"
+    (ct,) = [f for f in r["checks"] if f["code"] == "imaging.ct_slice_spacing"]
+    assert ct["status"] == "fail" and ct["value"] == pytest.approx(3.0) and ct["limit"] == 2.0
     c = r["case"]
     assert (c["patient_id"], c["plan_label"], c["n_fractions"], c["prescription_gy"]) == (
         "123456", "B1", 7, 14.0)
@@ -43,12 +45,12 @@ def test_real_plan_report_follows_the_contract(tmp_path, capsys):
     assert r["dvh_conventions"]["end_caps"] and r["dvh_conventions"]["dose_interpolation"]
     codes = {f["code"] for f in r["checks"]}
     assert {"input.empty_roi", "input.missing_referenced_images", "report.scope"} <= codes
-    assert "INCOMPLETE" in cap.out and "Traceback" not in cap.err
+    assert "FAIL" in cap.out and "Traceback" not in cap.err
 
 
 def test_several_cases_give_a_list(tmp_path, capsys):
     code, data, _ = run_check(shared("pps_plan_competition_misc"), tmp_path, capsys)
-    assert code == 0 and isinstance(data, list) and len(data) == 3
+    assert isinstance(data, list) and len(data) == 3
     for r in data:
         assert r["status"] != "pass"
         assert r["dvh"] == {}  # no dose in this folder
@@ -79,5 +81,8 @@ def test_no_plan_in_folder_exits_2(capsys):
 
 def test_python_api_run():
     run = check(shared("rtutils_mock"))
-    assert len(run.reports) == 4 and not run.failed
-    assert all(r.status == "incomplete" for r in run.reports)
+    assert len(run.reports) == 4
+    # 5 mm CT: the imaging rule fails on every case; nothing else can pass silently.
+    for r in run.reports:
+        failed = {f.code for f in r.checks if f.status.value == "fail"}
+        assert failed == {"imaging.ct_slice_spacing"} and r.status == "fail"

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from contourqa.dvh.metrics import DVHMetric, MetricKind
-from contourqa.dvh.occupancy import (ContourPlane, StructureModel, build_model, check_geometry,
-                                     contour_planes)
+from contourqa.dvh.occupancy import (
+    ContourPlane,
+    StructureModel,
+    build_model,
+    check_geometry,
+    contour_planes,
+)
 from contourqa.dvh.options import DVHOptions
 from contourqa.errors import MetricError
 from contourqa.findings import Finding, Status
@@ -19,8 +25,9 @@ from contourqa.geometry import VolumeGeometry
 from contourqa.io.rtdose import DoseGrid
 from contourqa.io.rtstruct import ROI
 
-__all__ = ["DVH", "compute_dvh", "compute_dvhs", "metric_band", "BAND_VARIANTS"]
+__all__ = ["BAND_VARIANTS", "DVH", "compute_dvh", "compute_dvhs", "metric_band"]
 
+DEFAULT_OPTIONS = DVHOptions()
 _EDGE_TOL = 1e-7  # index units: points this close to the outer voxel centres count as inside
 
 
@@ -226,38 +233,45 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     smax = int(n_pieces_l.max()) if len(n_pieces_l) else 0
     f = f_l[lay]
     lo_s, hi_s = lo_c[lay], hi_c[lay]
+    npc = n_pieces_l[lay]
     los, his, ws = [], [], []
     ext_lo: list[float] = []
     ext_hi: list[float] = []
-    cache: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
     h2 = 1.0 / (model.n * model.n)  # squared sample pitch, index units
-
-    def plane_dose(s: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        if s not in cache:
-            cache[s] = sampler.plane_with_gradient(np.minimum(f + s, S - 1), j, i)
-        return cache[s]
-
+    # piece s of a sample spans dose slices f + s .. f + s + 1; later pieces only exist for
+    # the samples whose layer crosses more dose planes, so work on shrinking subsets
+    sel = np.arange(len(f))
+    prev = sampler.plane_with_gradient(f, j, i)
     for s in range(max(smax, 0)):
-        a = np.maximum(lo_s, f + s)
-        b = np.minimum(hi_s, f + s + 1)
+        if s > 0:
+            keep_s = npc[sel] > s
+            sel = sel[keep_s]
+            if len(sel) == 0:
+                break
+            prev = (prev[0][keep_s], prev[1][keep_s])
+        fs, js, is_ = f[sel] + s, j[sel], i[sel]
+        nxt = sampler.plane_with_gradient(np.minimum(fs + 1, S - 1), js, is_)
+        a = np.maximum(lo_s[sel], fs)
+        b = np.minimum(hi_s[sel], fs + 1)
         ok = b > a
+        (d0, g0), (d1, g1) = prev, nxt
+        prev = nxt
         if not ok.any():
             continue
-        (d0, g0), (d1, g1) = plane_dose(s), plane_dose(s + 1)
-        base = (f + s).astype(np.float64)
+        base = fs.astype(np.float64)
         da = d0 + (a - base) * (d1 - d0)
         db = d0 + (b - base) * (d1 - d0)
         # Each sample stands for its sub-cell: spread its dose over a uniform width with
         # the variance of the dose over the cell (linear in k along the piece, linear
         # in-plane across the cell); exact when the dose varies along one axis only.
         tm = 0.5 * (a + b) - base
-        grad2 = g0 + tm * (g1 - g0)
+        grad2 = np.maximum(g0 + tm * (g1 - g0), 0.0)
         mid = 0.5 * (da + db)
         half = 0.5 * np.sqrt((db - da) ** 2 + h2 * grad2)
         los.append((mid - half)[ok])
         his.append((mid + half)[ok])
-        ext_lo.append(np.minimum(da, db)[ok].min())
-        ext_hi.append(np.maximum(da, db)[ok].max())
+        ext_lo.append(float(np.minimum(da, db)[ok].min()))
+        ext_hi.append(float(np.maximum(da, db)[ok].max()))
         ws.append((b - a)[ok] * (area * voxel_cc))
     lo = np.concatenate(los) if los else np.zeros(0)
     hi = np.concatenate(his) if his else np.zeros(0)
@@ -265,8 +279,8 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
 
     v = model.vertices_kji
     v = v[sampler.inside(v)] if len(v) else v
-    vmin = min(ext_lo) if ext_lo else math.nan
-    vmax = max(ext_hi) if ext_hi else math.nan
+    vmin = float(min(ext_lo)) if ext_lo else math.nan
+    vmax = float(max(ext_hi)) if ext_hi else math.nan
     if len(v):
         v = np.clip(v, 0.0, np.asarray(sampler.shape, float) - 1)
         vd = sampler.trilinear(v)
@@ -286,13 +300,13 @@ def _histogram(pc: _Pieces, bin_width: float, top_gy: float
     n_edges = int(math.floor(max(top_gy, 0.0) / bin_width)) + 2
     edges = np.arange(n_edges) * bin_width
     if len(pc.w) == 0:
-        return edges, np.zeros(n_edges)
+        return edges.astype(np.float64), np.zeros(n_edges)
     spread = pc.hi - pc.lo
     ramp = spread > 1e-9 * max(1.0, top_gy)
     c = np.where(ramp, pc.w / np.where(ramp, spread, 1.0), 0.0)
 
     def idx(t: NDArray[np.float64]) -> NDArray[np.int64]:
-        return np.minimum(np.floor(t / bin_width).astype(np.int64) + 1, n_edges - 1)
+        return np.clip(np.floor(t / bin_width).astype(np.int64) + 1, 0, n_edges - 1)
 
     i_lo, i_hi = idx(pc.lo), idx(pc.hi)
     s1 = np.bincount(i_lo, weights=c, minlength=n_edges) - np.bincount(i_hi, weights=c, minlength=n_edges)
@@ -305,7 +319,7 @@ def _histogram(pc: _Pieces, bin_width: float, top_gy: float
     cum[0] = total if edges[0] <= pc.lo.min() else cum[0]
     cum = np.minimum.accumulate(cum)
     cum[edges > pc.hi.max()] = 0.0
-    return edges, cum
+    return edges.astype(np.float64), np.asarray(cum, dtype=np.float64)
 
 
 def _wants_interpolation(planes: list[ContourPlane], geometry: VolumeGeometry,
@@ -343,7 +357,7 @@ def _compute(roi: ROI, sampler: _DoseSampler, options: DVHOptions) -> DVH:
     v_in = float(pc.w.sum())
     volume_cc = v_in + pc.outside_cc
     if len(pc.w):
-        dmin, dmax = pc.vmin, pc.vmax
+        dmin, dmax = float(pc.vmin), float(pc.vmax)
         dmean = float(np.sum(pc.w * 0.5 * (pc.lo + pc.hi)) / v_in)
     else:
         dmin = dmax = dmean = math.nan
@@ -370,7 +384,7 @@ def _compute(roi: ROI, sampler: _DoseSampler, options: DVHOptions) -> DVH:
                cap_volume_cc=cap_cc)
 
 
-def compute_dvh(roi: ROI, dose: DoseGrid, *, options: DVHOptions = DVHOptions()) -> DVH:
+def compute_dvh(roi: ROI, dose: DoseGrid, *, options: DVHOptions = DEFAULT_OPTIONS) -> DVH:
     """DVH of one ROI on a dose grid.
 
     Parameters
@@ -390,7 +404,7 @@ def compute_dvh(roi: ROI, dose: DoseGrid, *, options: DVHOptions = DVHOptions())
     return _compute(roi, _DoseSampler(dose), options)
 
 
-def compute_dvhs(rois: Iterable[ROI], dose: DoseGrid, *, options: DVHOptions = DVHOptions()
+def compute_dvhs(rois: Iterable[ROI], dose: DoseGrid, *, options: DVHOptions = DEFAULT_OPTIONS
                  ) -> dict[str, DVH]:
     """DVHs of several ROIs, sharing the dose lookup; keyed by ROI name (first wins)."""
     check_geometry(dose.geometry)
@@ -422,7 +436,7 @@ BAND_VARIANTS: tuple[str, ...] = ("coarser_sampling", "other_end_caps", "other_s
 
 
 def metric_band(roi: ROI, dose: DoseGrid, metrics: Iterable[DVHMetric | str], *,
-                options: DVHOptions = DVHOptions(), prescription_gy: float | None = None,
+                options: DVHOptions = DEFAULT_OPTIONS, prescription_gy: float | None = None,
                 nominal: DVH | None = None, variants: Iterable[str] = BAND_VARIANTS
                 ) -> dict[str, tuple[float, float]]:
     """Discretisation band ``(low, high)`` of each metric, keyed by canonical metric string.
@@ -457,7 +471,7 @@ def _bands(dvhs: list[DVH], metrics: Iterable[DVHMetric | str], prescription_gy:
 
 
 def compute_dvhs_with_bands(rois: Iterable[ROI], dose: DoseGrid, metrics: Iterable[DVHMetric | str],
-                            *, options: DVHOptions = DVHOptions(),
+                            *, options: DVHOptions = DEFAULT_OPTIONS,
                             prescription_gy: float | None = None,
                             variants: Iterable[str] = BAND_VARIANTS
                             ) -> tuple[dict[str, DVH], dict[str, dict[str, tuple[float, float]]]]:
@@ -482,5 +496,3 @@ def compute_dvhs_with_bands(rois: Iterable[ROI], dose: DoseGrid, metrics: Iterab
     return dvhs, bands
 
 
-def conventions_of(options: DVHOptions) -> Mapping[str, Any]:
-    return options.conventions()

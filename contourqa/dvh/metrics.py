@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from contourqa.errors import MetricError
 
-__all__ = ["MetricKind", "DVHMetric", "DEFAULT_METRICS"]
+__all__ = ["DEFAULT_METRICS", "DVHMetric", "MetricKind"]
 
 
 class MetricKind(str, enum.Enum):
@@ -49,11 +49,11 @@ class MetricKind(str, enum.Enum):
 
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
 _PATTERNS: tuple[tuple[re.Pattern[str], MetricKind], ...] = (
-    (re.compile(rf"^D{_NUMBER}%$", re.I), MetricKind.DOSE_AT_PERCENT),
-    (re.compile(rf"^D{_NUMBER}\s*cc$", re.I), MetricKind.DOSE_AT_CC),
-    (re.compile(rf"^V{_NUMBER}\s*Gy%$", re.I), MetricKind.VOLUME_PERCENT_AT_GY),
-    (re.compile(rf"^V{_NUMBER}\s*Gy$", re.I), MetricKind.VOLUME_CC_AT_GY),
-    (re.compile(rf"^V{_NUMBER}%$", re.I), MetricKind.VOLUME_PERCENT_AT_RX_PERCENT),
+    (re.compile(rf"^D{_NUMBER}%$", re.IGNORECASE), MetricKind.DOSE_AT_PERCENT),
+    (re.compile(rf"^D{_NUMBER}\s*cc$", re.IGNORECASE), MetricKind.DOSE_AT_CC),
+    (re.compile(rf"^V{_NUMBER}\s*Gy%$", re.IGNORECASE), MetricKind.VOLUME_PERCENT_AT_GY),
+    (re.compile(rf"^V{_NUMBER}\s*Gy$", re.IGNORECASE), MetricKind.VOLUME_CC_AT_GY),
+    (re.compile(rf"^V{_NUMBER}%$", re.IGNORECASE), MetricKind.VOLUME_PERCENT_AT_RX_PERCENT),
 )
 _NAMED = {"volume": MetricKind.VOLUME, "dmin": MetricKind.DMIN, "dmax": MetricKind.DMAX,
           "dmean": MetricKind.DMEAN}
@@ -61,8 +61,7 @@ _NAMED = {"volume": MetricKind.VOLUME, "dmin": MetricKind.DMIN, "dmax": MetricKi
 
 def _format_number(x: float) -> str:
     text = repr(float(x))
-    if text.endswith(".0"):
-        text = text[:-2]
+    text = text.removesuffix(".0")
     return text
 
 
@@ -96,7 +95,7 @@ class DVHMetric:
             object.__setattr__(self, "x", x)
 
     @classmethod
-    def parse(cls, text: "str | DVHMetric") -> "DVHMetric":
+    def parse(cls, text: str | DVHMetric) -> DVHMetric:
         """Parse a metric string such as ``"D95%"``, ``"D0.03cc"``, ``"V20Gy"``.
 
         Raises
@@ -116,7 +115,7 @@ class DVHMetric:
             if m:
                 return cls(kind, float(m.group(1)))
         hint = ""
-        if re.match(rf"^[DV]{_NUMBER}$", s, re.I):
+        if re.match(rf"^[DV]{_NUMBER}$", s, re.IGNORECASE):
             hint = f" Add a unit: {s}% or {s}cc (D) / {s}Gy or {s}% (V)."
         raise MetricError(
             f"Cannot parse DVH metric {text!r}.{hint} Known forms: volume, Dmin, Dmax, Dmean, "

@@ -7,8 +7,8 @@ its slices parallel to the contour planes (axial contours, axis-aligned grid).
 
 A structure becomes a stack of *layers*: prisms ``[k_lo, k_hi]`` with a constant
 cross-section given as in-plane samples on a grid ``n`` times finer than the dose
-voxels (sample ``(q, p)`` sits at ``j = (q + 0.5) / n - 0.5``, ``i = (p + 0.5) / n - 0.5``,
-so sub-cells tile every dose voxel exactly).  Without shape interpolation each contour
+voxels (sample ``(q, p)`` sits at ``j = (q + phase) / n - 0.5``, ``i = (p + phase) / n - 0.5``,
+shifted by a fixed phase so that no sample lies on a voxel centre).  Without shape interpolation each contour
 plane is one layer (its slab); with it, the space between two planes is cut into thin
 sub-layers whose shapes morph from one plane's shape to the next.
 """
@@ -26,9 +26,13 @@ from contourqa.errors import GeometryError
 from contourqa.geometry import VolumeGeometry
 from contourqa.io.rtstruct import ROI
 
-__all__ = ["ContourPlane", "StructureModel", "contour_planes", "build_model", "scanline_samples"]
+__all__ = ["ContourPlane", "StructureModel", "build_model", "contour_planes", "scanline_samples"]
 
 _AXIS_TOL = 1e-4
+# Sample q sits at index (q + _PHASE) / n - 0.5: a phase other than 0.5 keeps samples off
+# voxel centres and half-voxel lines for every n, where contour vertices often lie
+# exactly (a sample row on an edge is a whole row in or out).
+_PHASE = 0.5 + 1.0 / 8.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,11 +100,11 @@ class StructureModel:
 
     @property
     def j(self) -> NDArray[np.float64]:
-        return (self.q + 0.5) / self.n - 0.5
+        return (self.q + _PHASE) / self.n - 0.5
 
     @property
     def i(self) -> NDArray[np.float64]:
-        return (self.p + 0.5) / self.n - 0.5
+        return (self.p + _PHASE) / self.n - 0.5
 
     def volume_index(self) -> float:
         """Model volume in index units cubed."""
@@ -123,7 +127,7 @@ def check_geometry(geometry: VolumeGeometry) -> None:
 def contour_planes(roi: ROI, geometry: VolumeGeometry) -> list[ContourPlane]:
     """The ROI's closed contours grouped by plane, in the grid's index space, sorted by k."""
     out = []
-    for _, polys in roi.planes(normal=np.array([0.0, 0.0, 1.0])).items():
+    for polys in roi.planes(normal=np.array([0.0, 0.0, 1.0])).values():
         idx = [geometry.patient_to_index(p) for p in polys]
         k = float(np.mean(np.concatenate([a[:, 0] for a in idx])))
         out.append(ContourPlane(k=k, polygons=tuple(np.ascontiguousarray(a[:, 1:]) for a in idx)))
@@ -156,8 +160,8 @@ def scanline_samples(polygons: list[tuple[int, NDArray[np.float64]]], n: int
     a = np.concatenate([poly for _, poly in polygons])
     b = np.concatenate([np.roll(poly, -1, axis=0) for _, poly in polygons])
     ja, ia, jb, ib = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
-    q_a = np.ceil((ja + 0.5) * n - 0.5).astype(np.int64)
-    q_b = np.ceil((jb + 0.5) * n - 0.5).astype(np.int64)
+    q_a = np.ceil((ja + 0.5) * n - _PHASE).astype(np.int64)
+    q_b = np.ceil((jb + 0.5) * n - _PHASE).astype(np.int64)
     q_start = np.minimum(q_a, q_b)
     count = np.abs(q_b - q_a)
     total = int(count.sum())
@@ -166,7 +170,7 @@ def scanline_samples(polygons: list[tuple[int, NDArray[np.float64]]], n: int
         return e, e, e
     edge = np.repeat(np.arange(len(ja)), count)
     q = np.repeat(q_start, count) + (np.arange(total) - np.repeat(np.cumsum(count) - count, count))
-    u = (q + 0.5) / n - 0.5
+    u = (q + _PHASE) / n - 0.5
     je, ie, jf, iff = ja[edge], ia[edge], jb[edge], ib[edge]
     x = ie + (u - je) * (iff - ie) / (jf - je)
     g = ids[edge]
@@ -174,8 +178,8 @@ def scanline_samples(polygons: list[tuple[int, NDArray[np.float64]]], n: int
     x, q, g = x[order], q[order], g[order]
     xs, xe = x[0::2], x[1::2]
     q_row, g_row = q[0::2], g[0::2]
-    p_start = np.ceil((xs + 0.5) * n - 0.5).astype(np.int64)
-    p_end = np.ceil((xe + 0.5) * n - 0.5).astype(np.int64)
+    p_start = np.ceil((xs + 0.5) * n - _PHASE).astype(np.int64)
+    p_end = np.ceil((xe + 0.5) * n - _PHASE).astype(np.int64)
     cnt = np.maximum(p_end - p_start, 0)
     tot = int(cnt.sum())
     off = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt)
@@ -210,8 +214,15 @@ def _choose_n(plane_areas: NDArray[np.float64], layer_area_sum: float, options: 
         return options.max_subdivision
     n = math.ceil(math.sqrt(options.samples_per_plane / float(np.median(positive))))
     if layer_area_sum > 0 and n * n * layer_area_sum > options.max_samples:
-        n = int(math.floor(math.sqrt(options.max_samples / layer_area_sum)))
-    return int(min(max(n, options.min_subdivision), options.max_subdivision))
+        n = max(1, int(math.floor(math.sqrt(options.max_samples / layer_area_sum))))
+        return n if n == 1 or n % 2 == 0 else n - 1
+    n = int(min(max(n, options.min_subdivision), options.max_subdivision))
+    # Even n keeps sample rows and columns off the voxel centres and half-voxel lines,
+    # where contour edges often lie exactly (a sample on an edge is a whole row in or out);
+    # n = 1 (voxel centres) only where the budget of a large structure demands it.
+    if n % 2 and n > 1:
+        n = n + 1 if n + 1 <= options.max_subdivision else n - 1
+    return n
 
 
 def _vertices_at(plane: ContourPlane, ks: list[float]) -> NDArray[np.float64]:
@@ -262,7 +273,7 @@ def build_model(planes: list[ContourPlane], *, options: DVHOptions, slice_mm: fl
                                 for m, pl in enumerate(planes)])
         return StructureModel(n=n, q=q, p=p, layer=g, k_lo=lo, k_hi=hi, vertices_kji=verts,
                               interpolated=False, cap_volume_index=cap_volume)
-    return _morph_model(planes, ks, areas, runs, cap_lo, cap_hi, options=options,
+    return _morph_model(planes, ks, areas, runs, lo, hi, options=options,
                         slice_mm=slice_mm, cap_volume=cap_volume)
 
 
@@ -325,89 +336,83 @@ def _match_area(da: NDArray[np.float64], db: NDArray[np.float64], target: NDArra
 
 
 def _morph_model(planes: list[ContourPlane], ks: NDArray[np.float64], areas_est: NDArray[np.float64],
-                 runs: list[tuple[int, int]], cap_lo: NDArray[np.float64],
-                 cap_hi: NDArray[np.float64], *, options: DVHOptions, slice_mm: float,
-                 cap_volume: float) -> StructureModel:
+                 runs: list[tuple[int, int]], lo: NDArray[np.float64], hi: NDArray[np.float64],
+                 *, options: DVHOptions, slice_mm: float, cap_volume: float) -> StructureModel:
+    """Slab model with morphed sub-layers across the gaps that end at a tip.
+
+    Each plane keeps its slab, except on the side of a *tip gap* (the smaller of the two
+    cross-sections below ``morph_area_ratio`` times the larger): there its slab stops at
+    the plane and the gap is filled with thin sub-layers morphed between the two shapes.
+    """
     sub_index = options.sublayer_mm / slice_mm
-    n_sub = [max(1, math.ceil((ks[m + 1] - ks[m]) / sub_index - 1e-9)) if m + 1 < e else 0
-             for s, e in runs for m in range(s, e)]
-    # Estimated in-plane samples per index^2 over all layers, for the choice of n.
-    est = float(np.sum(areas_est * (np.array(n_sub) + 2)))
+    tip = np.zeros(len(ks), dtype=bool)  # tip[m]: the gap between m and m + 1 is morphed
+    for s_, e in runs:
+        for m in range(s_, e - 1):
+            small, big = sorted((areas_est[m], areas_est[m + 1]))
+            tip[m] = small < options.morph_area_ratio * big
+    gaps = np.where(tip, np.diff(np.append(ks, ks[-1])), 0.0)
+    n_sub = np.where(tip, np.maximum(1, np.ceil(gaps / sub_index - 1e-9)), 0).astype(int)
+    est = float(areas_est.sum() + np.sum(
+        np.where(tip, 0.5 * (areas_est + np.append(areas_est[1:], 0.0)) * n_sub, 0.0)))
     n = _choose_n(areas_est, est, options)
     g, q, p = scanline_samples([(m, poly) for m, pl in enumerate(planes)
                                 for poly in pl.polygons], n)
-    allpts = np.concatenate([poly for pl in planes for poly in pl.polygons])
-    pad = 2
-    q0 = int(math.floor((allpts[:, 0].min() + 0.5) * n)) - pad
-    p0 = int(math.floor((allpts[:, 1].min() + 0.5) * n)) - pad
-    nq = int(math.ceil((allpts[:, 0].max() + 0.5) * n)) + pad - q0 + 1
-    np_ = int(math.ceil((allpts[:, 1].max() + 0.5) * n)) + pad - p0 + 1
-    gq, gp = np.meshgrid(np.arange(nq, dtype=np.float64), np.arange(np_, dtype=np.float64),
-                         indexing="ij")
-    masks = np.zeros((len(planes), nq, np_), dtype=bool)
-    masks[g, q - q0, p - p0] = True
-    counts = masks.reshape(len(planes), -1).sum(axis=1).astype(np.float64)
+    counts = np.bincount(g, minlength=len(planes)).astype(np.float64)
+    # plane slabs, cut at the plane on the side of a tip gap
+    lo = lo.copy()
+    hi = hi.copy()
+    for m in np.nonzero(tip)[0].tolist():
+        hi[m] = ks[m]
+        lo[m + 1] = ks[m + 1]
+    order = np.argsort(g, kind="stable")
+    g, q, p = g[order], q[order], p[order]
+    starts = np.searchsorted(g, np.arange(len(planes) + 1))
 
-    out_q: list[NDArray[np.int64]] = []
-    out_p: list[NDArray[np.int64]] = []
-    out_l: list[NDArray[np.int64]] = []
-    k_lo: list[float] = []
-    k_hi: list[float] = []
-    verts = []
+    out_q = [q]
+    out_p = [p]
+    out_l = [g]
+    k_lo = list(lo)
+    k_hi = list(hi)
 
-    def add(mask_q: NDArray[np.int64], mask_p: NDArray[np.int64], lo: float, hi: float) -> None:
-        out_q.append(mask_q + q0)
-        out_p.append(mask_p + p0)
+    def add(mask_q: NDArray[np.int64], mask_p: NDArray[np.int64], a: float, b: float) -> None:
+        out_q.append(mask_q)
+        out_p.append(mask_p)
         out_l.append(np.full(len(mask_q), len(k_lo), np.int64))
-        k_lo.append(lo)
-        k_hi.append(hi)
+        k_lo.append(a)
+        k_hi.append(b)
 
-    sdf_cache: dict[int, NDArray[np.float64]] = {}
-
-    def sdf(m: int) -> NDArray[np.float64]:
-        if m not in sdf_cache:
-            centroid = np.concatenate(planes[m].polygons).mean(axis=0)
-            c = (centroid + 0.5) * n - 0.5 - np.array([q0, p0])
-            sdf_cache[m] = _sdf(masks[m], c, (gq, gp))
-        return sdf_cache[m]
-
-    flat_pos = 0
-    for s, e in runs:
-        z = ks[s:e]
-        A = counts[s:e]
-        for m in range(s, e):
-            pl = planes[m]
-            vk = [pl.k]
-            if cap_lo[m] > 0:
-                mq, mp = np.nonzero(masks[m])
-                add(mq, mp, pl.k - cap_lo[m], pl.k)
-                vk.append(pl.k - cap_lo[m])
-            if cap_hi[m] > 0:
-                mq, mp = np.nonzero(masks[m])
-                add(mq, mp, pl.k, pl.k + cap_hi[m])
-                vk.append(pl.k + cap_hi[m])
-            verts.append(_vertices_at(pl, vk))
-            if m + 1 < e:
-                nsub = n_sub[flat_pos]
-                t = (np.arange(nsub) + 0.5) / nsub
-                edges = ks[m] + np.arange(nsub + 1) / nsub * (ks[m + 1] - ks[m])
-                if np.array_equal(masks[m], masks[m + 1]):
-                    mq, mp = np.nonzero(masks[m])
-                    for c in range(nsub):
-                        add(mq, mp, float(edges[c]), float(edges[c + 1]))
-                else:
-                    da, db = sdf(m), sdf(m + 1)
-                    taus = _match_area(da, db, _area_at(z, A, m - s, t), t)
-                    for c in range(nsub):
-                        mq, mp = np.nonzero((1 - taus[c]) * da + taus[c] * db < 0)
-                        add(mq, mp, float(edges[c]), float(edges[c + 1]))
-            flat_pos += 1
-    if not k_lo:
-        e0 = np.zeros(0, np.int64)
-        return StructureModel(n=n, q=e0, p=e0, layer=e0, k_lo=np.zeros(0), k_hi=np.zeros(0),
-                              vertices_kji=np.concatenate(verts), interpolated=True,
-                              cap_volume_index=cap_volume)
+    for s_, e in runs:
+        z = ks[s_:e]
+        A = counts[s_:e]
+        for m in range(s_, e - 1):
+            if not tip[m]:
+                continue
+            pair = (m, m + 1)
+            pts = np.concatenate([poly for mm in pair for poly in planes[mm].polygons])
+            q0 = int(math.floor((pts[:, 0].min() + 0.5) * n)) - 2
+            p0 = int(math.floor((pts[:, 1].min() + 0.5) * n)) - 2
+            nq = int(math.ceil((pts[:, 0].max() + 0.5) * n)) + 2 - q0 + 1
+            npp = int(math.ceil((pts[:, 1].max() + 0.5) * n)) + 2 - p0 + 1
+            gq, gp = np.meshgrid(np.arange(nq, dtype=np.float64), np.arange(npp, dtype=np.float64),
+                                 indexing="ij")
+            fields = []
+            for mm in pair:
+                mask = np.zeros((nq, npp), dtype=bool)
+                sl = slice(starts[mm], starts[mm + 1])
+                mask[q[sl] - q0, p[sl] - p0] = True
+                centroid = np.concatenate(planes[mm].polygons).mean(axis=0)
+                c = (centroid + 0.5) * n - _PHASE - np.array([q0, p0])
+                fields.append(_sdf(mask, c, (gq, gp)))
+            da, db = fields
+            nsub = int(n_sub[m])
+            t = (np.arange(nsub) + 0.5) / nsub
+            edges = ks[m] + np.arange(nsub + 1) / nsub * (ks[m + 1] - ks[m])
+            taus = _match_area(da, db, _area_at(z, A, m - s_, t), t)
+            for c_ in range(nsub):
+                mq, mp = np.nonzero((1 - taus[c_]) * da + taus[c_] * db < 0)
+                add(mq + q0, mp + p0, float(edges[c_]), float(edges[c_ + 1]))
+    verts = np.concatenate([_vertices_at(pl, [pl.k, lo[m], hi[m]]) for m, pl in enumerate(planes)])
     return StructureModel(n=n, q=np.concatenate(out_q), p=np.concatenate(out_p),
-                          layer=np.concatenate(out_l), k_lo=np.asarray(k_lo),
-                          k_hi=np.asarray(k_hi), vertices_kji=np.concatenate(verts),
-                          interpolated=True, cap_volume_index=cap_volume)
+                          layer=np.concatenate(out_l), k_lo=np.asarray(k_lo, dtype=np.float64),
+                          k_hi=np.asarray(k_hi, dtype=np.float64), vertices_kji=verts,
+                          interpolated=bool(tip.any()), cap_volume_index=cap_volume)

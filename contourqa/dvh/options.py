@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-__all__ = ["DVHOptions", "FIXED_CONVENTIONS"]
+__all__ = ["FIXED_CONVENTIONS", "DVHOptions"]
 
 EndCaps = Literal["half_slice", "none"]
 ShapeInterpolation = Literal["auto", "on", "off"]
@@ -52,6 +52,11 @@ class DVHOptions:
         would cost time).
     interpolation_max_cc : float
         Volume limit of ``"auto"``, cc.  Default 200 cc.
+    morph_area_ratio : float
+        Shapes are morphed only across gaps where the smaller cross-section is below
+        this fraction of the larger (tips, poles, apices: where the slab model misplaces
+        most volume); between similar planes each half-gap takes the nearer plane's
+        shape, since a morph would chamfer the edges both shapes share.  Default 0.5.
     sublayer_mm : float
         Largest thickness of an interpolated sub-layer, mm.  Default 0.5 mm.
     samples_per_plane : int
@@ -60,7 +65,7 @@ class DVHOptions:
         body contour coarsely.  Default 6 000.
     max_samples : int
         Upper bound of samples over all layers of one ROI (lowers the factor for ROIs
-        with many planes).  Default 1 500 000.
+        with many planes).  Default 300 000.
     min_subdivision, max_subdivision : int
         Bounds of the supersampling factor per dose voxel and in-plane axis.
         Defaults 2 and 40.
@@ -75,9 +80,10 @@ class DVHOptions:
     end_caps: EndCaps = "half_slice"
     shape_interpolation: ShapeInterpolation = "auto"
     interpolation_max_cc: float = 200.0
+    morph_area_ratio: float = 0.5
     sublayer_mm: float = 0.5
     samples_per_plane: int = 6_000
-    max_samples: int = 1_500_000
+    max_samples: int = 300_000
     min_subdivision: int = 2
     max_subdivision: int = 40
     bin_width_gy: float = 0.005
@@ -102,7 +108,7 @@ class DVHOptions:
         if not self.gap_factor > 1:
             raise ValueError('Argument "gap_factor" must be above 1.')
 
-    def replace(self, **changes: Any) -> "DVHOptions":
+    def replace(self, **changes: Any) -> DVHOptions:
         """A copy with some options changed."""
         return replace(self, **changes)
 
@@ -112,6 +118,7 @@ class DVHOptions:
             "end_caps": self.end_caps,
             "shape_interpolation": self.shape_interpolation,
             "interpolation_max_cc": self.interpolation_max_cc,
+            "morph_area_ratio": self.morph_area_ratio,
             "sublayer_mm": self.sublayer_mm,
             "samples_per_plane": self.samples_per_plane,
             "max_samples": self.max_samples,

@@ -1,0 +1,134 @@
+"""Whole-plan DVH speed: every ROI of the RayStation brain SRS plan, end to end.
+
+Each engine runs in a fresh subprocess (imports, reading and every ROI's DVH), timed
+wall-clock with its peak resident memory (GNU ``/usr/bin/time -f %M``; for Plastimatch
+the larger of its two steps):
+
+* contourqa ``dvh_report`` with default options (what ``contourqa dvh`` calls);
+* dicompyler-core 0.5.6 ``get_dvh`` per ROI, defaults (and ``--peer-interpolation``:
+  0.25 mm in-plane and 2 segments between planes, ~400 s);
+* Plastimatch ``convert`` (rasterise the structure set on the dose grid) then ``dvh``.
+
+Writes ``benchmarks/results/dvh_speed.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_dvh_common import machine
+
+PLAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "pps_brain_srs_raystation" / \
+    "BrainSRSRaystationIMRT"
+RESULTS = Path(__file__).parent / "results"
+
+CONTOURQA = """
+import sys
+from contourqa.dvh import dvh_report
+from contourqa.io.rtstruct import read_structure_set
+from contourqa.io.rtdose import read_dose
+rep = dvh_report(read_structure_set(sys.argv[1]), read_dose(sys.argv[2]), uncertainty=%s)
+print(len(rep.values))
+"""
+
+DICOMPYLER = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import pydicom, pydicom.dicomio
+pydicom.dicomio.read_file = pydicom.dcmread
+from dicompylercore import dvhcalc, dicomparser
+rs, rd, interp = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+structures = dicomparser.DicomParser(rs).GetStructures()
+kw = {"interpolation_resolution": (0.25, 0.25), "interpolation_segments_between_planes": 2} if interp else {}
+n = 0
+for number, s in structures.items():
+    try:
+        d = dvhcalc.get_dvh(rs, rd, number, **kw)
+        n += 1
+    except Exception:  # POINT ROIs have no volume
+        pass
+print(n)
+"""
+
+
+def run(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB, largest process, from GNU time) and stdout."""
+    with tempfile.NamedTemporaryFile(suffix=".txt") as tf:
+        t0 = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name, *cmd],
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr[-2000:]}")
+        rss_kb = float(Path(tf.name).read_text().strip().splitlines()[-1])
+    return wall, rss_kb / 1024.0, proc.stdout.strip()
+
+
+def best_of(n: int, cmd: list[str]) -> dict[str, float | str]:
+    runs = [run(cmd) for _ in range(n)]
+    wall = min(r[0] for r in runs)
+    return {"seconds": round(wall, 3), "seconds_all": [round(r[0], 3) for r in runs],
+            "peak_rss_mb": round(max(r[1] for r in runs), 1), "output": runs[0][2][-200:]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--peer-interpolation", action="store_true")
+    args = ap.parse_args()
+    rs = str(next(PLAN.glob("RS*")))
+    rd = str(next(PLAN.glob("RD*")))
+    report: dict[str, object] = {"machine": machine(), "plan": str(PLAN.name)}
+    py = sys.executable
+    report["contourqa"] = best_of(args.repeat, [py, "-c", CONTOURQA % "False", rs, rd])
+    report["contourqa_with_uncertainty"] = best_of(1, [py, "-c", CONTOURQA % "True", rs, rd])
+    # the same breakdown in-process: where the time goes
+    t0 = time.perf_counter()
+    from contourqa.dvh import dvh_report
+    from contourqa.io.rtdose import read_dose
+    from contourqa.io.rtstruct import read_structure_set
+    t1 = time.perf_counter()
+    ss, dose = read_structure_set(rs), read_dose(rd)
+    t2 = time.perf_counter()
+    dvh_report(ss, dose)
+    t3 = time.perf_counter()
+    report["contourqa_breakdown_s"] = {"import": round(t1 - t0, 3), "read_dicom": round(t2 - t1, 3),
+                                       "dvh_all_rois": round(t3 - t2, 3)}
+    report["dicompyler_core_defaults"] = best_of(1, [py, "-c", DICOMPYLER, rs, rd, "0"])
+    if args.peer_interpolation:
+        report["dicompyler_core_interpolation"] = best_of(1, [py, "-c", DICOMPYLER, rs, rd, "1"])
+    exe = shutil.which("plastimatch")
+    if exe:
+        with tempfile.TemporaryDirectory() as tmp:
+            script = (f"set -e; {exe} convert --input '{rs}' --fixed '{rd}' --output-ss-img {tmp}/ss.nrrd "
+                      f"--output-ss-list {tmp}/ss.txt >/dev/null; {exe} dvh --input-ss-img {tmp}/ss.nrrd "
+                      f"--input-ss-list {tmp}/ss.txt --input-dose '{rd}' --output-csv {tmp}/dvh.csv "
+                      f">/dev/null; wc -l < {tmp}/dvh.csv")
+            report["plastimatch"] = best_of(args.repeat, ["bash", "-c", script])
+    else:
+        report["plastimatch"] = "not installed"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "dvh_speed.json").write_text(json.dumps(report, indent=1))
+    lines = ["# Whole-plan DVH speed (brain SRS, 3 mm dose grid, all ROIs)", "",
+             f"machine: {report['machine']}", "", "| engine | wall s (best) | peak RSS MB |",
+             "|---|---|---|"]
+    for k in ("contourqa", "contourqa_with_uncertainty", "plastimatch", "dicompyler_core_defaults",
+              "dicompyler_core_interpolation"):
+        r = report.get(k)
+        if isinstance(r, dict):
+            lines.append(f"| {k} | {r['seconds']} | {r['peak_rss_mb']} |")
+    lines += ["", f"contourqa in-process breakdown (s): {report['contourqa_breakdown_s']}"]
+    (RESULTS / "dvh_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
