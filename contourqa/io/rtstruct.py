@@ -8,13 +8,16 @@ apart later, by even-odd combination), POINT and open contours kept and flagged.
 from __future__ import annotations
 
 import enum
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, input_problem
@@ -140,6 +143,29 @@ class StructureSet:
                        f"ROIs are: {', '.join(r.name for r in self.rois)}")
 
 
+_CONTOUR_DATA = Tag(0x3006, 0x0050)
+
+
+def _contour_values(item: Dataset) -> NDArray[np.float64] | None:
+    """ContourData as float64, parsed from the raw bytes when pydicom has not decoded
+    it yet (decoding each value into a DSfloat costs ~20x more on large sets)."""
+    raw = item._dict.get(_CONTOUR_DATA)
+    if raw is None:
+        return None
+    if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
+        text = raw.value.rstrip(b"\x00 ")
+        if not text:
+            return np.empty(0)
+        try:
+            return np.array(text.split(b"\\"), dtype=np.float64)
+        except ValueError:
+            pass  # non-conformant text: let pydicom decode it below
+    data = item.get("ContourData", None)
+    if data is None:
+        return None
+    return np.asarray([float(v) for v in data], dtype=np.float64)
+
+
 def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> StructureSet:
     """Read an RT Structure Set file.
 
@@ -151,7 +177,15 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> S
         The file is DICOM but not an RT Structure Set.
     """
     path = Path(path)
-    ds = dataset if dataset is not None else read_dataset(path)
+    # pydicom decodes elements lazily and warns on non-conformant values; this reader
+    # decodes what it uses under one filter (problems it cares about become findings).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = dataset if dataset is not None else read_dataset(path, convert_all=False)
+        return _read(path, ds)
+
+
+def _read(path: Path, ds: Dataset) -> StructureSet:
     if uid_of(ds, "SOPClassUID") != RTSTRUCT_SOP_CLASS and ds.get("Modality") != "RTSTRUCT":
         raise UnsupportedDicomError(f"{path}: not an RT Structure Set (Modality {ds.get('Modality')!r}).")
     problems: list[Finding] = []
@@ -191,10 +225,16 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> S
         rgb = tuple(int(v) for v in color)[:3] if color is not None and len(color) >= 3 else None
         contours: list[Contour] = []
         for c in item.get("ContourSequence", []):
-            data = c.get("ContourData", None)
-            if data is None or len(data) == 0:
+            try:
+                pts = _contour_values(c)
+            except (ValueError, TypeError) as exc:
+                name = roi_info.get(number, (f"ROI {number}",))[0]
+                problems.append(input_problem(
+                    "malformed_contour", f"ROI {name!r}: ContourData is not numeric ({exc}); "
+                    "contour ignored.", path, structure=name))
                 continue
-            pts = np.asarray([float(v) for v in data], dtype=np.float64)
+            if pts is None or pts.size == 0:
+                continue
             if pts.size % 3:
                 name = roi_info.get(number, (f"ROI {number}",))[0]
                 problems.append(input_problem(
