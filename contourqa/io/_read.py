@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pydicom
@@ -10,9 +12,9 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from contourqa.errors import DicomReadError
+from contourqa.errors import ContourQAError, DicomReadError
 
-__all__ = ["read_dataset", "uid_of"]
+__all__ = ["read_dataset", "uid_of", "malformed_values_named"]
 
 
 def read_dataset(path: str | Path, *, stop_before_pixels: bool = False,
@@ -82,3 +84,17 @@ def uid_of(ds: Dataset, keyword: str) -> str | None:
         return None
     text = str(value).strip().rstrip("\x00")
     return text or None
+
+
+@contextmanager
+def malformed_values_named(path: Path) -> Iterator[None]:
+    """Turn a malformed value met while interpreting a dataset (text in a numeric
+    element, a missing mandatory attribute, a wrong VR) into a :class:`DicomReadError`
+    naming the file, so that one bad file never surfaces as a traceback."""
+    try:
+        yield
+    except ContourQAError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        raise DicomReadError(path, f"malformed or missing DICOM attribute "
+                                   f"({type(exc).__name__}: {exc})") from exc

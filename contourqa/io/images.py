@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from contourqa.errors import DicomReadError, GeometryError, UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
-from contourqa.io._read import read_dataset, uid_of
+from contourqa.io._read import malformed_values_named, read_dataset, uid_of
 
 __all__ = ["ImageSeries", "read_image_series", "SPACING_TOLERANCE_MM"]
 
@@ -143,7 +143,7 @@ def read_image_series(paths: Sequence[str | Path], *,
         raise ValueError('Argument "paths" must name at least one image file.')
     # pydicom decodes elements lazily and warns on non-conformant values: the whole
     # reader runs under one filter instead of decoding every element of every slice.
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), malformed_values_named(files[0]):
         warnings.simplefilter("ignore")
         return _read_series(files, datasets)
 

@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
-from contourqa.io._read import read_dataset, uid_of
+from contourqa.io._read import malformed_values_named, read_dataset, uid_of
 
 __all__ = ["RigidTransform", "Registration", "read_registration"]
 
@@ -49,6 +49,11 @@ class Registration:
 def read_registration(path: str | Path, *, dataset: Dataset | None = None) -> Registration:
     """Read a Spatial Registration object (rigid only; deformable ones are flagged)."""
     path = Path(path)
+    with malformed_values_named(path):
+        return _read_registration(path, dataset=dataset)
+
+
+def _read_registration(path: Path, *, dataset: Dataset | None = None) -> Registration:
     ds = dataset if dataset is not None else read_dataset(path)
     if uid_of(ds, "SOPClassUID") != REG_SOP_CLASS and ds.get("Modality") != "REG":
         raise UnsupportedDicomError(f"{path}: not a Spatial Registration object.")

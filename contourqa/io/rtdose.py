@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from contourqa.errors import DoseUnitsError, GeometryError, UnsupportedDicomError, DicomReadError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
-from contourqa.io._read import read_dataset, uid_of
+from contourqa.io._read import malformed_values_named, read_dataset, uid_of
 
 __all__ = ["DoseGrid", "PlanningSystemDVH", "read_dose", "sum_doses"]
 
@@ -158,6 +158,12 @@ def read_dose(path: str | Path, *, prescription_gy: float | None = None,
         Frame offsets that are not uniform or cannot be interpreted.
     """
     path = Path(path)
+    with malformed_values_named(path):
+        return _read_dose(path, prescription_gy=prescription_gy, dataset=dataset)
+
+
+def _read_dose(path: Path, *, prescription_gy: float | None = None,
+              dataset: Dataset | None = None) -> DoseGrid:
     ds = dataset if dataset is not None else read_dataset(path)
     if uid_of(ds, "SOPClassUID") != RTDOSE_SOP_CLASS and ds.get("Modality") != "RTDOSE":
         raise UnsupportedDicomError(f"{path}: not an RT Dose object (Modality {ds.get('Modality')!r}).")

@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset
 
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
-from contourqa.io._read import read_dataset, uid_of
+from contourqa.io._read import malformed_values_named, read_dataset, uid_of
 
 __all__ = ["Plan", "PrescriptionSource", "read_plan"]
 
@@ -69,6 +69,11 @@ def read_plan(path: str | Path, *, dataset: Dataset | None = None) -> Plan:
     and a finding.
     """
     path = Path(path)
+    with malformed_values_named(path):
+        return _read_plan(path, dataset=dataset)
+
+
+def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
     ds = dataset if dataset is not None else read_dataset(path)
     if uid_of(ds, "SOPClassUID") not in _PLAN_SOP_CLASSES and ds.get("Modality") not in ("RTPLAN", "RTIONPLAN"):
         raise UnsupportedDicomError(f"{path}: not an RT Plan (Modality {ds.get('Modality')!r}).")

@@ -21,7 +21,7 @@ from pydicom.tag import Tag
 
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, input_problem
-from contourqa.io._read import read_dataset, uid_of
+from contourqa.io._read import malformed_values_named, read_dataset, uid_of
 
 __all__ = ["ContourType", "Contour", "ROI", "StructureSet", "read_structure_set"]
 
@@ -179,7 +179,7 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> S
     path = Path(path)
     # pydicom decodes elements lazily and warns on non-conformant values; this reader
     # decodes what it uses under one filter (problems it cares about become findings).
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), malformed_values_named(path):
         warnings.simplefilter("ignore")
         ds = dataset if dataset is not None else read_dataset(path, convert_all=False)
         return _read(path, ds)
