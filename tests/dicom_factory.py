@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 FRAME = "1.2.826.0.1.3680043.8.498.2"
@@ -16,16 +16,18 @@ FRAME = "1.2.826.0.1.3680043.8.498.2"
 def ct_slice(*, position: Sequence[float], orientation: Sequence[float] = (1, 0, 0, 0, 1, 0),
              pixel_spacing: Sequence[float] = (1.0, 1.0), rows: int = 6, cols: int = 8,
              value: int = 0, thickness: float | None = 1.0, series_uid: str = "1.2.3.4",
-             patient_position: str = "HFS", frame_uid: str | None = FRAME) -> Dataset:
+             patient_position: str = "HFS", frame_uid: str | None = FRAME,
+             modality: str = "CT") -> Dataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
+    sop_class = CTImageStorage if modality == "CT" else MRImageStorage
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
+    ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CT"
+    ds.Modality = modality
     ds.PatientID = "TEST"
     ds.StudyInstanceUID = STUDY
     ds.SeriesInstanceUID = series_uid
@@ -63,3 +65,35 @@ def write_stack(folder: Path, positions: Sequence[Sequence[float]], **kwargs: ob
         paths.append(p)
     rng = np.random.default_rng(0)
     return [paths[i] for i in rng.permutation(len(paths))]
+
+
+def registration(*, own_frame: str, moving_frame: str, shift_mm: Sequence[float]) -> Dataset:
+    """A rigid Spatial Registration object mapping ``moving_frame`` into ``own_frame``."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "REG"
+    ds.PatientID = "TEST"
+    ds.StudyInstanceUID = STUDY
+    ds.SeriesInstanceUID = generate_uid()
+    ds.FrameOfReferenceUID = own_frame
+    items = []
+    for frame, shift in ((own_frame, (0.0, 0.0, 0.0)), (moving_frame, tuple(shift_mm))):
+        m = Dataset()
+        m.FrameOfReferenceTransformationMatrixType = "RIGID"
+        matrix = np.eye(4)
+        matrix[:3, 3] = shift
+        m.FrameOfReferenceTransformationMatrix = [float(v) for v in matrix.flatten()]
+        mreg = Dataset()
+        mreg.MatrixSequence = [m]
+        reg = Dataset()
+        reg.FrameOfReferenceUID = frame
+        reg.MatrixRegistrationSequence = [mreg]
+        items.append(reg)
+    ds.RegistrationSequence = items
+    return ds

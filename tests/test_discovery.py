@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
+import pydicom
 import pytest
 
 from contourqa.case import load_case
@@ -111,3 +113,31 @@ def test_nelms_doses_without_plan_are_not_guessed():
     # dose is picked for a structure set; each dose stands as its own case.
     assert all(not c.doses and "input.ambiguous_dose" in codes(c) for c in struct_cases)
     assert sum(1 for c in cases if c.structure_set is None) == 6
+
+
+def test_mr_linked_by_registration_joins_the_case(tmp_path):
+    from dicom_factory import registration, write_stack
+
+    from contourqa.case import load_case
+
+    demo = Path(__file__).resolve().parents[1] / "test_data" / "demo_case" / "dicom"
+    for f in demo.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    ct_frame = pydicom.dcmread(tmp_path / "CT_001.dcm", stop_before_pixels=True).FrameOfReferenceUID
+    mr_frame = "1.2.826.0.1.3680043.8.498.77"
+    write_stack(tmp_path / "mr", [(0, 0, 3.0 * k) for k in range(4)], modality="MR",
+                frame_uid=mr_frame, series_uid="1.2.826.0.1.3680043.8.498.78")
+    # An MR in an unrelated frame, with no registration: not part of the case.
+    write_stack(tmp_path / "mr2", [(0, 0, 3.0 * k) for k in range(3)], modality="MR",
+                frame_uid="1.2.826.0.1.3680043.8.498.79", series_uid="1.2.826.0.1.3680043.8.498.80")
+    registration(own_frame=ct_frame, moving_frame=mr_frame, shift_mm=(1.0, -2.0, 0.5)).save_as(
+        tmp_path / "reg.dcm", enforce_file_format=True)
+    _, cases = discover(tmp_path)
+    (case,) = cases
+    assert [r.path.name for r in case.registrations] == ["reg.dcm"]
+    (mr,) = case.secondary_series
+    assert len(mr) == 4 and mr[0].modality == "MR" and mr[0].frame_of_reference_uid == mr_frame
+    loaded = load_case(case)
+    (reg,) = loaded.registrations
+    assert reg.linked_frames() == (mr_frame,)
+    assert loaded.secondary_images[0].n_slices == 4
