@@ -102,11 +102,11 @@ def roi_mask(roi: ROI, geometry: VolumeGeometry) -> NDArray[np.bool_]:
     _check_axial(geometry)
     shape = geometry.shape
     mask = np.zeros(shape, dtype=bool)
-    planes = []
+    planes: list[tuple[float, list[NDArray[np.float64]]]] = []
     for polys in roi.planes(normal=np.array([0.0, 0.0, 1.0])).values():
         idx = [geometry.patient_to_index(p) for p in polys]
         k = float(np.mean(np.concatenate([v[:, 0] for v in idx])))
-        planes.append((k, [np.ascontiguousarray(v[:, 1:]) for v in idx]))
+        planes.append((k, [np.ascontiguousarray(v[:, 1:], dtype=np.float64) for v in idx]))
     if not planes:
         return mask
     planes.sort(key=lambda t: t[0])
@@ -116,9 +116,10 @@ def roi_mask(roi: ROI, geometry: VolumeGeometry) -> NDArray[np.bool_]:
     slices = np.arange(shape[0], dtype=np.float64)
     nearest = np.abs(slices[:, None] - ks[None, :]).argmin(axis=1)
     within = np.abs(slices - ks[nearest]) <= half + 1e-6
-    polys = [(int(s), poly) for s in np.nonzero(within)[0]
-             for poly in planes[int(nearest[s])][1]]
-    g, q, c0, c1 = polygon_rows(polys)
+    rows_in: list[tuple[int, NDArray[np.float64]]] = [
+        (int(s), poly) for s in np.nonzero(within)[0]
+        for poly in planes[int(nearest[s])][1]]
+    g, q, c0, c1 = polygon_rows(rows_in)
     ok = (q >= 0) & (q < shape[1])
     g, q = g[ok], q[ok]
     c0 = np.clip(c0[ok], 0, shape[2])
@@ -149,5 +150,5 @@ def crop_geometry(geometry: VolumeGeometry, start_kji: tuple[int, int, int],
     lo = np.clip(np.asarray(start_kji, int), 0, np.asarray(geometry.shape) - 1)
     hi = np.clip(np.asarray(stop_kji, int), lo + 1, np.asarray(geometry.shape))
     origin = geometry.index_to_patient(lo.astype(np.float64))
-    return VolumeGeometry(shape=tuple(int(v) for v in hi - lo), origin_mm=origin,
+    return VolumeGeometry(shape=(int(hi[0] - lo[0]), int(hi[1] - lo[1]), int(hi[2] - lo[2])), origin_mm=origin,
                           spacing_mm=geometry.spacing_mm, direction=geometry.direction)

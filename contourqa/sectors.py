@@ -46,8 +46,8 @@ Every bone voxel of the vertebra gets exactly one sector, by the first rule that
    spinous process **4**; lateral to that, the left (**3**) or right (**5**)
    transverse process.
 
-A figure of this partition is drawn by :func:`contourqa.sector_figure.sector_png`
-(``docs/sectors.md`` shows the phantom's).
+A figure of this partition is drawn by :func:`contourqa.sector_figure.sector_png`;
+real vertebrae are shown in ``benchmarks/results/sectors_real_ct_*.png``.
 
 Involvement
 -----------
@@ -485,7 +485,7 @@ def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
     dist = ndimage.distance_transform_edt(~filled, sampling=sampling)
     d_canal = dist[idx[:, 0] - s0, idx[:, 1], idx[:, 2]]
     for _ in range(3):
-        u, v, theta = _frame_coordinates(xy, origin, a)
+        u, _, _ = _frame_coordinates(xy, origin, a)
         cu, _, _ = _frame_coordinates(cxy, corigin, a)
         u_wall = np.full(len(present), -np.inf)
         np.maximum.at(u_wall, cidx[:, 0], cu)
@@ -497,7 +497,7 @@ def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
         if not np.linalg.norm(a_new) > 0:
             break
         a = a_new / np.linalg.norm(a_new)
-    u, v, theta = _frame_coordinates(xy, origin, a)
+    u, _, theta = _frame_coordinates(xy, origin, a)
     sectors = _sector_of(theta, u, u_wall_pt, d_canal, options)
     out = np.zeros(mask.shape, dtype=np.int8)
     out[idx[:, 0], idx[:, 1], idx[:, 2]] = sectors
@@ -568,7 +568,7 @@ def _grid_from_contours(rois: Sequence[ROI], pixel_mm: float) -> VolumeGeometry 
     lo = allp.min(axis=0)
     hi = allp.max(axis=0)
     n_xy = np.ceil((hi[:2] - lo[:2]) / pixel_mm).astype(int) + 3
-    nz = int(round((zs[-1] - zs[0]) / dz)) + 1
+    nz = round(float((zs[-1] - zs[0]) / dz)) + 1
     origin = np.array([lo[0] - pixel_mm, lo[1] - pixel_mm, zs[0]])
     return VolumeGeometry(shape=(nz, int(n_xy[1]), int(n_xy[0])), origin_mm=origin,
                           spacing_mm=np.array([pixel_mm, pixel_mm, dz]))
@@ -634,7 +634,8 @@ def _build_anatomy(case: Case, roles: RoleTable, geometry: VolumeGeometry,
         s = geometry.shape
         pixels = case.image.pixels[k0:k0 + s[0], j0:j0 + s[1], i0:i0 + s[2]]
         seg = segment_spine(pixels, geometry, canal_hint=canal_roi if canal_roi is not None
-                            else sac if sac is not None else cord)
+                            else sac if sac is not None else cord,
+                            lesion=_union_mask(_rois(case, roles, Role.GTV), geometry))
         vertebrae = list(seg.vertebrae)
         problems.extend(seg.problems)
         if seg.canal is not None and seg.canal.any():
@@ -726,6 +727,13 @@ def analyse_sectors(case: Case, roles: RoleTable, *,
     return _involvement(case, roles, anatomy, gtv, ctv, geometry, start, options, problems)
 
 
+def _per_sector(lab: NDArray[np.int16], m: NDArray[np.bool_] | None) -> NDArray[np.float64]:
+    """Voxels of ``m`` in each sector 1-6 of the label plane ``lab``."""
+    if m is None:
+        return np.zeros(6)
+    return np.bincount(lab[m].ravel(), minlength=7)[1:7].astype(float)
+
+
 def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
                  gtv: NDArray[np.bool_] | None, ctv: NDArray[np.bool_] | None,
                  geometry: VolumeGeometry, start: tuple[int, int, int], options: SectorOptions,
@@ -746,8 +754,8 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
                 message=f"No spinal canal near vertebra {vert.known_level or vert.roi_name or i}:"
                         " its sectors are not evaluated.", source=_SOURCE))
             continue
-        sect, frame = res
-        frames.append(frame)
+        sect, vf = res
+        frames.append(vf)
         free = (sect > 0) & (owner_bone < 0)
         labels[free] = 10 * (i + 1) + sect[free]
         owner_bone[free] = i
@@ -785,20 +793,16 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
 
     entries: list[VertebraSectors] = []
     for i, vert in enumerate(anatomy.vertebrae):
-        frame = frames[i]
-        if frame is None:
+        vframe = frames[i]
+        if vframe is None:
             continue
+        frame: VertebraFrame = vframe
         lab = np.where(owner_bone == i, labels - 10 * (i + 1), 0)
         sector_vox = np.bincount(lab.ravel(), minlength=7)[1:7]
         a = np.array(frame.anterior[:2])
 
-        def per_sector(m: NDArray[np.bool_] | None) -> NDArray[np.float64]:
-            if m is None:
-                return np.zeros(6)
-            return np.bincount(lab[m].ravel(), minlength=7)[1:7].astype(float)
-
-        g_vox = per_sector(gtv)
-        c_vox = per_sector(ctv)
+        g_vox = _per_sector(lab, gtv)
+        c_vox = _per_sector(lab, ctv)
         in_v = owner == i
         epi = (gtv & canal & in_v) if gtv is not None else None
         para = (gtv & ~bone & ~anatomy.canal & in_v) if gtv is not None else None
@@ -824,7 +828,7 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
             body_m = lab == 1
             gb = np.argwhere(gtv & body_m)
             bidx = np.argwhere(body_m)
-            u_, v_, _ = _frame_coordinates(geometry.index_to_patient(gb)[:, :2],
+            _, v_, _ = _frame_coordinates(geometry.index_to_patient(gb)[:, :2],
                                            centres[gb[:, 0]], a)
             on_slices = np.isin(bidx[:, 0], np.unique(gb[:, 0]))
             _, vb_, _ = _frame_coordinates(geometry.index_to_patient(bidx[on_slices])[:, :2],
