@@ -223,3 +223,37 @@ def test_prescription_metric_needs_prescription() -> None:
         dvh.metric("V100%")
     assert dvh.metric("V100%", prescription_gy=10.0) == pytest.approx(
         100 * dvh.metric("V10Gy") / dvh.volume_cc)
+
+
+def _lying_cylinder(R: float, L: float, zc: float, s: float):
+    """Cylinder of radius ``R`` and length ``L`` with its axis along y at height ``zc``,
+    contoured on planes ``s`` apart from tangent to tangent: rectangles of half-width
+    ``sqrt(R^2 - u^2)``, a 0.02 mm wide line on the two tangent planes (as Nelms 2015)."""
+    us = np.arange(-R, R + 1e-9, s)
+    planes = []
+    for u in us:
+        w = max(math.sqrt(max(R * R - u * u, 0.0)), 0.01)
+        ys = np.linspace(-L / 2, L / 2, 49)
+        rect = np.concatenate([np.column_stack([np.full(49, w), ys]),
+                               np.column_stack([np.full(49, -w), ys[::-1]])])
+        planes.append((float(zc + u), [rect]))
+    return make_roi(planes)
+
+
+@pytest.mark.parametrize("s", [1.0, 2.0, 3.0])
+def test_cylinder_lying_across_the_planes(s: float) -> None:
+    """The cross-section area grows like sqrt(d) from the tangent end planes; truth is the
+    true cylinder (the line contours' caps hold no volume but reach Dmin and Dmax)."""
+    R, L, zc = 12.0, 24.0, 0.4
+    roi = _lying_cylinder(R, L, zc, s)
+    dose = box_dose(lambda x, y, z: 16 + 1.0 * z, spacing=s, half_extent=24.0)
+    dvh = compute_dvh(roi, dose)
+    V = math.pi * R * R * L
+    assert dvh.volume_cc == pytest.approx(V / 1000, rel=0.01)
+    assert dvh.min_gy == pytest.approx(16 + zc - R - s / 2, abs=1e-6)
+    assert dvh.max_gy == pytest.approx(16 + zc + R + s / 2, abs=1e-6)
+    for x in (99, 95, 50, 5, 1):
+        # the hottest x % lies above the chord at height R - h from the top
+        h = solve_h(R, x / 100)
+        truth = 16 + zc + R - h
+        assert dvh.metric(f"D{x}%") == pytest.approx(truth, rel=0.02), x

@@ -23,7 +23,8 @@ CASES = [  # structure, dose voxel mm, gradient: spheres, cylinders, cones, rota
     ("Sphere_10_0", 1, "SI"), ("Sphere_30_0", 3, "SI"), ("Sphere_30_X15", 3, "AP"),
     ("Cylinder_10_X05", 1, "AP"), ("Cylinder_30_X15Z15", 3, "SI"), ("Cone_30_0", 3, "SI"),
     ("Cone_10_X05Z05", 1, "SI"), ("RtCone_10_X05", 1, "AP"), ("RtCylinder_10_X05Z05", 1, "SI"),
-    ("Sphere_02_0", 2, "AP"),
+    ("Sphere_02_0", 2, "AP"), ("RtCylinder_30_X15Z15", 3, "SI"), ("RtCylinder_30_0", 3, "AP"),
+    ("RtCone_30_0", 3, "SI"),
 ]
 
 pytestmark = pytest.mark.skipif(not NELMS.is_dir(), reason=f"{NELMS} not present")

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from contourqa.dvh.metrics import DVHMetric, MetricKind
 from contourqa.dvh.occupancy import (
+    _PHASE,
     ContourPlane,
     StructureModel,
     build_model,
@@ -208,71 +209,130 @@ class _Pieces:
     vmax: float
 
 
+def _column_segments(model: StructureModel) -> tuple[NDArray[np.int64], NDArray[np.int64],
+                                                    NDArray[np.float64], NDArray[np.float64]]:
+    """Merge the layers of each in-plane sample that touch along k into one segment.
+
+    The dose is linear in k between dose slices whatever the layering, so a sample column
+    inside several touching layers is one segment ``[k_lo, k_hi]``: the same volume and
+    dose, with fewer pieces.
+
+    Returns
+    -------
+    q, p : ndarray of shape (G,), int64
+    k_lo, k_hi : ndarray of shape (G,), float64
+    """
+    q, p, layer = model.q, model.p, model.layer
+    if len(q) == 0:
+        e = np.zeros(0)
+        return q, p, e, e
+    n_layers = len(model.k_lo)
+    rank = np.empty(n_layers, np.int64)
+    rank[np.argsort(model.k_lo, kind="stable")] = np.arange(n_layers)
+    qm, pm = int(q.min()), int(p.min())
+    width = int(p.max()) - pm + 1
+    col = (q - qm) * width + (p - pm)
+    order = np.argsort(col * n_layers + rank[layer])
+    col = col[order]
+    lay = layer[order]
+    lo, hi = model.k_lo[lay], model.k_hi[lay]
+    new = np.ones(len(col), dtype=bool)
+    new[1:] = (col[1:] != col[:-1]) | (np.abs(lo[1:] - hi[:-1]) > 1e-9)
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(col)) - 1
+    return q[order[starts]], p[order[starts]], lo[starts], hi[ends]
+
+
 def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
-    """Dose pieces of the model: per in-plane sample and dose slab crossed by its layer,
-    the dose is linear in k, i.e. uniformly spread between the two end doses."""
+    """Dose pieces of the model: per in-plane sample column segment and dose slab it
+    crosses, the dose is linear in k, i.e. uniformly spread between the two end doses."""
     S, R, C = sampler.shape
     voxel_cc = sampler.geometry.voxel_volume_cc
     area = model.sample_area_index
-    j, i = model.j, model.i
-    klo_l, khi_l = model.k_lo, model.k_hi
-    thick = (khi_l - klo_l)[model.layer]
+    q, p, seg_lo, seg_hi = _column_segments(model)
+    j = (q + _PHASE) / model.n - 0.5
+    i = (p + _PHASE) / model.n - 0.5
+    thick = seg_hi - seg_lo
     in_plane = (j >= -_EDGE_TOL) & (j <= R - 1 + _EDGE_TOL) & (i >= -_EDGE_TOL) & (i <= C - 1 + _EDGE_TOL)
-    lo_c = np.clip(klo_l, 0.0, S - 1.0)
-    hi_c = np.clip(khi_l, 0.0, S - 1.0)
-    inside_len_l = np.maximum(hi_c - lo_c, 0.0)
-    inside_len = np.where(in_plane, inside_len_l[model.layer], 0.0)
+    lo_c = np.clip(seg_lo, 0.0, S - 1.0)
+    hi_c = np.clip(seg_hi, 0.0, S - 1.0)
+    inside_len = np.where(in_plane, np.maximum(hi_c - lo_c, 0.0), 0.0)
     outside_cc = float((thick - inside_len).sum()) * area * voxel_cc
 
-    keep = in_plane & (inside_len > 0)
-    lay = model.layer[keep]
+    keep = inside_len > 0
     j = np.clip(j[keep], 0.0, R - 1.0)
     i = np.clip(i[keep], 0.0, C - 1.0)
-    f_l = np.minimum(np.floor(lo_c), S - 2).astype(np.int64)
-    n_pieces_l = np.where(inside_len_l > 0, np.ceil(hi_c - 1e-12).astype(np.int64) - f_l, 0)
-    smax = int(n_pieces_l.max()) if len(n_pieces_l) else 0
-    f = f_l[lay]
-    lo_s, hi_s = lo_c[lay], hi_c[lay]
-    npc = n_pieces_l[lay]
+    lo_s, hi_s = lo_c[keep], hi_c[keep]
+    f = np.minimum(np.floor(lo_s), S - 2).astype(np.int64)
+    npc = np.ceil(hi_s - 1e-12).astype(np.int64) - f
+    smax = int(npc.max()) if len(npc) else 0
+    # in-plane bilinear weights and gather offsets, shared by every dose slice
+    j0 = np.minimum(j.astype(np.int64), R - 2)
+    i0 = np.minimum(i.astype(np.int64), C - 2)
+    fj = j - j0
+    fi = i - i0
+    base = j0 * C + i0
+    flat = sampler.flat
+    plane_size = R * C
+
+    def bilinear(kk: NDArray[np.int64], sel: NDArray[np.int64]
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Dose on slices ``kk`` at the samples ``sel`` and its squared in-plane gradient."""
+        idx = kk * plane_size + base[sel]
+        a, b = flat[idx], flat[idx + 1]
+        c, d = flat[idx + C], flat[idx + C + 1]
+        fi_s, fj_s = fi[sel], fj[sel]
+        ba = b - a
+        cross = (d - c) - ba
+        top = a + fi_s * ba
+        gj = (c - a) + fi_s * cross
+        gi = ba + fj_s * cross
+        return top + fj_s * gj, gi * gi + gj * gj
+
     los, his, ws = [], [], []
     ext_lo: list[float] = []
     ext_hi: list[float] = []
     h2 = 1.0 / (model.n * model.n)  # squared sample pitch, index units
-    # piece s of a sample spans dose slices f + s .. f + s + 1; later pieces only exist for
-    # the samples whose layer crosses more dose planes, so work on shrinking subsets
+    w_unit = area * voxel_cc
+    # piece s of a segment spans dose slices f + s .. f + s + 1; later pieces only exist
+    # for the segments crossing more dose planes, so work on shrinking subsets
     sel = np.arange(len(f))
-    prev = sampler.plane_with_gradient(f, j, i)
-    for s in range(max(smax, 0)):
-        if s > 0:
-            keep_s = npc[sel] > s
+    prev = bilinear(f, sel)
+    for s_ in range(max(smax, 0)):
+        if s_ > 0:
+            keep_s = npc[sel] > s_
             sel = sel[keep_s]
             if len(sel) == 0:
                 break
             prev = (prev[0][keep_s], prev[1][keep_s])
-        fs, js, is_ = f[sel] + s, j[sel], i[sel]
-        nxt = sampler.plane_with_gradient(np.minimum(fs + 1, S - 1), js, is_)
-        a = np.maximum(lo_s[sel], fs)
-        b = np.minimum(hi_s[sel], fs + 1)
-        ok = b > a
+        fs = f[sel] + s_
+        nxt = bilinear(np.minimum(fs + 1, S - 1), sel)
+        base_k = fs.astype(np.float64)
+        a_k = np.maximum(lo_s[sel], base_k)
+        b_k = np.minimum(hi_s[sel], base_k + 1)
+        ok = b_k > a_k
         (d0, g0), (d1, g1) = prev, nxt
         prev = nxt
         if not ok.any():
             continue
-        base = fs.astype(np.float64)
-        da = d0 + (a - base) * (d1 - d0)
-        db = d0 + (b - base) * (d1 - d0)
+        if not ok.all():
+            a_k, b_k, base_k = a_k[ok], b_k[ok], base_k[ok]
+            d0, g0, d1, g1 = d0[ok], g0[ok], d1[ok], g1[ok]
+        dd = d1 - d0
+        da = d0 + (a_k - base_k) * dd
+        db = d0 + (b_k - base_k) * dd
         # Each sample stands for its sub-cell: spread its dose over a uniform width with
         # the variance of the dose over the cell (linear in k along the piece, linear
         # in-plane across the cell); exact when the dose varies along one axis only.
-        tm = 0.5 * (a + b) - base
+        tm = 0.5 * (a_k + b_k) - base_k
         grad2 = np.maximum(g0 + tm * (g1 - g0), 0.0)
         mid = 0.5 * (da + db)
         half = 0.5 * np.sqrt((db - da) ** 2 + h2 * grad2)
-        los.append((mid - half)[ok])
-        his.append((mid + half)[ok])
-        ext_lo.append(float(np.minimum(da, db)[ok].min()))
-        ext_hi.append(float(np.maximum(da, db)[ok].max()))
-        ws.append((b - a)[ok] * (area * voxel_cc))
+        los.append(mid - half)
+        his.append(mid + half)
+        ext_lo.append(float(min(da.min(), db.min())))
+        ext_hi.append(float(max(da.max(), db.max())))
+        ws.append((b_k - a_k) * w_unit)
     lo = np.concatenate(los) if los else np.zeros(0)
     hi = np.concatenate(his) if his else np.zeros(0)
     w = np.concatenate(ws) if ws else np.zeros(0)

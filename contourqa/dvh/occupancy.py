@@ -277,17 +277,70 @@ def build_model(planes: list[ContourPlane], *, options: DVHOptions, slice_mm: fl
                         slice_mm=slice_mm, cap_volume=cap_volume)
 
 
-def _sdf(mask: NDArray[np.bool_], fallback_point: NDArray[np.float64],
-         grid: tuple[NDArray[np.float64], NDArray[np.float64]]) -> NDArray[np.float64]:
-    """Signed distance (sample units, negative inside) of a mask; for an empty mask
-    (a contour smaller than one sample) the distance to its centroid."""
-    from scipy import ndimage
+def _outline_points(polygons: tuple[NDArray[np.float64], ...], step: float = 0.5
+                    ) -> NDArray[np.float64]:
+    """Points along the polygons' edges at most ``step`` apart (same units), shape (M, 2)."""
+    out = []
+    for poly in polygons:
+        a = poly
+        b = np.roll(poly, -1, axis=0)
+        k = np.maximum(np.ceil(np.hypot(*(b - a).T) / step).astype(np.int64), 1)
+        e = np.repeat(np.arange(len(a)), k)
+        f = (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)) / np.repeat(k, k)
+        out.append(a[e] + f[:, None] * (b[e] - a[e]))
+    return np.concatenate(out)
 
-    if not mask.any():
-        return np.hypot(grid[0] - fallback_point[0], grid[1] - fallback_point[1])
-    inside = ndimage.distance_transform_edt(mask)
-    outside = ndimage.distance_transform_edt(~mask)
-    return np.where(mask, 0.5 - inside, outside - 0.5)
+
+_FAR = 1e9  # distance standing for 'fixed sign' where two morphed masks agree
+
+
+def _ring(mask: NDArray[np.bool_], *, inner: bool) -> NDArray[np.float64]:
+    """Pixels of the mask (``inner``) or of its complement with a 4-neighbour of the
+    other class, as (row, column), shape (K, 2).  The nearest pixel of the other class
+    to any pixel always lies on this ring, so distances to it are exact."""
+    pad = np.pad(mask, 1, constant_values=False)
+    other = ~pad if inner else pad
+    nb = other[:-2, 1:-1] | other[2:, 1:-1] | other[1:-1, :-2] | other[1:-1, 2:]
+    return np.argwhere((mask if inner else ~mask) & nb).astype(np.float64)
+
+
+def _nearest(points: NDArray[np.float64], targets: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Distance from each point (N, 2) to the nearest target (K, 2), chunked."""
+    out = np.empty(len(points))
+    step = max(1, 2_000_000 // max(len(targets), 1))
+    for s in range(0, len(points), step):
+        pt = points[s:s + step]
+        d2 = (pt[:, 0, None] - targets[None, :, 0]) ** 2 + (pt[:, 1, None] - targets[None, :, 1]) ** 2
+        out[s:s + step] = np.sqrt(d2.min(axis=1))
+    return out
+
+
+def _morph_fields(mask_a: NDArray[np.bool_], mask_b: NDArray[np.bool_],
+                  outline_a: NDArray[np.float64], outline_b: NDArray[np.float64]
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Signed distances (sample units, negative inside) of two masks, exact where the
+    masks differ, -/+ _FAR where both agree (a blend's sign is fixed there).
+
+    A mask too thin to hold a sample (a line or a point where a plane touches the
+    structure) gets the distance to its outline, so that morphs grow from the line.
+    """
+    da = np.where(mask_a & mask_b, -_FAR, _FAR)
+    db = da.copy()
+    diff = np.argwhere(mask_a ^ mask_b)
+    if len(diff) == 0:
+        return da, db
+    r, c = diff[:, 0], diff[:, 1]
+    pts = diff.astype(np.float64)
+    for mask, outline, field in ((mask_a, outline_a, da), (mask_b, outline_b, db)):
+        if not mask.any():
+            field[r, c] = _nearest(pts, outline)
+            continue
+        inside = mask[r, c]
+        if inside.any():
+            field[r[inside], c[inside]] = 0.5 - _nearest(pts[inside], _ring(mask, inner=False))
+        if (~inside).any():
+            field[r[~inside], c[~inside]] = _nearest(pts[~inside], _ring(mask, inner=True)) - 0.5
+    return da, db
 
 
 def _area_at(z: NDArray[np.float64], A: NDArray[np.float64], m: int, t: NDArray[np.float64]
@@ -315,6 +368,53 @@ def _area_at(z: NDArray[np.float64], A: NDArray[np.float64], m: int, t: NDArray[
     if not fits:
         return (1 - t) * A[m] + t * A[m + 1]
     return np.maximum(np.mean(fits, axis=0), 0.0)
+
+
+# Exponents tried by the tip profile (geometric steps from 1/4 to 4).
+_TIP_EXPONENTS = np.geomspace(0.25, 4.0, 161)
+
+
+def _tip_area_at(z: NDArray[np.float64], A: NDArray[np.float64], tip: int,
+                 t: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """Cross-section area in the end gap of a run whose end plane ``tip`` (0 or last)
+    is the small one, at fraction ``t`` from plane ``0 -> 1`` (or ``last-1 -> last``).
+
+    Near an end the area follows ``A(d)^p = A_0^p + a d + b d^2`` (``d`` distance from the
+    end plane): the two coefficients pass through the next two planes and ``p`` is the
+    smallest exponent in [1/4, 4] that also passes through the third.  This is exact for
+    spheres and ellipsoids at their poles (``p = 1``), cones at their apex (``p = 1/2``)
+    and cylinders lying across the planes (``p = 2``, area ~ sqrt(d) where the end plane
+    is tangent).  ``None`` (caller falls back) when the run has fewer than four planes or
+    no exponent fits.
+    """
+    if len(z) < 4:
+        return None
+    idx = [0, 1, 2, 3] if tip == 0 else [len(z) - 1, len(z) - 2, len(z) - 3, len(z) - 4]
+    d = np.abs(z[idx] - z[idx[0]])
+    a = np.maximum(A[idx], 0.0)
+    if not (d[1] > 0 and d[2] > d[1] and d[3] > d[2]) or not np.all(a[1:] > 0):
+        return None
+    P = _TIP_EXPONENTS[:, None]
+    y = a[None, :] ** P                               # (E, 4)
+    r1, r2 = y[:, 1] - y[:, 0], y[:, 2] - y[:, 0]
+    det = d[1] * d[2] * (d[2] - d[1])
+    ca = (r1 * d[2] ** 2 - r2 * d[1] ** 2) / det
+    cb = (r2 * d[1] - r1 * d[2]) / det
+    pred = y[:, 0] + ca * d[3] + cb * d[3] ** 2
+    err = np.where(pred > 0, np.maximum(pred, 0.0) ** (1.0 / P[:, 0]), 0.0) / a[3] - 1.0
+    cross = np.nonzero(np.sign(err[:-1]) * np.sign(err[1:]) <= 0)[0]
+    if len(cross) == 0:
+        return None
+    e = int(cross[0])
+    w = err[e] / (err[e] - err[e + 1]) if err[e] != err[e + 1] else 0.0
+    p = float(np.exp((1 - w) * np.log(_TIP_EXPONENTS[e]) + w * np.log(_TIP_EXPONENTS[e + 1])))
+    yy = a ** p
+    r1, r2 = yy[1] - yy[0], yy[2] - yy[0]
+    ca = (r1 * d[2] ** 2 - r2 * d[1] ** 2) / det
+    cb = (r2 * d[1] - r1 * d[2]) / det
+    dist = (t if tip == 0 else 1.0 - t) * d[1]
+    val = yy[0] + ca * dist + cb * dist ** 2
+    return np.maximum(val, 0.0) ** (1.0 / p)
 
 
 _TAU_GRID = np.linspace(0.0, 1.0, 17)
@@ -393,21 +493,26 @@ def _morph_model(planes: list[ContourPlane], ks: NDArray[np.float64], areas_est:
             p0 = int(math.floor((pts[:, 1].min() + 0.5) * n)) - 2
             nq = int(math.ceil((pts[:, 0].max() + 0.5) * n)) + 2 - q0 + 1
             npp = int(math.ceil((pts[:, 1].max() + 0.5) * n)) + 2 - p0 + 1
-            gq, gp = np.meshgrid(np.arange(nq, dtype=np.float64), np.arange(npp, dtype=np.float64),
-                                 indexing="ij")
-            fields = []
+            masks, outlines = [], []
             for mm in pair:
                 mask = np.zeros((nq, npp), dtype=bool)
                 sl = slice(starts[mm], starts[mm + 1])
                 mask[q[sl] - q0, p[sl] - p0] = True
-                centroid = np.concatenate(planes[mm].polygons).mean(axis=0)
-                c = (centroid + 0.5) * n - _PHASE - np.array([q0, p0])
-                fields.append(_sdf(mask, c, (gq, gp)))
-            da, db = fields
+                masks.append(mask)
+                outlines.append((_outline_points(planes[mm].polygons, 0.5 / n) + 0.5) * n - _PHASE
+                                - np.array([q0, p0]))
+            da, db = _morph_fields(masks[0], masks[1], outlines[0], outlines[1])
             nsub = int(n_sub[m])
             t = (np.arange(nsub) + 0.5) / nsub
             edges = ks[m] + np.arange(nsub + 1) / nsub * (ks[m + 1] - ks[m])
-            taus = _match_area(da, db, _area_at(z, A, m - s_, t), t)
+            target = None
+            if m == s_ and A[0] < A[1]:
+                target = _tip_area_at(z, A, 0, t)
+            elif m == e - 2 and A[-1] < A[-2]:
+                target = _tip_area_at(z, A, len(z) - 1, t)
+            if target is None:
+                target = _area_at(z, A, m - s_, t)
+            taus = _match_area(da, db, target, t)
             for c_ in range(nsub):
                 mq, mp = np.nonzero((1 - taus[c_]) * da + taus[c_] * db < 0)
                 add(mq + q0, mp + p0, float(edges[c_]), float(edges[c_ + 1]))

@@ -20,7 +20,15 @@ FIXED_CONVENTIONS: dict[str, str] = {
         "between neighbouring planes, sub-layers morph the two shapes by their signed "
         "distance maps; the morph parameter (kept between the two shapes) is chosen so that "
         "each sub-layer's area follows the mean of the quadratics through the neighbouring "
-        "plane areas, which is exact for cylinders, cones and spheres"),
+        "plane areas (exact for upright cylinders, cones and spheres); morphed sub-layers "
+        "start from a contour's outline when it is too thin to hold a sample (a plane "
+        "tangent to the structure)"),
+    "tip_profile": (
+        "in the end gap of a part whose end plane is the smaller one, the area follows "
+        "A(d)^p = A0^p + a d + b d^2 (d: distance from the end plane) through the next three "
+        "planes, p the smallest exponent in [1/4, 4] that fits them: exact for sphere poles "
+        "(p = 1), cone apices (p = 1/2) and cylinders lying across the planes (p = 2); parts "
+        "of fewer than four planes use the quadratics above"),
     "occupancy": ("in-plane supersampling on a grid aligned with the dose grid (even-odd "
                   "scanline, sample centre inside); each sample stands for its sub-cell, its dose "
                   "spread uniformly over the width that matches the dose variance over the cell"),
