@@ -17,6 +17,7 @@ from contourqa.findings import Finding, Status
 from contourqa.io.discovery import CaseFiles, DicomIndex, discover
 from contourqa.dose_checks import DoseCheckOptions, evaluate_dose_checks
 from contourqa.report.record import CaseInfo, CaseReport, StructureInfo
+from contourqa.sectors import SectorOptions, analyse_sectors
 from contourqa.structures import RoleTable, assign_roles
 
 __all__ = ["CheckOptions", "CheckRun", "check", "check_case"]
@@ -32,6 +33,8 @@ class CheckOptions:
     compute_dvh: bool = True
     dvh_uncertainty: bool = True                 # discretisation band per metric
     dose_checks: DoseCheckOptions | None = None  # None: DoseCheckOptions() defaults
+    level: str | None = None                     # treated vertebra, e.g. "T10" (--level)
+    keep_media: bool = False                     # attach ReportMedia (HTML/PDF pictures)
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,9 @@ class CheckRun:
 
 _NOT_YET = Finding(
     code="report.scope", status=Status.NOT_EVALUATED,
-    message="This version of contourqa checks the input, structure roles, DVH metrics, dose "
-            "constraints, prescription and imaging; ISRC sector and contouring-consensus checks "
-            "are not yet evaluated.",
+    message="This version of contourqa checks the input, structure roles, ISRC sectors, DVH "
+            "metrics, dose constraints, prescription and imaging; the contouring-consensus "
+            "rules (CTV/PTV against Cox 2012 and Redmond 2017) are not yet evaluated.",
     source="contourqa roadmap")
 
 
@@ -102,6 +105,14 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     checks += list(table.problems)
     timings["roles"] = time.perf_counter() - t0
 
+    sectors_json = None
+    if case.structure_set is not None:
+        t0 = time.perf_counter()
+        sec = analyse_sectors(case, table, options=SectorOptions(level=options.level))
+        checks += list(sec.findings)
+        sectors_json = sec.to_json()
+        timings["sectors"] = time.perf_counter() - t0
+
     result = None
     dvh_values: dict[str, dict[str, float | None]] = {}
     conventions: dict[str, Any] = {}
@@ -149,9 +160,14 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
                 volume_cc=volumes.get(roi.number), interpreted_type=roi.interpreted_type,
                 level=getattr(a, "level", None), evidence=getattr(a, "evidence", None)))
     checks.append(_NOT_YET)
+    media = None
+    if options.keep_media:
+        from contourqa.report.media import ReportMedia
+
+        media = ReportMedia(case=case, dvhs=dict(result.dvhs) if result is not None else {})
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
-                      dvh=dvh_values, dvh_conventions=conventions, sectors=None,
-                      extra=extra, timings_s=timings)
+                      dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
+                      extra=extra, timings_s=timings, media=media)
 
 
 def _broken_case_report(files: CaseFiles, exc: Exception) -> CaseReport:

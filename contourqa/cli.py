@@ -33,15 +33,25 @@ def _colour(args: argparse.Namespace) -> bool:
 
 
 def _write_reports(run, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    from contourqa.report import JsonFormatter, TerminalFormatter
+    from contourqa.report import FILE_FORMATTERS, TerminalFormatter
 
-    if args.json:
-        JsonFormatter().write(run.reports, args.json)
-    if args.json != "-":
+    to_stdout = False
+    for formatter in FILE_FORMATTERS:
+        path = getattr(args, formatter.name, None)
+        if path:
+            formatter().write(run.reports, path)
+            to_stdout = to_stdout or path == "-"
+    if not to_stdout:
         TerminalFormatter(colour=_colour(args)).write(run.reports, sys.stdout)
     for p in run.problems:
         print(f"warning: {p.message} ({', '.join(str(f) for f in p.files)})", file=sys.stderr)
     return EXIT_FAIL if run.failed else EXIT_OK
+
+
+def _needs_media(args: argparse.Namespace) -> bool:
+    from contourqa.report import FILE_FORMATTERS
+
+    return any(f.needs_media and getattr(args, f.name, None) for f in FILE_FORMATTERS)
 
 
 def _check_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -72,37 +82,62 @@ def _check_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return CheckOptions(prescription_gy=args.prescription, role_mapping=mapping,
-                        metrics=_metrics(args.metrics), dose_checks=dose)
+                        metrics=_metrics(args.metrics), dose_checks=dose,
+                        keep_media=_needs_media(args))
 
 
-def _progress(n: int, total: int, name: str) -> None:
-    if sys.stderr.isatty():
-        print(f"\r[{n + 1}/{total}] {name[:60]:<60}", end="", file=sys.stderr, flush=True)
+class _Progress:
+    """A spinner with the case being checked, on standard error when it is a terminal."""
+
+    def __init__(self) -> None:
+        self._status = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+
+            self._status = Console(stderr=True).status("discovering DICOM files ...")
+
+    def __enter__(self) -> "_Progress":
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def __call__(self, n: int, total: int, name: str) -> None:
+        if self._status is not None:
+            self._status.update(f"[{n + 1}/{total}] loading and checking {name[:60]}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from contourqa.check import check
 
-    run = check(args.path, options=_check_options(args), progress=_progress)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    options = _check_options(args)
+    with _Progress() as progress:
+        run = check(args.path, options=options, progress=progress)
     return _write_reports(run, args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from contourqa.check import check
     from contourqa.demo import demo_case_path
-    from contourqa.report import JsonFormatter
+    from contourqa.report import FILE_FORMATTERS
 
     case_dir = demo_case_path()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for formatter in FILE_FORMATTERS:
+        path = getattr(args, formatter.name, None) or str(out / f"report.{formatter.name}")
+        setattr(args, formatter.name, path)
+        written.append(path)
     print(f"contourqa demo: checking the bundled spine phantom in {case_dir}")
-    run = check(case_dir, options=_check_options(args))
-    args.json = str(out / "report.json")
+    options = _check_options(args)
+    with _Progress() as progress:
+        run = check(case_dir, options=options, progress=progress)
     code = _write_reports(run, args)
-    JsonFormatter().write(run.reports, out / "report.json")
-    print(f"Reports written to {out.resolve()}/ (report.json)")
+    print("Reports written: " + ", ".join(str(Path(p).resolve()) for p in written))
     return code
 
 
@@ -132,6 +167,45 @@ def cmd_dvh(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sectors(args: argparse.Namespace) -> int:
+    import json
+
+    from contourqa.case import load_case
+    from contourqa.io.discovery import discover
+    from contourqa.sectors import SectorOptions, analyse_sectors
+    from contourqa.structures import assign_roles, load_mapping
+
+    try:
+        opts = SectorOptions(level=args.level)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    _, cases = discover(Path(args.path))
+    if not cases:
+        raise UsageError(f"{args.path}: no RT Plan, RT Structure Set or RT Dose found; "
+                         "nothing to analyse.")
+    mapping = load_mapping(args.roles) if args.roles else None
+    out = []
+    for n, files in enumerate(cases):
+        case = load_case(files)
+        roles = assign_roles(case.structure_set.rois if case.structure_set else (), mapping=mapping)
+        res = analyse_sectors(case, roles, options=opts)
+        out.append({"case": files.name, "sectors": res.to_json(),
+                    "findings": [f.to_json() for f in res.findings]})
+        if args.png:
+            from contourqa.sector_figure import sector_png
+
+            sector_png(res, Path(args.png) / f"case{n + 1}",
+                       ct=case.image.pixels if case.image is not None else None)
+        for f in res.findings:
+            print(f"{f.status.value}: {f.code}: {f.message}", file=sys.stderr)
+    text = json.dumps(out, indent=2, allow_nan=False) + "\n"
+    if args.json and args.json != "-":
+        Path(args.json).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from contourqa.inspect import describe, inspect_path
 
@@ -153,6 +227,40 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from contourqa.audit import TextProgress, run_audit
+
+    given = [f"--{k}" for k in ("json", "html", "pdf", "csv", "sarif") if getattr(args, k, None)]
+    if given:
+        raise UsageError(f"audit stores its results in --db; {', '.join(given)} do not apply "
+                         "(use: contourqa audit-report DB --html FILE --csv FILE)")
+    sources = [s for s in (args.source, args.orthanc and "orthanc+" + args.orthanc,
+                           args.dicomweb and "dicomweb+" + args.dicomweb) if s]
+    if len(sources) != 1:
+        raise UsageError("name exactly one source: a folder, --orthanc URL or --dicomweb URL")
+    result = run_audit(sources[0], args.db, jobs=args.jobs, options=_check_options(args),
+                       scheduler=args.scheduler, force=args.force,
+                       progress=None if args.quiet else TextProgress(sys.stderr))
+    print(f"contourqa audit: {result.n_cases} cases in {args.db}: {result.n_checked} checked, "
+          f"{result.n_skipped} unchanged, {result.n_errors} errors, {result.elapsed_s:.1f} s"
+          + (" (interrupted; run again to resume)" if result.interrupted else ""),
+          file=sys.stderr)
+    return 130 if result.interrupted else EXIT_OK
+
+
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    from contourqa.audit import write_audit_report
+
+    if not (args.html or args.csv):
+        raise UsageError("audit-report: name --html FILE and/or --csv FILE")
+    if "://" not in args.db and not Path(args.db).is_file():
+        raise UsageError(f"{args.db}: no such audit database")
+    s = write_audit_report(args.db, html_path=args.html, csv_path=args.csv, n_worst=args.worst)
+    print(f"contourqa audit-report: {s.n_cases} cases ({s.n_error} with errors) -> "
+          + ", ".join(p for p in (args.html, args.csv) if p), file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contourqa", description="Quality assurance of spine SBRT plans (DICOM-RT).")
@@ -161,11 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--json", metavar="FILE", help="write the JSON report (- for stdout)")
+        o = p.add_argument_group("reports (any combination; - writes to standard output)")
+        o.add_argument("--json", metavar="FILE", help="the canonical JSON record")
+        o.add_argument("--html", metavar="FILE", help="self-contained HTML page with pictures")
+        o.add_argument("--pdf", metavar="FILE", help="PDF of the same content, for the chart")
+        o.add_argument("--csv", metavar="FILE", help="tidy CSV: one row per case, check and ROI")
+        o.add_argument("--sarif", metavar="FILE", help="SARIF 2.1.0 log for CI tooling")
         p.add_argument("--prescription", type=float, metavar="GY",
                        help="prescription dose in Gy (overrides the plan; scales RELATIVE doses)")
         p.add_argument("--roles", metavar="TOML", help="ROI name -> role mapping file")
         p.add_argument("--metrics", metavar="LIST", help="DVH metrics, comma-separated")
+        p.add_argument("--level", metavar="LEVEL",
+                       help="level of the treated vertebra, e.g. T10 (when ROIs do not say)")
         p.add_argument("--no-colour", "--no-color", action="store_true", help="plain output")
         g = p.add_argument_group("dose constraints")
         g.add_argument("--constraints", metavar="LIST", default="auto",
@@ -218,10 +333,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="output file (default: stdout)")
     p.set_defaults(func=cmd_dvh)
 
+    p = sub.add_parser("sectors", help="ISRC sector involvement of the GTV per vertebra")
+    p.add_argument("path", metavar="CASE")
+    p.add_argument("--level", metavar="LEVEL", help="level of the treated vertebra, e.g. T10")
+    p.add_argument("--json", metavar="FILE", help="write the sectors section (- for stdout)")
+    p.add_argument("--png", metavar="DIR", help="one picture per involved level")
+    p.add_argument("--roles", metavar="TOML", help="ROI name -> role mapping file")
+    p.set_defaults(func=cmd_sectors)
+
     p = sub.add_parser("inspect", help="describe the cases, series, ROIs and problems under PATH")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--json", metavar="FILE", help="also write the description as JSON (- for stdout)")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("audit", help="check every case of an archive into a results database")
+    p.add_argument("source", nargs="?", metavar="FOLDER", help="archive folder (any layout)")
+    p.add_argument("--db", required=True, metavar="FILE|URL",
+                   help="SQLite file (created if absent) or postgresql://user@host/db")
+    p.add_argument("--orthanc", metavar="URL", help="audit an Orthanc server (REST root)")
+    p.add_argument("--dicomweb", metavar="URL", help="audit a DICOMweb server (its root)")
+    p.add_argument("--jobs", "-j", type=int, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a dask.distributed cluster")
+    p.add_argument("--force", action="store_true", help="check again cases already stored")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    common(p)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("audit-report", help="summarise an audit database as HTML and CSV")
+    p.add_argument("db", metavar="DB", help="SQLite file or postgresql:// URL")
+    p.add_argument("--html", metavar="FILE", help="HTML page with rates, plots and worst cases")
+    p.add_argument("--csv", metavar="FILE", help="one row per case")
+    p.add_argument("--worst", type=int, default=20, metavar="N", help="worst cases listed")
+    p.set_defaults(func=cmd_audit_report)
     return parser
 
 

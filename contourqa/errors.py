@@ -19,6 +19,8 @@ __all__ = [
     "DoseUnitsError",
     "MetricError",
     "NoCaseFoundError",
+    "AuditDatabaseError",
+    "AuditSourceError",
 ]
 
 
@@ -57,3 +59,11 @@ class MetricError(ContourQAError, ValueError):
 
 class NoCaseFoundError(ContourQAError, LookupError):
     """A folder holds no plan, structure set or dose that could form a case."""
+
+
+class AuditDatabaseError(ContourQAError, RuntimeError):
+    """An audit results database that cannot be opened, migrated or written."""
+
+
+class AuditSourceError(ContourQAError, OSError):
+    """An audit source (folder, Orthanc, DICOMweb server) that cannot be read."""

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use as DICOM peers and validators:
-# dicom3tools (dciodvfy), plastimatch (DVH peer), dcmtk (storescu/echoscu, dcmdump).
+# dicom3tools (dciodvfy), plastimatch (DVH peer), dcmtk (storescu/echoscu, dcmdump),
+# chromium (renders the HTML report headless) and poppler-utils (pdftoppm renders the PDF report).
 # Skips what is present; needs root or sudo for apt-get.
 set -euo pipefail
 need=()
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
 command -v plastimatch >/dev/null 2>&1 || need+=(plastimatch)
 command -v storescu >/dev/null 2>&1 || need+=(dcmtk)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 from contourqa.report.record import CaseReport
 
-__all__ = ["JsonFormatter", "validate_report", "report_schema"]
+__all__ = ["JsonFormatter", "report_schema", "validate_report"]
 
 
 def _clean(value: Any) -> Any:
@@ -39,7 +40,10 @@ def validate_report(obj: dict[str, Any]) -> None:
 
 
 class JsonFormatter:
-    """Writes the canonical record as JSON."""
+    """Writes the canonical record as JSON: one object, or a list for several cases."""
+
+    name: ClassVar[str] = "json"
+    needs_media: ClassVar[bool] = False
 
     def render(self, reports: Sequence[CaseReport]) -> str:
         objs = [_clean(r.to_json()) for r in reports]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contourqa import __version__
 from contourqa.findings import Finding, Status
 
-__all__ = ["CaseInfo", "StructureInfo", "CaseReport", "SCHEMA_VERSION", "overall_status"]
+if TYPE_CHECKING:
+    from contourqa.report.media import ReportMedia
+
+__all__ = ["SCHEMA_VERSION", "CaseInfo", "CaseReport", "StructureInfo", "overall_status"]
 
 #: Version of the JSON report layout (``contourqa/schemas/report.schema.json``).
 SCHEMA_VERSION = "1.0"
@@ -66,6 +69,8 @@ class CaseReport:
     #: further sections by name (``dvh_uncertainty``, ``dvh_reconciliation``, ...)
     extra: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: arrays for pictures (DVH curves, the loaded case); not part of the JSON record
+    media: ReportMedia | None = field(default=None, compare=False, repr=False)
 
     @property
     def status(self) -> str:

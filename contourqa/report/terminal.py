@@ -1,60 +1,115 @@
-"""Terminal summary: failures and warnings first, then counts; plain when piped."""
+"""Terminal summary: one screen per case, failures and warnings first, then counts.
+
+Drawn with ``rich``; colour only when asked (the CLI asks when standard output is a
+terminal and ``NO_COLOR`` is unset), plain text when piped.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence, TextIO
+import io
+from collections.abc import Sequence
+from typing import TextIO
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from contourqa.findings import Finding, Status
+from contourqa.report.base import sorted_checks
 from contourqa.report.record import CaseReport
 
-__all__ = ["TerminalFormatter"]
+__all__ = ["TerminalFormatter", "value_vs_limit"]
 
-_COLOURS = {"fail": "31", "incomplete": "35", "warn": "33", "pass": "32",
-            "not_evaluated": "35"}
-_ORDER = {Status.FAIL: 0, Status.WARN: 1, Status.NOT_EVALUATED: 2, Status.PASS: 3}
+_STYLE = {"fail": "bold red", "incomplete": "bold magenta", "warn": "bold yellow",
+          "pass": "bold green", "not_evaluated": "magenta"}
+
+
+def value_vs_limit(f: Finding) -> str:
+    """``"14 Gy vs 17"``-style text of a finding's value and limit ('' when none)."""
+    if f.value is None:
+        return ""
+    unit = f" {f.unit}" if f.unit else ""
+    text = f"{f.value:.4g}{unit}"
+    if f.limit is not None:
+        text += f" vs {f.limit:.4g}{unit}"
+    return text
 
 
 class TerminalFormatter:
-    """A one-screen summary per case."""
+    """A one-screen summary per case.
 
-    def __init__(self, *, colour: bool = False, max_lines: int = 25) -> None:
+    Parameters
+    ----------
+    colour : bool
+        ANSI colours and styles (only for a terminal).
+    max_lines : int
+        Failed, warned and not-evaluated checks listed before "... more".
+    width : int or None
+        Line width in characters (long cells are cut with an ellipsis); None: the
+        terminal's width when colour is on, else 120.
+    """
+
+    def __init__(self, *, colour: bool = False, max_lines: int = 25, width: int | None = None) -> None:
         self.colour = colour
         self.max_lines = max_lines
+        self.width = width
 
-    def _c(self, text: str, key: str) -> str:
-        if not self.colour or key not in _COLOURS:
-            return text
-        return f"\x1b[{_COLOURS[key]}m{text}\x1b[0m"
+    def _console(self, stream: TextIO) -> Console:
+        return Console(file=stream, force_terminal=self.colour, no_color=not self.colour,
+                       color_system="standard" if self.colour else None,
+                       width=self.width if self.width or self.colour else 120,
+                       highlight=False, emoji=False, soft_wrap=False)
 
-    def _line(self, f: Finding) -> str:
-        where = f" [{f.structure}]" if f.structure else ""
-        vs = ""
-        if f.value is not None:
-            vs = f" ({f.value:g}{' ' + f.unit if f.unit else ''}"
-            vs += f" vs {f.limit:g})" if f.limit is not None else ")"
-        src = f"  <{f.source}>" if f.source and not f.code.startswith("input.") else ""
-        status = self._c(f"{f.status.value.upper():<13}", f.status.value)
-        return f"  {status} {f.code}{where}: {f.message}{vs}{src}"
-
-    def render_case(self, r: CaseReport) -> str:
+    def _print_case(self, con: Console, r: CaseReport) -> None:
         c = r.case
-        rx = f"{c.prescription_gy:g} Gy" if c.prescription_gy is not None else "unknown"
+        rx = f"{c.prescription_gy:g} Gy" if c.prescription_gy is not None else "unknown dose"
         fx = str(c.n_fractions) if c.n_fractions is not None else "unknown"
-        out = [f"{self._c(r.status.upper(), r.status)}  {c.name}",
-               f"  patient {c.patient_id or 'unknown'} | plan {c.plan_label or 'none'} | "
-               f"{rx} in {fx} fractions"]
-        shown = sorted((f for f in r.checks if f.status is not Status.PASS),
-                       key=lambda f: _ORDER[f.status])
-        for f in shown[: self.max_lines]:
-            out.append(self._line(f))
-        if len(shown) > self.max_lines:
-            out.append(f"  ... {len(shown) - self.max_lines} more (see the JSON report)")
+        head = Text()
+        head.append(f"{r.status.upper():<11}", style=_STYLE.get(r.status, ""))
+        head.append(c.name, style="bold")
+        con.print(head)
+        con.print(f"  patient {c.patient_id or 'unknown'} | plan {c.plan_label or 'none'} | "
+                  f"{rx} in {fx} fractions", overflow="ellipsis", no_wrap=True)
+        shown = [f for f in sorted_checks(r.checks) if f.status is not Status.PASS]
+        serious = [f for f in shown if f.status in (Status.FAIL, Status.WARN)][: self.max_lines]
+        if serious:
+            table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+            for name, kw in (("status", {"no_wrap": True}), ("check", {"no_wrap": True}),
+                             ("ROI", {"no_wrap": True}), ("value vs limit", {"no_wrap": True}),
+                             ("source", {"no_wrap": True, "overflow": "ellipsis",
+                                         "max_width": 48})):
+                table.add_column(name, **kw)  # type: ignore[arg-type]
+            for f in serious:
+                table.add_row(Text(f.status.value.upper(), style=_STYLE[f.status.value]), f.code,
+                              f.structure or "", value_vs_limit(f), f.source or "")
+            con.print(table)
+        rest = [f for f in shown if f.status is Status.NOT_EVALUATED]
+        room = max(self.max_lines - len(serious), 0)
+        for f in rest[:room]:
+            line = Text("  ")
+            line.append("NOT_EVALUATED ", style=_STYLE["not_evaluated"])
+            line.append(f"{f.code}{f' [{f.structure}]' if f.structure else ''}: {f.message}")
+            con.print(line, overflow="ellipsis", no_wrap=True)
+        hidden = len(shown) - len(serious) - min(room, len(rest))
+        if hidden > 0:
+            con.print(f"  ... {hidden} more (see the HTML or JSON report)")
         counts = {s: sum(f.status is s for f in r.checks) for s in Status}
-        out.append("  " + ", ".join(f"{n} {s.value}" for s, n in counts.items()))
-        return "\n".join(out)
+        line = Text("  ")
+        for n, (s, k) in enumerate(counts.items()):
+            line.append(f"{k} {s.value}", style=_STYLE[s.value] if k else "")
+            if n < len(counts) - 1:
+                line.append(", ")
+        con.print(line)
 
     def render(self, reports: Sequence[CaseReport]) -> str:
-        return "\n\n".join(self.render_case(r) for r in reports) + "\n"
+        buf = io.StringIO()
+        self.write(reports, buf)
+        return buf.getvalue()
 
     def write(self, reports: Sequence[CaseReport], stream: TextIO) -> None:
-        stream.write(self.render(reports))
+        con = self._console(stream)
+        for n, r in enumerate(reports):
+            if n:
+                con.print()
+            self._print_case(con, r)

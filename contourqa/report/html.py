@@ -1,0 +1,136 @@
+"""Self-contained HTML report: one file, inline CSS and script, pictures as base64 PNG.
+
+Nothing is fetched when the page is opened (no fonts, scripts or images from the
+network), so it can be archived with the plan and read offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from contourqa import __version__
+from contourqa.findings import Finding, Status
+from contourqa.report.base import sorted_checks, write_output
+from contourqa.report.record import SCHEMA_VERSION, CaseReport
+
+__all__ = ["HtmlFormatter", "fmt_number", "metric_table"]
+
+_STATUSES = ("fail", "warn", "not_evaluated", "pass")
+
+
+def fmt_number(value: float | None, unit: str | None = None) -> str:
+    """Number with 4 significant digits and its unit; '' for None or not finite."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    text = f"{value:.4g}"
+    return f"{text} {unit}" if unit else text
+
+
+def metric_table(report: CaseReport) -> tuple[list[str], list[tuple[str, str, list[tuple[str, str]]]]]:
+    """DVH metrics with their uncertainty band, for tables.
+
+    Returns
+    -------
+    metric_names : list of str
+        Column order (as in the record).
+    rows : list of (ROI name, role, cells)
+        ``cells`` holds ``(value text, "low-high" text or '')`` per metric.
+    """
+    roles = {s.name: s.role or "" for s in report.structures}
+    bands: dict[str, dict[str, Any]] = report.extra.get("dvh_uncertainty") or {}
+    names: list[str] = []
+    for values in report.dvh.values():
+        names += [m for m in values if m not in names]
+    rows = []
+    for roi, values in report.dvh.items():
+        cells = []
+        for m in names:
+            band = (bands.get(roi) or {}).get(m)
+            band_text = ""
+            if band and band[0] is not None and band[1] is not None:
+                band_text = f"{band[0]:.4g}\u2013{band[1]:.4g}"
+            cells.append((fmt_number(values.get(m)), band_text))
+        rows.append((roi, roles.get(roi, ""), cells))
+    return names, rows
+
+
+@dataclass(frozen=True)
+class _PictureView:
+    title: str
+    png: str | None  # base64
+    caption: str
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+class HtmlFormatter:
+    """Writes one self-contained HTML page for all cases of a run.
+
+    Parameters
+    ----------
+    dpi : int
+        Resolution of the embedded pictures.
+
+    Notes
+    -----
+    Reports without ``media`` (see :class:`~contourqa.report.media.ReportMedia`)
+    still render: every picture is replaced by the sentence saying why it is
+    missing.
+    """
+
+    name: ClassVar[str] = "html"
+    needs_media: ClassVar[bool] = True
+
+    def __init__(self, *, dpi: int = 96) -> None:
+        self.dpi = dpi
+
+    def _picture(self, picture: Any) -> _PictureView:
+        from contourqa.report.figures import figure_png
+
+        if not picture.present:
+            return _PictureView(picture.title, None, picture.caption)
+        return _PictureView(picture.title, _b64(figure_png(picture, dpi=self.dpi)),
+                            picture.caption)
+
+    def _case(self, report: CaseReport) -> dict[str, Any]:
+        from contourqa.report.figures import case_pictures, sectors_missing_reason
+
+        pics = case_pictures(report)
+        checks = sorted_checks(report.checks)
+        counts = [(s, sum(f.status.value == s for f in report.checks)) for s in _STATUSES]
+        names, rows = metric_table(report)
+        not_evaluated: list[Finding] = [f for f in checks if f.status is Status.NOT_EVALUATED]
+        return {
+            "report": report, "checks": checks, "counts": counts,
+            "failed_or_warned": [f for f in checks if f.status in (Status.FAIL, Status.WARN)],
+            "not_evaluated": not_evaluated,
+            "mostly_not_evaluated": 2 * len(not_evaluated) > len(checks),
+            "dvh": self._picture(pics["dvh"]), "slices": self._picture(pics["slices"]),
+            "sectors": [self._picture(p) for p in pics["sectors"]],  # type: ignore[union-attr]
+            "sectors_missing": sectors_missing_reason(report),
+            "metric_names": names, "metrics": rows,
+        }
+
+    def render(self, reports: Sequence[CaseReport]) -> str:
+        import jinja2
+
+        env = jinja2.Environment(
+            loader=jinja2.PackageLoader("contourqa.report", "templates"),
+            autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=False)
+        env.globals["fmt"] = fmt_number
+        template = env.get_template("report.html.j2")
+        now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return template.render(cases=[self._case(r) for r in reports], version=__version__,
+                               schema_version=SCHEMA_VERSION, generated=now,
+                               statuses=_STATUSES)
+
+    def write(self, reports: Sequence[CaseReport], path: str | Path) -> None:
+        write_output(self.render(reports), path)
