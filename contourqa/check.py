@@ -16,8 +16,9 @@ from contourqa.errors import ContourQAError, NoCaseFoundError
 from contourqa.findings import Finding, Status
 from contourqa.io.discovery import CaseFiles, DicomIndex, discover
 from contourqa.dose_checks import DoseCheckOptions, evaluate_dose_checks
+from contourqa.report.media import SectorPicture
 from contourqa.report.record import CaseInfo, CaseReport, StructureInfo
-from contourqa.sectors import SectorOptions, analyse_sectors
+from contourqa.sectors import SectorAnalysis, SectorOptions, analyse_sectors
 from contourqa.structures import RoleTable, assign_roles
 
 __all__ = ["CheckOptions", "CheckRun", "check", "check_case"]
@@ -106,6 +107,7 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     timings["roles"] = time.perf_counter() - t0
 
     sectors_json = None
+    sec = None
     if case.structure_set is not None:
         t0 = time.perf_counter()
         sec = analyse_sectors(case, table, options=SectorOptions(level=options.level))
@@ -164,10 +166,31 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     if options.keep_media:
         from contourqa.report.media import ReportMedia
 
-        media = ReportMedia(case=case, dvhs=dict(result.dvhs) if result is not None else {})
+        media = ReportMedia(case=case, dvhs=dict(result.dvhs) if result is not None else {},
+                            sector_pictures=_sector_pictures(sec, case))
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
                       dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
                       extra=extra, timings_s=timings, media=media)
+
+
+def _sector_pictures(sec: SectorAnalysis | None, case: Case) -> tuple[SectorPicture, ...]:
+    """Sector maps of the involved levels, rendered by the sector analysis."""
+    if sec is None or not sec.vertebrae:
+        return ()
+    import tempfile
+
+    from contourqa.report.media import SectorPicture
+    from contourqa.sector_figure import sector_png
+
+    pictures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = sector_png(sec, tmp, ct=case.image.pixels if case.image is not None else None)
+        for v, path in zip(sec.vertebrae, paths):
+            pictures.append(SectorPicture(
+                level=v.level, png=Path(path).read_bytes(),
+                caption=f"ISRC sectors of {v.level or 'an unnamed vertebra'} on the slice with "
+                        f"most GTV; GTV sectors {', '.join(map(str, v.gtv_sectors)) or 'none'}."))
+    return tuple(pictures)
 
 
 def _broken_case_report(files: CaseFiles, exc: Exception) -> CaseReport:
