@@ -21,6 +21,9 @@ __all__ = [
     "NoCaseFoundError",
     "AuditDatabaseError",
     "AuditSourceError",
+    "NodeConfigError",
+    "InvalidUIDError",
+    "StorageFullError",
 ]
 
 
@@ -67,3 +70,19 @@ class AuditDatabaseError(ContourQAError, RuntimeError):
 
 class AuditSourceError(ContourQAError, OSError):
     """An audit source (folder, Orthanc, DICOMweb server) that cannot be read."""
+
+
+class NodeConfigError(ContourQAError, ValueError):
+    """A DICOM node setting that cannot work (bad AE title, missing TLS key ...)."""
+
+
+class InvalidUIDError(ContourQAError, ValueError):
+    """A received UID that is not a DICOM UID (digits and dots, at most 64 characters).
+
+    The node builds storage paths from UIDs, so anything else is refused rather than
+    cleaned up: a cleaned-up UID could collide with another object's.
+    """
+
+
+class StorageFullError(ContourQAError, OSError):
+    """The node's storage folder would exceed its configured bound (``--max-storage``)."""

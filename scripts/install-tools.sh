@@ -7,7 +7,13 @@ set -euo pipefail
 need=()
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
 command -v plastimatch >/dev/null 2>&1 || need+=(plastimatch)
-command -v storescu >/dev/null 2>&1 || need+=(dcmtk)
+# dcmdump, not storescu: pynetdicom puts Python storescu/echoscu of its own on the venv PATH
+command -v dcmdump >/dev/null 2>&1 || need+=(dcmtk)
+# audit tests: a PostgreSQL server and Orthanc (with its DICOMweb plugin), each started by
+# the test itself on a temporary cluster/storage
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+[ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || need+=(orthanc)
+compgen -G "/usr/share/orthanc/plugins/libOrthancDicomWeb.so*" >/dev/null || need+=(orthanc-dicomweb)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 [ ${#need[@]} -eq 0 ] && exit 0
