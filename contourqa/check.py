@@ -18,6 +18,7 @@ from contourqa.io.discovery import CaseFiles, DicomIndex, discover
 from contourqa.dose_checks import DoseCheckOptions, evaluate_dose_checks
 from contourqa.report.media import SectorPicture
 from contourqa.report.record import CaseInfo, CaseReport, StructureInfo
+from contourqa.rules import RuleOptions, evaluate_contouring_rules
 from contourqa.sectors import SectorAnalysis, SectorOptions, analyse_sectors
 from contourqa.structures import RoleTable, assign_roles
 
@@ -35,6 +36,7 @@ class CheckOptions:
     dvh_uncertainty: bool = True                 # discretisation band per metric
     dose_checks: DoseCheckOptions | None = None  # None: DoseCheckOptions() defaults
     level: str | None = None                     # treated vertebra, e.g. "T10" (--level)
+    rules: RuleOptions | None = None             # None: RuleOptions() (mode auto)
     keep_media: bool = False                     # attach ReportMedia (HTML/PDF pictures)
 
 
@@ -50,14 +52,6 @@ class CheckRun:
     @property
     def failed(self) -> bool:
         return any(r.failed for r in self.reports)
-
-
-_NOT_YET = Finding(
-    code="report.scope", status=Status.NOT_EVALUATED,
-    message="This version of contourqa checks the input, structure roles, ISRC sectors, DVH "
-            "metrics, dose constraints, prescription and imaging; the contouring-consensus "
-            "rules (CTV/PTV against Cox 2012 and Redmond 2017) are not yet evaluated.",
-    source="contourqa roadmap")
 
 
 def _case_info(case: Case) -> CaseInfo:
@@ -114,6 +108,9 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         checks += list(sec.findings)
         sectors_json = sec.to_json()
         timings["sectors"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        checks += evaluate_contouring_rules(case, table, sec, options=options.rules or RuleOptions())
+        timings["contouring_rules"] = time.perf_counter() - t0
 
     result = None
     dvh_values: dict[str, dict[str, float | None]] = {}
@@ -161,7 +158,6 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
                 name=roi.name, number=roi.number, role=a.role.value if a else None,
                 volume_cc=volumes.get(roi.number), interpreted_type=roi.interpreted_type,
                 level=getattr(a, "level", None), evidence=getattr(a, "evidence", None)))
-    checks.append(_NOT_YET)
     media = None
     if options.keep_media:
         from contourqa.report.media import ReportMedia

@@ -261,6 +261,32 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    from contourqa.node import AllowedPeer, Destination, NodeConfig, parse_size, serve
+
+    given = [f"--{k}" for k in ("json", "html", "pdf", "csv", "sarif") if getattr(args, k, None)]
+    if given:
+        raise UsageError(f"listen writes reports next to each case; {', '.join(given)} do not "
+                         "apply (use --formats json,html,pdf)")
+    config = NodeConfig(
+        storage_dir=Path(args.storage), ae_title=args.ae_title, host=args.host, port=args.port,
+        allowed=tuple(AllowedPeer.parse(a) for a in (_metrics(args.allow) or ())),
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
+        max_storage_bytes=parse_size(args.max_storage) if args.max_storage else None,
+        idle_s=args.idle, report_formats=_metrics(args.formats) or (), jobs=args.jobs,
+        audit_db=args.db, check_options=_check_options(args),
+        destination=Destination.parse(args.send_to, document=args.send_as)
+        if args.send_to else None)
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    node_log = logging.getLogger("contourqa.node")
+    node_log.addHandler(handler)
+    node_log.setLevel(logging.INFO)
+    return serve(config, out=sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contourqa", description="Quality assurance of spine SBRT plans (DICOM-RT).")
@@ -305,6 +331,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the prior course compromised the cord (Redmond 2017 row)")
         g.add_argument("--dose-grid-max-mm", type=float, metavar="MM",
                        help="warn when the dose grid is coarser than this")
+        r = p.add_argument_group("contouring rules (Cox 2012 upfront, Redmond 2017 post-operative)")
+        r.add_argument("--mode", default="auto", choices=["upfront", "postop", "auto"],
+                       help="consensus to check against; auto looks for surgical evidence "
+                            "(default: %(default)s)")
+        r.add_argument("--profile", metavar="TOML", help="institutional rule profile")
+        r.add_argument("--waiver", action="append", default=[], metavar="CODE[@ROI]=REASON",
+                       help="waive a rule with a written reason (repeatable)")
+        r.add_argument("--waivers", metavar="TOML", help="file of waivers with reasons")
+        r.add_argument("--variant", action="append", default=[], metavar="NAME",
+                       help="optional rule variant, e.g. isrc_p1_3mm, redmond_table2")
+        r.add_argument("--asia", choices=list("ABCDE"), help="ASIA impairment grade")
+        r.add_argument("--bilsky", choices=["0", "1a", "1b", "1c", "2", "3"],
+                       help="post-operative Bilsky ESCC grade")
+        r.add_argument("--histology", metavar="TEXT", help="primary histology")
+        r.add_argument("--prior-rt", action=argparse.BooleanOptionalAction, default=None,
+                       help="prior radiotherapy overlapping the target")
         v = p.add_argument_group("vertebral compression fracture risk factors")
         v.add_argument("--age", type=float, metavar="YEARS")
         v.add_argument("--sins", type=int, metavar="SCORE", help="SINS total")
@@ -365,6 +407,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="one row per case")
     p.add_argument("--worst", type=int, default=20, metavar="N", help="worst cases listed")
     p.set_defaults(func=cmd_audit_report)
+
+    p = sub.add_parser("listen", help="DICOM node: check every plan sent to it")
+    n = p.add_argument_group("DICOM node (JSON log lines on standard error)")
+    n.add_argument("--ae-title", default="CONTOURQA", help="own AE title (default: %(default)s)")
+    n.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    n.add_argument("--port", type=int, default=11112,
+                   help="TCP port; 0 picks a free one and prints it (default: %(default)s)")
+    n.add_argument("--storage", required=True, metavar="DIR", help="received objects and reports")
+    n.add_argument("--allow", metavar="AE[@IP],...",
+                   help="calling AE titles allowed (optionally bound to an address); default any")
+    n.add_argument("--tls-cert", metavar="PEM", help="server certificate: accept TLS only")
+    n.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    n.add_argument("--tls-ca", metavar="PEM", help="require client certificates from this CA")
+    n.add_argument("--max-storage", metavar="SIZE", help="refuse objects beyond, e.g. 20G")
+    n.add_argument("--idle", type=float, default=60.0, metavar="SECONDS",
+                   help="check an incomplete study this long after its last object "
+                        "(default: %(default)s)")
+    n.add_argument("--formats", default="json,html,pdf", metavar="LIST",
+                   help="reports written next to each case (default: %(default)s)")
+    n.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="checks at once")
+    n.add_argument("--db", metavar="FILE|URL", help="also store results in this audit database")
+    n.add_argument("--send-to", metavar="AE@HOST:PORT",
+                   help="send the result back as a DICOM document to this node")
+    n.add_argument("--send-as", choices=["pdf", "sr"], default="pdf",
+                   help="Encapsulated PDF of the report or an SR of the failed checks")
+    common(p)
+    p.set_defaults(func=cmd_listen)
     return parser
 
 

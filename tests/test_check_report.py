@@ -44,7 +44,7 @@ def test_real_plan_report_follows_the_contract(tmp_path, capsys):
     assert vol["Heart"] == pytest.approx(heart["volume"])
     assert r["dvh_conventions"]["end_caps"] and r["dvh_conventions"]["dose_interpolation"]
     codes = {f["code"] for f in r["checks"]}
-    assert {"input.empty_roi", "input.missing_referenced_images", "report.scope"} <= codes
+    assert {"input.empty_roi", "input.missing_referenced_images", "contour.empty"} <= codes
     assert "FAIL" in cap.out and "Traceback" not in cap.err
 
 
