@@ -79,3 +79,43 @@ def test_metrics_invariant_to_translating_structure_and_dose(poly, shift, spacin
                                 fn=lambda x, y, z: fn(x - dx, y - dy, z - dz)))
     for m in ("volume", "Dmin", "Dmax", "Dmean", "D98%", "D50%", "D2%", "V20Gy"):
         assert b.metric(m) == pytest.approx(a.metric(m), rel=1e-6, abs=1e-6), m
+
+
+def _merge_per_sample(model):  # type: ignore[no-untyped-def]
+    """Reference merge of touching layers, one sample at a time (slow, obvious)."""
+    layer, q, p = model.samples()
+    order = np.lexsort((model.k_lo[layer], p, q))
+    out = []
+    for idx in order:
+        lo, hi = float(model.k_lo[layer[idx]]), float(model.k_hi[layer[idx]])
+        if hi - lo <= 1e-9:
+            continue
+        key = (int(q[idx]), int(p[idx]))
+        if out and out[-1][0] == key and abs(lo - out[-1][2]) <= 1e-9:
+            out[-1][2] = hi
+        else:
+            out.append([key, lo, hi])
+    return sorted((k[0], k[1], round(a, 9), round(b, 9)) for k, a, b in out)
+
+
+@given(polys=st.lists(star_polygon(), min_size=2, max_size=6),
+       gaps=st.lists(st.sampled_from([1.0, 1.0, 2.0, 5.0]), min_size=5, max_size=5),
+       interpolate=st.booleans())
+def test_column_segments_match_a_per_sample_merge(polys, gaps, interpolate) -> None:  # type: ignore[no-untyped-def]
+    """The run-based merge of touching layers equals merging sample by sample."""
+    from contourqa.dvh.engine import _column_segments
+    from contourqa.dvh.occupancy import build_model, contour_planes
+
+    zs = np.concatenate([[0.0], np.cumsum(gaps[:len(polys) - 1])])
+    # shrink every other plane so that some gaps are morphed (tips) and columns start and
+    # stop between layers
+    planes = [(float(z), [poly * (0.4 if m % 2 else 1.0)]) for m, (z, poly) in enumerate(zip(zs, polys))]
+    roi = make_roi(planes)
+    dose = grid(2.0)
+    cps = contour_planes(roi, dose.geometry)
+    model = build_model(cps, options=DVHOptions(samples_per_plane=400), slice_mm=2.0,
+                        interpolate=interpolate)
+    q, p, lo, hi = _column_segments(model)
+    got = sorted((int(a), int(b), round(float(c), 9), round(float(d), 9))
+                 for a, b, c, d in zip(q, p, lo, hi))
+    assert got == _merge_per_sample(model)

@@ -194,6 +194,46 @@ class _DoseSampler:
         d1 = self.plane(k0 + 1, kji[:, 1], kji[:, 2])
         return d0 + fk * (d1 - d0)
 
+    def vertex_doses(self, ji: NDArray[np.float64], ks: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Trilinear dose at the points ``(ks[v, c], ji[v])`` inside the grid (points
+        outside are left out), flattened.
+
+        The same as :meth:`trilinear` on those points, with the in-plane weights of a
+        vertex computed once and each dose slice it needs interpolated once.
+        """
+        S, R, C = self.shape
+        if len(ji) == 0:
+            return np.zeros(0)
+        tol = _EDGE_TOL
+        j, i = ji[:, 0], ji[:, 1]
+        ok_v = (j >= -tol) & (j <= R - 1 + tol) & (i >= -tol) & (i <= C - 1 + tol)
+        j, i, ks = np.clip(j[ok_v], 0.0, R - 1), np.clip(i[ok_v], 0.0, C - 1), ks[ok_v]
+        ok_k = (ks >= -tol) & (ks <= S - 1 + tol)
+        k = np.clip(ks, 0.0, S - 1)
+        k0 = np.minimum(k.astype(np.int64), S - 2)
+        fk = k - k0
+        kb = np.where(ok_k, k0, S).min(axis=1)          # lowest slice a vertex needs
+        span = np.where(ok_k, k0 - kb[:, None] + 2, 0).max(axis=1)  # slices kb .. kb + span - 1
+        j0 = np.minimum(j.astype(np.int64), R - 2)
+        i0 = np.minimum(i.astype(np.int64), C - 2)
+        fj = j - j0
+        fi = i - i0
+        f = self.flat
+        slices = np.zeros((len(j), max(int(span.max()), 0) if len(span) else 0))
+        for t in range(slices.shape[1]):
+            sel = np.flatnonzero(span > t)
+            base = ((kb[sel] + t) * R + j0[sel]) * C + i0[sel]
+            a, b, c, d = f[base], f[base + 1], f[base + C], f[base + C + 1]
+            fi_s = fi[sel]
+            top = a + fi_s * (b - a)
+            bot = c + fi_s * (d - c)
+            slices[sel, t] = top + fj[sel] * (bot - top)
+        rows = np.nonzero(ok_k)
+        t0 = (k0 - kb[:, None])[rows]
+        d0 = slices[rows[0], t0]
+        d1 = slices[rows[0], t0 + 1]
+        return d0 + fk[rows] * (d1 - d0)
+
     def inside(self, kji: NDArray[np.float64]) -> NDArray[np.bool_]:
         upper = np.asarray(self.shape, dtype=np.float64) - 1 + _EDGE_TOL
         return np.all((kji >= -_EDGE_TOL) & (kji <= upper), axis=1)
@@ -215,32 +255,71 @@ def _column_segments(model: StructureModel) -> tuple[NDArray[np.int64], NDArray[
 
     The dose is linear in k between dose slices whatever the layering, so a sample column
     inside several touching layers is one segment ``[k_lo, k_hi]``: the same volume and
-    dose, with fewer pieces.
+    dose, with fewer pieces.  Works on the runs of samples: a segment starts where a
+    run covers a sample that the touching layer below does not (ends likewise with the
+    layer above), so the cost follows the runs and the segments, not the samples.
 
     Returns
     -------
     q, p : ndarray of shape (G,), int64
     k_lo, k_hi : ndarray of shape (G,), float64
     """
-    q, p, layer = model.q, model.p, model.layer
-    if len(q) == 0:
-        e = np.zeros(0)
-        return q, p, e, e
-    n_layers = len(model.k_lo)
-    rank = np.empty(n_layers, np.int64)
-    rank[np.argsort(model.k_lo, kind="stable")] = np.arange(n_layers)
-    qm, pm = int(q.min()), int(p.min())
-    width = int(p.max()) - pm + 1
-    col = (q - qm) * width + (p - pm)
-    order = np.argsort(col * n_layers + rank[layer])
-    col = col[order]
-    lay = layer[order]
-    lo, hi = model.k_lo[lay], model.k_hi[lay]
-    new = np.ones(len(col), dtype=bool)
-    new[1:] = (col[1:] != col[:-1]) | (np.abs(lo[1:] - hi[:-1]) > 1e-9)
-    starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], len(col)) - 1
-    return q[order[starts]], p[order[starts]], lo[starts], hi[ends]
+    k_lo, k_hi = model.k_lo, model.k_hi
+    thick = (k_hi - k_lo) > 1e-9  # layers without thickness hold no volume
+    g, q, a, b = model.run_layer, model.run_q, model.run_p0, model.run_p1
+    keep = thick[g]
+    if not keep.all():
+        g, q, a, b = g[keep], q[keep], a[keep], b[keep]
+    if len(g) == 0:
+        e = np.zeros(0, np.int64)
+        return e, e, np.zeros(0), np.zeros(0)
+    layers = np.flatnonzero(thick)
+    layers = layers[np.argsort(k_lo[layers], kind="stable")]
+    lo_r, hi_r = k_lo[layers], k_hi[layers]
+    n_r = len(layers)
+    rank = np.empty(len(k_lo), np.int64)
+    rank[layers] = np.arange(n_r)
+    r = rank[g]
+    touches = np.zeros(n_r + 1, dtype=bool)  # touches[t]: rank t - 1 meets rank t
+    touches[1:n_r] = np.abs(lo_r[1:] - hi_r[:-1]) <= 1e-9
+    qm, pm = int(q.min()), int(a.min())
+    n_q = int(q.max()) - qm + 1
+    n_p = int(b.max()) - pm + 1
+    qq, aa, bb = q - qm, a - pm, b - pm
+
+    def fresh(frame_own: NDArray[np.int64], frame_other: NDArray[np.int64],
+              other: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Samples ``(rank, column)`` of the runs (in frame ``frame_own``) that the
+        neighbouring runs moved to that frame (``frame_other``, where ``other``) do not
+        cover: coverage events +1/-1 sorted along each frame's row, positive stretches."""
+        fo = frame_other[other]
+        rows = np.concatenate([frame_own * n_q + qq, fo * n_q + qq[other]])
+        rows = np.concatenate([rows, rows])
+        pos = np.concatenate([aa, aa[other], bb, bb[other]])
+        step = np.concatenate([np.ones(len(aa)), -np.ones(len(fo)), -np.ones(len(aa)),
+                               np.ones(len(fo))])
+        key = rows * n_p + pos
+        order = np.argsort(key, kind="stable")
+        key, step = key[order], step[order]
+        level = np.cumsum(step)
+        span = np.flatnonzero((level[:-1] > 0.5) & (key[1:] > key[:-1]))
+        start, stop = key[span], key[span + 1]
+        cnt = stop - start
+        cells = np.repeat(start, cnt) + (np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        row, p_ = np.divmod(cells, n_p)
+        frame, q_ = np.divmod(row, n_q)
+        col = q_ * n_p + p_
+        order = np.argsort(col * n_r + frame)
+        return frame[order], col[order]
+
+    below = touches[np.minimum(r + 1, n_r)] & (r + 1 < n_r)
+    above = touches[r] & (r > 0)
+    r_start, col = fresh(r, r + 1, below)
+    r_end, col_end = fresh(r, r - 1, above)
+    if len(col) != len(col_end) or not np.array_equal(col, col_end):
+        raise AssertionError("column segments do not pair")  # pragma: no cover
+    q_out, p_out = np.divmod(col, n_p)
+    return q_out + qm, p_out + pm, lo_r[r_start], hi_r[r_end]
 
 
 def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
@@ -265,85 +344,65 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     lo_s, hi_s = lo_c[keep], hi_c[keep]
     f = np.minimum(np.floor(lo_s), S - 2).astype(np.int64)
     npc = np.ceil(hi_s - 1e-12).astype(np.int64) - f
-    smax = int(npc.max()) if len(npc) else 0
     # in-plane bilinear weights and gather offsets, shared by every dose slice
     j0 = np.minimum(j.astype(np.int64), R - 2)
     i0 = np.minimum(i.astype(np.int64), C - 2)
     fj = j - j0
     fi = i - i0
-    base = j0 * C + i0
     flat = sampler.flat
-    plane_size = R * C
+    # Dose and squared in-plane gradient on every dose slice f .. f + npc crossed by a
+    # segment ("nodes"); piece t of a segment spans nodes t and t + 1.
+    n_nodes = npc + 1
+    node_start = np.cumsum(n_nodes) - n_nodes
+    seg = np.repeat(np.arange(len(f)), n_nodes)
+    kk = f[seg] + (np.arange(int(n_nodes.sum())) - node_start[seg])
+    idx = (kk * R + j0[seg]) * C + i0[seg]
+    fi_n, fj_n = fi[seg], fj[seg]
+    na, nb = flat[idx], flat[idx + 1]
+    nc, nd = flat[idx + C], flat[idx + C + 1]
+    ba = nb - na
+    cross = (nd - nc) - ba
+    gj = (nc - na) + fi_n * cross
+    gi = ba + fj_n * cross
+    node_d = na + fi_n * ba + fj_n * gj
+    node_g = gi * gi + gj * gj
 
-    def bilinear(kk: NDArray[np.int64], sel: NDArray[np.int64]
-                 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Dose on slices ``kk`` at the samples ``sel`` and its squared in-plane gradient."""
-        idx = kk * plane_size + base[sel]
-        a, b = flat[idx], flat[idx + 1]
-        c, d = flat[idx + C], flat[idx + C + 1]
-        fi_s, fj_s = fi[sel], fj[sel]
-        ba = b - a
-        cross = (d - c) - ba
-        top = a + fi_s * ba
-        gj = (c - a) + fi_s * cross
-        gi = ba + fj_s * cross
-        return top + fj_s * gj, gi * gi + gj * gj
-
-    los, his, ws = [], [], []
-    ext_lo: list[float] = []
-    ext_hi: list[float] = []
+    # Piece t of a segment spans the node pair (node_start + t, node_start + t + 1): every
+    # consecutive pair of nodes but the one straddling two segments.  Within its dose
+    # slab a piece covers the fractions [fa, fb]: [0, 1] but for a segment's end pieces.
+    n_pairs = max(len(node_d) - 1, 0)
+    fa = np.zeros(n_pairs)
+    fb = np.ones(n_pairs)
+    last = node_start + npc - 1
+    fa[node_start] = lo_s - f
+    fb[last] = np.minimum(hi_s - (f + npc - 1), 1.0)
+    valid = np.ones(n_pairs, dtype=bool)
+    valid[(node_start + npc)[:-1]] = False  # the pair from a segment's last node to the next's first
+    valid &= fb > fa
+    d0, g0 = node_d[:-1][valid], node_g[:-1][valid]
+    d1, g1 = node_d[1:][valid], node_g[1:][valid]
+    fa, fb = fa[valid], fb[valid]
+    dd = d1 - d0
+    da = d0 + fa * dd
+    db = d0 + fb * dd
+    # Each sample stands for its sub-cell: spread its dose over a uniform width with
+    # the variance of the dose over the cell (linear in k along the piece, linear
+    # in-plane across the cell); exact when the dose varies along one axis only.
     h2 = 1.0 / (model.n * model.n)  # squared sample pitch, index units
-    w_unit = area * voxel_cc
-    # piece s of a segment spans dose slices f + s .. f + s + 1; later pieces only exist
-    # for the segments crossing more dose planes, so work on shrinking subsets
-    sel = np.arange(len(f))
-    prev = bilinear(f, sel)
-    for s_ in range(max(smax, 0)):
-        if s_ > 0:
-            keep_s = npc[sel] > s_
-            sel = sel[keep_s]
-            if len(sel) == 0:
-                break
-            prev = (prev[0][keep_s], prev[1][keep_s])
-        fs = f[sel] + s_
-        nxt = bilinear(np.minimum(fs + 1, S - 1), sel)
-        base_k = fs.astype(np.float64)
-        a_k = np.maximum(lo_s[sel], base_k)
-        b_k = np.minimum(hi_s[sel], base_k + 1)
-        ok = b_k > a_k
-        (d0, g0), (d1, g1) = prev, nxt
-        prev = nxt
-        if not ok.any():
-            continue
-        if not ok.all():
-            a_k, b_k, base_k = a_k[ok], b_k[ok], base_k[ok]
-            d0, g0, d1, g1 = d0[ok], g0[ok], d1[ok], g1[ok]
-        dd = d1 - d0
-        da = d0 + (a_k - base_k) * dd
-        db = d0 + (b_k - base_k) * dd
-        # Each sample stands for its sub-cell: spread its dose over a uniform width with
-        # the variance of the dose over the cell (linear in k along the piece, linear
-        # in-plane across the cell); exact when the dose varies along one axis only.
-        tm = 0.5 * (a_k + b_k) - base_k
-        grad2 = np.maximum(g0 + tm * (g1 - g0), 0.0)
-        mid = 0.5 * (da + db)
-        half = 0.5 * np.sqrt((db - da) ** 2 + h2 * grad2)
-        los.append(mid - half)
-        his.append(mid + half)
-        ext_lo.append(float(min(da.min(), db.min())))
-        ext_hi.append(float(max(da.max(), db.max())))
-        ws.append((b_k - a_k) * w_unit)
-    lo = np.concatenate(los) if los else np.zeros(0)
-    hi = np.concatenate(his) if his else np.zeros(0)
-    w = np.concatenate(ws) if ws else np.zeros(0)
+    tm = 0.5 * (fa + fb)
+    grad2 = np.maximum(g0 + tm * (g1 - g0), 0.0)
+    mid = 0.5 * (da + db)
+    half = 0.5 * np.sqrt((db - da) ** 2 + h2 * grad2)
+    lo = mid - half
+    hi = mid + half
+    w = (fb - fa) * (area * voxel_cc)
+    ext_lo = [float(np.minimum(da, db).min())] if len(da) else []
+    ext_hi = [float(np.maximum(da, db).max())] if len(da) else []
 
-    v = model.vertices_kji
-    v = v[sampler.inside(v)] if len(v) else v
     vmin = float(min(ext_lo)) if ext_lo else math.nan
     vmax = float(max(ext_hi)) if ext_hi else math.nan
-    if len(v):
-        v = np.clip(v, 0.0, np.asarray(sampler.shape, float) - 1)
-        vd = sampler.trilinear(v)
+    vd = sampler.vertex_doses(model.vertex_ji, model.vertex_k)
+    if len(vd):
         vmin = float(vd.min()) if math.isnan(vmin) else min(vmin, float(vd.min()))
         vmax = float(vd.max()) if math.isnan(vmax) else max(vmax, float(vd.max()))
     return _Pieces(lo=lo, hi=hi, w=w, outside_cc=outside_cc, vmin=vmin, vmax=vmax)
@@ -440,7 +499,7 @@ def _compute(roi: ROI, sampler: _DoseSampler, options: DVHOptions) -> DVH:
     return DVH(roi_name=roi.name, roi_number=roi.number, dose_edges_gy=edges, cumulative_cc=cum,
                differential_cc=cum[:-1] - cum[1:], volume_cc=volume_cc,
                volume_outside_dose_cc=pc.outside_cc, min_gy=dmin, max_gy=dmax, mean_gy=dmean,
-               conventions=conv, problems=tuple(problems), n_samples=len(model.q),
+               conventions=conv, problems=tuple(problems), n_samples=model.n_samples,
                cap_volume_cc=cap_cc)
 
 

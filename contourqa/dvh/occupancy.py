@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,7 +27,8 @@ from contourqa.errors import GeometryError
 from contourqa.geometry import VolumeGeometry
 from contourqa.io.rtstruct import ROI
 
-__all__ = ["ContourPlane", "StructureModel", "build_model", "contour_planes", "scanline_samples"]
+__all__ = ["ContourPlane", "StructureModel", "build_model", "contour_planes", "scanline_runs",
+           "scanline_samples"]
 
 _AXIS_TOL = 1e-4
 # Sample q sits at index (q + _PHASE) / n - 0.5: a phase other than 0.5 keeps samples off
@@ -50,14 +52,16 @@ class ContourPlane:
     k: float
     polygons: tuple[NDArray[np.float64], ...]
 
-    @property
+    @cached_property
     def area_index(self) -> float:
         """Sum of the polygons' absolute areas in index units squared (an estimate:
         exact when polygons neither overlap nor nest)."""
         total = 0.0
         for p in self.polygons:
             y, x = p[:, 0], p[:, 1]
-            total += abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2.0
+            twice = float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:])) + \
+                float(x[-1] * y[0] - y[-1] * x[0])
+            total += abs(twice) / 2.0
         return total
 
 
@@ -65,19 +69,23 @@ class ContourPlane:
 class StructureModel:
     """A structure as layers of in-plane samples, in dose index space.
 
+    The samples of a layer are stored as runs along a sample row: run ``r`` holds the
+    samples ``(q[r], p)`` for ``p0[r] <= p < p1[r]`` of layer ``layer[r]``.
+
     Attributes
     ----------
     n : int
         Samples per dose voxel along each in-plane axis.
-    q, p : ndarray of shape (N,), int64
-        Row and column sub-indices of the samples.
-    layer : ndarray of shape (N,), int64
-        Layer of each sample.
+    run_layer, run_q, run_p0, run_p1 : ndarray of shape (R,), int64
+        Layer, sample row and column range ``[p0, p1)`` of each run; the runs of one
+        layer and row are disjoint.
     k_lo, k_hi : ndarray of shape (L,), float64
         Slice-index bounds of each layer (``k_hi >= k_lo``).
-    vertices_kji : ndarray of shape (V, 3), float64
-        Boundary points (contour vertices on their planes and on the end-cap faces)
-        where Dmin and Dmax are also evaluated.
+    vertex_ji : ndarray of shape (V, 2), float64
+        Contour vertices, in-plane.
+    vertex_k : ndarray of shape (V, 3), float64
+        Slice positions of each vertex where Dmin and Dmax are also evaluated: its plane
+        and both faces of its slab (end-cap faces included).
     interpolated : bool
         Whether sub-layers were morphed between planes.
     cap_volume_index : float
@@ -85,12 +93,14 @@ class StructureModel:
     """
 
     n: int
-    q: NDArray[np.int64]
-    p: NDArray[np.int64]
-    layer: NDArray[np.int64]
+    run_layer: NDArray[np.int64]
+    run_q: NDArray[np.int64]
+    run_p0: NDArray[np.int64]
+    run_p1: NDArray[np.int64]
     k_lo: NDArray[np.float64]
     k_hi: NDArray[np.float64]
-    vertices_kji: NDArray[np.float64]
+    vertex_ji: NDArray[np.float64]
+    vertex_k: NDArray[np.float64]
     interpolated: bool
     cap_volume_index: float
 
@@ -99,17 +109,42 @@ class StructureModel:
         return 1.0 / (self.n * self.n)
 
     @property
-    def j(self) -> NDArray[np.float64]:
-        return (self.q + _PHASE) / self.n - 0.5
+    def vertices_kji(self) -> NDArray[np.float64]:
+        """Every boundary point as ``(k, j, i)``, shape (3 V, 3)."""
+        nk = self.vertex_k.shape[1]
+        return np.column_stack([self.vertex_k.T.ravel(), np.tile(self.vertex_ji, (nk, 1))])
 
     @property
-    def i(self) -> NDArray[np.float64]:
-        return (self.p + _PHASE) / self.n - 0.5
+    def n_samples(self) -> int:
+        """In-plane samples summed over layers."""
+        return int(np.sum(self.run_p1 - self.run_p0))
+
+    def samples(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """Every sample as ``(layer, q, p)``, shape (N,) each (expanded from the runs)."""
+        return _expand_runs(self.run_layer, self.run_q, self.run_p0, self.run_p1)
 
     def volume_index(self) -> float:
         """Model volume in index units cubed."""
-        thick = (self.k_hi - self.k_lo)[self.layer]
-        return float(thick.sum()) * self.sample_area_index
+        thick = (self.k_hi - self.k_lo)[self.run_layer]
+        return float(np.sum(thick * (self.run_p1 - self.run_p0))) * self.sample_area_index
+
+
+def _expand_runs(g: NDArray[np.int64], q: NDArray[np.int64], p0: NDArray[np.int64],
+                 p1: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    cnt = np.maximum(p1 - p0, 0)
+    tot = int(cnt.sum())
+    off = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return np.repeat(g, cnt), np.repeat(q, cnt), np.repeat(p0, cnt) + off
+
+
+def _mask_runs(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Runs ``(row, col0, col1)`` of True along the rows of a 2D mask, row-major order."""
+    pad = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    pad[:, 1:-1] = mask
+    d = np.diff(pad, axis=1)
+    r0, c0 = np.nonzero(d == 1)
+    _, c1 = np.nonzero(d == -1)
+    return r0.astype(np.int64), c0.astype(np.int64), c1.astype(np.int64)
 
 
 def check_geometry(geometry: VolumeGeometry) -> None:
@@ -126,11 +161,22 @@ def check_geometry(geometry: VolumeGeometry) -> None:
 
 def contour_planes(roi: ROI, geometry: VolumeGeometry) -> list[ContourPlane]:
     """The ROI's closed contours grouped by plane, in the grid's index space, sorted by k."""
+    contours = roi.closed_contours
+    if not contours:
+        return []
+    # grouped as ROI.planes does (plane position rounded to 1 um), converted at once
+    groups: dict[float, list[int]] = {}
+    for c_, c in enumerate(contours):
+        groups.setdefault(round(float(np.mean(c.points_mm[:, 2])), 3), []).append(c_)
+    sizes = np.array([len(c.points_mm) for c in contours])
+    ends = np.cumsum(sizes)
+    kji = geometry.patient_to_index(np.concatenate([c.points_mm for c in contours]))
+    ji = np.ascontiguousarray(kji[:, 1:])
     out = []
-    for polys in roi.planes(normal=np.array([0.0, 0.0, 1.0])).values():
-        idx = [geometry.patient_to_index(p) for p in polys]
-        k = float(np.mean(np.concatenate([a[:, 0] for a in idx])))
-        out.append(ContourPlane(k=k, polygons=tuple(np.ascontiguousarray(a[:, 1:]) for a in idx)))
+    for _, members in sorted(groups.items()):
+        polys = tuple(ji[ends[m] - sizes[m]:ends[m]] for m in members)
+        k = float(np.mean(np.concatenate([kji[ends[m] - sizes[m]:ends[m], 0] for m in members])))
+        out.append(ContourPlane(k=k, polygons=polys))
     out.sort(key=lambda c: c.k)
     return out
 
@@ -153,12 +199,34 @@ def scanline_samples(polygons: list[tuple[int, NDArray[np.float64]]], n: int
         Plane id, row and column sub-index of every sample inside.  A sample is inside
         when its centre is; rows use the half-open rule, so shared vertices count once.
     """
+    return _expand_runs(*scanline_runs(polygons, n))
+
+
+def scanline_runs(polygons: list[tuple[int, NDArray[np.float64]]], n: int
+                  ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Runs of samples inside polygons by an even-odd scanline, batched over planes.
+
+    Parameters
+    ----------
+    polygons : list of (plane id, ndarray of shape (M, 2) of (j, i))
+        Polygons with the id of the plane they lie on; those of one plane combine
+        even-odd.
+    n : int
+        Samples per index unit.
+
+    Returns
+    -------
+    plane, q, p0, p1 : ndarray of shape (R,), int64
+        Plane id, row and column range ``[p0, p1)`` of every run of samples inside, by
+        plane, row and column.  A sample is inside when its centre is; rows use the
+        half-open rule, so shared vertices count once.
+    """
     if not polygons:
         e = np.zeros(0, np.int64)
-        return e, e, e
+        return e, e, e, e
     ids = np.concatenate([np.full(len(poly), g, np.int64) for g, poly in polygons])
     a = np.concatenate([poly for _, poly in polygons])
-    b = np.concatenate([np.roll(poly, -1, axis=0) for _, poly in polygons])
+    b = np.concatenate([np.concatenate([poly[1:], poly[:1]]) for _, poly in polygons])
     ja, ia, jb, ib = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
     q_a = np.ceil((ja + 0.5) * n - _PHASE).astype(np.int64)
     q_b = np.ceil((jb + 0.5) * n - _PHASE).astype(np.int64)
@@ -167,7 +235,7 @@ def scanline_samples(polygons: list[tuple[int, NDArray[np.float64]]], n: int
     total = int(count.sum())
     if total == 0:
         e = np.zeros(0, np.int64)
-        return e, e, e
+        return e, e, e, e
     edge = np.repeat(np.arange(len(ja)), count)
     q = np.repeat(q_start, count) + (np.arange(total) - np.repeat(np.cumsum(count) - count, count))
     u = (q + _PHASE) / n - 0.5
@@ -180,10 +248,8 @@ def scanline_samples(polygons: list[tuple[int, NDArray[np.float64]]], n: int
     q_row, g_row = q[0::2], g[0::2]
     p_start = np.ceil((xs + 0.5) * n - _PHASE).astype(np.int64)
     p_end = np.ceil((xe + 0.5) * n - _PHASE).astype(np.int64)
-    cnt = np.maximum(p_end - p_start, 0)
-    tot = int(cnt.sum())
-    off = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    return np.repeat(g_row, cnt), np.repeat(q_row, cnt), np.repeat(p_start, cnt) + off
+    keep = p_end > p_start
+    return g_row[keep], q_row[keep], p_start[keep], p_end[keep]
 
 
 def _runs(ks: NDArray[np.float64], gap_factor: float) -> list[tuple[int, int]]:
@@ -225,9 +291,14 @@ def _choose_n(plane_areas: NDArray[np.float64], layer_area_sum: float, options: 
     return n
 
 
-def _vertices_at(plane: ContourPlane, ks: list[float]) -> NDArray[np.float64]:
-    pts = np.concatenate(plane.polygons)
-    return np.concatenate([np.column_stack([np.full(len(pts), k), pts]) for k in ks])
+def _vertices(planes: list[ContourPlane], lo: NDArray[np.float64], hi: NDArray[np.float64]
+              ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Contour vertices ``(j, i)``, shape (V, 2), and the slice positions where each is
+    evaluated, shape (V, 3): its plane and both faces of its slab."""
+    pts = np.concatenate([poly for pl in planes for poly in pl.polygons])
+    counts = [sum(len(poly) for poly in pl.polygons) for pl in planes]
+    ks = np.column_stack([np.array([pl.k for pl in planes]), lo, hi])
+    return pts, np.repeat(ks, counts, axis=0)
 
 
 def build_model(planes: list[ContourPlane], *, options: DVHOptions, slice_mm: float,
@@ -267,12 +338,12 @@ def build_model(planes: list[ContourPlane], *, options: DVHOptions, slice_mm: fl
 
     if not interpolate:
         n = _choose_n(areas, float(areas.sum()), options)
-        g, q, p = scanline_samples([(m, poly) for m, pl in enumerate(planes)
-                                    for poly in pl.polygons], n)
-        verts = np.concatenate([_vertices_at(pl, [pl.k, lo[m], hi[m]])
-                                for m, pl in enumerate(planes)])
-        return StructureModel(n=n, q=q, p=p, layer=g, k_lo=lo, k_hi=hi, vertices_kji=verts,
-                              interpolated=False, cap_volume_index=cap_volume)
+        g, q, p0, p1 = scanline_runs([(m, poly) for m, pl in enumerate(planes)
+                                      for poly in pl.polygons], n)
+        vji, vk = _vertices(planes, lo, hi)
+        return StructureModel(n=n, run_layer=g, run_q=q, run_p0=p0, run_p1=p1, k_lo=lo, k_hi=hi,
+                              vertex_ji=vji, vertex_k=vk, interpolated=False,
+                              cap_volume_index=cap_volume)
     return _morph_model(planes, ks, areas, runs, lo, hi, options=options,
                         slice_mm=slice_mm, cap_volume=cap_volume)
 
@@ -455,29 +526,31 @@ def _morph_model(planes: list[ContourPlane], ks: NDArray[np.float64], areas_est:
     est = float(areas_est.sum() + np.sum(
         np.where(tip, 0.5 * (areas_est + np.append(areas_est[1:], 0.0)) * n_sub, 0.0)))
     n = _choose_n(areas_est, est, options)
-    g, q, p = scanline_samples([(m, poly) for m, pl in enumerate(planes)
-                                for poly in pl.polygons], n)
-    counts = np.bincount(g, minlength=len(planes)).astype(np.float64)
+    g, q, p0, p1 = scanline_runs([(m, poly) for m, pl in enumerate(planes)
+                                  for poly in pl.polygons], n)
+    counts = np.bincount(g, weights=(p1 - p0).astype(np.float64),
+                         minlength=len(planes)).astype(np.float64)
     # plane slabs, cut at the plane on the side of a tip gap
     lo = lo.copy()
     hi = hi.copy()
     for m in np.nonzero(tip)[0].tolist():
         hi[m] = ks[m]
         lo[m + 1] = ks[m + 1]
-    order = np.argsort(g, kind="stable")
-    g, q, p = g[order], q[order], p[order]
-    starts = np.searchsorted(g, np.arange(len(planes) + 1))
+    starts = np.searchsorted(g, np.arange(len(planes) + 1))  # runs come by plane
 
     out_q = [q]
-    out_p = [p]
+    out_p0 = [p0]
+    out_p1 = [p1]
     out_l = [g]
     k_lo = list(lo)
     k_hi = list(hi)
 
-    def add(mask_q: NDArray[np.int64], mask_p: NDArray[np.int64], a: float, b: float) -> None:
-        out_q.append(mask_q)
-        out_p.append(mask_p)
-        out_l.append(np.full(len(mask_q), len(k_lo), np.int64))
+    def add(mask: NDArray[np.bool_], q0: int, p0_: int, a: float, b: float) -> None:
+        rq, ra, rb = _mask_runs(mask)
+        out_q.append(rq + q0)
+        out_p0.append(ra + p0_)
+        out_p1.append(rb + p0_)
+        out_l.append(np.full(len(rq), len(k_lo), np.int64))
         k_lo.append(a)
         k_hi.append(b)
 
@@ -490,17 +563,18 @@ def _morph_model(planes: list[ContourPlane], ks: NDArray[np.float64], areas_est:
             pair = (m, m + 1)
             pts = np.concatenate([poly for mm in pair for poly in planes[mm].polygons])
             q0 = int(math.floor((pts[:, 0].min() + 0.5) * n)) - 2
-            p0 = int(math.floor((pts[:, 1].min() + 0.5) * n)) - 2
+            p0_ = int(math.floor((pts[:, 1].min() + 0.5) * n)) - 2
             nq = int(math.ceil((pts[:, 0].max() + 0.5) * n)) + 2 - q0 + 1
-            npp = int(math.ceil((pts[:, 1].max() + 0.5) * n)) + 2 - p0 + 1
+            npp = int(math.ceil((pts[:, 1].max() + 0.5) * n)) + 2 - p0_ + 1
             masks, outlines = [], []
             for mm in pair:
                 mask = np.zeros((nq, npp), dtype=bool)
                 sl = slice(starts[mm], starts[mm + 1])
-                mask[q[sl] - q0, p[sl] - p0] = True
+                _, sq, sp = _expand_runs(g[sl], q[sl], p0[sl], p1[sl])
+                mask[sq - q0, sp - p0_] = True
                 masks.append(mask)
                 outlines.append((_outline_points(planes[mm].polygons, 0.5 / n) + 0.5) * n - _PHASE
-                                - np.array([q0, p0]))
+                                - np.array([q0, p0_]))
             da, db = _morph_fields(masks[0], masks[1], outlines[0], outlines[1])
             nsub = int(n_sub[m])
             t = (np.arange(nsub) + 0.5) / nsub
@@ -514,10 +588,12 @@ def _morph_model(planes: list[ContourPlane], ks: NDArray[np.float64], areas_est:
                 target = _area_at(z, A, m - s_, t)
             taus = _match_area(da, db, target, t)
             for c_ in range(nsub):
-                mq, mp = np.nonzero((1 - taus[c_]) * da + taus[c_] * db < 0)
-                add(mq + q0, mp + p0, float(edges[c_]), float(edges[c_ + 1]))
-    verts = np.concatenate([_vertices_at(pl, [pl.k, lo[m], hi[m]]) for m, pl in enumerate(planes)])
-    return StructureModel(n=n, q=np.concatenate(out_q), p=np.concatenate(out_p),
-                          layer=np.concatenate(out_l), k_lo=np.asarray(k_lo, dtype=np.float64),
-                          k_hi=np.asarray(k_hi, dtype=np.float64), vertices_kji=verts,
+                add((1 - taus[c_]) * da + taus[c_] * db < 0, q0, p0_,
+                    float(edges[c_]), float(edges[c_ + 1]))
+    vji, vk = _vertices(planes, lo, hi)
+    return StructureModel(n=n, run_layer=np.concatenate(out_l), run_q=np.concatenate(out_q),
+                          run_p0=np.concatenate(out_p0), run_p1=np.concatenate(out_p1),
+                          k_lo=np.asarray(k_lo, dtype=np.float64),
+                          k_hi=np.asarray(k_hi, dtype=np.float64),
+                          vertex_ji=vji, vertex_k=vk,
                           interpolated=bool(tip.any()), cap_volume_index=cap_volume)

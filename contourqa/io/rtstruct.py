@@ -21,7 +21,16 @@ from pydicom.tag import Tag
 
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, input_problem
-from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.io._read import (
+    RawFallback,
+    RawValue,
+    items_of,
+    malformed_values_named,
+    raw_items,
+    raw_text,
+    read_dataset,
+    uid_of,
+)
 
 __all__ = ["ContourType", "Contour", "ROI", "StructureSet", "read_structure_set"]
 
@@ -144,6 +153,7 @@ class StructureSet:
 
 
 _CONTOUR_DATA = Tag(0x3006, 0x0050)
+_CONTOUR_DATA_TAG = 0x30060050
 
 
 def _contour_values(item: Dataset) -> NDArray[np.float64] | None:
@@ -164,6 +174,124 @@ def _contour_values(item: Dataset) -> NDArray[np.float64] | None:
     if data is None:
         return None
     return np.asarray([float(v) for v in data], dtype=np.float64)
+
+
+def _references(ds: Dataset) -> tuple[list[str], list[str], list[str]]:
+    """Frame of reference, series and image UIDs of ReferencedFrameOfReferenceSequence."""
+    frame_uids: list[str] = []
+    series_uids: list[str] = []
+    image_uids: list[str] = []
+    for ref_for in ds.get("ReferencedFrameOfReferenceSequence", []):
+        if (u := uid_of(ref_for, "FrameOfReferenceUID")):
+            frame_uids.append(u)
+        for study in ref_for.get("RTReferencedStudySequence", []):
+            for series in study.get("RTReferencedSeriesSequence", []):
+                if (u := uid_of(series, "SeriesInstanceUID")):
+                    series_uids.append(u)
+                for img in series.get("ContourImageSequence", []):
+                    if (u := uid_of(img, "ReferencedSOPInstanceUID")):
+                        image_uids.append(u)
+    return frame_uids, series_uids, image_uids
+
+
+_REF_FOR_SEQ = 0x30060010
+_FOR_UID = 0x00200052
+_STUDY_SEQ = 0x30060012
+_SERIES_SEQ = 0x30060014
+_SERIES_UID = 0x0020000E
+_IMAGE_SEQ = 0x30060016
+_REF_SOP_UID = 0x00081155
+_CONTOUR_SEQ = 0x30060040
+_GEOMETRIC_TYPE = 0x30060042
+
+
+def _raw_uid(item: dict[int, RawValue], tag: int) -> str | None:
+    text = raw_text(item.get(tag))
+    return (text.strip() or None) if text is not None else None
+
+
+def _references_raw(ds: Dataset) -> tuple[list[str], list[str], list[str]]:
+    """:func:`_references` from the undecoded bytes (raises RawFallback)."""
+    implicit = _is_implicit(ds, _REF_FOR_SEQ)
+    frame_uids: list[str] = []
+    series_uids: list[str] = []
+    image_uids: list[str] = []
+    for ref_for in raw_items(ds, _REF_FOR_SEQ):
+        if (u := _raw_uid(ref_for, _FOR_UID)):
+            frame_uids.append(u)
+        for study in items_of(ref_for.get(_STUDY_SEQ), implicit):
+            for series in items_of(study.get(_SERIES_SEQ), implicit):
+                if (u := _raw_uid(series, _SERIES_UID)):
+                    series_uids.append(u)
+                for img in items_of(series.get(_IMAGE_SEQ), implicit):
+                    if (u := _raw_uid(img, _REF_SOP_UID)):
+                        image_uids.append(u)
+    return frame_uids, series_uids, image_uids
+
+
+def _is_implicit(ds: Dataset, tag: int) -> bool:
+    elem = ds._dict.get(tag)  # type: ignore[call-overload]
+    return bool(getattr(elem, "is_implicit_VR", True))
+
+
+def _contours(item: Dataset, name: str, path: Path) -> tuple[list[Contour], list[Finding]]:
+    """Contours of one ROIContourSequence item, decoded by pydicom."""
+    contours: list[Contour] = []
+    problems: list[Finding] = []
+    for c in item.get("ContourSequence", []):
+        try:
+            pts = _contour_values(c)
+        except (ValueError, TypeError) as exc:
+            problems.append(input_problem(
+                "malformed_contour", f"ROI {name!r}: ContourData is not numeric ({exc}); "
+                "contour ignored.", path, structure=name))
+            continue
+        if pts is None or pts.size == 0:
+            continue
+        if pts.size % 3:
+            problems.append(_not_triplets(name, pts.size, path))
+            continue
+        refs = tuple(u for img in c.get("ContourImageSequence", [])
+                     if (u := uid_of(img, "ReferencedSOPInstanceUID")))
+        contours.append(Contour(points_mm=pts.reshape(-1, 3),
+                                geometric_type=ContourType.parse(c.get("ContourGeometricType")),
+                                referenced_sop_uids=refs))
+    return contours, problems
+
+
+def _not_triplets(name: str, size: int, path: Path) -> Finding:
+    return input_problem("malformed_contour", f"ROI {name!r}: ContourData has {size} values, "
+                         "not a multiple of 3; contour ignored.", path, structure=name)
+
+
+def _contours_raw(item: Dataset, name: str, path: Path) -> tuple[list[Contour], list[Finding]]:
+    """:func:`_contours` from the undecoded bytes (raises RawFallback, also for
+    non-numeric ContourData, whose finding pydicom's decoding words)."""
+    implicit = _is_implicit(item, _CONTOUR_SEQ)
+    contours: list[Contour] = []
+    problems: list[Finding] = []
+    for c in raw_items(item, _CONTOUR_SEQ):
+        data = c.get(_CONTOUR_DATA_TAG)
+        if data is None:
+            continue
+        if not isinstance(data, bytes):
+            raise RawFallback
+        text = data.rstrip(b"\x00 ")
+        if not text:
+            continue
+        try:
+            pts = np.array(text.split(b"\\"), dtype=np.float64)
+        except ValueError as exc:
+            raise RawFallback from exc
+        if pts.size % 3:
+            problems.append(_not_triplets(name, pts.size, path))
+            continue
+        refs = tuple(u for img in items_of(c.get(_IMAGE_SEQ), implicit)
+                     if (u := _raw_uid(img, _REF_SOP_UID)))
+        contours.append(Contour(points_mm=pts.reshape(-1, 3),
+                                geometric_type=ContourType.parse(raw_text(c.get(_GEOMETRIC_TYPE))),
+                                referenced_sop_uids=refs))
+    return contours, problems
 
 
 def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> StructureSet:
@@ -190,19 +318,10 @@ def _read(path: Path, ds: Dataset) -> StructureSet:
         raise UnsupportedDicomError(f"{path}: not an RT Structure Set (Modality {ds.get('Modality')!r}).")
     problems: list[Finding] = []
 
-    frame_uids: list[str] = []
-    series_uids: list[str] = []
-    image_uids: list[str] = []
-    for ref_for in ds.get("ReferencedFrameOfReferenceSequence", []):
-        if (u := uid_of(ref_for, "FrameOfReferenceUID")):
-            frame_uids.append(u)
-        for study in ref_for.get("RTReferencedStudySequence", []):
-            for series in study.get("RTReferencedSeriesSequence", []):
-                if (u := uid_of(series, "SeriesInstanceUID")):
-                    series_uids.append(u)
-                for img in series.get("ContourImageSequence", []):
-                    if (u := uid_of(img, "ReferencedSOPInstanceUID")):
-                        image_uids.append(u)
+    try:
+        frame_uids, series_uids, image_uids = _references_raw(ds)
+    except RawFallback:
+        frame_uids, series_uids, image_uids = _references(ds)
 
     roi_for: dict[int, str | None] = {}
     roi_info: dict[int, tuple[str, str | None]] = {}
@@ -223,29 +342,12 @@ def _read(path: Path, ds: Dataset) -> StructureSet:
         number = int(item.get("ReferencedROINumber", -1))
         color = item.get("ROIDisplayColor", None)
         rgb = tuple(int(v) for v in color)[:3] if color is not None and len(color) >= 3 else None
-        contours: list[Contour] = []
-        for c in item.get("ContourSequence", []):
-            try:
-                pts = _contour_values(c)
-            except (ValueError, TypeError) as exc:
-                name = roi_info.get(number, (f"ROI {number}",))[0]
-                problems.append(input_problem(
-                    "malformed_contour", f"ROI {name!r}: ContourData is not numeric ({exc}); "
-                    "contour ignored.", path, structure=name))
-                continue
-            if pts is None or pts.size == 0:
-                continue
-            if pts.size % 3:
-                name = roi_info.get(number, (f"ROI {number}",))[0]
-                problems.append(input_problem(
-                    "malformed_contour", f"ROI {name!r}: ContourData has {pts.size} values, "
-                    "not a multiple of 3; contour ignored.", path, structure=name))
-                continue
-            refs = tuple(u for img in c.get("ContourImageSequence", [])
-                         if (u := uid_of(img, "ReferencedSOPInstanceUID")))
-            contours.append(Contour(points_mm=pts.reshape(-1, 3),
-                                    geometric_type=ContourType.parse(c.get("ContourGeometricType")),
-                                    referenced_sop_uids=refs))
+        name = roi_info.get(number, (f"ROI {number}",))[0]
+        try:
+            contours, found = _contours_raw(item, name, path)
+        except RawFallback:
+            contours, found = _contours(item, name, path)
+        problems.extend(found)
         contours_of[number] = (tuple(contours), rgb)
 
     rois = []
