@@ -1,0 +1,470 @@
+"""The DICOM node (``contourqa listen``) against real peers: dcmtk's echoscu and storescu.
+
+Every node binds port 0 on loopback and the test reads the port back; readiness is
+``DicomNode.start()`` returning (the socket listens by then), and results are waited
+for through the node's structured log, never with a fixed sleep.  Tests needing dcmtk
+are skipped with the reason when it is absent (``scripts/install-tools.sh``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from contourqa.errors import InvalidUIDError, StorageFullError
+from contourqa.node import AllowedPeer, DicomNode, NodeConfig
+from contourqa.node.completion import missing_parts
+from contourqa.node.store import ObjectStore, validate_uid
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "test_data" / "demo_case" / "dicom"
+
+
+def dcmtk(tool: str) -> str:
+    """Path of a dcmtk program; pynetdicom installs Python look-alikes of the same name
+    into the virtual environment, which are skipped."""
+    for d in os.get_exec_path():
+        p = Path(d) / tool
+        if p.is_file() and os.access(p, os.X_OK):
+            with open(p, "rb") as fh:
+                if fh.read(2) == b"#!":
+                    continue  # a script: pynetdicom's storescu/echoscu, not dcmtk's
+            return str(p)
+    pytest.skip(f"dcmtk {tool} not installed (Debian package dcmtk; scripts/install-tools.sh)")
+
+
+class LogLines(logging.Handler):
+    """Collects the node's JSON log lines and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.events: list[dict] = []
+        self._cond = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._cond:
+            self.events.append(json.loads(record.getMessage()))
+            self._cond.notify_all()
+
+    def wait_for(self, pred: Callable[[dict], bool], *, timeout: float = 30.0,
+                 start: int = 0) -> dict:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for e in self.events[start:]:
+                    if pred(e):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no matching log line in {timeout} s; last: "
+                                         f"{self.events[-5:]}")
+                self._cond.wait(left)
+
+    def of(self, kind: str) -> list[dict]:
+        with self._cond:
+            return [e for e in self.events if e["event"] == kind]
+
+
+@pytest.fixture
+def lines() -> Iterator[LogLines]:
+    h = LogLines()
+    logger = logging.getLogger("contourqa.node")
+    logger.addHandler(h)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    yield h
+    logger.removeHandler(h)
+    logger.setLevel(old)
+
+
+def _config(tmp: Path, **kw: object) -> NodeConfig:
+    base: dict[str, object] = {
+        "storage_dir": tmp / "storage", "port": 0, "idle_s": 1.5,
+        "allowed": (AllowedPeer("TPS"), AllowedPeer("TPS2", "127.0.0.1")),
+        "report_formats": ("json",), "worker_kind": "thread"}
+    base.update(kw)
+    return NodeConfig(**base)  # type: ignore[arg-type]
+
+
+def storescu(port: int, *paths: Path | str, aet: str = "TPS") -> list[str]:
+    return [dcmtk("storescu"), "-aet", aet, "-aec", "CONTOURQA", "+sd", "+r", "-nh",
+            "127.0.0.1", str(port), *map(str, paths)]
+
+
+def _strip(obj: object) -> object:
+    """A report without what legitimately differs between runs and folders."""
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if k not in ("timings_s", "files")}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+def _report(node: DicomNode, case_event: dict) -> dict:
+    path = node.store.root / case_event["reports"][0]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# -- units: no network -------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["", "..", "1.2.3.", ".1.2", "1..2", "1.2/../../etc",
+                                 "1.2.3\\x", "1.2.a", "1." + "2" * 63, "1.2\n3"])
+def test_uids_that_are_not_uids_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidUIDError):
+        validate_uid(bad)
+
+
+def test_uid_pad_byte_is_not_part_of_the_uid() -> None:
+    assert validate_uid("1.2.840.10008.1.1\x00") == "1.2.840.10008.1.1"
+
+
+def test_store_bound_refuses_clearly(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path, max_bytes=1000)
+    store.write("1.2", "1.2.3", "1.2.3.4", lambda fh: fh.write(b"x" * 600), 600)
+    with pytest.raises(StorageFullError, match="raise --max-storage"):
+        store.write("1.2", "1.2.3", "1.2.3.5", lambda fh: fh.write(b"x" * 600), 600)
+    # replacing the same object frees its old size first
+    store.write("1.2", "1.2.3", "1.2.3.4", lambda fh: fh.write(b"y" * 900), 900)
+    assert store.used_bytes == 900
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".incoming-")]
+
+
+def test_completion_says_what_is_missing() -> None:
+    from contourqa.io.discovery import index_folder
+
+    objs = {o.sop_instance_uid: o for o in index_folder(DEMO).objects}
+    assert missing_parts(objs) == ()
+    no_dose = {k: o for k, o in objs.items() if o.modality != "RTDOSE"}
+    assert [m for m in missing_parts(no_dose) if "RT Dose" in m]
+    cts = sorted(k for k, o in objs.items() if o.modality == "CT")
+    some = {k: o for k, o in objs.items() if k not in cts[:5]}
+    assert missing_parts(some) == (
+        "5 of the 48 images referenced by the structure set of plan T10 SBRT were not received",)
+    assert missing_parts({}) == ("no RT Plan was received",)
+
+
+def test_api_docstring_examples_run() -> None:
+    import doctest
+
+    import contourqa.api
+    import contourqa.node.store
+
+    for module in (contourqa.api, contourqa.node.store):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_import_is_lazy() -> None:
+    code = ("import sys, contourqa; assert 'numpy' not in sys.modules, 'numpy'; "
+            "assert 'pynetdicom' not in sys.modules; "
+            "assert callable(contourqa.check) and callable(contourqa.dvh); "
+            "import contourqa.check; assert callable(contourqa.check); "
+            "print(contourqa.Status.FAIL.value)")
+    out = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "fail"
+
+
+# -- against dcmtk -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two_cases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from test_data.phantom import PRESETS, generate_case
+
+    root = tmp_path_factory.mktemp("phantoms")
+    a = generate_case(PRESETS["body_lateral_left"].replace(dose_model="analytic"), root / "a")
+    b = generate_case(PRESETS["posterior_elements"].replace(dose_model="analytic"), root / "b")
+    return a.rtdose_path.parent, b.rtdose_path.parent
+
+
+def test_echo_and_unknown_calling_ae(tmp_path: Path, lines: LogLines) -> None:
+    echoscu = dcmtk("echoscu")
+    with DicomNode(_config(tmp_path)) as node:
+        ok = subprocess.run([echoscu, "-aet", "TPS", "-aec", "CONTOURQA", "127.0.0.1",
+                             str(node.port)], capture_output=True, text=True, timeout=30)
+        assert ok.returncode == 0, ok.stderr
+        bad = subprocess.run([echoscu, "-aet", "STRANGER", "-aec", "CONTOURQA", "127.0.0.1",
+                              str(node.port)], capture_output=True, text=True, timeout=30)
+        assert bad.returncode != 0
+        assert "Rejected" in bad.stderr or "rejected" in bad.stderr.lower()
+    assoc = lines.of("association")
+    assert [a["outcome"] for a in assoc] == ["released", "rejected"]
+    assert assoc[1]["calling_ae"] == "STRANGER"
+
+
+def test_sent_case_report_matches_check_command(tmp_path: Path, lines: LogLines) -> None:
+    from contourqa.cli import main
+
+    config = _config(tmp_path, worker_kind="process")
+    with DicomNode(config) as node:
+        out = subprocess.run(storescu(node.port, DEMO), capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        case = lines.wait_for(lambda e: e["event"] == "case", timeout=60)
+        assert case["complete"] and case["missing"] == []
+        sent = _report(node, case)
+    assert lines.of("check_run")[0]["error"] is None
+    assoc = lines.of("association")[0]
+    assert assoc["outcome"] == "released" and assoc["stored"] == 51 and assoc["failed"] == 0
+    assert len(lines.of("object")) == 51
+    cli_json = tmp_path / "cli.json"
+    assert main(["check", str(DEMO), "--json", str(cli_json)]) in (0, 1)
+    expected = json.loads(cli_json.read_text(encoding="utf-8"))
+    assert _strip(sent) == _strip(expected)
+    # files name the stored copies, under the storage folder
+    assert all(f.startswith(str(config.storage_dir)) for f in sent["case"]["files"])
+
+
+def test_two_senders_at_once(tmp_path: Path, lines: LogLines,
+                             two_cases: tuple[Path, Path]) -> None:
+    with DicomNode(_config(tmp_path, jobs=2)) as node:
+        procs = [subprocess.Popen(storescu(node.port, d, aet=aet), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+                 for d, aet in zip(two_cases, ("TPS", "TPS2"))]
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+        lines.wait_for(lambda e: e["event"] == "case", timeout=60)
+        assert node.wait_idle(60)
+        cases = lines.of("case")
+        assert len({c["study"] for c in cases}) == 2
+        assert all(c["complete"] for c in cases)
+        for c in cases:
+            assert _report(node, c)["case"]["plan_label"]
+    assert sorted(a["calling_ae"] for a in lines.of("association")) == ["TPS", "TPS2"]
+
+
+def _slow_writes(node: DicomNode, delay_s: float) -> None:
+    real = node.store.write
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(delay_s)
+        return real(*args, **kwargs)
+
+    node.store.write = slow  # type: ignore[method-assign]
+
+
+def test_killed_sender_leaves_nothing_half_written_and_resend_completes(
+        tmp_path: Path, lines: LogLines) -> None:
+    config = _config(tmp_path, idle_s=1.0)
+    with DicomNode(config) as node:
+        _slow_writes(node, 0.03)
+        proc = subprocess.Popen(storescu(node.port, DEMO), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        lines.wait_for(lambda e: len(lines.of("object")) >= 10, timeout=30)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        aborted = lines.wait_for(lambda e: e["event"] == "association", timeout=30)
+        assert aborted["outcome"] in ("aborted", "closed")
+        # The idle timeout checks what arrived, saying what is missing (storescu sent CT
+        # slices first: there is no case to check yet).
+        first = lines.wait_for(lambda e: e["event"] == "check_started", timeout=30)
+        assert not first["complete"] and first["missing"] == ["no RT Plan was received"]
+        assert "nothing to check" in lines.wait_for(
+            lambda e: e["event"] == "check_run")["error"]
+        files = [p for p in config.storage_dir.rglob("*") if p.is_file()
+                 and "objects" in p.parts]
+        assert not [p for p in files if p.name.startswith(".")]
+        assert len(files) == aborted["stored"] < 51
+        for p in files:  # every file counted is whole
+            ds = pydicom.dcmread(p)
+            assert len(ds.PixelData) == ds.Rows * ds.Columns * 2
+        n_before = len(lines.events)
+        node.store.write = ObjectStore.write.__get__(node.store)  # type: ignore[method-assign]
+        out = subprocess.run(storescu(node.port, DEMO), capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        second = lines.wait_for(lambda e: e["event"] == "case", start=n_before, timeout=60)
+        assert second["generation"] > first["generation"]
+        assert second["complete"] and second["missing"] == []
+        report = _report(node, second)
+        assert "node.incomplete_study" not in [c["code"] for c in report["checks"]]
+        assert report["case"]["image"]["n_slices"] == 48
+
+
+def test_malformed_and_crafted_objects_are_refused_and_node_keeps_serving(
+        tmp_path: Path, lines: LogLines, monkeypatch: pytest.MonkeyPatch) -> None:
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    ds = pydicom.dcmread(DEMO / "CT_001.dcm")
+    ds.StudyInstanceUID = "1.2.3/../../../../escape"
+    ds.save_as(crafted / "escape.dcm")
+    no_study = pydicom.dcmread(DEMO / "CT_002.dcm")
+    del no_study.StudyInstanceUID
+    no_study.save_as(crafted / "no_study.dcm")
+    config = _config(tmp_path)
+    with DicomNode(config) as node:
+        cmd = storescu(node.port, crafted / "escape.dcm")
+        out = subprocess.run([cmd[0], "-v", *cmd[1:]], capture_output=True, text=True,
+                             timeout=30)
+        refused = lines.wait_for(lambda e: e["event"] == "object")
+        assert refused["outcome"] == "refused" and refused["status"] == "0xC001"
+        assert "not a DICOM UID" in refused["error"]
+        assert "Error: CannotUnderstand" in out.stderr, out.stderr  # the peer was told
+        _send_undecodable(node.port, monkeypatch)
+        malformed = lines.wait_for(lambda e: e["event"] == "object" and e is not refused)
+        assert malformed["status"] == "0xC000" and "malformed" in malformed["error"]
+        subprocess.run(storescu(node.port, crafted / "no_study.dcm"), capture_output=True,
+                       timeout=30)
+        lines.wait_for(lambda e: e["event"] == "object" and "StudyInstanceUID ''"
+                       in e.get("error", ""))
+        # still serving
+        ok = subprocess.run([dcmtk("echoscu"), "-aet", "TPS", "127.0.0.1", str(node.port)],
+                            capture_output=True, timeout=30)
+        assert ok.returncode == 0
+    assert [p for p in tmp_path.rglob("escape*")] == [crafted / "escape.dcm"]
+    assert not [p for p in config.storage_dir.rglob("*") if p.is_file()]
+
+
+def _send_undecodable(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A C-STORE whose data set cannot be decoded (a sequence item that is not one).
+
+    dcmtk's storescu will not send a file it cannot parse, so pynetdicom sends the
+    raw bytes of a file with a valid meta header, unparsed (chunked sending)."""
+    import struct
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom import AE, _config
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4.5.6"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ae = AE(ae_title="TPS")
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title="CONTOURQA")
+    assert assoc.is_established
+    import io
+
+    buf = io.BytesIO()
+    buf.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(buf, meta)
+    for tag, value in (((0x0008, 0x0016), b"1.2.840.10008.5.1.4.1.1.2\0"),
+                       ((0x0008, 0x0018), b"1.2.3.4.5.6\0")):
+        buf.write(struct.pack("<HH", *tag) + b"UI" + struct.pack("<H", len(value)) + value)
+    # (0010,0010) as an undefined-length SQ whose "item" is not an item tag
+    buf.write(b"\x10\x00\x10\x00SQ\x00\x00\xff\xff\xff\xff\xfe\xff\x00\xe0\x10\x00\x00\x00garbage")
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"contourqa-bad-{os.getpid()}.dcm"
+    path.write_bytes(buf.getvalue())
+    try:
+        status = assoc.send_c_store(path)
+    finally:
+        assoc.release()
+        path.unlink()
+    assert status.Status == 0xC000
+
+
+def test_storage_bound_refuses_with_out_of_resources(tmp_path: Path, lines: LogLines) -> None:
+    with DicomNode(_config(tmp_path, max_storage_bytes=300_000)) as node:
+        subprocess.run(storescu(node.port, DEMO), capture_output=True, timeout=60)
+        full = lines.wait_for(lambda e: e["event"] == "object" and e["outcome"] ==
+                              "storage_full")
+        assert full["status"] == "0xA700" and "--max-storage" in full["error"]
+        assert node.store.used_bytes <= 300_000
+
+
+def test_graceful_stop_finishes_the_running_check(tmp_path: Path, lines: LogLines) -> None:
+    node = DicomNode(_config(tmp_path)).start()
+    try:
+        out = subprocess.run(storescu(node.port, DEMO), capture_output=True, timeout=60)
+        assert out.returncode == 0
+        lines.wait_for(lambda e: e["event"] == "check_started")
+    finally:
+        node.stop()
+    case = lines.of("case")
+    assert len(case) == 1 and (node.store.root / case[0]["reports"][0]).is_file()
+    # A restart finds the study checked and does not check it again.
+    node2 = DicomNode(_config(tmp_path)).start()
+    try:
+        assert node2.wait_idle(10)
+    finally:
+        node2.stop()
+    assert lines.of("study_resumed")[-1]["up_to_date"] is True
+    assert len(lines.of("check_run")) == 1
+
+
+def _destination_scp(received: list) -> tuple[object, int]:
+    """A pynetdicom Storage SCP standing in for the PACS the results go back to."""
+    from pynetdicom import AE, evt
+
+    ae = AE(ae_title="PACS")
+    for uid in ("1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.88.11"):
+        ae.add_supported_context(uid)
+
+    def on_store(event):  # type: ignore[no-untyped-def]
+        received.append(event.dataset)
+        return 0x0000
+
+    server = ae.start_server(("127.0.0.1", 0), block=False,
+                             evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    return server, int(server.server_address[1])
+
+
+@pytest.mark.parametrize("document", ["pdf", "sr"])
+def test_result_goes_back_as_encapsulated_pdf_or_sr(tmp_path: Path, lines: LogLines,
+                                                    document: str) -> None:
+    from contourqa.node import Destination
+
+    received: list = []
+    server, port = _destination_scp(received)
+    try:
+        config = _config(tmp_path, destination=Destination("PACS", "127.0.0.1", port, document))
+        with DicomNode(config) as node:
+            out = subprocess.run(storescu(node.port, DEMO), capture_output=True, timeout=60)
+            assert out.returncode == 0
+            case = lines.wait_for(lambda e: e["event"] == "case", timeout=60)
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
+    assert case["sent"]["status"] == "0x0000"
+    (ds,) = received
+    plan = pydicom.dcmread(DEMO / "RP.dcm", stop_before_pixels=True)
+    assert ds.StudyInstanceUID == plan.StudyInstanceUID and ds.PatientID == plan.PatientID
+    assert ds.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == plan.SOPInstanceUID
+    if document == "pdf":
+        assert ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
+        assert bytes(ds.EncapsulatedDocument).startswith(b"%PDF")
+    else:
+        assert ds.ContentSequence[0].TextValue.startswith("Status: ")
+
+
+def test_tls_only_node(tmp_path: Path, lines: LogLines) -> None:
+    import ssl
+
+    from pynetdicom import AE
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed: cannot make a test certificate")
+    cert, key = tmp_path / "node.pem", tmp_path / "node.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    with DicomNode(_config(tmp_path, tls_cert=cert, tls_key=key)) as node:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+        ae = AE(ae_title="TPS")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", node.port, ae_title="CONTOURQA",
+                             tls_args=(ctx, "127.0.0.1"))
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0x0000
+        assoc.release()
+        # a plain (non-TLS) peer gets nowhere
+        plain = subprocess.run([dcmtk("echoscu"), "-aet", "TPS", "-to", "5", "127.0.0.1",
+                                str(node.port)], capture_output=True, timeout=30)
+        assert plain.returncode != 0
+    assert lines.of("association")[0]["outcome"] == "released"
