@@ -26,7 +26,7 @@ from contourqa.case import load_case  # noqa: E402
 from contourqa.io.discovery import discover  # noqa: E402
 from contourqa.io.images import read_image_series  # noqa: E402
 
-REPEATS = 5
+REPEATS = 7
 ARCHIVE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "rider_lung_ct_rtstruct_seg"
 
 

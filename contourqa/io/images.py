@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from contourqa.errors import DicomReadError, GeometryError, UnsupportedDicomError
@@ -76,14 +78,56 @@ class ImageSeries:
         return int(self.pixels.shape[0])
 
 
+def _raw_bytes(ds: Dataset, keyword: str) -> bytes | None:
+    """An element's undecoded value bytes, or None once pydicom has decoded it."""
+    elem = ds._dict.get(tag_for_keyword(keyword))
+    if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+        return elem.value
+    return None
+
+
+def _same_as_first(ds: Dataset, first: Dataset, keyword: str) -> bool:
+    """Cheap identity test of a text element against the first slice's (byte-equal);
+    False means 'compare the numbers', not 'different'."""
+    a, b = _raw_bytes(ds, keyword), _raw_bytes(first, keyword)
+    return a is not None and a == b
+
+
 def _floats(ds: Dataset, keyword: str, n: int, path: Path) -> NDArray[np.float64]:
+    raw = _raw_bytes(ds, keyword)
+    if raw is not None:
+        try:
+            values = np.array(raw.rstrip(b"\x00 ").split(b"\\"), dtype=np.float64)
+        except ValueError:
+            values = None  # non-conformant text: let pydicom decode and report it
+        if values is not None and len(values) == n:
+            return values
     value = ds.get(keyword, None)
     if value is None or len(value) != n:
         raise GeometryError(f"{path}: {keyword} is missing or does not have {n} values.")
     return np.asarray([float(v) for v in value], dtype=np.float64)
 
 
+_NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+
+
 def _stored_pixels(ds: Dataset, path: Path) -> NDArray[Any]:
+    """Stored pixel values of one frame, shape (R, C).
+
+    Uncompressed little-endian frames whose stored bits fill their allocation are
+    viewed straight from the bytes (no copy); everything else goes through pydicom's
+    pixel handlers (compressed syntaxes, big endian, packed or masked bits)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
+    bits = ds.get("BitsAllocated", None)
+    if (syntax in _NATIVE_LITTLE_ENDIAN and bits in (8, 16, 32)
+            and ds.get("BitsStored", None) == bits and int(ds.get("SamplesPerPixel", 1)) == 1
+            and int(ds.get("NumberOfFrames", 1) or 1) == 1):
+        dtype = np.dtype(f"<{'i' if ds.get('PixelRepresentation', 0) == 1 else 'u'}{bits // 8}")
+        n = int(ds.Rows) * int(ds.Columns)
+        data = ds.PixelData
+        if isinstance(data, bytes) and len(data) >= n * dtype.itemsize:
+            return np.frombuffer(data, dtype=dtype, count=n).reshape(int(ds.Rows), int(ds.Columns))
     try:
         return ds.pixel_array
     except Exception as exc:  # decoders raise many types; name the file and syntax
@@ -102,13 +146,28 @@ def _rescaled_volume(dss: list[Dataset], paths: list[Path], order: NDArray[np.in
         raw = _stored_pixels(dss[src], paths[src])
         if exact:
             shift = int(intercepts[dst])
-            if int(raw.min()) + shift < -32768 or int(raw.max()) + shift > 32767:
+            lo, hi = _stored_range(dss[src], raw)
+            if lo + shift < -32768 or hi + shift > 32767:
                 # Out of int16 range after rescale: start again in float32.
                 return _float_volume(dss, paths, order, rows, cols, slopes, intercepts)
-            np.add(raw, np.int32(shift), out=volume[dst], casting="unsafe")
+            # Same-type arithmetic (no int32 temporaries): copy, then shift in place.
+            volume[dst] = raw
+            if shift:
+                volume[dst] += np.int16(shift)
         else:
             volume[dst] = raw * np.float32(slopes[dst]) + np.float32(intercepts[dst])
     return volume
+
+
+def _stored_range(ds: Dataset, raw: NDArray[Any]) -> tuple[int, int]:
+    """Bounds of the stored values: from BitsStored when it guarantees them (no scan),
+    else the array's own minimum and maximum."""
+    bits = int(ds.get("BitsStored", 16) or 16)
+    if raw.dtype.kind == "u" and bits <= 15:
+        return 0, (1 << bits) - 1
+    if raw.dtype.kind == "i" and bits <= 15:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return int(raw.min()), int(raw.max())
 
 
 def _float_volume(dss: list[Dataset], paths: list[Path], order: NDArray[np.intp], rows: int,
@@ -171,13 +230,15 @@ def _read_series(paths: list[Path], datasets: Sequence[Dataset] | None) -> Image
 
     positions = np.empty((len(dss), 3))
     for n, (ds, p) in enumerate(zip(dss, paths)):
-        if not np.allclose(_floats(ds, "ImageOrientationPatient", 6, p), iop, atol=_ORIENTATION_TOL):
+        if not _same_as_first(ds, first, "ImageOrientationPatient") and not np.allclose(
+                _floats(ds, "ImageOrientationPatient", 6, p), iop, atol=_ORIENTATION_TOL):
             raise GeometryError(f"{p}: slice orientation differs from {first_path.name}; "
                                 "the series is not a stack of parallel slices.")
         if int(ds.Rows) != rows or int(ds.Columns) != cols:
             raise GeometryError(f"{p}: matrix {ds.Rows}x{ds.Columns} differs from "
                                 f"{first_path.name} ({rows}x{cols}).")
-        if not np.allclose(_floats(ds, "PixelSpacing", 2, p), spacing, atol=1e-4):
+        if not _same_as_first(ds, first, "PixelSpacing") and not np.allclose(
+                _floats(ds, "PixelSpacing", 2, p), spacing, atol=1e-4):
             raise GeometryError(f"{p}: PixelSpacing differs from {first_path.name}.")
         positions[n] = _floats(ds, "ImagePositionPatient", 3, p)
 
