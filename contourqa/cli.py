@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from contourqa import __version__
 from contourqa.errors import ContourQAError
 
 
@@ -287,10 +286,22 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return serve(config, out=sys.stdout)
 
 
+class _VersionAction(argparse.Action):
+    """--version, resolved only when asked (importlib.metadata costs ~20 ms per start)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from contourqa import __version__
+
+        print(f"contourqa {__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contourqa", description="Quality assurance of spine SBRT plans (DICOM-RT).")
-    parser.add_argument("--version", action="version", version=f"contourqa {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
