@@ -7,7 +7,7 @@ and a case that could not be loaded at all gets a report whose checks say why.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -147,7 +147,7 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
 
     t0 = time.perf_counter()
     checks += evaluate_dose_checks(case, table, result,
-                                   options=options.dose_checks or DoseCheckOptions())
+                                   options=_with_image_findings(options.dose_checks, sec))
     timings["dose_checks"] = time.perf_counter() - t0
 
     structures = []
@@ -167,6 +167,20 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
                       dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
                       extra=extra, timings_s=timings, media=media)
+
+
+def _with_image_findings(dose_options: DoseCheckOptions | None,
+                         sec: SectorAnalysis | None) -> DoseCheckOptions:
+    """Fill the VCF factor the images show (share of the vertebral body taken by the GTV,
+    from the sector analysis) unless the user stated it."""
+    opts = dose_options or DoseCheckOptions()
+    if sec is None or opts.patient.vertebral_body_involved_percent is not None:
+        return opts
+    body = [v.gtv_sector_pct[0] for v in sec.vertebrae if v.gtv_sector_cc[0] > 0]
+    if not body:
+        return opts
+    patient = replace(opts.patient, vertebral_body_involved_percent=round(max(body), 1))
+    return replace(opts, patient=patient)
 
 
 def _sector_pictures(sec: SectorAnalysis | None, case: Case) -> tuple[SectorPicture, ...]:

@@ -79,3 +79,14 @@ def test_patient_position_does_not_change_geometry(tmp_path, position, demo):
     for name, t in truth["rois"].items():
         assert vols[name] == pytest.approx(t["volume_cc"], rel=0.005), (position, name)
     assert report.dvh["SpinalCord"]["Dmax"] == pytest.approx(truth["dose"]["cord_dmax_gy"], abs=0.01)
+
+
+def test_vcf_flag_uses_the_sector_analysis(demo):
+    truth, _, _ = demo
+    (report,) = check(DEMO / "dicom").reports
+    (vcf,) = [f for f in report.checks if f.code == "vcf.risk"]
+    # The GTV's share of the T10 body comes from the images, not from the user.
+    (t10,) = [v for v in report.sectors if v["level"] == truth["treated_level"]]
+    assert 0 < t10["gtv_sector_pct"]["1"] < 40
+    assert "vertebral body involved" not in vcf.message.split("Not known:")[-1]
+    assert vcf.value == pytest.approx(truth["prescription_gy"] / truth["n_fractions"])
