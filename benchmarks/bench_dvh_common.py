@@ -55,15 +55,9 @@ def machine() -> dict[str, str | int]:
     import os
     import platform
 
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from _machine import cpu_model
+
+    cpu = cpu_model()
     return {"uname": " ".join(platform.uname()), "cpu": cpu, "cores": os.cpu_count() or 0,
             "python": platform.python_version(),
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}

@@ -229,10 +229,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from contourqa.audit import TextProgress, run_audit
 
-    given = [f"--{k}" for k in ("json", "html", "pdf", "csv", "sarif") if getattr(args, k, None)]
-    if given:
-        raise UsageError(f"audit stores its results in --db; {', '.join(given)} do not apply "
-                         "(use: contourqa audit-report DB --html FILE --csv FILE)")
     sources = [s for s in (args.source, args.orthanc and "orthanc+" + args.orthanc,
                            args.dicomweb and "dicomweb+" + args.dicomweb) if s]
     if len(sources) != 1:
@@ -263,10 +259,6 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
 def cmd_listen(args: argparse.Namespace) -> int:
     from contourqa.node import AllowedPeer, Destination, NodeConfig, parse_size, serve
 
-    given = [f"--{k}" for k in ("json", "html", "pdf", "csv", "sarif") if getattr(args, k, None)]
-    if given:
-        raise UsageError(f"listen writes reports next to each case; {', '.join(given)} do not "
-                         "apply (use --formats json,html,pdf)")
     config = NodeConfig(
         storage_dir=Path(args.storage), ae_title=args.ae_title, host=args.host, port=args.port,
         allowed=tuple(AllowedPeer.parse(a) for a in (_metrics(args.allow) or ())),
@@ -305,13 +297,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, *, reports: bool = True) -> None:
+        """Check options; ``reports``: also the report files (not for commands that
+        keep their results elsewhere: the audit database, the node's storage)."""
+        if reports:
+            report_options(p)
+        check_options(p)
+
+    def report_options(p: argparse.ArgumentParser) -> None:
         o = p.add_argument_group("reports (any combination; - writes to standard output)")
         o.add_argument("--json", metavar="FILE", help="the canonical JSON record")
         o.add_argument("--html", metavar="FILE", help="self-contained HTML page with pictures")
         o.add_argument("--pdf", metavar="FILE", help="PDF of the same content, for the chart")
         o.add_argument("--csv", metavar="FILE", help="tidy CSV: one row per case, check and ROI")
         o.add_argument("--sarif", metavar="FILE", help="SARIF 2.1.0 log for CI tooling")
+
+    def check_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--prescription", type=float, metavar="GY",
                        help="prescription dose in Gy (overrides the plan; scales RELATIVE doses)")
         p.add_argument("--roles", metavar="TOML", help="ROI name -> role mapping file")
@@ -409,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a dask.distributed cluster")
     p.add_argument("--force", action="store_true", help="check again cases already stored")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
-    common(p)
+    common(p, reports=False)
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("audit-report", help="summarise an audit database as HTML and CSV")
@@ -443,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send the result back as a DICOM document to this node")
     n.add_argument("--send-as", choices=["pdf", "sr"], default="pdf",
                    help="Encapsulated PDF of the report or an SR of the failed checks")
-    common(p)
+    common(p, reports=False)
     p.set_defaults(func=cmd_listen)
     return parser
 
