@@ -29,7 +29,7 @@ screenshot: $(VENV)/.installed
 	$(VENV)/bin/contourqa demo --out contourqa-demo-report >/dev/null; \
 	chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
 	  --disable-component-update --disable-sync --no-first-run --hide-scrollbars \
-	  --user-data-dir=contourqa-demo-report/.chromium --window-size=1280,1500 \
+	  --user-data-dir=contourqa-demo-report/.chromium --window-size=1280,2300 \
 	  --screenshot=docs/demo-report.png "file://$$(pwd)/contourqa-demo-report/report.html"
 	$(PY) -c "from PIL import Image; im = Image.open('docs/demo-report.png'); \
 	  im.convert('RGB').quantize(colors=64).save('docs/demo-report.png', optimize=True)"
