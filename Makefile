@@ -19,6 +19,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/contourqa demo
 
 test: $(VENV)/.installed tools
+	$(PY) -m mypy contourqa
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed tools

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from contourqa.case import Case, SeriesCache, load_case
 from contourqa.errors import ContourQAError, NoCaseFoundError

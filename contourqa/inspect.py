@@ -92,7 +92,7 @@ def _problem_lines(problems: tuple[Finding, ...] | list[Finding], indent: str) -
 def describe(s: InspectSummary) -> str:
     lines = [f"{s.root}: {len(s.index.objects)} DICOM objects, {s.index.n_ignored_files} other "
              f"files ignored, {len(s.cases)} case(s)"]
-    for key, info in s.series.items():
+    for info in s.series.values():
         lines.append(f"  series {info['modality']} x{info['n_files']} "
                      f"'{info['description'] or ''}' in {info['folder']}")
     lines += _problem_lines(s.index.problems, "  ")

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.datadict import tag_for_keyword
+from pydicom.tag import Tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
@@ -80,7 +81,8 @@ class ImageSeries:
 
 def _raw_bytes(ds: Dataset, keyword: str) -> bytes | None:
     """An element's undecoded value bytes, or None once pydicom has decoded it."""
-    elem = ds._dict.get(tag_for_keyword(keyword))
+    tag = tag_for_keyword(keyword)
+    elem = ds._dict.get(Tag(tag)) if tag is not None else None
     if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
         return elem.value
     return None
