@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from contourqa.anatomy.density import lytic_factor
 from contourqa.case import Case, SeriesCache, load_case
 from contourqa.errors import ContourQAError, NoCaseFoundError
 from contourqa.findings import Finding, Status
@@ -171,16 +172,28 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
 
 def _with_image_findings(dose_options: DoseCheckOptions | None,
                          sec: SectorAnalysis | None) -> DoseCheckOptions:
-    """Fill the VCF factor the images show (share of the vertebral body taken by the GTV,
-    from the sector analysis) unless the user stated it."""
+    """Fill the VCF factors the images show unless the user stated them: the share of the
+    vertebral body taken by the GTV (sector analysis) and a lytic GTV (CT density).  Each
+    filled factor carries its evidence, so the flag says where it came from."""
     opts = dose_options or DoseCheckOptions()
-    if sec is None or opts.patient.vertebral_body_involved_percent is not None:
+    if sec is None:
         return opts
-    body = [v.gtv_sector_pct[0] for v in sec.vertebrae if v.gtv_sector_cc[0] > 0]
-    if not body:
-        return opts
-    patient = replace(opts.patient, vertebral_body_involved_percent=round(max(body), 1))
-    return replace(opts, patient=patient)
+    patient = opts.patient
+    evidence = dict(patient.evidence)
+    body = [(v.gtv_sector_pct[0], v.level) for v in sec.vertebrae if v.gtv_sector_cc[0] > 0]
+    if body and patient.vertebral_body_involved_percent is None:
+        pct, level = max(body, key=lambda b: b[0])
+        patient = replace(patient, vertebral_body_involved_percent=round(pct, 1))
+        evidence["vertebral_body_involved_percent"] = \
+            f"from the sector analysis, {level or 'unnamed vertebra'}"
+    lytic, how = lytic_factor([(v.level, v.density) for v in sec.vertebrae
+                               if v.density is not None])
+    if how is not None and patient.lytic is None:
+        patient = replace(patient, lytic=lytic)
+        evidence["lytic"] = how
+    elif how is not None and lytic is not None and lytic != patient.lytic:
+        evidence["lytic"] = f"stated; the images disagree: {how}"
+    return replace(opts, patient=replace(patient, evidence=evidence))
 
 
 def _sector_pictures(sec: SectorAnalysis | None, case: Case) -> tuple[SectorPicture, ...]:

@@ -32,6 +32,11 @@ class PatientFactors:
     vertebral_body_involved_percent : float or None
         Share of the vertebral body consumed by tumour, % (e.g. from the sector
         analysis).
+    evidence : mapping of str to str
+        How a factor was measured when the user did not state it, by attribute name
+        (``{"lytic": "from CT density, T10: GTV median 45 HU vs bone 250 HU"}``);
+        filled by the check pipeline.  A factor without evidence was stated; a stated
+        factor the images contradict gets ``"stated; the images disagree: ..."``.
     """
 
     age_years: float | None = None
@@ -40,14 +45,24 @@ class PatientFactors:
     lytic: bool | None = None
     sins_total: int | None = None
     vertebral_body_involved_percent: float | None = None
+    evidence: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.evidence) - _FACTOR_NAMES)
+        if unknown:
+            raise ValueError(f'Argument "evidence" names unknown factor(s) {unknown}; known: '
+                             f'{", ".join(sorted(_FACTOR_NAMES))}.')
+        object.__setattr__(self, "evidence", dict(self.evidence))
         if self.age_years is not None and not 0 <= self.age_years:
             raise ValueError(f'Argument "age_years" must be >= 0, got {self.age_years!r}.')
         if self.vertebral_body_involved_percent is not None and not (
                 0 <= self.vertebral_body_involved_percent <= 100):
             raise ValueError('Argument "vertebral_body_involved_percent" must be within 0-100, '
                              f'got {self.vertebral_body_involved_percent!r}.')
+
+
+_FACTOR_NAMES = frozenset({"age_years", "baseline_vcf", "deformity", "lytic", "sins_total",
+                           "vertebral_body_involved_percent"})
 
 
 @dataclass(frozen=True)

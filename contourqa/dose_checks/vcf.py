@@ -2,7 +2,9 @@
 
 The output is a flag with its reasons, not a score: the literature gives none.  Dose
 per fraction comes from the plan; the other factors from :class:`PatientFactors`
-(the vertebral-body share can be filled from the sector analysis).
+(the vertebral-body share and the lytic lesion can be filled from the images).  Each
+patient factor names its source: ``(stated)`` or how it was measured
+(``PatientFactors.evidence``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
     p = ctx.options.patient
     reasons: list[str] = []
     unknown: list[str] = []
+    absent: list[str] = []   # factors known absent whose source is worth showing
     sources: list[str] = []
     dpf = None
     if ctx.prescription_gy is not None and ctx.n_fractions:
@@ -33,47 +36,59 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
                        f"{float(rule['min_gy']):g} Gy (the strongest predictor)")
         sources.append(rule["source"])
 
-    def numeric(value: float | None, key: str, limit_key: str, label: str, unit: str) -> None:
+    def origin(field: str) -> str:
+        """Where a patient factor came from: measured (its evidence) or stated."""
+        return f" ({p.evidence[field]})" if field in p.evidence else " (stated)"
+
+    def numeric(value: float | None, field: str, key: str, limit_key: str, label: str,
+                unit: str) -> None:
         r = rules[key]
         if value is None:
-            unknown.append(label)
+            unknown.append(label + (f" ({p.evidence[field]})" if field in p.evidence else ""))
         elif Comparison(r["comparison"]).holds(value, float(r[limit_key])):
             reasons.append(f"{label} {fmt(value, unit)} {r['comparison']} "
-                           f"{fmt(float(r[limit_key]), unit)}")
+                           f"{fmt(float(r[limit_key]), unit)}{origin(field)}")
             sources.append(r["source"])
 
-    numeric(p.vertebral_body_involved_percent, "vertebral_body_involved", "min_percent",
-            "vertebral body involved", "%")
-    numeric(p.age_years, "age", "min_years", "age", "years")
+    numeric(p.vertebral_body_involved_percent, "vertebral_body_involved_percent",
+            "vertebral_body_involved", "min_percent", "vertebral body involved", "%")
+    numeric(p.age_years, "age_years", "age", "min_years", "age", "years")
     for key, value, label in (("lytic", p.lytic, "lytic lesion"),
                               ("baseline_vcf", p.baseline_vcf, "baseline VCF"),
                               ("deformity", p.deformity, "spinal deformity")):
         if value is None:
-            unknown.append(label)
+            unknown.append(label + (f" ({p.evidence[key]})" if key in p.evidence else ""))
         elif value:
-            reasons.append(label)
+            reasons.append(label + origin(key))
             sources.append(rules[key]["source"])
+            if key == "lytic" and key in p.evidence:  # measured: cite the derived thresholds
+                sources.append(rules["gtv_density"]["source"])
+        elif key in p.evidence:
+            absent.append(f"{label}{origin(key)}")
     sins = rules["sins"]
     if p.sins_total is not None:
         if not 0 <= p.sins_total <= int(sins["max_total"]):
             raise ValueError(f"SINS total must be 0-{sins['max_total']}, got {p.sins_total}.")
         if p.sins_total >= int(sins["unstable_min"]):
-            reasons.append(f"SINS {p.sins_total}: unstable; surgical consultation warranted")
+            reasons.append(f"SINS {p.sins_total}{origin('sins_total')}: unstable; surgical "
+                           "consultation warranted")
             sources.append(sins["source"])
         elif p.sins_total >= int(sins["potentially_unstable_min"]):
-            reasons.append(f"SINS {p.sins_total}: potentially unstable; surgical consultation "
-                           "warranted")
+            reasons.append(f"SINS {p.sins_total}{origin('sins_total')}: potentially unstable; "
+                           "surgical consultation warranted")
             sources.append(sins["source"])
-    unknown_text = f" Not known: {', '.join(unknown)}." if unknown else ""
+    tail = f" Not known: {', '.join(unknown)}." if unknown else ""
+    if absent:
+        tail = f" Absent: {', '.join(absent)}.{tail}"
     if reasons:
         return [Finding(code="vcf.risk", status=Status.WARN, value=dpf, unit="Gy",
-                        message=f"VCF risk factors present: {'; '.join(reasons)}.{unknown_text}",
+                        message=f"VCF risk factors present: {'; '.join(reasons)}.{tail}",
                         source="; ".join(dict.fromkeys(sources)))]
     if dpf is None:
         return [Finding(code="vcf.risk", status=Status.NOT_EVALUATED,
-                        message=f"VCF risk not evaluated: no risk factor known.{unknown_text}",
+                        message=f"VCF risk not evaluated: no risk factor known.{tail}",
                         source=rule["source"])]
     return [Finding(code="vcf.risk", status=Status.PASS, value=dpf, unit="Gy",
                     message=(f"No VCF risk factor present among those known (dose per fraction "
-                             f"{fmt(dpf, 'Gy')}).{unknown_text}"),
+                             f"{fmt(dpf, 'Gy')}).{tail}"),
                     source=rule["source"])]

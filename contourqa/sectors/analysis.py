@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
 
+from contourqa.anatomy.density import BoneDensity, DensityThresholds, gtv_bone_density
 from contourqa.anatomy.spine import SpineAnatomy, Vertebra, canal_from_ring
 from contourqa.case import Case
 from contourqa.errors import ContourQAError
@@ -19,6 +21,9 @@ from contourqa.sectors.involvement import _involvement
 from contourqa.sectors.options import _DEFAULT_OPTIONS, SectorOptions
 from contourqa.sectors.results import SectorAnalysis
 from contourqa.structures import Role, RoleTable
+
+#: ``SectorAnalysis.labels`` holds ``10 * (column index + 1) + sector``.
+_LABEL_LEVEL_STEP = 10
 
 
 def _not_evaluated(code: str, message: str, options: SectorOptions,
@@ -203,4 +208,29 @@ def analyse_sectors(case: Case, roles: RoleTable, *,
             options, problems)
     gtv = _union_mask(gtv_rois, geometry)
     ctv = _union_mask(ctv_rois, geometry)
-    return _involvement(case, roles, anatomy, gtv, ctv, geometry, start, options, problems)
+    return _with_density(_involvement(case, roles, anatomy, gtv, ctv, geometry, start, options,
+                                      problems), case)
+
+
+def _with_density(sec: SectorAnalysis, case: Case) -> SectorAnalysis:
+    """Each entry with the CT density of its GTV bone (lytic, blastic, mixed)."""
+    if not sec.vertebrae or sec.geometry is None or sec.labels is None:
+        return sec
+    image = case.image
+    gtv = sec.gtv
+    if gtv is None or not gtv.any():
+        return sec
+    if image is None or image.modality != "CT":
+        why = "no CT image" if image is None else f"the image is {image.modality}, not CT"
+        entries = tuple(replace(v, density=BoneDensity.unknown(why)) for v in sec.vertebrae)
+        return replace(sec, vertebrae=entries)
+    k0, j0, i0 = sec.crop_start_kji
+    s = sec.geometry.shape
+    hu = image.pixels[k0:k0 + s[0], j0:j0 + s[1], i0:i0 + s[2]]
+    thresholds = DensityThresholds.builtin()
+    column = sec.labels // _LABEL_LEVEL_STEP  # 1 + index in the column, 0 off bone
+    entries = tuple(
+        replace(v, density=gtv_bone_density(hu, column == v.index + 1, gtv, sec.geometry,
+                                            thresholds=thresholds))
+        for v in sec.vertebrae)
+    return replace(sec, vertebrae=entries)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from contourqa.anatomy.density import BoneDensity, DensityClass
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
 from contourqa.sectors.frame import _SECTORS, VertebraFrame
@@ -46,6 +47,9 @@ class VertebraSectors:
         Sectors the CTV covers (``ctv_covered_min_pct``).
     ctv_epidural_cc : float
         CTV inside the canal at this level.
+    density : BoneDensity or None
+        CT density of the GTV's bone against the rest of this vertebra's bone
+        (lytic, blastic, mixed); None when not measured.
     """
 
     index: int
@@ -67,6 +71,7 @@ class VertebraSectors:
     ctv_sector_coverage_pct: tuple[float, ...]
     ctv_sectors: tuple[int, ...]
     ctv_epidural_cc: float
+    density: BoneDensity | None = None
 
     @property
     def gtv_sector_pct(self) -> tuple[float, ...]:
@@ -100,6 +105,16 @@ class VertebraSectors:
             "ctv_sector_cc": per_sector(self.ctv_sector_cc, 4),
             "ctv_epidural_cc": round(self.ctv_epidural_cc, 4),
             "frame": self.frame.to_json(),
+            **self._density_json(),
+        }
+
+    def _density_json(self) -> dict[str, Any]:
+        d = self.density or BoneDensity.unknown("not measured")
+        return {
+            "gtv_density": d.category.value,
+            "gtv_median_hu": None if d.gtv_median_hu is None else round(d.gtv_median_hu, 1),
+            "bone_median_hu": None if d.bone_median_hu is None else round(d.bone_median_hu, 1),
+            "gtv_density_reason": d.reason if d.category is DensityClass.UNKNOWN else None,
         }
 
 
