@@ -1,24 +1,51 @@
 """Vertebrae and spinal canal segmented from the CT, for cases without vertebra ROIs.
 
-Steps (all on the analysed crop, axial slices):
+Steps (all on the analysed crop; positions in LPS mm, so that any slice order,
+patient position or in-plane flip of the grid gives the same result):
 
 1. **Bone**: HU >= ``bone_min_hu``, closed in-plane by ``closing_mm``; inside the
    lesion (the GTV, when given) gaps up to ``2 * lytic_bridge_mm`` wide are bridged
    too, so that a lytic metastasis that destroyed the cortex or a lamina still
    belongs to its vertebra and the ring around the canal stays closed.
-2. **Canal**: on each slice, the hole enclosed by the bone (the vertebral ring) with
-   an area in ``[min_canal_area_mm2, max_canal_area_mm2]`` nearest to the canal hint
-   (a canal, thecal sac or cord ROI, when given) or to the previous slice's canal;
-   slices where the ring is open take the nearest slice's canal centre.
+2. **Canal**: on each slice, the candidates are the holes enclosed by bone with an
+   area in ``[min_canal_area_mm2, max_canal_area_mm2]`` whose centroid lies at least
+   ``canal_min_posterior_mm`` posterior (+y, LPS) of, and within
+   ``canal_max_lateral_mm`` left-right of, the centroid of the bone ring that
+   encloses it: the canal lies behind the vertebral body on the vertebra's plane
+   of symmetry, whereas the dark marrow of an osteoporotic or lytic body is a hole
+   at or in front of the ring's centroid.  With a canal hint (a canal, thecal sac
+   or cord ROI) each slice takes the candidate nearest the hint's centroid on that
+   slice (within ``canal_max_offset_mm``).  Without one, the canal is the chain of
+   candidates, at most one per slice, that runs along the column
+   (:func:`_longest_canal_chain`): the ring is closed only at the pedicles on thick
+   slices, so the chain bridges open slices, and it outscores holes of the
+   pelvis, ribs or posterior elements by its span and its area.
 3. **Column**: bone within ``column_radius_mm`` of the canal centre, connected in 3D
    to the bone next to the canal (ribs and pelvis far from the column drop out).
 4. **Lytic holes**: every other hole of the column's bone, slice by slice, is filled:
    a lytic metastasis replaces bone with soft tissue, and the vertebra's outline must
    still hold it.
-5. **Discs**: the bone area anterior to the canal (the bodies) along z; slices where
-   it drops below ``disc_area_fraction`` of its median are disc levels.  Runs of body
-   slices at least ``min_vertebra_height_mm`` high are vertebrae; bone on disc slices
-   (posterior elements) goes to the nearer run, split at the disc's middle.
+5. **Body centreline**: on each slice, the centroid of the column's bone anterior to
+   the canal (the body), smoothed along the spine (``centreline_smoothing_mm``); the
+   spine's curve (lordosis, kyphosis, scoliosis) is followed through its arc length
+   ``s`` and tangent, not assumed to run along the slice axis.
+6. **Discs**: the share of the voxels within ``disc_probe_radius_mm`` of the
+   centreline that belong to the column, as a function of ``s`` (Gaussian-weighted
+   over ``profile_smoothing_mm``, at least half the slice spacing): the bodies are
+   closed bone (share near 1, dark osteoporotic marrow included once the cortex
+   ring is filled), the intervertebral discs (50-120 HU, below ``bone_min_hu``) are
+   not.  Discs are minima of the share below ``disc_max_bone_share``, at least
+   ``disc_min_depth`` below their neighbouring maxima and at least
+   ``min_vertebra_height_mm`` apart (the deepest kept).  Each disc is a plane
+   through the centreline, normal to its tangent.
+7. **Vertebrae**: body bone farther than ``seed_margin_mm`` from every disc plane
+   seeds one vertebra per inter-disc segment (segments at the crop's ends are kept
+   when at least half ``min_vertebra_height_mm`` long); the rest of the column (the
+   posterior elements, and body bone next to the discs) is flooded from the seeds
+   through bone, brightest first (watershed of the HU smoothed over
+   ``watershed_smoothing_mm``): a pedicle and its arch join the body they are
+   continuous with, and the boundaries fall on the low-density discs and facet
+   joints.
 
 Levels are not known from the CT alone; :mod:`contourqa.anatomy.levels` names them.
 """
@@ -29,7 +56,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
+from scipy import ndimage, signal
+from scipy.spatial import cKDTree
+from skimage.segmentation import watershed
 
 from contourqa.anatomy.spine import Vertebra, slice_structure
 from contourqa.findings import Finding, Status
@@ -53,13 +82,57 @@ class CTSegmentationOptions:
         In-plane distance from the canal centre beyond which bone is not vertebra.
     min_canal_area_mm2, max_canal_area_mm2 : float
         Area of a ring hole taken for the canal.
-    disc_area_fraction : float
-        Body bone area, relative to its median, below which a slice is a disc.
+    canal_min_posterior_mm : float
+        How far (mm, patient posterior) a hole's centroid must lie behind the
+        centroid of the bone ring enclosing it to be a canal candidate (3 mm; the
+        canal lies 15-30 mm behind the centroid of a vertebra's bone).
+    canal_max_lateral_mm : float
+        Largest left-right distance (mm) of a candidate from its ring's centroid:
+        the canal lies on the vertebra's plane of symmetry (an axial rotation of
+        20 degrees moves it about 5 mm), holes in the ilium or a rib do not.
+    canal_max_gap_mm : float
+        Longest run of slices (mm) without a closed ring that the canal's chain of
+        holes may bridge (45 mm: more than a lumbar vertebra with its disc; the ring
+        is closed only at the pedicles on thick slices).
+    canal_max_offset_mm : float
+        In-plane distance from the path beyond which a hole is not the canal.
+    canal_max_tilt_deg : float
+        Angle of the canal to the slice normal (lordosis, kyphosis, scoliosis) by
+        which the in-plane step allowed between two holes of the chain grows with
+        their distance along the slices.
+    canal_outlier_mm : float
+        A hole of the chain farther than this (in-plane) from the median position of
+        the five nearest chain members is dropped.
+    body_min_depth_mm : float
+        Bone at least this far anterior of the canal's anterior wall is body bone for
+        the centreline (2 mm: clear of the posterior longitudinal ligament's
+        partial volume).
+    centreline_smoothing_mm : float
+        Gaussian sigma, along the slices, of the body centreline (10 mm: follows the
+        lordosis, not the bulges of single bodies).
+    disc_probe_radius_mm : float
+        Radius of the tube about the centreline whose mean HU gives the disc profile
+        (10 mm: inside the bodies' cortex in the thoracic and lumbar spine).
+    profile_smoothing_mm : float
+        Gaussian sigma of the HU profile along the arc length (the profile is at
+        least as smooth as half the slice spacing).
+    disc_max_bone_share : float
+        Largest column share of the probe tube at a disc (0.5).
+    disc_min_depth : float
+        Depth of a minimum of the share, below the lower of its two neighbouring
+        maxima, that makes it a disc (0.3: a body's marrow pockets or an endplate
+        grazed by a thick slice dip less).
+    min_vertebra_height_mm : float
+        Shortest distance between two discs, and shortest vertebra kept (partial
+        ones at the crop's ends are kept when at least half this); 15 mm is below
+        the shortest adult cervical body plus its disc.
+    seed_margin_mm : float
+        Body bone within this distance of a disc plane does not seed a vertebra
+        (the plane is an approximation of the oblique, wedge-shaped disc).
+    watershed_smoothing_mm : float
+        In-plane Gaussian sigma of the HU flooded by the watershed.
     lytic_bridge_mm : float
         Closing radius applied within the lesion mask (lytic bone).
-    min_vertebra_height_mm : float
-        Shortest run of body slices kept as a vertebra (partial ones at the crop's
-        ends are kept when at least half this).
     """
 
     bone_min_hu: float = 110.0
@@ -67,9 +140,33 @@ class CTSegmentationOptions:
     column_radius_mm: float = 55.0
     min_canal_area_mm2: float = 20.0
     max_canal_area_mm2: float = 900.0
-    disc_area_fraction: float = 0.35
-    min_vertebra_height_mm: float = 8.0
+    canal_min_posterior_mm: float = 2.0
+    canal_max_lateral_mm: float = 6.0
+    canal_max_gap_mm: float = 60.0
+    canal_max_offset_mm: float = 8.0
+    canal_max_tilt_deg: float = 30.0
+    canal_outlier_mm: float = 7.5
+    body_min_depth_mm: float = 2.0
+    centreline_smoothing_mm: float = 10.0
+    disc_probe_radius_mm: float = 10.0
+    profile_smoothing_mm: float = 1.0
+    disc_max_bone_share: float = 0.5
+    disc_min_depth: float = 0.3
+    min_vertebra_height_mm: float = 15.0
+    seed_margin_mm: float = 3.0
+    watershed_smoothing_mm: float = 1.0
     lytic_bridge_mm: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("closing_mm", "column_radius_mm", "min_canal_area_mm2",
+                     "canal_max_gap_mm", "canal_max_offset_mm", "disc_probe_radius_mm",
+                     "profile_smoothing_mm", "min_vertebra_height_mm", "seed_margin_mm",
+                     "watershed_smoothing_mm", "lytic_bridge_mm", "centreline_smoothing_mm",
+                     "disc_min_depth", "canal_outlier_mm"):
+            if not float(getattr(self, name)) >= 0:
+                raise ValueError(f'Argument "{name}" must be >= 0.')
+        if not self.max_canal_area_mm2 > self.min_canal_area_mm2:
+            raise ValueError('Argument "max_canal_area_mm2" must exceed "min_canal_area_mm2".')
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +192,266 @@ def _problem(message: str) -> Finding:
                    source="contourqa CT vertebra segmentation")
 
 
+def _fill_from_nearest(values: NDArray[np.float64], present: NDArray[np.bool_]
+                       ) -> NDArray[np.float64]:
+    """``values`` (S, ...) with rows where ``present`` is False taken from the nearest
+    present row."""
+    have = np.nonzero(present)[0]
+    k = np.arange(len(present))
+    return values[have[np.abs(k[:, None] - have[None, :]).argmin(axis=1)]]
+
+
+def _slice_xy(geometry: VolumeGeometry, k: NDArray[np.int64] | int,
+              j: NDArray[np.float64], i: NDArray[np.float64]) -> NDArray[np.float64]:
+    """LPS points (N, 3) of voxel indices (slice k, row j, column i)."""
+    kk = np.broadcast_to(np.asarray(k, dtype=np.float64), np.shape(j))
+    return geometry.index_to_patient(np.stack([kk, j, i], axis=-1))
+
+
+def _per_slice_mean(k: NDArray[np.int64], values: NDArray[np.float64], n: int
+                    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Mean of ``values`` (N, D) grouped by slice index ``k`` (N,): ``(S, D)`` and the
+    slices that have any."""
+    counts = np.bincount(k, minlength=n).astype(np.float64)
+    sums = np.stack([np.bincount(k, values[:, d], minlength=n) for d in range(values.shape[1])],
+                    axis=1)
+    present = counts > 0
+    out = np.full((n, values.shape[1]), np.nan)
+    out[present] = sums[present] / counts[present, None]
+    return out, present
+
+
+def _longest_canal_chain(k: NDArray[np.int64], xy: NDArray[np.float64],
+                         area_mm2: NDArray[np.float64], geometry: VolumeGeometry,
+                         o: CTSegmentationOptions) -> NDArray[np.int64]:
+    """Indices of the canal candidates forming the longest chain along the spine.
+
+    A chain takes at most one candidate per slice, in slice order; consecutive
+    members lie within ``canal_max_offset_mm`` in-plane and ``canal_max_gap_mm``
+    along the slices (that step grows with the distance along the slices by
+    ``canal_max_tilt_deg``).  The chain with the largest score wins: the volume of
+    its holes plus its span along the slices times ``min_canal_area_mm2``.  The
+    canal runs along the whole column, even where its ring is closed only at the
+    pedicles, and is wider than the holes between the posterior elements; holes in
+    the pelvis or the ribs recur over a short stretch.
+    """
+    n = len(k)
+    order = np.argsort(k, kind="stable")
+    k, xy, area = k[order], xy[order], area_mm2[order]
+    dz = float(geometry.spacing_mm[2])
+    step = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+    gap = (k[None, :] - k[:, None]) * dz  # gap[i, j]: from i to j
+    reach = o.canal_max_offset_mm + gap * np.tan(np.radians(o.canal_max_tilt_deg))
+    link = (gap > 0) & (gap <= o.canal_max_gap_mm) & (step <= reach)
+    w = area * dz
+    best = w.copy()
+    prev = np.full(n, -1)
+    for j in range(n):
+        src = np.nonzero(link[:, j])[0]
+        if len(src):
+            gain = best[src] + gap[src, j] * o.min_canal_area_mm2
+            i = int(src[np.argmax(gain)])
+            if float(gain.max()) + w[j] > best[j]:
+                best[j], prev[j] = float(gain.max()) + w[j], i
+    chain = []
+    j = int(np.argmax(best))
+    while j >= 0:
+        chain.append(j)
+        j = int(prev[j])
+    members = np.asarray(chain[::-1], dtype=np.int64)
+    # a member off the median of its neighbours is a marrow or arch hole on a slice
+    # where the canal is open
+    med = ndimage.median_filter(xy[members], size=(5, 1), mode="nearest")
+    ok = np.hypot(*(xy[members] - med).T) <= o.canal_outlier_mm
+    return np.asarray(order[members[ok]], dtype=np.int64)
+
+
+def _choose_canal(bone: NDArray[np.bool_], geometry: VolumeGeometry,
+                  canal_hint: NDArray[np.bool_] | None, o: CTSegmentationOptions
+                  ) -> NDArray[np.bool_]:
+    """The canal: per slice, the enclosed hole posterior of its ring nearest the path."""
+    shape = bone.shape
+    px_mm2 = float(geometry.spacing_mm[0] * geometry.spacing_mm[1])
+    st = slice_structure(1)
+    filled = np.asarray(ndimage.binary_fill_holes(bone, structure=st), dtype=bool)
+    holes, n = ndimage.label(filled & ~bone, structure=st)
+    canal = np.zeros(shape, dtype=bool)
+    if n == 0:
+        return canal
+    rings, _ = ndimage.label(filled, structure=st)
+    labels = np.arange(1, n + 1)
+    sizes = np.bincount(holes.ravel(), minlength=n + 1)[1:] * px_mm2
+    kji = np.argwhere(holes > 0)
+    hole_of = holes[tuple(kji.T)] - 1
+    pts = geometry.index_to_patient(kji)
+    counts = np.bincount(hole_of, minlength=n)
+    hole_xy = np.stack([np.bincount(hole_of, pts[:, d], minlength=n) for d in (0, 1)], 1) \
+        / np.maximum(counts, 1)[:, None]
+    hole_k = np.zeros(n, dtype=np.int64)
+    hole_k[hole_of] = kji[:, 0]
+    ring_of_hole = np.zeros(n, dtype=np.int64)
+    ring_of_hole[hole_of] = rings[tuple(kji.T)]
+    # centroid of the bone of the ring (filled component) enclosing each hole
+    bkji = np.argwhere(bone & (rings > 0))
+    bring = rings[tuple(bkji.T)]
+    bpts = geometry.index_to_patient(bkji)
+    n_rings = int(rings.max())
+    bcount = np.bincount(bring, minlength=n_rings + 1)
+    ring_xy = np.stack([np.bincount(bring, bpts[:, d], minlength=n_rings + 1) for d in (0, 1)],
+                       1) / np.maximum(bcount, 1)[:, None]
+    offset = hole_xy - ring_xy[ring_of_hole]  # LPS: +x left, +y posterior
+    ok = (sizes >= o.min_canal_area_mm2) & (sizes <= o.max_canal_area_mm2) \
+        & (offset[:, 1] >= o.canal_min_posterior_mm) \
+        & (np.abs(offset[:, 0]) <= o.canal_max_lateral_mm)
+    if not ok.any():
+        return canal
+    cand = labels[ok] - 1
+    if canal_hint is not None and canal_hint.any():
+        hk = np.argwhere(canal_hint)
+        ref, present = _per_slice_mean(hk[:, 0], geometry.index_to_patient(hk)[:, :2], shape[0])
+        ref = _fill_from_nearest(ref, present)
+        dist = np.hypot(*(hole_xy[cand] - ref[hole_k[cand]]).T)
+        near = dist <= o.canal_max_offset_mm
+        cand, dist = cand[near], dist[near]
+        order = np.lexsort((dist, hole_k[cand]))
+        _, first = np.unique(hole_k[cand][order], return_index=True)
+        chosen = cand[order][first]
+    else:
+        chosen = _longest_canal_chain(hole_k[cand], hole_xy[cand], sizes[cand], geometry, o)
+        chosen = cand[chosen]
+    return np.isin(holes, chosen + 1)
+
+
+def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], geometry: VolumeGeometry,
+            o: CTSegmentationOptions) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    """Vertebral bone around the canal (holes filled) and the canal centre per slice
+    (S, 2) in LPS mm, filled from the nearest canal slice."""
+    shape = canal.shape
+    ck = np.argwhere(canal)
+    cent, present = _per_slice_mean(ck[:, 0], geometry.index_to_patient(ck)[:, :2], shape[0])
+    cent = _fill_from_nearest(cent, present)
+    jj, ii = np.mgrid[0:shape[1], 0:shape[2]].astype(np.float64)
+    plane = geometry.index_to_patient(np.stack([np.zeros_like(jj), jj, ii], -1))[..., :2]
+    off0 = geometry.index_to_patient(np.zeros(3))[:2]
+    # in-plane LPS offset of every voxel from its slice's canal centre (slices are
+    # parallel, so the in-plane mapping is the same on every slice up to a shift)
+    step = geometry.index_to_patient(np.array([1.0, 0.0, 0.0]))[:2] - off0
+    kk = np.arange(shape[0], dtype=np.float64)
+    dx = plane[None, ..., 0] + kk[:, None, None] * step[0] - cent[:, 0, None, None]
+    dy = plane[None, ..., 1] + kk[:, None, None] * step[1] - cent[:, 1, None, None]
+    column = bone & (dx ** 2 + dy ** 2 <= o.column_radius_mm ** 2)
+    ring = ndimage.binary_dilation(canal, structure=_disk(3.0, geometry)) & column
+    lab3, _ = ndimage.label(column)
+    keep = np.unique(lab3[ring])
+    column = np.isin(lab3, keep[keep > 0])
+    column = np.asarray(ndimage.binary_fill_holes(column | canal, structure=slice_structure(1)),
+                        bool) & ~canal
+    return column, cent
+
+
+@dataclass(frozen=True)
+class _Centreline:
+    """The body centreline sampled densely: points (N, 3) LPS mm, arc length (N,) mm,
+    unit tangents (N, 3)."""
+
+    points: NDArray[np.float64]
+    arc_mm: NDArray[np.float64]
+    tangent: NDArray[np.float64]
+
+    def locate(self, pts: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Arc length ``s`` (mm) of the nearest centreline point and the distance (mm)."""
+        d, idx = cKDTree(self.points).query(pts)
+        return self.arc_mm[idx], np.asarray(d, dtype=np.float64)
+
+
+def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
+                     canal_xy: NDArray[np.float64], geometry: VolumeGeometry,
+                     o: CTSegmentationOptions) -> tuple[_Centreline, NDArray[np.float64]] | None:
+    """The smoothed centreline of the bodies and the unit anterior direction per slice
+    (S, 2); None when no slice has body bone."""
+    n = column.shape[0]
+    kji = np.argwhere(column)
+    if len(kji) == 0:
+        return None
+    pts = geometry.index_to_patient(kji)
+    rel = pts[:, :2] - canal_xy[kji[:, 0]]
+    # anterior: from the canal centre towards the column's bone (patient -y if unknown)
+    mean_rel, present = _per_slice_mean(kji[:, 0], rel, n)
+    norm = np.linalg.norm(mean_rel, axis=1)
+    present &= norm > 0
+    if not present.any():
+        return None
+    ant = np.zeros((n, 2))
+    ant[present] = mean_rel[present] / norm[present, None]
+    ant = _fill_from_nearest(ant, present)
+    ck = np.argwhere(canal)
+    crel = geometry.index_to_patient(ck)[:, :2] - canal_xy[ck[:, 0]]
+    wall = np.full(n, -np.inf)
+    np.maximum.at(wall, ck[:, 0], np.einsum("ij,ij->i", crel, ant[ck[:, 0]]))
+    wall = np.where(np.isfinite(wall), wall, 0.0)
+    u = np.einsum("ij,ij->i", rel, ant[kji[:, 0]])
+    body = u >= wall[kji[:, 0]] + o.body_min_depth_mm
+    if not body.any():
+        return None
+    cen, have = _per_slice_mean(kji[body, 0], pts[body], n)
+    cen = _fill_from_nearest(cen, have)
+    # slice positions along the slice normal stay exact; in-plane is smoothed
+    sigma = o.centreline_smoothing_mm / float(geometry.spacing_mm[2])
+    k = np.arange(n, dtype=np.float64)
+    centre_k = geometry.index_to_patient(np.stack([k, np.zeros(n), np.zeros(n)], 1))
+    normal = geometry.slice_normal
+    cen = cen - np.outer((cen - centre_k) @ normal, normal)
+    if sigma > 0:
+        cen = ndimage.gaussian_filter1d(cen, sigma, axis=0, mode="nearest")
+    # dense resampling (a quarter of the finest spacing) for the nearest-point search
+    step = 0.25 * float(min(geometry.spacing_mm))
+    seg = np.linalg.norm(np.diff(cen, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    if arc[-1] <= 0:
+        return None
+    # extend half a slice beyond both ends so end slices have a normal plane
+    ext = float(geometry.spacing_mm[2])
+    t0 = (cen[1] - cen[0]) / max(seg[0], 1e-9) if n > 1 else normal
+    t1 = (cen[-1] - cen[-2]) / max(seg[-1], 1e-9) if n > 1 else normal
+    cen = np.vstack([cen[0] - ext * t0, cen, cen[-1] + ext * t1])
+    arc = np.concatenate([[-ext], arc, [arc[-1] + ext]])
+    s = np.arange(arc[0], arc[-1] + step / 2, step)
+    dense = np.stack([np.interp(s, arc, cen[:, d]) for d in range(3)], axis=1)
+    tan = np.gradient(dense, axis=0)
+    tan /= np.linalg.norm(tan, axis=1, keepdims=True)
+    return _Centreline(dense, s, tan), ant
+
+
+def _disc_arcs(column: NDArray[np.bool_], line: _Centreline, geometry: VolumeGeometry,
+               o: CTSegmentationOptions) -> NDArray[np.float64]:
+    """Arc lengths (mm) of the discs: minima of the column's share of the tube about
+    the centreline, along the centreline."""
+    kji = np.argwhere(ndimage.binary_dilation(
+        column, structure=_disk(o.disc_probe_radius_mm, geometry)) | column)
+    pts = geometry.index_to_patient(kji)
+    s, dist = line.locate(pts)
+    inside = dist <= o.disc_probe_radius_mm
+    s, bone = s[inside], column[tuple(kji[inside].T)].astype(np.float64)
+    bin_mm = 0.25 * float(min(geometry.spacing_mm))
+    edges = np.arange(line.arc_mm[0], line.arc_mm[-1] + bin_mm, bin_mm)
+    sums, _ = np.histogram(s, edges, weights=bone)
+    counts, _ = np.histogram(s, edges)
+    sigma = max(o.profile_smoothing_mm, 0.5 * float(geometry.spacing_mm[2])) / bin_mm
+    sums = ndimage.gaussian_filter1d(sums.astype(np.float64), sigma, mode="constant")
+    counts = ndimage.gaussian_filter1d(counts.astype(np.float64), sigma, mode="constant")
+    valid = counts > 0.5 * counts.max()
+    good = np.nonzero(valid)[0]
+    if len(good) < 3:
+        return np.zeros(0)
+    span = slice(good[0], good[-1] + 1)
+    gap = 1.0 - np.where(valid[span], sums[span] / np.maximum(counts[span], 1e-9), 1.0)
+    peaks, _ = signal.find_peaks(gap, height=1.0 - o.disc_max_bone_share,
+                                 prominence=o.disc_min_depth,
+                                 distance=max(int(o.min_vertebra_height_mm / bin_mm), 1))
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return np.asarray(centres[span][peaks], dtype=np.float64)
+
+
 def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: VolumeGeometry, *,
                   canal_hint: NDArray[np.bool_] | None = None,
                   lesion: NDArray[np.bool_] | None = None,
@@ -107,7 +464,7 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     geometry : VolumeGeometry
         Grid of ``pixels`` (axial slices).
     canal_hint : ndarray of shape (S, R, C), bool, optional
-        Canal, thecal sac or cord mask: picks the canal among the ring's holes.
+        Canal, thecal sac or cord mask: gives the canal's path (per slice).
     lesion : ndarray of shape (S, R, C), bool, optional
         The GTV: bone gaps inside it are bridged (lytic tumour).
     options : CTSegmentationOptions
@@ -119,115 +476,57 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
         vertebral body is found.
     """
     o = options
-    shape = pixels.shape
-    px_mm2 = float(geometry.spacing_mm[0] * geometry.spacing_mm[1])
-    bone: NDArray[np.bool_] = np.asarray(pixels, dtype=np.float64) >= o.bone_min_hu
+    hu = np.asarray(pixels, dtype=np.float64)
+    bone: NDArray[np.bool_] = hu >= o.bone_min_hu
     if o.closing_mm > 0:
         bone = ndimage.binary_closing(bone, structure=_disk(o.closing_mm, geometry)) | bone
     if lesion is not None and lesion.any() and o.lytic_bridge_mm > 0:
         wide = ndimage.binary_closing(bone, structure=_disk(o.lytic_bridge_mm, geometry))
         bone = bone | (wide & lesion)
-    filled = np.asarray(ndimage.binary_fill_holes(bone, structure=slice_structure(1)), bool)
-    holes, n = ndimage.label(filled & ~bone, structure=slice_structure(1))
-    canal = np.zeros(shape, dtype=bool)
-    if n == 0:
-        return CTSegmentation((), None, (_problem("No hole enclosed by bone: the canal was not "
-                                                   "found on the CT."),))
-    sizes = np.bincount(holes.ravel(), minlength=n + 1) * px_mm2
-    objs = ndimage.find_objects(holes)
-    com = np.asarray(ndimage.center_of_mass(np.ones(shape), holes, np.arange(1, n + 1)))
-    hint_c = None
-    if canal_hint is not None and canal_hint.any():
-        hint_c = np.asarray(ndimage.center_of_mass(canal_hint))
-    ok = (sizes[1:] >= o.min_canal_area_mm2) & (sizes[1:] <= o.max_canal_area_mm2)
-    by_slice: dict[int, list[int]] = {}
-    for lab in np.nonzero(ok)[0] + 1:
-        sl = objs[lab - 1]
-        if sl is not None:
-            by_slice.setdefault(sl[0].start, []).append(int(lab))
-    if hint_c is None and by_slice:
-        # no hint: the canal is the hole present on most slices near one place;
-        # take the candidates' median position as the start
-        allc = com[np.concatenate([np.asarray(v) for v in by_slice.values()]) - 1]
-        hint_c = np.median(allc, axis=0)
-    chosen = []
-    ref = hint_c
-    for k in sorted(by_slice):
-        cands = by_slice[k]
-        d = [np.hypot(*(com[c - 1][1:] - ref[1:])) for c in cands]  # type: ignore[index]
-        best = cands[int(np.argmin(d))]
-        # a hole farther than 15 mm from the reference is not the canal
-        if min(d) * float(geometry.spacing_mm[0]) <= 15.0:
-            chosen.append(best)
-    if chosen:
-        canal = np.isin(holes, chosen)
+    canal = _choose_canal(bone, geometry, canal_hint, o)
     if not canal.any():
         return CTSegmentation((), None, (_problem("No vertebral ring encloses a canal on the "
                                                    "CT: the vertebrae were not segmented."),))
-    # canal centre per slice (filled from the nearest slice)
-    kk = np.arange(shape[0])
-    have = np.nonzero(canal.any(axis=(1, 2)))[0]
-    cent = np.zeros((shape[0], 2))
-    for kh in have:
-        j, i = np.nonzero(canal[kh])
-        cent[kh] = (j.mean(), i.mean())
-    near = have[np.abs(kk[:, None] - have[None, :]).argmin(axis=1)]
-    cent = cent[near]
-    jj, ii = np.mgrid[0:shape[1], 0:shape[2]]
-    dy, dx = float(geometry.spacing_mm[1]), float(geometry.spacing_mm[0])
-    rj = (jj[None] - cent[:, 0, None, None]) * dy
-    ri = (ii[None] - cent[:, 1, None, None]) * dx
-    r2 = rj ** 2 + ri ** 2
-    column = bone & (r2 <= o.column_radius_mm ** 2)
-    # keep bone connected to the bone next to the canal
-    ring = ndimage.binary_dilation(canal, structure=_disk(3.0, geometry)) & column
-    lab3, _ = ndimage.label(column)
-    keep = np.unique(lab3[ring])
-    keep = keep[keep > 0]
-    column = np.isin(lab3, keep)
-    column = np.asarray(ndimage.binary_fill_holes(column | canal, structure=slice_structure(1)),
-                        bool) & ~canal
-    # body profile: bone anterior to the canal (direction: canal -> bone centroid)
-    area = np.zeros(shape[0])
-    for k in range(shape[0]):
-        j, i = np.nonzero(column[k])
-        if len(j) == 0:
-            continue
-        a = np.array([(j.mean() - cent[k, 0]) * dy, (i.mean() - cent[k, 1]) * dx])
-        if not np.linalg.norm(a) > 0:
-            continue
-        a /= np.linalg.norm(a)
-        u = (j - cent[k, 0]) * dy * a[0] + (i - cent[k, 1]) * dx * a[1]
-        area[k] = np.count_nonzero(u > 10.0) * px_mm2
-    if not (area > 0).any():
+    column, canal_xy = _column(bone, canal, geometry, o)
+    found = _body_centreline(column, canal, canal_xy, geometry, o)
+    if found is None:
         return CTSegmentation((), canal, (_problem("No vertebral body anterior to the canal "
                                                     "on the CT."),))
-    body_slice = area >= o.disc_area_fraction * float(np.median(area[area > 0]))
-    dz = float(geometry.spacing_mm[2])
-    runs = []
-    k = 0
-    n_slices = int(shape[0])
-    while k < n_slices:
-        if body_slice[k]:
-            s = k
-            while k < n_slices and body_slice[k]:
-                k += 1
-            edge = s == 0 or k == n_slices
-            height = (k - s) * dz
-            if height >= o.min_vertebra_height_mm or (edge and height >= o.min_vertebra_height_mm / 2):
-                runs.append((s, k))
-        else:
-            k += 1
-    if not runs:
-        return CTSegmentation((), canal, (_problem("No vertebral body run found along z."),))
-    # every slice to its nearest run, split at the middle of gaps
-    owner = np.full(shape[0], -1)
-    mids = [(s + e - 1) / 2 for s, e in runs]
-    for k in range(shape[0]):
-        inside = [r for r, (s, e) in enumerate(runs) if s <= k < e]
-        owner[k] = inside[0] if inside else int(np.argmin([min(abs(k - s), abs(k - (e - 1)))
-                                                           + 1e-3 * abs(k - m) for (s, e), m
-                                                           in zip(runs, mids, strict=True)]))
-    vertebrae = tuple(Vertebra(mask=column & (owner == r)[:, None, None], known_level=None,
-                               roi_name=None, source="ct") for r in range(len(runs)))
+    line, ant = found
+    discs = _disc_arcs(column, line, geometry, o)
+    kji = np.argwhere(column)
+    pts = geometry.index_to_patient(kji)
+    # signed distance of every column voxel to each disc plane (normal: tangent)
+    ends = np.concatenate([[line.arc_mm[0]], discs, [line.arc_mm[-1]]])
+    seg_len = np.diff(ends)
+    idx = np.searchsorted(line.arc_mm, discs).clip(0, len(line.arc_mm) - 1)
+    signed = np.einsum("nij,ij->ni", pts[:, None, :] - line.points[idx][None],
+                       line.tangent[idx])
+    segment = (signed > 0).sum(axis=1)
+    margin = np.abs(signed).min(axis=1) if len(discs) else np.full(len(pts), np.inf)
+    # body bone (anterior of the canal's anterior wall) seeds its segment
+    rel = pts[:, :2] - canal_xy[kji[:, 0]]
+    u = np.einsum("ij,ij->i", rel, ant[kji[:, 0]])
+    ck = np.argwhere(canal)
+    crel = geometry.index_to_patient(ck)[:, :2] - canal_xy[ck[:, 0]]
+    wall = np.full(canal.shape[0], -np.inf)
+    np.maximum.at(wall, ck[:, 0], np.einsum("ij,ij->i", crel, ant[ck[:, 0]]))
+    wall = np.where(np.isfinite(wall), wall, 0.0)
+    body = u >= wall[kji[:, 0]] + o.body_min_depth_mm
+    edge = np.zeros(len(seg_len), dtype=bool)
+    edge[[0, -1]] = True
+    keep_seg = (seg_len >= o.min_vertebra_height_mm) \
+        | (edge & (seg_len >= 0.5 * o.min_vertebra_height_mm))
+    seed = body & (margin > o.seed_margin_mm) & keep_seg[segment]
+    if not seed.any():
+        return CTSegmentation((), canal, (_problem("No vertebral body between the discs found "
+                                                   "on the CT."),))
+    markers = np.zeros(column.shape, dtype=np.int32)
+    markers[tuple(kji[seed].T)] = segment[seed] + 1
+    sig = (0.0, o.watershed_smoothing_mm / float(geometry.spacing_mm[1]),
+           o.watershed_smoothing_mm / float(geometry.spacing_mm[0]))
+    smooth = ndimage.gaussian_filter(hu, sig) if o.watershed_smoothing_mm > 0 else hu
+    flooded = watershed(-smooth, markers=markers, mask=column)
+    vertebrae = tuple(Vertebra(mask=flooded == lab, known_level=None, roi_name=None, source="ct")
+                      for lab in np.unique(markers[markers > 0]))
     return CTSegmentation(vertebrae, canal)
