@@ -341,7 +341,11 @@ def check_cranio_caudal(ctx: RuleContext, params: Mapping[str, Any]) -> list[Fin
             else "GTV"
         return out + _ne(code, f"Epidural cranio-caudal extension not evaluated: no {missing}.",
                          params)
-    c = ctx.mask(canal)
+    # the canal minus the vertebrae, as in the sector analysis: a bony GTV (or CTV)
+    # abutting the canal shares a few boundary voxels with it, which are not epidural
+    c = ctx.mask(canal).copy()
+    for v in ctx.rois(Role.VERTEBRA):
+        c &= ~ctx.mask(v)
     disease = np.zeros_like(c)
     for r in (*gtvs, *pre):
         disease |= ctx.mask(r) & c

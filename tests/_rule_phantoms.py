@@ -7,7 +7,9 @@ it by plain name (``from _rule_phantoms import ...``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -84,9 +86,127 @@ def plant_nonuniform_prv(ds: pydicom.Dataset) -> None:
 
 
 def copy_item(item: pydicom.Dataset) -> pydicom.Dataset:
-    import copy
-
     return copy.deepcopy(item)
+
+
+# ----------------------------------------------------------------- post-operative plants
+
+def _z(item: pydicom.Dataset) -> float:
+    return round(float(_points(item)[0, 2]), 3)
+
+
+def _planes(ds: pydicom.Dataset, name: str) -> dict[float, list[pydicom.Dataset]]:
+    """The ROI's contour items by plane z (mm, rounded to the file's 3 decimals)."""
+    out: dict[float, list[pydicom.Dataset]] = {}
+    for item in _roi_contours(ds, name):
+        out.setdefault(_z(item), []).append(item)
+    return dict(sorted(out.items()))
+
+
+def _contour_item(body_item: pydicom.Dataset, pts: np.ndarray) -> pydicom.Dataset:
+    """A CLOSED_PLANAR contour of ``pts`` referencing the CT slice of ``body_item``."""
+    item = pydicom.Dataset()
+    item.ContourImageSequence = copy.deepcopy(body_item.ContourImageSequence)
+    item.ContourGeometricType = "CLOSED_PLANAR"
+    _set_points(item, pts)
+    return item
+
+
+def _with_z(pts: np.ndarray, z: float) -> np.ndarray:
+    out = np.array(pts, copy=True)
+    out[:, 2] = z
+    return out
+
+
+def add_gtv_roi(ds: pydicom.Dataset, name: str, planes: dict[float, list[np.ndarray]]) -> None:
+    """Add a GTV ROI with ``planes`` (z -> polygons, each (N, 3) LPS mm) to the structure set.
+
+    One item each in StructureSetROISequence, ROIContourSequence and
+    RTROIObservationsSequence; every contour references the CT slice at its z (taken
+    from the BODY contour there, which the phantom writes on every CT slice).
+    """
+    body = {z: items[0] for z, items in _planes(ds, "BODY").items()}
+    number = max(int(r.ROINumber) for r in ds.StructureSetROISequence) + 1
+    roi = pydicom.Dataset()
+    roi.ROINumber = number
+    roi.ReferencedFrameOfReferenceUID = ds.StructureSetROISequence[0].ReferencedFrameOfReferenceUID
+    roi.ROIName = name
+    roi.ROIGenerationAlgorithm = "MANUAL"
+    ds.StructureSetROISequence.append(roi)
+    contour = pydicom.Dataset()
+    contour.ROIDisplayColor = [255, 128, 0]
+    contour.ContourSequence = pydicom.Sequence(
+        [_contour_item(body[z], _with_z(p, z)) for z, polys in sorted(planes.items()) for p in polys])
+    contour.ReferencedROINumber = number
+    ds.ROIContourSequence.append(contour)
+    obs = pydicom.Dataset()
+    obs.ObservationNumber = max(int(o.ObservationNumber) for o in ds.RTROIObservationsSequence) + 1
+    obs.ReferencedROINumber = number
+    obs.RTROIInterpretedType = "GTV"
+    obs.ROIInterpreter = ""
+    ds.RTROIObservationsSequence.append(obs)
+
+
+def plant_preop_gtv_body(ds: pydicom.Dataset) -> None:
+    """``GTV_preop``: the GTV's cross-section on every CTV plane (the whole body height,
+    18 mm, instead of the GTV's 12 mm).  The GTV is z-extruded inside sector-1 bone and
+    the CTV holds that bone over the whole treated vertebra, so the pre-operative GTV
+    lies inside the CTV (of the consensus or the circumferential recipe); it involves
+    sector 1 only (not circumferential)."""
+    section = [_points(c) for c in next(iter(_planes(ds, "GTV").values()))]
+    add_gtv_roi(ds, "GTV_preop", {z: section for z in _planes(ds, "CTV")})
+
+
+def plant_preop_gtv_anterior(ds: pydicom.Dataset) -> None:
+    """``GTV_preop``: the GTV moved 14 mm anterior, a pre-operative paravertebral mass
+    in front of the body.  The GTV is a 7 mm disk centred at (0, -5) over 12 mm; the
+    body (and the consensus CTV) is the ellipse 17 x 13 mm about the same centre, so
+    the moved disk, centred 1 mm in front of the body, has 0.98 cc (53%) more than
+    1 mm outside the CTV (area of the disk beyond the ellipse's 1 mm offset, worked
+    out on a 0.01 mm grid, times 12 mm).  The residual GTV is unchanged and covered."""
+    planes = {z: [_points(c) - [0.0, 14.0, 0.0] for c in items]
+              for z, items in _planes(ds, "GTV").items()}
+    add_gtv_roi(ds, "GTV_preop", planes)
+
+
+def plant_preop_gtv_from_ctv(ds: pydicom.Dataset) -> None:
+    """``GTV_preop``: the CTV's own polygons on the GTV's planes, i.e. pre-operative
+    disease in every bony sector the CTV holds.  On ``error_circumferential`` (CTV =
+    sectors 1-6) that is body + both sides + spinous process: circumferential osseous
+    involvement (ISRC-C3 pattern), inside the CTV."""
+    ctv = _planes(ds, "CTV")
+    add_gtv_roi(ds, "GTV_preop", {z: [_points(c) for c in ctv[z]] for z in _planes(ds, "GTV")})
+
+
+def plant_target_levels(ds: pydicom.Dataset, *, superior: str, inferior: str) -> None:
+    """CTV and PTV stretched cranio-caudally to span the vertebral bodies ``superior``
+    to ``inferior`` (ROI names, e.g. ``VB_T09``, ``VB_T12``) as one continuous target.
+
+    The phantom's CTV is z-constant over the treated body, so every plane between the
+    new ends gets its cross-section; the PTV's end caps (planes beyond the CTV, the
+    3D margin's shrinking sections) are moved out with the ends, so CTV -> PTV stays
+    an exact 3D expansion and the cord carve-out is unchanged.  The GTV is unchanged.
+    """
+    body = {z: items[0] for z, items in _planes(ds, "BODY").items()}
+    ctv_z = list(_planes(ds, "CTV"))
+    lo, hi = ctv_z[0], ctv_z[-1]
+    sup = max(_planes(ds, superior)) - hi
+    inf = lo - min(_planes(ds, inferior))
+
+    def source(z: float) -> float:
+        if z > hi + sup:
+            return round(z - sup, 3)
+        if z < lo - inf:
+            return round(z + inf, 3)
+        return min(max(z, lo), hi)
+
+    for name in ("CTV", "PTV"):
+        old = _planes(ds, name)
+        seq = _roi_contours(ds, name)
+        new = [_contour_item(body[z], _with_z(_points(c), z))
+               for z in body for c in old.get(source(z), ())]
+        seq.clear()
+        seq.extend(new)
 
 
 PLANTS: dict[str, Callable[[pydicom.Dataset], None]] = {
@@ -95,6 +215,12 @@ PLANTS: dict[str, Callable[[pydicom.Dataset], None]] = {
     "stray_island": plant_stray_island,
     "self_crossing": plant_self_crossing,
     "nonuniform_prv": plant_nonuniform_prv,
+    "preop_gtv_body": plant_preop_gtv_body,
+    "preop_gtv_anterior": plant_preop_gtv_anterior,
+    "preop_gtv_from_ctv": plant_preop_gtv_from_ctv,
+    # needs levels T9-T12 in the phantom
+    "target_t9_t11": functools.partial(plant_target_levels, superior="VB_T09", inferior="VB_T11"),
+    "target_t9_t12": functools.partial(plant_target_levels, superior="VB_T09", inferior="VB_T12"),
 }
 
 
@@ -120,33 +246,47 @@ def load_dir(dicom_dir: Path) -> Case:
 
 
 class PhantomCache:
-    """Phantom cases generated (or planted) once per session, keyed by recipe."""
+    """Phantom cases generated (or planted) once per session, keyed by recipe.
+
+    Each recipe (preset + overrides) is generated once; planted variants are copies
+    of it with the RTSTRUCT edited.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._cases: dict[str, Case] = {}
+        self._bases: dict[str, Path] = {}
 
     def get(self, recipe: str = "demo", *, overrides: dict[str, Any] | None = None,
             plant: str | None = None, hardware: bool = False) -> Case:
         key = f"{recipe}|{sorted((overrides or {}).items())}|{plant}"
         if key not in self._cases:
-            self._cases[key] = self._build(key, recipe, overrides or {}, plant)
+            self._cases[key] = self._build(recipe, overrides or {}, plant)
         case = self._cases[key]
         return with_hardware(case) if hardware else case
 
-    def _build(self, key: str, recipe: str, overrides: dict[str, Any], plant: str | None) -> Case:
-        out = self.root / f"case{len(self._cases):03d}"
-        if recipe == "demo" and not overrides:
-            dicom = out / "dicom"
-            shutil.copytree(DEMO_DIR, dicom)
-        else:
-            r = PRESETS[recipe]
-            if overrides:
-                r = r.replace(**overrides)
-            dicom = generate_case(r, out).dicom_dir
+    def _base(self, recipe: str, overrides: dict[str, Any]) -> Path:
+        """The unplanted DICOM folder of a recipe, generated on first use."""
+        key = f"{recipe}|{sorted(overrides.items())}"
+        if key not in self._bases:
+            if recipe == "demo" and not overrides:
+                self._bases[key] = DEMO_DIR
+            else:
+                r = PRESETS[recipe]
+                if overrides:
+                    r = r.replace(**overrides)
+                out = self.root / f"base{len(self._bases):03d}"
+                self._bases[key] = generate_case(r, out).dicom_dir
+        return self._bases[key]
+
+    def _build(self, recipe: str, overrides: dict[str, Any], plant: str | None) -> Case:
+        dicom = self._base(recipe, overrides)
         if plant is not None:
-            rs = dicom / "RS.dcm"
+            planted = self.root / f"case{len(self._cases):03d}" / "dicom"
+            shutil.copytree(dicom, planted)
+            rs = planted / "RS.dcm"
             ds = pydicom.dcmread(rs)
             PLANTS[plant](ds)
             ds.save_as(rs)
+            dicom = planted
         return load_dir(dicom)
