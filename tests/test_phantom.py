@@ -415,3 +415,57 @@ def test_command_line(tmp_path, capsys):
     assert truth["ctv"]["expected_sectors"] == [3, 4, 5]
     assert phantom_main([str(tmp_path / "bad"), "--set", "gtv_sectors=[9]"]) == 2
     assert "gtv_sectors" in capsys.readouterr().err
+
+
+# -- regions, placement, blastic lesions, thick slices ------------------------------------
+@pytest.mark.parametrize("changes", [
+    {"ct_slice_thickness_mm": 3.0}, {"ct_slice_thickness_mm": 6.0, "allow_thick_slices": True},
+    {"lytic": True, "blastic": True}, {"tilt_deg": 20.0}, {"axial_rotation_deg": -45.0},
+    {"region": "sacral"}, {"region": "lumbar", "levels": ("T12", "L1"), "treated_level": "L1"},
+])
+def test_recipe_rejects_bad_variant_values(changes):
+    with pytest.raises(ValueError):
+        PhantomRecipe(**changes)
+
+
+def test_later_fields_stay_out_of_default_recipes():
+    # UIDs and truth.json come from to_dict(): older cases must keep their bytes
+    assert not {"region", "axial_rotation_deg", "tilt_deg", "blastic",
+                "allow_thick_slices"} & set(PhantomRecipe().to_dict())
+    r = PhantomRecipe(region="lumbar", tilt_deg=5, ct_slice_thickness_mm=3.0,
+                      allow_thick_slices=True)
+    assert (r.levels, r.treated_level) == (("L2", "L3", "L4"), "L3")
+    assert PhantomRecipe.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+
+
+def test_placed_spine_ct_labels_and_contours_agree(tmp_path):
+    # rotated and tilted: every labelled voxel is bone on the CT, every bone-HU voxel is
+    # labelled, the label level follows the tilt, and the vertebra ROI contains it
+    recipe = PhantomRecipe(name="placed", levels=("T10",), ct_matrix=150, gtv_sectors=(1, 2),
+                           axial_rotation_deg=-20.0, tilt_deg=12.0, blastic=True)
+    gen = generate_case(recipe, tmp_path / "placed")
+    labels = np.load(gen.labels_path)
+    affine = np.asarray(gen.truth["geometry"]["ct"]["affine_lps_mm"])
+    kji = np.argwhere(labels > 0)
+    xyz = (np.column_stack([kji[:, ::-1], np.ones(len(kji))]) @ affine.T)[:, :3]
+    hu_vol = np.full(labels.shape, -2000.0)
+    for k in range(labels.shape[0]):
+        ds = pydicom.dcmread(gen.ct_paths[k])
+        hu_vol[k] = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert np.all(hu_vol[labels > 0] >= 250)
+    assert np.all(labels[hu_vol >= 250] > 0)
+    assert np.max(hu_vol) == 1100  # sclerotic GTV bone
+    # superior end turned posteriorly: posterior bone (y > canal) sits lower, by about
+    # sin(12 deg) x 20-30 mm between the spinous process and the body
+    yc = gen.truth["anatomy"]["canal_centre_mm"][1]
+    post, ant = xyz[:, 1] > yc + 10, xyz[:, 1] < yc - 10
+    assert xyz[post, 2].max() < xyz[ant, 2].max() - 3.0
+    # the vertebra's polygons hold the labelled voxel centres of their plane
+    rs = read_structure_set(gen.rtstruct_path)
+    vb = next(r for r in rs.rois if r.name == "VB_T10")
+    inside = 0
+    for c in vb.contours:
+        z = float(c.points_mm[0, 2])
+        on_plane = np.abs(xyz[:, 2] - z) < 1e-3
+        inside += int(np.count_nonzero(points_in_poly(xyz[on_plane, :2], c.points_mm[:, :2])))
+    assert inside >= 0.97 * len(xyz)

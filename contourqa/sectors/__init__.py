@@ -34,8 +34,9 @@ Every bone voxel of the vertebra gets exactly one sector, by the first rule that
 1. **Vertebral body (1)**: ``u >= u_wall(k)`` (anterior to the posterior wall of the
    body), or ``theta`` within ``body_half_angle_deg`` (35) of anterior, i.e.
    ``theta in [-125, -55]`` (the bone between the canal and the body).
-2. **Neural arch** (``d <= arch_thickness_mm``, 7 mm: the bone that walls the
-   canal), split by angle about the canal centre:
+2. **Neural arch** (``d <= arch_thickness_mm``, 7 mm; ``arch_thickness_lumbar_mm``,
+   9 mm, for lumbar levels: the bone that walls the canal), split by angle about
+   the canal centre:
    left pedicle **2** ``(-55, 30)``; left lamina **3** ``[30, 78)``; spinous
    process **4** ``[78, 102]`` (``spinous_half_angle_deg`` 12 about posterior);
    right lamina **5** ``(102, 150]``; right pedicle **6** ``(150, 235)``.  The

@@ -69,7 +69,8 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
     owner_bone = np.full(geometry.shape, -1, dtype=np.int16)
     frames: list[VertebraFrame | None] = []
     for i, vert in enumerate(anatomy.vertebrae):
-        res = partition_vertebra(vert.mask, anatomy.canal, geometry, options=o)
+        res = partition_vertebra(vert.mask, anatomy.canal, geometry,
+                                 options=o.for_level(vert.known_level))
         if res is None:
             frames.append(None)
             problems.append(Finding(
@@ -106,6 +107,16 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
              *(a.roi_name for a in roles if a.role.is_target)]
     levels, sources = name_levels([v.known_level for v in anatomy.vertebrae], treated=treated,
                                   user_level=o.level, text_levels=levels_in_text(texts))
+    # A level learnt only now (plan label, --level, counting) may change the arch
+    # thickness: relabel that vertebra's own bone; ownership does not change.
+    for i, vert in enumerate(anatomy.vertebrae):
+        if frames[i] is None or o.for_level(levels[i]) == o.for_level(vert.known_level):
+            continue
+        res = partition_vertebra(vert.mask, anatomy.canal, geometry,
+                                 options=o.for_level(levels[i]))
+        if res is not None:
+            mine = owner_bone == i
+            labels[mine] = 10 * (i + 1) + res[0][mine]
 
     if gtv is not None and gtv.any() and gtv_bone_per_v.sum() * vcc < o.min_involved_cc \
             and not (gtv & canal).any():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,8 +29,11 @@ class SectorOptions:
         Half-angle about posterior of the spinous process beyond the arch (30).
     arch_thickness_mm : float
         Distance from the canal within which bone is neural arch (pedicle, lamina)
-        rather than a process (7 mm; thoracic pedicles are 5-8 mm wide, lumbar ones
-        wider: raise it for lumbar levels to keep the whole pedicle in 2/6).
+        rather than a process (7 mm; thoracic pedicles are 5-8 mm wide).
+    arch_thickness_lumbar_mm : float
+        The same for vertebrae whose level is known to be lumbar (9 mm: lumbar
+        pedicles and laminae are thicker; with 7 mm the outer lamina of a lumbar
+        vertebra reads as spinous process).  Derived from typical anatomy (status D).
     lateral_share : float
         Share of the body GTV on one side of the midline that makes it lateralised.
     diffuse_body_fraction : float
@@ -60,6 +63,7 @@ class SectorOptions:
     spinous_half_angle_deg: float = 12.0
     process_spinous_half_angle_deg: float = 30.0
     arch_thickness_mm: float = 7.0
+    arch_thickness_lumbar_mm: float = 9.0
     lateral_share: float = 0.8
     diffuse_body_fraction: float = 0.5
     central_half_width_fraction: float = 0.6
@@ -71,7 +75,7 @@ class SectorOptions:
 
     def __post_init__(self) -> None:
         for name in ("min_involved_cc", "min_epidural_cc", "min_paraspinal_cc",
-                     "arch_thickness_mm", "epidural_gap_deg"):
+                     "arch_thickness_mm", "arch_thickness_lumbar_mm", "epidural_gap_deg"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f'Argument "{name}" must be >= 0.')
         if not 0 < self.body_half_angle_deg < 90:
@@ -89,6 +93,13 @@ class SectorOptions:
             from contourqa.structures import parse_level
 
             object.__setattr__(self, "level", parse_level(self.level))
+
+
+    def for_level(self, level: str | None) -> "SectorOptions":
+        """These options with the arch thickness of ``level``'s region."""
+        if level is not None and level.startswith("L"):
+            return replace(self, arch_thickness_mm=self.arch_thickness_lumbar_mm)
+        return self
 
 
 _DEFAULT_OPTIONS = SectorOptions()

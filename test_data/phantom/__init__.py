@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._anatomy import SECTOR_NAMES
-from ._build import HU, CaseModel, build_case
+from ._build import HU, SCLEROTIC_HU, CaseModel, build_case
 from ._dicom import write_case_dicom
 from ._recipe import CTV_RECIPES, PRESETS, PhantomRecipe, consensus_ctv_sectors
 
@@ -112,6 +112,35 @@ def _truth(case: CaseModel, written: dict[str, Any]) -> dict[str, Any]:
     levels = {lv: {"number": i + 1, "roi": vertebra_rois[lv],
                    "z_range_mm": [_r(v) for v in a.vertebra_z_range(lv)]}
               for i, lv in enumerate(r.levels)}
+    gtv_truth: dict[str, Any] = {
+        "sectors": list(r.gtv_sectors), "body_position": r.gtv_body_position,
+        "epidural": r.epidural, "paraspinal": r.paraspinal, "lytic": r.lytic,
+        "z_range_mm": [_r(v) for v in a.gtv_z_range],
+    }
+    hu: dict[str, int] = dict(HU)
+    anatomy: dict[str, Any] = {
+        "canal_centre_mm": list(a.canal_centre_mm),
+        "canal_semi_axes_mm": list(a.dims.canal_semi_axes_mm),
+        "cord_semi_axes_mm": list(a.dims.cord_semi_axes_mm),
+        "body_semi_axes_mm": list(a.dims.body_semi_axes_mm),
+        "vertebral_body_height_mm": a.dims.vb_height_mm,
+        "disc_height_mm": a.dims.disc_height_mm,
+        "sector_names": {str(k): v for k, v in SECTOR_NAMES.items()},
+    }
+    # keys added with later recipe fields appear only when used (older truth files stay)
+    if r.blastic:
+        gtv_truth["blastic"] = True
+        hu["sclerotic"] = SCLEROTIC_HU
+    if r.region != "thoracic":
+        anatomy.update(region=r.region, vertebral_body_semi_axes_mm=list(a.dims.vb_semi_axes_mm),
+                       ring_semi_axes_mm=list(a.dims.ring_semi_axes_mm))
+    if r.axial_rotation_deg != 0.0 or r.tilt_deg != 0.0:
+        anatomy.update(
+            axial_rotation_deg=r.axial_rotation_deg, tilt_deg=r.tilt_deg,
+            placement="LPS = T(R(p)): R turns the spine by axial_rotation_deg about the "
+                      "superior axis through the canal centre (0, canal_y); T then tilts it by "
+                      "tilt_deg about the left-right axis through (canal_y, z=0), the "
+                      "superior axis going to (0, sin, cos); the body outline is not moved")
     return {
         "truth_version": TRUTH_VERSION,
         "generator": "test_data.phantom",
@@ -124,11 +153,7 @@ def _truth(case: CaseModel, written: dict[str, Any]) -> dict[str, Any]:
             "cord_prv": case.rois[3].name, "gtv": names["GTV"], "ctv": names["CTV"],
             "ptv": names["PTV"], "vertebrae": vertebra_rois,
         },
-        "gtv": {
-            "sectors": list(r.gtv_sectors), "body_position": r.gtv_body_position,
-            "epidural": r.epidural, "paraspinal": r.paraspinal, "lytic": r.lytic,
-            "z_range_mm": [_r(v) for v in a.gtv_z_range],
-        },
+        "gtv": gtv_truth,
         "ctv": {
             "recipe": r.ctv,
             "expected_sectors": sorted(a.expected_ctv_sectors),
@@ -154,16 +179,8 @@ def _truth(case: CaseModel, written: dict[str, Any]) -> dict[str, Any]:
         "dose_per_fraction_gy": _r(r.prescription_gy / r.n_fractions),
         "plan_label": f"{r.treated_level} SBRT"[:16],
         "dose": dose,
-        "hu": HU,
-        "anatomy": {
-            "canal_centre_mm": list(a.canal_centre_mm),
-            "canal_semi_axes_mm": list(a.dims.canal_semi_axes_mm),
-            "cord_semi_axes_mm": list(a.dims.cord_semi_axes_mm),
-            "body_semi_axes_mm": list(a.dims.body_semi_axes_mm),
-            "vertebral_body_height_mm": a.dims.vb_height_mm,
-            "disc_height_mm": a.dims.disc_height_mm,
-            "sector_names": {str(k): v for k, v in SECTOR_NAMES.items()},
-        },
+        "hu": hu,
+        "anatomy": anatomy,
         "geometry": {
             "ct": {"shape": list(ct.shape), "affine_lps_mm": ct.affine.tolist(),
                    "slice_thickness_mm": t, "pixel_spacing_mm": r.ct_pixel_spacing_mm},

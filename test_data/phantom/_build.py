@@ -33,6 +33,7 @@ HU = {
     "air": -1000, "soft_tissue": 40, "csf": 10, "cord": 35, "disc": 80,
     "cancellous": 250, "cortical": 700, "tumour": 45,
 }
+SCLEROTIC_HU = 1100             # blastic GTV bone (kept out of HU: older truth files list HU)
 CORTEX_MM = 1.5
 FINE_STEP_MM = 0.2
 POLYGON_TOLERANCE_MM = 0.05
@@ -179,6 +180,8 @@ def _ct_grid(recipe: PhantomRecipe, anatomy: Anatomy) -> OrientedGrid:
 
 def _ct_volumes(anatomy: Anatomy, grid: OrientedGrid) -> tuple[NDArray[np.int16], NDArray[np.uint8]]:
     """HU (int16) and labels (uint8: 10 x level number + sector) on the CT grid."""
+    if anatomy.tilted:
+        return _ct_volumes_tilted(anatomy, grid)
     r = anatomy.recipe
     x, y = grid.plane_xy()
     body = anatomy.body(x, y) < 0
@@ -197,6 +200,7 @@ def _ct_volumes(anatomy: Anatomy, grid: OrientedGrid) -> tuple[NDArray[np.int16]
     labels = np.zeros(grid.shape, np.uint8)
     bone3 = np.zeros(grid.shape, bool)
     lytic3 = np.zeros(grid.shape, bool)
+    blastic3 = np.zeros(grid.shape, bool)
     for k, z in enumerate(frames):
         plane = np.full(x.shape, HU["air"], np.int16)
         plane[body] = HU["soft_tissue"]
@@ -213,12 +217,72 @@ def _ct_volumes(anatomy: Anatomy, grid: OrientedGrid) -> tuple[NDArray[np.int16]
                 plane[gtv_soft] = HU["tumour"]
                 if r.lytic:
                     lytic3[k] = gtv_bone
+                if r.blastic:
+                    blastic3[k] = gtv_bone
         hu[k] = plane
+    return _finish_bone(grid, hu, labels, bone3, lytic3, blastic3)
+
+
+def _finish_bone(grid: OrientedGrid, hu: NDArray[np.int16], labels: NDArray[np.uint8],
+                 bone3: NDArray[np.bool_], lytic3: NDArray[np.bool_],
+                 blastic3: NDArray[np.bool_]) -> tuple[NDArray[np.int16], NDArray[np.uint8]]:
+    """Cortical shell, then the GTV's bone HU (lytic: tumour, blastic: sclerotic)."""
     spacing = (grid.spacing("z"), grid.spacing("y"), grid.spacing("x"))
     depth = ndimage.distance_transform_edt(bone3, sampling=spacing)
     hu[bone3 & (depth <= CORTEX_MM)] = HU["cortical"]
     hu[lytic3] = HU["tumour"]
+    hu[blastic3] = SCLEROTIC_HU
     return hu, labels
+
+
+def _ct_volumes_tilted(anatomy: Anatomy, grid: OrientedGrid
+                       ) -> tuple[NDArray[np.int16], NDArray[np.uint8]]:
+    """:func:`_ct_volumes` for a tilted spine: fields evaluated in the spine frame per voxel.
+
+    Every voxel centre ``(x, y, z)`` maps to ``(x, v, w)``; the planar fields are taken
+    at ``(x, v)`` and the level, disc and GTV slabs at ``w``.
+    """
+    r = anatomy.recipe
+    x, y = grid.plane_xy()
+    body = anatomy.body(x, y) < 0
+    disc_ranges = anatomy.disc_z_ranges()
+    g_lo, g_hi = anatomy.gtv_z_range
+    treated = r.levels.index(r.treated_level)
+    hu = np.empty(grid.shape, np.int16)
+    labels = np.zeros(grid.shape, np.uint8)
+    bone3 = np.zeros(grid.shape, bool)
+    lytic3 = np.zeros(grid.shape, bool)
+    blastic3 = np.zeros(grid.shape, bool)
+    for k, z in enumerate(grid.frame_z):
+        v, w = anatomy.to_local(y, np.full(y.shape, float(z)))
+        level = anatomy.level_codes_at(w)
+        in_disc = np.zeros(x.shape, bool)
+        for lo, hi in disc_ranges:
+            in_disc |= (w >= lo) & (w < hi)
+        in_disc &= level < 0
+        bone = (anatomy.bone(x, v) < 0) & (level >= 0)
+        sector = np.zeros(x.shape, np.uint8)
+        for s_, f in anatomy.sectors.items():
+            sector[(f(x, v) < 0) & bone] = s_
+        in_gtv = (level == treated) & (w >= g_lo) & (w < g_hi)
+        gtv_bone = (anatomy.gtv_bone(x, v) < 0) & bone & in_gtv
+        gtv_soft = (((anatomy.gtv_epidural(x, v) < 0) | (anatomy.gtv_paraspinal(x, v) < 0))
+                    & (anatomy.bone(x, v) >= 0) & in_gtv)
+        plane = np.full(x.shape, HU["air"], np.int16)
+        plane[body] = HU["soft_tissue"]
+        plane[(anatomy.disc(x, v) < 0) & body & in_disc] = HU["disc"]
+        plane[anatomy.canal(x, v) < 0] = HU["csf"]
+        plane[anatomy.cord(x, v) < 0] = HU["cord"]
+        plane[bone] = HU["cancellous"]
+        plane[gtv_soft] = HU["tumour"]
+        labels[k][bone] = (10 * (level[bone] + 1) + sector[bone]).astype(np.uint8)
+        bone3[k] = bone
+        if r.lytic:
+            lytic3[k] = gtv_bone
+        if r.blastic:
+            blastic3[k] = gtv_bone
+        hu[k] = plane
+    return _finish_bone(grid, hu, labels, bone3, lytic3, blastic3)
 
 
 def _polygon_record(poly_xy: FloatArray, z: float) -> tuple[list[str], FloatArray]:
@@ -262,8 +326,23 @@ def _rois(anatomy: Anatomy, grid: OrientedGrid, fine: FineGrid,
         n_pts = ELLIPSE_POINTS.get(name, ELLIPSE_POINTS["default"])
         poly = ellipse_offset_polygon(*centre, *semi, offset_mm=offset, n_points=n_pts)
         roi.volume_cc_analytic = ellipse_offset_area_mm2(*semi, offset) * length_mm / 1000.0
+        if name == "BODY":
+            for k, z in enumerate(zs):
+                roi.planes[k] = [_polygon_record(poly, float(z))]
+            continue
+        poly = _turned_polygon(poly, r.axial_rotation_deg, yc)
+        if anatomy.tilted:
+            # an oblique cut of a (tilted) elliptic cylinder: stretched in y and shifted
+            roi.volume_cc_analytic /= float(np.cos(np.radians(r.tilt_deg)))
         for k, z in enumerate(zs):
-            roi.planes[k] = [_polygon_record(poly, float(z))]
+            placed = poly
+            if anatomy.tilted:
+                placed = np.column_stack([poly[:, 0], anatomy.from_local_y(poly[:, 1], float(z))])
+            roi.planes[k] = [_polygon_record(placed, float(z))]
+
+    if anatomy.tilted:
+        _tilted_solids(anatomy, grid, fine, sdf_cache, add, prv_name)
+        return rois
 
     cache: dict[str, list[FloatArray]] = {}
 
@@ -322,6 +401,113 @@ def _rois(anatomy: Anatomy, grid: OrientedGrid, fine: FineGrid,
     return rois
 
 
+def _turned_polygon(poly: FloatArray, deg: float, yc: float) -> FloatArray:
+    """``poly`` (N, 2) rotated by ``deg`` counter-clockwise about ``(0, yc)``."""
+    if deg == 0.0:
+        return poly
+    c, s = float(np.cos(np.radians(deg))), float(np.sin(np.radians(deg)))
+    dy = poly[:, 1] - yc
+    return np.column_stack([c * poly[:, 0] - s * dy, s * poly[:, 0] + c * dy + yc])
+
+
+def _rows_at(values: FloatArray, fine: FineGrid, v: FloatArray) -> FloatArray:
+    """A fine-grid sample of the spine frame, read back at spine-frame rows ``v`` (mm).
+
+    A tilt changes only ``y`` into ``v`` (one value per fine-grid row of an axial
+    plane), so linear interpolation between sample rows suffices; rows beyond the grid
+    take its edge values (outside every shape).
+    """
+    rows = np.clip((v - fine.y0_mm) / fine.step_mm, 0.0, fine.n_rows - 1.0)
+    i0 = np.minimum(np.floor(rows).astype(np.int64), fine.n_rows - 2)
+    f = (rows - i0)[:, None]
+    return values[i0] * (1.0 - f) + values[i0 + 1] * f
+
+
+def _tilted_solids(anatomy: Anatomy, grid: OrientedGrid, fine: FineGrid,
+                   sdf_cache: dict[str, FloatArray], add, prv_name: str) -> None:  # type: ignore[no-untyped-def]
+    """Vertebra, GTV, CTV and PTV polygons of a tilted spine, plane by plane.
+
+    Each solid is a spine-frame prism (planar field x ``w`` slab); on an axial plane
+    its field is ``max(planar field at (x, v), slab distance at w)``, whose zero set is
+    the exact cut.  The PTV is the CTV's exact 3D expansion computed in the spine
+    frame (distances survive the rigid tilt): ``hypot(max(d_plane, 0), d_w)``.
+    """
+    r = anatomy.recipe
+    _, y = fine.coordinates()
+    y_rows = y[:, 0]
+    samples: dict[str, FloatArray] = {}
+
+    def sample(key: str, f) -> FloatArray:  # type: ignore[no-untyped-def]
+        if key not in samples:
+            samples[key] = fine.sample(f)
+        return samples[key]
+
+    def slab(w: FloatArray, lo: float, hi: float) -> FloatArray:
+        return np.maximum(lo - w, w - hi)[:, None]
+
+    def polys(values: FloatArray, z: float) -> list[tuple[list[str], FloatArray]]:
+        return [_polygon_record(p, z)
+                for p in fine.polygons(values, tolerance_mm=POLYGON_TOLERANCE_MM)]
+
+    planes_vw = [anatomy.to_local(y_rows, np.full(y_rows.shape, float(z)))
+                 for z in grid.frame_z]
+    for lv in r.levels:
+        roi = add(f"VB_T{int(lv[1:]):02d}" if lv[0] == "T" else f"VB_{lv}", "ORGAN",
+                  (230, 230, 200) if lv != r.treated_level else (255, 200, 150),
+                  f"vertebra {lv} (all six ISRC sectors)")
+        lo, hi = anatomy.vertebra_z_range(lv)
+        for k, (z, (v, w)) in enumerate(zip(grid.frame_z, planes_vw)):
+            cut = slab(w, lo, hi)
+            if cut.min() < 0:
+                found = polys(np.maximum(_rows_at(sample("bone", anatomy.bone), fine, v), cut),
+                              float(z))
+                if found:
+                    roi.planes[k] = found
+
+    gtv = add("GTV", "GTV", (255, 0, 0), "gross tumour volume")
+    g_lo, g_hi = anatomy.gtv_z_range
+    for k, (z, (v, w)) in enumerate(zip(grid.frame_z, planes_vw)):
+        cut = slab(w, g_lo, g_hi)
+        if cut.min() < 0:
+            found = polys(np.maximum(_rows_at(sample("gtv", anatomy.gtv), fine, v), cut),
+                          float(z))
+            if found:
+                gtv.planes[k] = found
+
+    ctv = add("CTV", "CTV", (0, 255, 0), "clinical target volume")
+    zones = anatomy.ctv_zones
+    for k, (z, (v, w)) in enumerate(zip(grid.frame_z, planes_vw)):
+        parts = [np.maximum(_rows_at(sample(zone.key, zone.field), fine, v),
+                            slab(w, zone.z_lo_mm, zone.z_hi_mm))
+                 for zone in zones if np.any(slab(w, zone.z_lo_mm, zone.z_hi_mm) < 0)]
+        if parts:
+            found = polys(np.minimum.reduce(parts), float(z))
+            if found:
+                ctv.planes[k] = found
+
+    margin = r.ptv_margin_mm
+    ptv = add("PTV", "PTV", (255, 0, 255), f"CTV + {margin:g} mm"
+              + (f" minus {prv_name}" if r.ptv_cord_carveout else ""))
+    prv = sample("cord", anatomy.cord) - r.cord_prv_margin_mm
+    for k, (z, (v, w)) in enumerate(zip(grid.frame_z, planes_vw)):
+        parts = []
+        for zone in zones:
+            dz = np.maximum(slab(w, zone.z_lo_mm, zone.z_hi_mm), 0.0)
+            if dz.min() > margin:
+                continue
+            d_plane = _rows_at(_zone_sdf(zone, fine, sdf_cache), fine, v)
+            parts.append(np.where(dz > 0, np.hypot(np.maximum(d_plane, 0.0), dz), d_plane)
+                         - margin)
+        if not parts:
+            continue
+        field_ = np.minimum.reduce(parts)
+        if r.ptv_cord_carveout:
+            field_ = np.maximum(field_, -_rows_at(prv, fine, v))
+        found = polys(field_, float(z))
+        if found:
+            ptv.planes[k] = found
+
+
 def _zone_sdf(zone: Zone, fine: FineGrid, cache: dict[str, FloatArray]) -> FloatArray:
     if zone.key not in cache:
         cache[zone.key] = fine.signed_distance(fine.sample(zone.field) < 0)
@@ -370,22 +556,28 @@ def _dose(anatomy: Anatomy, ct: OrientedGrid, fine: FineGrid,
         scale = float(text)
         cord_int = round(r.cord_max_gy / scale)
         cord_max = cord_int * scale
-        outside = fine.distance_outside(x2, y2)
+        # spine-frame coordinates of the nodes: (1, rows, cols) planes unless tilted
+        xq, vq, wq = x3, y3, z3
+        if anatomy.tilted:
+            vq, wq = anatomy.to_local(np.broadcast_to(y3, grid.shape),
+                                      np.broadcast_to(z3, grid.shape))
+            xq = np.broadcast_to(x3, grid.shape)
+        outside = fine.distance_outside(xq, vq)
         dist = np.full(grid.shape, np.inf)
         for zone in anatomy.ctv_zones:
             sd = _zone_sdf(zone, fine, sdf_cache)
-            d2 = np.maximum(fine.interpolate(sd, x2, y2), 0.0) + outside
-            dz = np.maximum(np.maximum(zone.z_lo_mm - z3, z3 - zone.z_hi_mm), 0.0)
-            dist = np.minimum(dist, np.hypot(d2[None], dz))
+            d2 = np.maximum(fine.interpolate(sd, xq, vq), 0.0) + outside
+            dz = np.maximum(np.maximum(zone.z_lo_mm - wq, wq - zone.z_hi_mm), 0.0)
+            dist = np.minimum(dist, np.hypot(d2, dz))
         beyond = np.maximum(dist - r.ptv_margin_mm, 0.0)
         target = rx * np.exp2(-beyond / SBRT_FALLOFF_HALF_MM)
-        rho = anatomy.cord(x2, y2)
+        rho = anatomy.cord(xq, vq)
         clearance = float(np.hypot(s, s)) + SBRT_CAP_EXTRA_MM
         cap = cord_max + SBRT_CAP_SLOPE_PER_MM * rx * np.maximum(rho - clearance, 0.0)
-        dose = np.minimum(target, cap[None])
+        dose = np.minimum(target, cap)
         ints = np.rint(dose / scale)
-        inside = np.broadcast_to((rho < 0)[None], grid.shape)
-        near = np.broadcast_to((rho < clearance - 0.5)[None], grid.shape)
+        inside = np.broadcast_to(rho < 0, grid.shape)
+        near = np.broadcast_to(rho < clearance - 0.5, grid.shape)
         if ints[inside].max() != cord_int or ints[near].max() > cord_int:
             raise ValueError(
                 f"The cord maximum of {r.cord_max_gy} Gy is not reached inside the cord with "

@@ -11,6 +11,7 @@ __all__ = [
     "CTV_RECIPES",
     "PATIENT_POSITIONS",
     "PRESETS",
+    "REGIONS",
     "PhantomRecipe",
     "consensus_ctv_sectors",
     "level_index",
@@ -23,6 +24,26 @@ CtvRecipe = Literal["consensus", "missing_sector", "extra_sector", "circumferent
                     "epidural_without_disease"]
 CTV_RECIPES: tuple[str, ...] = ("consensus", "missing_sector", "extra_sector", "circumferential",
                                 "epidural_without_disease")
+
+Region = Literal["cervical", "thoracic", "lumbar"]
+REGIONS: tuple[str, ...] = ("cervical", "thoracic", "lumbar")
+# levels and treated level a region gets when the recipe keeps the thoracic defaults
+_REGION_LEVELS: dict[str, tuple[tuple[str, ...], str]] = {
+    "cervical": (("C5", "C6", "C7"), "C6"),
+    "thoracic": (("T9", "T10", "T11"), "T10"),
+    "lumbar": (("L2", "L3", "L4"), "L3"),
+}
+# vertebral body heights (mm), also used by the anatomy
+VB_HEIGHT_MM: dict[str, float] = {"cervical": 14.0, "thoracic": 18.0, "lumbar": 26.0}
+_REGION_LETTER = {"cervical": "C", "thoracic": "T", "lumbar": "L"}
+MAX_TILT_DEG = 15.0
+MAX_AXIAL_ROTATION_DEG = 30.0
+# Fields added after the bundled demo case was made; to_dict() leaves them out at their
+# defaults so that older cases (UIDs come from to_dict()) regenerate byte for byte.
+_LATE_FIELD_DEFAULTS: dict[str, Any] = {
+    "region": "thoracic", "axial_rotation_deg": 0.0, "tilt_deg": 0.0, "blastic": False,
+    "allow_thick_slices": False,
+}
 
 _LEVEL_RE = re.compile(r"^(C|T|L|S)(\d{1,2})$")
 _LEVEL_COUNT = {"C": 7, "T": 12, "L": 5, "S": 5}
@@ -152,6 +173,24 @@ class PhantomRecipe:
     epidural, paraspinal, lytic : bool
         Epidural extension into the canal (never touching the cord), paraspinal soft
         tissue extension, and soft-tissue HU inside the bony GTV.
+    blastic : bool
+        Sclerotic HU inside the bony GTV (excludes ``lytic``).
+    region : {"thoracic", "cervical", "lumbar"}
+        Vertebra dimensions.  Cervical and lumbar recipes must name levels of their
+        region; when ``levels`` and ``treated_level`` keep their thoracic defaults they
+        become C5-C7 (treated C6) or L2-L4 (treated L3).
+    axial_rotation_deg : float
+        Rotation of the spine (vertebrae, canal, cord, GTV, CTV, PTV; not the body
+        outline) about the superior axis through the canal centre, counter-clockwise in
+        x-y: positive turns the vertebral body towards the patient's left.  |value| <= 30.
+    tilt_deg : float
+        Sagittal tilt: the same anatomy rotated about the left-right axis through the
+        treated level's canal centre, positive turning its superior end posteriorly, so
+        that the vertebrae are oblique to the axial CT slices.  |value| <= 15.
+    allow_thick_slices : bool
+        Allow ``ct_slice_thickness_mm`` from 2 mm up to 5 mm.  The SBRT imaging rule
+        (slices below 2 mm) is something contourqa checks, not a limit of the generator;
+        this flag makes a case that breaks it deliberately.
     ctv : str
         ``consensus`` or a planted error: ``missing_sector``, ``extra_sector``,
         ``circumferential``, ``epidural_without_disease``.
@@ -196,6 +235,11 @@ class PhantomRecipe:
     epidural: bool = False
     paraspinal: bool = False
     lytic: bool = False
+    blastic: bool = False
+    region: Region = "thoracic"
+    axial_rotation_deg: float = 0.0
+    tilt_deg: float = 0.0
+    allow_thick_slices: bool = False
     ctv: CtvRecipe = "consensus"
     ctv_sectors: tuple[int, ...] | None = None
     ptv_margin_mm: float = 2.0
@@ -214,7 +258,18 @@ class PhantomRecipe:
         setattr_ = object.__setattr__
         if not re.fullmatch(r"[A-Za-z0-9_\-]{1,32}", self.name):
             raise ValueError('Argument "name" must be 1-32 letters, digits, "_" or "-".')
+        if self.region not in REGIONS:
+            raise ValueError(f'Argument "region" must be one of {REGIONS}.')
+        if (self.region != "thoracic" and tuple(self.levels) == _REGION_LEVELS["thoracic"][0]
+                and self.treated_level == _REGION_LEVELS["thoracic"][1]):
+            setattr_(self, "levels", _REGION_LEVELS[self.region][0])
+            setattr_(self, "treated_level", _REGION_LEVELS[self.region][1])
         levels = tuple(str(v) for v in self.levels)
+        if self.region != "thoracic":
+            letter = _REGION_LETTER[self.region]
+            if any(lv[0] != letter for lv in levels):
+                raise ValueError(f'Argument "levels" must name {self.region} vertebrae '
+                                 f"({letter}...) when region={self.region!r}, got {levels}.")
         for lv in levels:
             level_index(lv)
         if len(set(levels)) != len(levels) or not levels:
@@ -238,10 +293,25 @@ class PhantomRecipe:
                     "prescription_gy", "gtv_height_mm"):
             if not float(getattr(self, key)) > 0:
                 raise ValueError(f'Argument "{key}" must be positive.')
-        if not 0 < self.gtv_height_mm <= 18.0:
-            raise ValueError('Argument "gtv_height_mm" must be within the 18 mm vertebral body.')
-        if self.ct_slice_thickness_mm >= 2.0 + 1e-9:
-            raise ValueError('Argument "ct_slice_thickness_mm" must be below 2 mm (SBRT CT).')
+        vb_height = VB_HEIGHT_MM[self.region]
+        if not 0 < self.gtv_height_mm <= vb_height:
+            raise ValueError(f'Argument "gtv_height_mm" must be within the {vb_height:g} mm '
+                             "vertebral body.")
+        if self.allow_thick_slices:
+            if self.ct_slice_thickness_mm > 5.0 + 1e-9:
+                raise ValueError('Argument "ct_slice_thickness_mm" must be at most 5 mm.')
+        elif self.ct_slice_thickness_mm >= 2.0 + 1e-9:
+            raise ValueError('Argument "ct_slice_thickness_mm" must be below 2 mm (SBRT CT); '
+                             "set allow_thick_slices=True for a deliberately thick-sliced case.")
+        if self.lytic and self.blastic:
+            raise ValueError('Arguments "lytic" and "blastic" exclude each other.')
+        setattr_(self, "axial_rotation_deg", float(self.axial_rotation_deg))
+        setattr_(self, "tilt_deg", float(self.tilt_deg))
+        if abs(self.axial_rotation_deg) > MAX_AXIAL_ROTATION_DEG:
+            raise ValueError(f'Argument "axial_rotation_deg" must be within '
+                             f"+/-{MAX_AXIAL_ROTATION_DEG:g} degrees.")
+        if abs(self.tilt_deg) > MAX_TILT_DEG:
+            raise ValueError(f'Argument "tilt_deg" must be within +/-{MAX_TILT_DEG:g} degrees.')
         if self.ptv_margin_mm < 0 or self.cord_prv_margin_mm < 0:
             raise ValueError("Margins must be >= 0 mm.")
         if self.n_fractions < 1:
@@ -262,8 +332,11 @@ class PhantomRecipe:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping of every field."""
+        """JSON-ready mapping of every field (fields added later only when not default)."""
         out = dataclasses.asdict(self)
+        for k, default in _LATE_FIELD_DEFAULTS.items():
+            if out[k] == default:
+                del out[k]
         for k, v in out.items():
             if isinstance(v, tuple):
                 out[k] = list(v)
@@ -306,4 +379,9 @@ PRESETS: dict[str, PhantomRecipe] = {
     "ffs": PhantomRecipe(name="ffs", patient_position="FFS"),
     "hfp": PhantomRecipe(name="hfp", patient_position="HFP"),
     "dose32": PhantomRecipe(name="dose32", dose_bits=32),
+    "cervical": PhantomRecipe(name="cervical", region="cervical"),
+    "lumbar": PhantomRecipe(name="lumbar", region="lumbar"),
+    "rotated_tilted": PhantomRecipe(name="rotated_tilted", gtv_sectors=(1, 2),
+                                    axial_rotation_deg=15.0, tilt_deg=10.0),
+    "blastic": PhantomRecipe(name="blastic", gtv_body_position="left", blastic=True),
 }

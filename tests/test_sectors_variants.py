@@ -1,0 +1,161 @@
+"""ISRC sector analysis on phantom variants: region sizes, placement, lesion type, slices.
+
+Issue 4 ("Test it against truth") asks for cervical, thoracic and lumbar sizes, the
+spine rotated axially by up to 20 degrees and tilted, lytic and blastic lesions and
+1-3 mm slices.  Unlike ``test_sectors.py``, which rotates contour points after the
+fact, these phantoms are generated rotated / tilted: CT, contours and truth labels
+come from the same placed analytic shapes, so the truth (the recipe's GTV sectors,
+epidural and paraspinal flags) holds by construction.  Every case is one vertebra on
+a 150 x 150 CT to keep the module fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from contourqa.case import Case, load_case
+from contourqa.io.discovery import discover
+from contourqa.sectors import SectorOptions, analyse_sectors
+from contourqa.structures import Role, assign_roles
+from test_data.phantom import PhantomRecipe, generate_case
+
+# name -> recipe; all single-level cases
+RECIPES: dict[str, PhantomRecipe] = {
+    "cervical_body_pedicle_epidural": PhantomRecipe(
+        name="cervical_body_pedicle_epidural", region="cervical", levels=("C6",),
+        treated_level="C6", ct_matrix=150, gtv_sectors=(1, 2), epidural=True),
+    "cervical_spinous": PhantomRecipe(
+        name="cervical_spinous", region="cervical", levels=("C6",), treated_level="C6",
+        ct_matrix=150, gtv_sectors=(4,), lytic=True),
+    "lumbar_body_diffuse": PhantomRecipe(
+        name="lumbar_body_diffuse", region="lumbar", levels=("L3",), treated_level="L3",
+        ct_matrix=150, gtv_body_position="diffuse"),
+    "lumbar_right_lamina_paraspinal": PhantomRecipe(
+        name="lumbar_right_lamina_paraspinal", region="lumbar", levels=("L3",),
+        treated_level="L3", ct_matrix=150, gtv_sectors=(5,), paraspinal=True),
+    "rotated_plus20_body_pedicle_epidural": PhantomRecipe(
+        name="rot_p20", axial_rotation_deg=20.0, gtv_sectors=(1, 2), epidural=True, levels=("T10",), ct_matrix=150),
+    "rotated_minus20_right_lamina_paraspinal": PhantomRecipe(
+        name="rot_m20", axial_rotation_deg=-20.0, gtv_sectors=(5,), paraspinal=True, levels=("T10",), ct_matrix=150),
+    "tilted_plus10_body_pedicle": PhantomRecipe(
+        name="tilt_p10", tilt_deg=10.0, gtv_sectors=(1, 2), levels=("T10",), ct_matrix=150),
+    "tilted_minus10_spinous": PhantomRecipe(
+        name="tilt_m10", tilt_deg=-10.0, gtv_sectors=(4,), levels=("T10",), ct_matrix=150),
+    "rotated_tilted_right_pedicle_epidural": PhantomRecipe(
+        name="rot_tilt", axial_rotation_deg=15.0, tilt_deg=-10.0, gtv_sectors=(6,),
+        epidural=True, levels=("T10",), ct_matrix=150),
+    "blastic_body_left": PhantomRecipe(
+        name="blastic_body_left", blastic=True, gtv_body_position="left", levels=("T10",), ct_matrix=150),
+    "blastic_pedicle_lamina": PhantomRecipe(
+        name="blastic_pedicle_lamina", blastic=True, gtv_sectors=(2, 3), levels=("T10",), ct_matrix=150),
+    "slices_1mm_left_lamina": PhantomRecipe(
+        name="slices_1mm", ct_slice_thickness_mm=1.0, gtv_sectors=(3,), levels=("T10",), ct_matrix=150),
+    "slices_3mm_spinous": PhantomRecipe(
+        name="slices_3mm", ct_slice_thickness_mm=3.0, allow_thick_slices=True,
+        gtv_sectors=(4,), levels=("T10",), ct_matrix=150),
+}
+
+_XFAIL: dict[str, pytest.MarkDecorator] = {}
+# CT-only segmentation: a lytic GTV across the whole 5 mm width of the cervical spinous
+# process leaves no bone there (soft tissue HU, not an enclosed hole that filling can
+# recover), so the segmented vertebra stops short of it and the cut-off tip is separate.
+_XFAIL_CT: dict[str, pytest.MarkDecorator] = {
+    **_XFAIL,
+    "cervical_spinous": pytest.mark.xfail(
+        strict=True,
+        reason="lytic GTV replaces the full width of the cervical spinous process: the "
+               "CT-segmented vertebra excludes it, so that GTV part counts as paraspinal "
+               "(paraspinal True, truth False); sectors {4} are still right"),
+}
+
+
+def _params(xfail: dict[str, pytest.MarkDecorator]) -> list[Any]:
+    return [pytest.param(n, marks=xfail[n]) if n in xfail else n for n in RECIPES]
+
+
+def _load(dicom_dir: Path) -> Case:
+    _, cases = discover(dicom_dir)
+    assert len(cases) == 1
+    return load_case(cases[0])
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, dict[str, Any]]]:
+    root = tmp_path_factory.mktemp("sector_variants")
+    out = {}
+    for name, recipe in RECIPES.items():
+        gen = generate_case(recipe, root / name)
+        out[name] = (_load(gen.dicom_dir), gen.truth)
+    return out
+
+
+def _analyse(case: Case, **options: Any):  # type: ignore[no-untyped-def]
+    assert case.structure_set is not None
+    return analyse_sectors(case, assign_roles(case.structure_set.rois),
+                           options=SectorOptions(**options))
+
+
+def _without(case: Case, *roles: Role) -> Case:
+    original = case.structure_set
+    assert original is not None
+    table = assign_roles(original.rois)
+    drop = {a.roi_number for a in table if a.role in roles}
+    ss = dataclasses.replace(original,
+                             rois=tuple(r for r in original.rois if r.number not in drop))
+    return dataclasses.replace(case, structure_set=ss)
+
+
+def _assert_matches_truth(result: Any, truth: dict[str, Any]) -> Any:
+    assert result.evaluated, result.findings
+    entry = result.entry(truth["treated_level"])
+    assert list(entry.gtv_sectors) == truth["gtv"]["sectors"]
+    assert entry.epidural == truth["gtv"]["epidural"]
+    assert entry.paraspinal == truth["gtv"]["paraspinal"]
+    return entry
+
+
+@pytest.mark.parametrize("name", _params(_XFAIL))
+def test_gtv_sectors_and_flags_equal_truth(variants, name):  # type: ignore[no-untyped-def]
+    case, truth = variants[name]
+    result = _analyse(case)
+    entry = _assert_matches_truth(result, truth)
+    assert list(entry.ctv_sectors) == truth["ctv"]["written_sectors"]
+    if truth["gtv"]["sectors"] == [1]:
+        assert entry.body_laterality == truth["gtv"]["body_position"]
+    elif 1 not in truth["gtv"]["sectors"]:
+        assert entry.body_laterality == "none"
+    assert entry.level_source == "roi_name"
+    # the analysis' own frame sees the generated axial rotation
+    rotation = truth["recipe"].get("axial_rotation_deg", 0.0)
+    assert entry.frame.rotation_deg == pytest.approx(rotation, abs=2.0)
+
+
+@pytest.mark.parametrize("name", _params(_XFAIL_CT))
+def test_vertebra_and_canal_from_ct(variants, name):  # type: ignore[no-untyped-def]
+    case, truth = variants[name]
+    result = _analyse(_without(case, Role.VERTEBRA, Role.SPINAL_CANAL))
+    assert result.canal_source == "ct"
+    entry = _assert_matches_truth(result, truth)
+    assert entry.vertebra_source == "ct"
+
+
+def test_lumbar_levels_take_the_lumbar_arch_thickness(variants):  # type: ignore[no-untyped-def]
+    # The lamina here is 8.5 mm thick: with the thoracic 7 mm arch its outer part reads
+    # as spinous process (GTV sectors {4, 5}); lumbar levels use 9 mm by default.
+    case, truth = variants["lumbar_right_lamina_paraspinal"]
+    _assert_matches_truth(_analyse(case), truth)
+    thoracic = _analyse(case, arch_thickness_lumbar_mm=7.0)
+    (entry,) = [v for v in thoracic.vertebrae if v.gtv_sectors]
+    assert set(entry.gtv_sectors) == {4, 5}
+
+
+def test_blastic_gtv_bone_is_sclerotic(variants):  # type: ignore[no-untyped-def]
+    case, truth = variants["blastic_body_left"]
+    assert truth["gtv"]["blastic"] and truth["hu"]["sclerotic"] == 1100
+    assert case.image is not None
+    assert int(np.max(case.image.pixels)) == 1100
