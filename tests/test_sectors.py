@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from phantom_loading import generate_and_load, load_single_case
 
-from contourqa.case import Case, load_case
-from contourqa.io.discovery import discover
+from contourqa.case import Case
 from contourqa.sectors import SectorOptions, analyse_sectors
 from contourqa.structures import Role, assign_roles
-from test_data.phantom import PRESETS, PhantomRecipe, generate_case
+from test_data.phantom import PRESETS, PhantomRecipe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,20 +44,9 @@ RECIPES: dict[str, PhantomRecipe] = {
 }
 
 
-def _load(dicom_dir: Path) -> Case:
-    _, cases = discover(dicom_dir)
-    assert len(cases) == 1
-    return load_case(cases[0])
-
-
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, dict[str, Any]]]:
-    root = tmp_path_factory.mktemp("sector_phantoms")
-    out = {}
-    for name, recipe in RECIPES.items():
-        gen = generate_case(recipe, root / name)
-        out[name] = (_load(gen.dicom_dir), gen.truth)
-    return out
+    return generate_and_load(RECIPES, tmp_path_factory.mktemp("sector_phantoms"))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +54,7 @@ def demo() -> tuple[Case, dict[str, Any]]:
     import json
 
     truth = json.loads((REPO / "test_data/demo_case/truth/truth.json").read_text("utf-8"))
-    return _load(REPO / "test_data/demo_case/dicom"), truth
+    return load_single_case(REPO / "test_data/demo_case/dicom"), truth
 
 
 def _analyse(case: Case, **options: Any):  # type: ignore[no-untyped-def]

@@ -12,17 +12,16 @@ a 150 x 150 CT to keep the module fast.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from contourqa.case import Case, load_case
-from contourqa.io.discovery import discover
+from contourqa.case import Case
+from phantom_loading import generate_and_load
 from contourqa.sectors import SectorOptions, analyse_sectors
 from contourqa.structures import Role, assign_roles
-from test_data.phantom import PhantomRecipe, generate_case
+from test_data.phantom import PhantomRecipe
 
 # name -> recipe; all single-level cases
 RECIPES: dict[str, PhantomRecipe] = {
@@ -78,20 +77,9 @@ def _params(xfail: dict[str, pytest.MarkDecorator]) -> list[Any]:
     return [pytest.param(n, marks=xfail[n]) if n in xfail else n for n in RECIPES]
 
 
-def _load(dicom_dir: Path) -> Case:
-    _, cases = discover(dicom_dir)
-    assert len(cases) == 1
-    return load_case(cases[0])
-
-
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, dict[str, Any]]]:
-    root = tmp_path_factory.mktemp("sector_variants")
-    out = {}
-    for name, recipe in RECIPES.items():
-        gen = generate_case(recipe, root / name)
-        out[name] = (_load(gen.dicom_dir), gen.truth)
-    return out
+    return generate_and_load(RECIPES, tmp_path_factory.mktemp("sector_variants"))
 
 
 def _analyse(case: Case, **options: Any):  # type: ignore[no-untyped-def]
