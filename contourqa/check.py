@@ -142,6 +142,13 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         checks += list(result.problems)
         timings["dvh"] = time.perf_counter() - t0
     elif case.structure_set is not None and case.dose is None:
+        from contourqa.dvh import structure_volumes_cc
+
+        try:
+            volumes = structure_volumes_cc(case.structure_set)
+        except (ContourQAError, ValueError) as exc:
+            checks.append(Finding(code="dvh.volume_failed", status=Status.NOT_EVALUATED,
+                                  message=f"ROI volumes could not be computed: {exc}"))
         checks.append(Finding(
             code="dvh.no_dose", status=Status.NOT_EVALUATED,
             message="No usable dose grid: DVH metrics and dose checks are not evaluated."))

@@ -90,3 +90,19 @@ def test_vcf_flag_uses_the_sector_analysis(demo):
     assert 0 < t10["gtv_sector_pct"]["1"] < 40
     assert "vertebral body involved" not in vcf.message.split("Not known:")[-1]
     assert vcf.value == pytest.approx(truth["prescription_gy"] / truth["n_fractions"])
+
+
+def test_volumes_without_a_dose(tmp_path, demo):
+    # A contouring review without RT Dose still reports every ROI's volume, with the
+    # same slab model as the DVH.
+    import shutil
+
+    truth, _, _ = demo
+    for f in (DEMO / "dicom").iterdir():
+        if f.name != truth["files"]["rtdose"]:
+            shutil.copy(f, tmp_path / f.name)
+    (report,) = check(tmp_path).reports
+    assert report.dvh == {}
+    vols = {s.name: s.volume_cc for s in report.structures}
+    for name, t in truth["rois"].items():
+        assert vols[name] == pytest.approx(t["volume_cc"], rel=0.005), name

@@ -22,9 +22,10 @@ from contourqa.dvh.metrics import DEFAULT_METRICS, DVHMetric, MetricKind
 from contourqa.dvh.options import DVHOptions
 from contourqa.dvh.reconcile import Reconciliation, reconcile
 from contourqa.dvh.report import DVHReport, dvh_report
+from contourqa.dvh.volume import structure_volumes_cc
 
 __all__ = [
     "DEFAULT_METRICS", "DVH", "DVHMetric", "DVHOptions", "DVHReport", "MetricKind",
     "Reconciliation", "compute_dvh", "compute_dvhs", "compute_dvhs_with_bands", "dvh_report",
-    "metric_band", "reconcile",
+    "metric_band", "reconcile", "structure_volumes_cc",
 ]
