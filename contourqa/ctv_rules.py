@@ -263,6 +263,21 @@ def _gtv_rois(ctx: RuleContext) -> tuple[list[ROI], list[ROI]]:
     return [r for r in gtvs if r.number not in pre_numbers], named
 
 
+def _outside_findings(ctx: RuleContext, code: str, inner: Sequence[ROI], outer: ROI,
+                      params: Mapping[str, Any], *, what: str, note: str | None) -> list[Finding]:
+    """One finding per ``inner`` ROI: its volume more than ``tolerance_mm`` outside
+    ``outer`` fails from ``min_outside_cc``."""
+    tol, limit = float(params["tolerance_mm"]), float(params["min_outside_cc"])
+    out = []
+    for roi in inner:
+        cc, pct, _ = _outside(ctx, roi, outer, tol)
+        msg = (f"{cc:.3f} cc ({pct:.1f}%) of {what}{roi.name} lies more than {tol:g} mm "
+               f"outside {outer.name}" + (f" ({note})" if note else "") + ".")
+        out.append(_f(code, Status.FAIL if cc >= limit else Status.PASS, msg, params,
+                      structure=roi.name, value=round(cc, 4), limit=limit, unit="cc"))
+    return out
+
+
 def check_gtv_not_covered(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
     """``ctv.gtv_not_covered``: GTV volume outside the CTV (beyond a voxel tolerance)."""
     code = "ctv.gtv_not_covered"
@@ -272,15 +287,7 @@ def check_gtv_not_covered(ctx: RuleContext, params: Mapping[str, Any]) -> list[F
         return _ne(code, f"Not evaluated: {note}.", params)
     if not gtvs:
         return _ne(code, "Not evaluated: no non-empty GTV ROI.", params, structure=ctv.name)
-    tol, limit = float(params["tolerance_mm"]), float(params["min_outside_cc"])
-    out = []
-    for gtv in gtvs:
-        cc, pct, _ = _outside(ctx, gtv, ctv, tol)
-        msg = (f"{cc:.3f} cc ({pct:.1f}%) of {gtv.name} lies more than {tol:g} mm outside "
-               f"{ctv.name}" + (f" ({note})" if note else ""))
-        out.append(_f(code, Status.FAIL if cc >= limit else Status.PASS, msg + ".", params,
-                      structure=gtv.name, value=round(cc, 4), limit=limit, unit="cc"))
-    return out
+    return _outside_findings(ctx, code, gtvs, ctv, params, what="", note=note)
 
 
 def _canal_roi(ctx: RuleContext) -> ROI | None:
@@ -564,15 +571,7 @@ def check_preop_extent(ctx: RuleContext, params: Mapping[str, Any]) -> list[Find
         return _ne(code, "Not evaluated: no pre-operative GTV ROI (a GTV whose name matches "
                    f"{params['preop_name_pattern']!r}); registered pre-operative images are not "
                    "used by this version.", params, structure=ctv.name)
-    tol, limit = float(params["tolerance_mm"]), float(params["min_outside_cc"])
-    out = []
-    for r in pre:
-        cc, pct, _ = _outside(ctx, r, ctv, tol)
-        out.append(_f(code, Status.FAIL if cc >= limit else Status.PASS,
-                      f"{cc:.3f} cc ({pct:.1f}%) of the pre-operative {r.name} lies outside "
-                      f"{ctv.name} (tolerance {tol:g} mm).", params, structure=r.name,
-                      value=round(cc, 4), limit=limit, unit="cc"))
-    return out
+    return _outside_findings(ctx, code, pre, ctv, params, what="the pre-operative ", note=note)
 
 
 def check_hardware_in_ctv(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
