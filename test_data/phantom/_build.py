@@ -451,28 +451,23 @@ def _tilted_solids(anatomy: Anatomy, grid: OrientedGrid, fine: FineGrid,
 
     planes_vw = [anatomy.to_local(y_rows, np.full(y_rows.shape, float(z)))
                  for z in grid.frame_z]
+
+    def fill_slab(roi, key: str, field, lo: float, hi: float) -> None:  # type: ignore[no-untyped-def]
+        """Contours of ``field`` cut to the slab ``lo <= w <= hi`` on every CT plane."""
+        for k, (z, (v, w)) in enumerate(zip(grid.frame_z, planes_vw)):
+            cut = slab(w, lo, hi)
+            if cut.min() < 0:
+                found = polys(np.maximum(_rows_at(sample(key, field), fine, v), cut), float(z))
+                if found:
+                    roi.planes[k] = found
     for lv in r.levels:
         roi = add(f"VB_T{int(lv[1:]):02d}" if lv[0] == "T" else f"VB_{lv}", "ORGAN",
                   (230, 230, 200) if lv != r.treated_level else (255, 200, 150),
                   f"vertebra {lv} (all six ISRC sectors)")
-        lo, hi = anatomy.vertebra_z_range(lv)
-        for k, (z, (v, w)) in enumerate(zip(grid.frame_z, planes_vw)):
-            cut = slab(w, lo, hi)
-            if cut.min() < 0:
-                found = polys(np.maximum(_rows_at(sample("bone", anatomy.bone), fine, v), cut),
-                              float(z))
-                if found:
-                    roi.planes[k] = found
+        fill_slab(roi, "bone", anatomy.bone, *anatomy.vertebra_z_range(lv))
 
     gtv = add("GTV", "GTV", (255, 0, 0), "gross tumour volume")
-    g_lo, g_hi = anatomy.gtv_z_range
-    for k, (z, (v, w)) in enumerate(zip(grid.frame_z, planes_vw)):
-        cut = slab(w, g_lo, g_hi)
-        if cut.min() < 0:
-            found = polys(np.maximum(_rows_at(sample("gtv", anatomy.gtv), fine, v), cut),
-                          float(z))
-            if found:
-                gtv.planes[k] = found
+    fill_slab(gtv, "gtv", anatomy.gtv, *anatomy.gtv_z_range)
 
     ctv = add("CTV", "CTV", (0, 255, 0), "clinical target volume")
     zones = anatomy.ctv_zones
