@@ -183,21 +183,13 @@ def contour_planes(roi: ROI, geometry: VolumeGeometry) -> list[ContourPlane]:
 
 def scanline_samples(polygons: list[tuple[int, NDArray[np.float64]]], n: int
                      ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """Samples inside polygons by an even-odd scanline, batched over planes.
-
-    Parameters
-    ----------
-    polygons : list of (plane id, ndarray of shape (M, 2) of (j, i))
-        Polygons with the id of the plane they lie on; those of one plane combine
-        even-odd.
-    n : int
-        Samples per index unit.
+    """Samples inside polygons: :func:`scanline_runs` expanded to one entry per sample.
 
     Returns
     -------
     plane, q, p : ndarray of shape (N,), int64
-        Plane id, row and column sub-index of every sample inside.  A sample is inside
-        when its centre is; rows use the half-open rule, so shared vertices count once.
+        Plane id, row and column sub-index of every sample inside (same rules as
+        :func:`scanline_runs`).
     """
     return _expand_runs(*scanline_runs(polygons, n))
 
