@@ -18,8 +18,10 @@ from contourqa.dvh.occupancy import (
     build_model,
     check_geometry,
     contour_planes,
+    median,
 )
 from contourqa.dvh.options import DVHOptions
+from contourqa.dvh.parallel import map_forked
 from contourqa.errors import MetricError
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
@@ -160,6 +162,7 @@ class _DoseSampler:
         self.geometry: VolumeGeometry = dose.geometry
         self.shape = dose.dose_gy.shape
         self.flat = np.ascontiguousarray(dose.dose_gy, dtype=np.float64).ravel()
+        self._bounds: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
 
     def plane(self, kk: NDArray[np.int64], j: NDArray[np.float64], i: NDArray[np.float64]
               ) -> NDArray[np.float64]:
@@ -233,6 +236,34 @@ class _DoseSampler:
         d0 = slices[rows[0], t0]
         d1 = slices[rows[0], t0 + 1]
         return d0 + fk[rows] * (d1 - d0)
+
+    def cell_bounds(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Lowest and highest of the 8 corner doses of every dose cell, flattened over
+        cells ``(k0, j0, i0)`` with ``k0 < S - 1`` etc.: trilinear doses inside a cell
+        lie between them.  Computed once per run."""
+        if self._bounds is None:
+            d: NDArray[np.float64] = self.flat.reshape(self.shape)  # type: ignore[assignment]
+            lo = hi = d[:-1, :-1, :-1]
+            for sk, sj, si in ((0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1)):
+                corner = d[sk:d.shape[0] - 1 + sk, sj:d.shape[1] - 1 + sj, si:d.shape[2] - 1 + si]
+                lo = np.minimum(lo, corner)
+                hi = np.maximum(hi, corner)
+            self._bounds = (lo.ravel(), hi.ravel())
+        return self._bounds
+
+    def may_exceed(self, ji: NDArray[np.float64], ks: NDArray[np.float64], vmin: float,
+                   vmax: float) -> NDArray[np.bool_]:
+        """Which points ``(ks[v, c], ji[v])`` may have a trilinear dose below ``vmin`` or
+        above ``vmax`` (per ``v``): those whose dose cell's corner range reaches beyond.
+        Points outside the grid are kept (:meth:`vertex_doses` leaves them out)."""
+        S, R, C = self.shape
+        lo, hi = self.cell_bounds()
+        j0 = np.clip(ji[:, 0], 0.0, R - 1).astype(np.int64).clip(max=R - 2)
+        i0 = np.clip(ji[:, 1], 0.0, C - 1).astype(np.int64).clip(max=C - 2)
+        k0 = np.clip(ks, 0.0, S - 1).astype(np.int64).clip(max=S - 2)
+        cell = (k0 * (R - 1) + j0[:, None]) * (C - 1) + i0[:, None]
+        out = ((lo[cell] < vmin) | (hi[cell] > vmax)).any(axis=1)
+        return out
 
     def inside(self, kji: NDArray[np.float64]) -> NDArray[np.bool_]:
         upper = np.asarray(self.shape, dtype=np.float64) - 1 + _EDGE_TOL
@@ -343,7 +374,7 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     i = np.clip(i[keep], 0.0, C - 1.0)
     lo_s, hi_s = lo_c[keep], hi_c[keep]
     f = np.minimum(np.floor(lo_s), S - 2).astype(np.int64)
-    npc = np.ceil(hi_s - 1e-12).astype(np.int64) - f
+    npc = np.maximum(np.ceil(hi_s - 1e-12).astype(np.int64) - f, 1)  # dose slabs crossed
     # in-plane bilinear weights and gather offsets, shared by every dose slice
     j0 = np.minimum(j.astype(np.int64), R - 2)
     i0 = np.minimum(i.astype(np.int64), C - 2)
@@ -370,38 +401,46 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     # Piece t of a segment spans the node pair (node_start + t, node_start + t + 1): every
     # consecutive pair of nodes but the one straddling two segments.  Within its dose
     # slab a piece covers the fractions [fa, fb]: [0, 1] but for a segment's end pieces.
-    n_pairs = max(len(node_d) - 1, 0)
-    fa = np.zeros(n_pairs)
-    fb = np.ones(n_pairs)
-    last = node_start + npc - 1
-    fa[node_start] = lo_s - f
-    fb[last] = np.minimum(hi_s - (f + npc - 1), 1.0)
-    valid = np.ones(n_pairs, dtype=bool)
-    valid[(node_start + npc)[:-1]] = False  # the pair from a segment's last node to the next's first
-    valid &= fb > fa
-    d0, g0 = node_d[:-1][valid], node_g[:-1][valid]
-    d1, g1 = node_d[1:][valid], node_g[1:][valid]
-    fa, fb = fa[valid], fb[valid]
-    dd = d1 - d0
-    da = d0 + fa * dd
-    db = d0 + fb * dd
+    n_pieces = int(npc.sum())
+    piece_start = np.cumsum(npc) - npc
+    first = node_start - piece_start  # node of piece 0 minus its piece index, per segment
+    pa = np.arange(n_pieces) + np.repeat(first, npc)
+    fa = np.zeros(n_pieces)
+    fb = np.ones(n_pieces)
+    fa[piece_start] = lo_s - f
+    fb[piece_start + npc - 1] = np.minimum(hi_s - (f + npc - 1), 1.0)
+    d0, g0 = node_d[pa], node_g[pa]
+    pa += 1
+    dd = node_d[pa] - d0
+    dg = node_g[pa] - g0
     # Each sample stands for its sub-cell: spread its dose over a uniform width with
     # the variance of the dose over the cell (linear in k along the piece, linear
     # in-plane across the cell); exact when the dose varies along one axis only.
     h2 = 1.0 / (model.n * model.n)  # squared sample pitch, index units
-    tm = 0.5 * (fa + fb)
-    grad2 = np.maximum(g0 + tm * (g1 - g0), 0.0)
-    mid = 0.5 * (da + db)
-    half = 0.5 * np.sqrt((db - da) ** 2 + h2 * grad2)
+    width = fb - fa
+    tm = fa + 0.5 * width
+    mid = d0 + tm * dd
+    grad2 = g0 + tm * dg
+    np.maximum(grad2, 0.0, out=grad2)
+    grad2 *= h2
+    span = width * dd
+    half = np.sqrt(span * span + grad2)
+    half *= 0.5
     lo = mid - half
     hi = mid + half
-    w = (fb - fa) * (area * voxel_cc)
-    ext_lo = [float(np.minimum(da, db).min())] if len(da) else []
-    ext_hi = [float(np.maximum(da, db).max())] if len(da) else []
+    w = width * (area * voxel_cc)
+    da = d0 + fa * dd  # the piece's own end doses
+    db = d0 + fb * dd
+    ext_lo = [float(np.minimum(da, db).min())] if n_pieces else []
+    ext_hi = [float(np.maximum(da, db).max())] if n_pieces else []
 
     vmin = float(min(ext_lo)) if ext_lo else math.nan
     vmax = float(max(ext_hi)) if ext_hi else math.nan
-    vd = sampler.vertex_doses(model.vertex_ji, model.vertex_k)
+    vji, vk = model.vertex_ji, model.vertex_k
+    if len(vji) and not math.isnan(vmin):  # only vertices that may move the extremes
+        sel = sampler.may_exceed(vji, vk, vmin, vmax)
+        vji, vk = vji[sel], vk[sel]
+    vd = sampler.vertex_doses(vji, vk)
     if len(vd):
         vmin = float(vd.min()) if math.isnan(vmin) else min(vmin, float(vd.min()))
         vmax = float(vd.max()) if math.isnan(vmax) else max(vmax, float(vd.max()))
@@ -448,7 +487,7 @@ def _wants_interpolation(planes: list[ContourPlane], geometry: VolumeGeometry,
     if options.shape_interpolation == "off" or len(planes) < 2:
         return False
     ks = np.array([p.k for p in planes])
-    slab = float(np.sum([p.area_index for p in planes]) * np.median(np.diff(ks)))
+    slab = float(np.sum([p.area_index for p in planes]) * median(np.diff(ks)))
     return slab * geometry.voxel_volume_cc < options.interpolation_max_cc
 
 
@@ -523,16 +562,27 @@ def compute_dvh(roi: ROI, dose: DoseGrid, *, options: DVHOptions = DEFAULT_OPTIO
     return _compute(roi, _DoseSampler(dose), options)
 
 
-def compute_dvhs(rois: Iterable[ROI], dose: DoseGrid, *, options: DVHOptions = DEFAULT_OPTIONS
-                 ) -> dict[str, DVH]:
-    """DVHs of several ROIs, sharing the dose lookup; keyed by ROI name (first wins)."""
+def _unique_by_cost(rois: Iterable[ROI]) -> tuple[list[ROI], list[ROI]]:
+    """ROIs keyed by name (first wins), and the same ROIs costliest first (by their
+    number of contour points), the order in which workers take them."""
+    unique = list({r.name: r for r in reversed(list(rois))}.values())[::-1]
+    by_cost = sorted(unique, key=lambda r: -sum(len(c.points_mm) for c in r.contours))
+    return unique, by_cost
+
+
+def compute_dvhs(rois: Iterable[ROI], dose: DoseGrid, *, options: DVHOptions = DEFAULT_OPTIONS,
+                 workers: int = 1) -> dict[str, DVH]:
+    """DVHs of several ROIs, sharing the dose lookup; keyed by ROI name (first wins).
+
+    ``workers`` processes share the ROIs (:mod:`contourqa.dvh.parallel`); the result
+    does not depend on it.
+    """
     check_geometry(dose.geometry)
     sampler = _DoseSampler(dose)
-    out: dict[str, DVH] = {}
-    for roi in rois:
-        if roi.name not in out:
-            out[roi.name] = _compute(roi, sampler, options)
-    return out
+    unique, by_cost = _unique_by_cost(rois)
+    done = map_forked(lambda roi: _compute(roi, sampler, options), by_cost, workers=workers)
+    by_name = {d.roi_name: d for d in done}
+    return {r.name: by_name[r.name] for r in unique}
 
 
 # -- uncertainty ---------------------------------------------------------------------
@@ -592,26 +642,25 @@ def _bands(dvhs: list[DVH], metrics: Iterable[DVHMetric | str], prescription_gy:
 def compute_dvhs_with_bands(rois: Iterable[ROI], dose: DoseGrid, metrics: Iterable[DVHMetric | str],
                             *, options: DVHOptions = DEFAULT_OPTIONS,
                             prescription_gy: float | None = None,
-                            variants: Iterable[str] = BAND_VARIANTS
+                            variants: Iterable[str] = BAND_VARIANTS, workers: int = 1
                             ) -> tuple[dict[str, DVH], dict[str, dict[str, tuple[float, float]]]]:
-    """Nominal DVHs and the band of every metric for several ROIs."""
+    """Nominal DVHs and the band of every metric for several ROIs (``workers``: as in
+    :func:`compute_dvhs`)."""
     check_geometry(dose.geometry)
     sampler = _DoseSampler(dose)
     metrics = [DVHMetric.parse(m) for m in metrics]
     all_variants = _variants(options)
     variants = list(variants)
-    dvhs: dict[str, DVH] = {}
-    bands: dict[str, dict[str, tuple[float, float]]] = {}
-    for roi in rois:
-        if roi.name in dvhs:
-            continue
+
+    def one(roi: ROI) -> tuple[DVH, dict[str, tuple[float, float]]]:
         nominal = _compute(roi, sampler, options)
-        dvhs[roi.name] = nominal
         if nominal.volume_in_dose_cc <= 0:
-            bands[roi.name] = {}
-            continue
+            return nominal, {}
         others = [_compute(roi, sampler, all_variants[v]) for v in variants]
-        bands[roi.name] = _bands([nominal, *others], metrics, prescription_gy)
-    return dvhs, bands
+        return nominal, _bands([nominal, *others], metrics, prescription_gy)
+
+    unique, by_cost = _unique_by_cost(rois)
+    done = {d.roi_name: (d, b) for d, b in map_forked(one, by_cost, workers=workers)}
+    return ({r.name: done[r.name][0] for r in unique}, {r.name: done[r.name][1] for r in unique})
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contourqa.dvh.engine import DVH
+from contourqa.dvh.occupancy import median
 from contourqa.errors import MetricError
 from contourqa.io.rtdose import PlanningSystemDVH
 
@@ -123,7 +124,7 @@ def reconcile(dvh: DVH, tps: PlanningSystemDVH) -> Reconciliation:
         comps.append(MetricComparison(m, ours, theirs, ours - theirs, "cc" if m == "volume" else "Gy"))
     causes: list[str] = []
     by = {c.metric: c for c in comps}
-    bin_w = float(np.median(np.diff(curve.edges))) if len(curve.edges) > 1 else 0.0
+    bin_w = median(np.diff(curve.edges)) if len(curve.edges) > 1 else 0.0
     vol = by.get("volume")
     if vol is not None and vol.planning_system > 0:
         rel = vol.difference / vol.planning_system

@@ -67,8 +67,8 @@ def dvh_report(structure_set: StructureSet, dose: DoseGrid, *,
                roi_names: Iterable[str] | None = None,
                metrics: Iterable[DVHMetric | str] = DEFAULT_METRICS,
                options: DVHOptions = DEFAULT_OPTIONS, prescription_gy: float | None = None,
-               uncertainty: bool = False, reconcile_with_planning_system: bool = True
-               ) -> DVHReport:
+               uncertainty: bool = False, reconcile_with_planning_system: bool = True,
+               workers: int = 1) -> DVHReport:
     """Evaluate DVH metrics for ROIs of a structure set.
 
     Parameters
@@ -87,6 +87,8 @@ def dvh_report(structure_set: StructureSet, dose: DoseGrid, *,
         Also compute each metric's discretisation band (about 3x the time).
     reconcile_with_planning_system : bool
         Compare with the RTDOSE's DVHSequence where it has the ROI.
+    workers : int
+        Processes sharing the ROIs (forked; results do not depend on it).
     """
     requested = list(metrics)
     parsed = [(m if isinstance(m, str) else str(m), DVHMetric.parse(m)) for m in requested]
@@ -96,9 +98,9 @@ def dvh_report(structure_set: StructureSet, dose: DoseGrid, *,
         rois = [structure_set.roi(n) for n in roi_names]
     if uncertainty:
         dvhs, bands_all = compute_dvhs_with_bands(rois, dose, [p for _, p in parsed], options=options,
-                                                  prescription_gy=prescription_gy)
+                                                  prescription_gy=prescription_gy, workers=workers)
     else:
-        dvhs, bands_all = compute_dvhs(rois, dose, options=options), {}
+        dvhs, bands_all = compute_dvhs(rois, dose, options=options, workers=workers), {}
     values: dict[str, dict[str, float | None]] = {}
     bands: dict[str, dict[str, tuple[float, float]]] = {}
     missing: dict[str, dict[str, str]] = {}

@@ -5,15 +5,19 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset
 
 from contourqa.errors import DoseUnitsError, GeometryError, UnsupportedDicomError, DicomReadError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.io.rawdicom import RawDataset, read_raw
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 __all__ = ["DoseGrid", "PlanningSystemDVH", "read_dose", "sum_doses"]
 
@@ -72,7 +76,7 @@ class DoseGrid:
         return float(self.dose_gy.max())
 
 
-def _dvh_sequence(ds: Dataset, path: Path,
+def _dvh_sequence(ds: Dataset | RawDataset, path: Path,
                   problems: list[Finding]) -> tuple[PlanningSystemDVH, ...]:
     out = []
     inconsistent: list[int] = []
@@ -113,7 +117,7 @@ def _dvh_sequence(ds: Dataset, path: Path,
     return tuple(out)
 
 
-def _slice_positions(ds: Dataset, path: Path, n_frames: int) -> NDArray[np.float64]:
+def _slice_positions(ds: Dataset | RawDataset, path: Path, n_frames: int) -> NDArray[np.float64]:
     """Frame offsets (mm) along the slice normal, relative to ImagePositionPatient."""
     raw = ds.get("GridFrameOffsetVector", None)
     if raw is None or len(raw) == 0:
@@ -158,13 +162,18 @@ def read_dose(path: str | Path, *, prescription_gy: float | None = None,
         Frame offsets that are not uniform or cannot be interpreted.
     """
     path = Path(path)
+    if dataset is None:
+        try:  # a conformant file is walked from its bytes, without pydicom
+            return _read_dose(path, read_raw(path), prescription_gy=prescription_gy)
+        except Exception:  # noqa: S110 - pydicom's path reads it, or words the error
+            pass
     with malformed_values_named(path):
-        return _read_dose(path, prescription_gy=prescription_gy, dataset=dataset)
+        ds = dataset if dataset is not None else read_dataset(path)
+        return _read_dose(path, ds, prescription_gy=prescription_gy)
 
 
-def _read_dose(path: Path, *, prescription_gy: float | None = None,
-              dataset: Dataset | None = None) -> DoseGrid:
-    ds = dataset if dataset is not None else read_dataset(path)
+def _read_dose(path: Path, ds: Dataset | RawDataset, *,
+               prescription_gy: float | None = None) -> DoseGrid:
     if uid_of(ds, "SOPClassUID") != RTDOSE_SOP_CLASS and ds.get("Modality") != "RTDOSE":
         raise UnsupportedDicomError(f"{path}: not an RT Dose object (Modality {ds.get('Modality')!r}).")
     if "PixelData" not in ds:

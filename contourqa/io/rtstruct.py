@@ -12,25 +12,27 @@ import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.tag import Tag
 
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, input_problem
-from contourqa.io._read import (
+from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.io.rawdicom import (
+    RawDataset,
     RawFallback,
     RawValue,
+    is_implicit_vr,
     items_of,
-    malformed_values_named,
     raw_items,
     raw_text,
-    read_dataset,
-    uid_of,
+    read_raw,
 )
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 __all__ = ["ContourType", "Contour", "ROI", "StructureSet", "read_structure_set"]
 
@@ -152,14 +154,15 @@ class StructureSet:
                        f"ROIs are: {', '.join(r.name for r in self.rois)}")
 
 
-_CONTOUR_DATA = Tag(0x3006, 0x0050)
 _CONTOUR_DATA_TAG = 0x30060050
 
 
 def _contour_values(item: Dataset) -> NDArray[np.float64] | None:
     """ContourData as float64, parsed from the raw bytes when pydicom has not decoded
     it yet (decoding each value into a DSfloat costs ~20x more on large sets)."""
-    raw = item._dict.get(_CONTOUR_DATA)
+    from pydicom.dataelem import RawDataElement  # item is a pydicom Dataset
+
+    raw = item._dict.get(_CONTOUR_DATA_TAG)  # type: ignore[call-overload]
     if raw is None:
         return None
     if isinstance(raw, RawDataElement) and isinstance(raw.value, bytes):
@@ -210,9 +213,9 @@ def _raw_uid(item: dict[int, RawValue], tag: int) -> str | None:
     return (text.strip() or None) if text is not None else None
 
 
-def _references_raw(ds: Dataset) -> tuple[list[str], list[str], list[str]]:
+def _references_raw(ds: Dataset | RawDataset) -> tuple[list[str], list[str], list[str]]:
     """:func:`_references` from the undecoded bytes (raises RawFallback)."""
-    implicit = _is_implicit(ds, _REF_FOR_SEQ)
+    implicit = is_implicit_vr(ds, _REF_FOR_SEQ)
     frame_uids: list[str] = []
     series_uids: list[str] = []
     image_uids: list[str] = []
@@ -227,11 +230,6 @@ def _references_raw(ds: Dataset) -> tuple[list[str], list[str], list[str]]:
                     if (u := _raw_uid(img, _REF_SOP_UID)):
                         image_uids.append(u)
     return frame_uids, series_uids, image_uids
-
-
-def _is_implicit(ds: Dataset, tag: int) -> bool:
-    elem = ds._dict.get(tag)  # type: ignore[call-overload]
-    return bool(getattr(elem, "is_implicit_VR", True))
 
 
 def _contours(item: Dataset, name: str, path: Path) -> tuple[list[Contour], list[Finding]]:
@@ -264,10 +262,10 @@ def _not_triplets(name: str, size: int, path: Path) -> Finding:
                          "not a multiple of 3; contour ignored.", path, structure=name)
 
 
-def _contours_raw(item: Dataset, name: str, path: Path) -> tuple[list[Contour], list[Finding]]:
+def _contours_raw(item: Dataset | RawDataset, name: str, path: Path) -> tuple[list[Contour], list[Finding]]:
     """:func:`_contours` from the undecoded bytes (raises RawFallback, also for
     non-numeric ContourData, whose finding pydicom's decoding words)."""
-    implicit = _is_implicit(item, _CONTOUR_SEQ)
+    implicit = is_implicit_vr(item, _CONTOUR_SEQ)
     contours: list[Contour] = []
     problems: list[Finding] = []
     for c in raw_items(item, _CONTOUR_SEQ):
@@ -305,6 +303,11 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> S
         The file is DICOM but not an RT Structure Set.
     """
     path = Path(path)
+    if dataset is None:
+        try:  # a conformant file is walked from its bytes, without pydicom
+            return _read(path, read_raw(path))
+        except Exception:  # noqa: S110 - pydicom's path reads it, or words the error
+            pass
     # pydicom decodes elements lazily and warns on non-conformant values; this reader
     # decodes what it uses under one filter (problems it cares about become findings).
     with warnings.catch_warnings(), malformed_values_named(path):
@@ -313,7 +316,7 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> S
         return _read(path, ds)
 
 
-def _read(path: Path, ds: Dataset) -> StructureSet:
+def _read(path: Path, ds: Dataset | RawDataset) -> StructureSet:
     if uid_of(ds, "SOPClassUID") != RTSTRUCT_SOP_CLASS and ds.get("Modality") != "RTSTRUCT":
         raise UnsupportedDicomError(f"{path}: not an RT Structure Set (Modality {ds.get('Modality')!r}).")
     problems: list[Finding] = []
@@ -321,6 +324,8 @@ def _read(path: Path, ds: Dataset) -> StructureSet:
     try:
         frame_uids, series_uids, image_uids = _references_raw(ds)
     except RawFallback:
+        if isinstance(ds, RawDataset):
+            raise
         frame_uids, series_uids, image_uids = _references(ds)
 
     roi_for: dict[int, str | None] = {}
@@ -346,6 +351,8 @@ def _read(path: Path, ds: Dataset) -> StructureSet:
         try:
             contours, found = _contours_raw(item, name, path)
         except RawFallback:
+            if isinstance(ds, RawDataset):
+                raise
             contours, found = _contours(item, name, path)
         problems.extend(found)
         contours_of[number] = (tuple(contours), rgb)

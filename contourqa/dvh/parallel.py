@@ -1,0 +1,93 @@
+"""Sharing the ROIs of one DVH run between forked worker processes.
+
+Every ROI's DVH is independent of the others, so the ROIs of a plan are handed out
+one at a time to ``workers`` processes: this one and ``workers - 1`` children forked
+from it, which inherit the dose grid and the contours without copying them.  The
+work queue is a pipe holding the item indices, 4 bytes each; reading 4 bytes from a
+pipe is atomic, so every item is taken by exactly one process, and a slow item does
+not hold the others back.  Children send their results back pickled through a
+second pipe.
+
+Results never depend on the number of workers.  Where a child fails (an exception,
+a crash, a result that does not unpickle), this process computes that child's items
+itself, so an error surfaces here, as it would in a sequential run.  Without
+``os.fork`` (Windows) the run is sequential.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+__all__ = ["default_workers", "map_forked"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_INDEX = struct.Struct("<I")
+_MAX_QUEUED = 8000  # indices that fit in a pipe's buffer (64 KiB) before anyone reads
+
+
+def default_workers() -> int:
+    """Processes a DVH run uses by default: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def map_forked(func: Callable[[T], R], items: Sequence[T], *, workers: int = 1) -> list[R]:
+    """``[func(x) for x in items]``, computed by up to ``workers`` processes.
+
+    Items are taken in order, so put the costly ones first.  ``func``'s results must
+    pickle.  An exception raised by ``func`` propagates from this process.
+    """
+    n_children = min(workers, len(items)) - 1
+    if n_children <= 0 or not hasattr(os, "fork") or len(items) > _MAX_QUEUED:
+        return [func(x) for x in items]
+    queue_r, queue_w = os.pipe()
+    os.write(queue_w, b"".join(_INDEX.pack(i) for i in range(len(items))))
+    os.close(queue_w)
+    children: list[tuple[int, int]] = []
+    for _ in range(n_children):
+        result_r, result_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: take items until the queue is empty, send the results
+            os.close(result_r)
+            code = 0
+            try:
+                done = {i: func(items[i]) for i in _taken(queue_r)}
+                payload = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException:  # the parent redoes this child's share
+                payload, code = b"", 1
+            try:
+                with os.fdopen(result_w, "wb") as out:
+                    out.write(payload)
+            finally:
+                os._exit(code)
+        os.close(result_w)
+        children.append((pid, result_r))
+    results: dict[int, R] = {}
+    try:
+        for i in _taken(queue_r):
+            results[i] = func(items[i])
+    finally:
+        os.close(queue_r)
+        for pid, result_r in children:
+            with os.fdopen(result_r, "rb") as inp:
+                payload = inp.read()
+            os.waitpid(pid, 0)
+            try:
+                results.update(pickle.loads(payload))
+            except Exception:  # noqa: S110 - a failed child's items are redone below
+                pass
+    return [results[i] if i in results else func(items[i]) for i in range(len(items))]
+
+
+def _taken(queue_r: int) -> Iterator[int]:
+    """Claim items from the queue one at a time, until it is empty."""
+    while len(raw := os.read(queue_r, _INDEX.size)) == _INDEX.size:
+        yield _INDEX.unpack(raw)[0]

@@ -1,0 +1,70 @@
+"""Forked DVH workers: the same results as one process, whatever happens to a child."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from datapaths import REPO
+from phantom_loading import load_single_case
+
+from contourqa.dvh import compute_dvhs, dvh_report
+from contourqa.dvh.parallel import default_workers, map_forked
+
+PARENT = os.getpid()
+
+
+def _square_or_die(x: int) -> int:
+    if x == 3 and os.getpid() != PARENT:
+        os._exit(7)  # a child crashing on one item: the parent computes it instead
+    return x * x
+
+
+def _fails_on_five(x: int) -> int:
+    if x == 5:
+        raise ValueError("five")
+    return x
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def test_results_keep_the_order_of_the_items() -> None:
+    assert map_forked(lambda x: x * x, list(range(50)), workers=2) == [x * x for x in range(50)]
+    assert map_forked(lambda x: x, [], workers=2) == []
+
+
+def test_work_is_shared_between_processes() -> None:
+    pids = set(map_forked(lambda x: (os.sched_yield(), sum(range(200_000)), _pid(x))[2],
+                          list(range(40)), workers=2))
+    assert PARENT in pids
+    assert len(pids) == 2
+
+
+def test_a_crashed_childs_items_are_computed_here() -> None:
+    assert map_forked(_square_or_die, list(range(10)), workers=2) == [x * x for x in range(10)]
+
+
+def test_an_exception_surfaces_in_the_caller() -> None:
+    with pytest.raises(ValueError, match="five"):
+        map_forked(_fails_on_five, list(range(10)), workers=2)
+
+
+def test_default_workers_is_the_usable_cpus() -> None:
+    assert default_workers() == len(os.sched_getaffinity(0))
+
+
+def test_dvhs_do_not_depend_on_the_number_of_workers() -> None:
+    case = load_single_case(REPO / "test_data" / "demo_case" / "dicom")
+    one = compute_dvhs(case.structure_set.rois, case.dose, workers=1)
+    two = compute_dvhs(case.structure_set.rois, case.dose, workers=2)
+    assert list(one) == list(two) == list(dict.fromkeys(r.name for r in case.structure_set.rois))
+    for name, d in one.items():
+        np.testing.assert_array_equal(d.cumulative_cc, two[name].cumulative_cc)
+        assert (d.min_gy, d.max_gy, d.mean_gy, d.volume_cc) == \
+            (two[name].min_gy, two[name].max_gy, two[name].mean_gy, two[name].volume_cc)
+    a = dvh_report(case.structure_set, case.dose, uncertainty=True, workers=1)
+    b = dvh_report(case.structure_set, case.dose, uncertainty=True, workers=2)
+    assert a.values == b.values and a.bands == b.bands
