@@ -162,7 +162,8 @@ class _DoseSampler:
         self.geometry: VolumeGeometry = dose.geometry
         self.shape = dose.dose_gy.shape
         self.flat = np.ascontiguousarray(dose.dose_gy, dtype=np.float64).ravel()
-        self._bounds: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+        self._bounds: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+                            NDArray[np.float64]] | None = None
 
     def plane(self, kk: NDArray[np.int64], j: NDArray[np.float64], i: NDArray[np.float64]
               ) -> NDArray[np.float64]:
@@ -237,10 +238,12 @@ class _DoseSampler:
         d1 = slices[rows[0], t0 + 1]
         return d0 + fk[rows] * (d1 - d0)
 
-    def cell_bounds(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def cell_bounds(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+                                   NDArray[np.float64]]:
         """Lowest and highest of the 8 corner doses of every dose cell, flattened over
-        cells ``(k0, j0, i0)`` with ``k0 < S - 1`` etc.: trilinear doses inside a cell
-        lie between them.  Computed once per run."""
+        cells ``(k0, j0, i0)`` with ``k0 < S - 1`` etc. (trilinear doses inside a cell
+        lie between them), then the same over each column of cells ``(j0, i0)``.
+        Computed once per run."""
         if self._bounds is None:
             d: NDArray[np.float64] = self.flat.reshape(self.shape)  # type: ignore[assignment]
             lo = hi = d[:-1, :-1, :-1]
@@ -248,21 +251,26 @@ class _DoseSampler:
                 corner = d[sk:d.shape[0] - 1 + sk, sj:d.shape[1] - 1 + sj, si:d.shape[2] - 1 + si]
                 lo = np.minimum(lo, corner)
                 hi = np.maximum(hi, corner)
-            self._bounds = (lo.ravel(), hi.ravel())
+            self._bounds = (lo.ravel(), hi.ravel(), lo.min(axis=0).ravel(), hi.max(axis=0).ravel())
         return self._bounds
 
     def may_exceed(self, ji: NDArray[np.float64], ks: NDArray[np.float64], vmin: float,
                    vmax: float) -> NDArray[np.bool_]:
         """Which points ``(ks[v, c], ji[v])`` may have a trilinear dose below ``vmin`` or
-        above ``vmax`` (per ``v``): those whose dose cell's corner range reaches beyond.
-        Points outside the grid are kept (:meth:`vertex_doses` leaves them out)."""
+        above ``vmax`` (per ``v``): those whose dose cell's corner range reaches beyond
+        (tested first on the cell's whole column).  Points outside the grid are kept
+        (:meth:`vertex_doses` leaves them out)."""
         S, R, C = self.shape
-        lo, hi = self.cell_bounds()
+        lo, hi, col_lo, col_hi = self.cell_bounds()
         j0 = np.clip(ji[:, 0], 0.0, R - 1).astype(np.int64).clip(max=R - 2)
         i0 = np.clip(ji[:, 1], 0.0, C - 1).astype(np.int64).clip(max=C - 2)
-        k0 = np.clip(ks, 0.0, S - 1).astype(np.int64).clip(max=S - 2)
-        cell = (k0 * (R - 1) + j0[:, None]) * (C - 1) + i0[:, None]
-        out = ((lo[cell] < vmin) | (hi[cell] > vmax)).any(axis=1)
+        col = j0 * (C - 1) + i0
+        out = (col_lo[col] < vmin) | (col_hi[col] > vmax)
+        cand = np.flatnonzero(out)
+        if len(cand):
+            k0 = np.clip(ks[cand], 0.0, S - 1).astype(np.int64).clip(max=S - 2)
+            cell = k0 * ((R - 1) * (C - 1)) + col[cand, None]
+            out[cand] = ((lo[cell] < vmin) | (hi[cell] > vmax)).any(axis=1)
         return out
 
     def inside(self, kji: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -385,10 +393,12 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     # segment ("nodes"); piece t of a segment spans nodes t and t + 1.
     n_nodes = npc + 1
     node_start = np.cumsum(n_nodes) - n_nodes
-    seg = np.repeat(np.arange(len(f)), n_nodes)
-    kk = f[seg] + (np.arange(int(n_nodes.sum())) - node_start[seg])
-    idx = (kk * R + j0[seg]) * C + i0[seg]
-    fi_n, fj_n = fi[seg], fj[seg]
+    # gather offset of node t of a segment: its first node's, plus t slices
+    idx = np.arange(int(n_nodes.sum()), dtype=np.int64)
+    idx -= np.repeat(node_start, n_nodes)
+    idx *= R * C
+    idx += np.repeat((f * R + j0) * C + i0, n_nodes)
+    fi_n, fj_n = np.repeat(fi, n_nodes), np.repeat(fj, n_nodes)
     na, nb = flat[idx], flat[idx + 1]
     nc, nd = flat[idx + C], flat[idx + C + 1]
     ba = nb - na
@@ -405,37 +415,49 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     piece_start = np.cumsum(npc) - npc
     first = node_start - piece_start  # node of piece 0 minus its piece index, per segment
     pa = np.arange(n_pieces) + np.repeat(first, npc)
-    fa = np.zeros(n_pieces)
-    fb = np.ones(n_pieces)
-    fa[piece_start] = lo_s - f
-    fb[piece_start + npc - 1] = np.minimum(hi_s - (f + npc - 1), 1.0)
     d0, g0 = node_d[pa], node_g[pa]
     pa += 1
-    dd = node_d[pa] - d0
-    dg = node_g[pa] - g0
+    d1, g1 = node_d[pa], node_g[pa]
     # Each sample stands for its sub-cell: spread its dose over a uniform width with
     # the variance of the dose over the cell (linear in k along the piece, linear
     # in-plane across the cell); exact when the dose varies along one axis only.
+    # Whole pieces (fa = 0, fb = 1) first, then the segments' end pieces.
     h2 = 1.0 / (model.n * model.n)  # squared sample pitch, index units
+    cell_cc = area * voxel_cc
+    mid = d0 + d1
+    mid *= 0.5
+    span = d1 - d0
+    grad2 = g0 + g1
+    grad2 *= 0.5 * h2
+    w = np.full(n_pieces, cell_cc)
+    last = piece_start + npc - 1
+    fb_last = np.minimum(hi_s - (f + npc - 1), 1.0)
+    more = npc > 1
+    e = np.concatenate([piece_start, last[more]])  # end pieces, each once
+    fa = np.concatenate([lo_s - f, np.zeros(int(more.sum()))])
+    fb = np.concatenate([np.where(more, 1.0, fb_last), fb_last[more]])
+    dd_e, g0_e = span[e], g0[e]
     width = fb - fa
     tm = fa + 0.5 * width
-    mid = d0 + tm * dd
-    grad2 = g0 + tm * dg
-    np.maximum(grad2, 0.0, out=grad2)
-    grad2 *= h2
-    span = width * dd
-    half = np.sqrt(span * span + grad2)
+    mid[e] = d0[e] + tm * dd_e
+    grad2[e] = np.maximum(g0_e + tm * (g1[e] - g0_e), 0.0) * h2
+    span[e] = width * dd_e
+    w[e] = width * cell_cc
+    half = span * span
+    half += grad2
+    np.sqrt(half, out=half)
     half *= 0.5
     lo = mid - half
     hi = mid + half
-    w = width * (area * voxel_cc)
-    da = d0 + fa * dd  # the piece's own end doses
-    db = d0 + fb * dd
-    ext_lo = [float(np.minimum(da, db).min())] if n_pieces else []
-    ext_hi = [float(np.maximum(da, db).max())] if n_pieces else []
-
-    vmin = float(min(ext_lo)) if ext_lo else math.nan
-    vmax = float(max(ext_hi)) if ext_hi else math.nan
+    # Extremes over the segments (the dose is linear between nodes): the nodes inside
+    # each segment and its two end points.
+    vmin = vmax = math.nan
+    if n_pieces:
+        inner = np.ones(len(node_d), dtype=bool)
+        inner[node_start] = False
+        inner[node_start + npc] = False
+        ends = np.concatenate([node_d[inner], d0[e] + fa * dd_e, d0[e] + fb * dd_e])
+        vmin, vmax = float(ends.min()), float(ends.max())
     vji, vk = model.vertex_ji, model.vertex_k
     if len(vji) and not math.isnan(vmin):  # only vertices that may move the extremes
         sel = sampler.may_exceed(vji, vk, vmin, vmax)
@@ -464,7 +486,12 @@ def _histogram(pc: _Pieces, bin_width: float, top_gy: float
     c = np.where(ramp, pc.w / np.where(ramp, spread, 1.0), 0.0)
 
     def idx(t: NDArray[np.float64]) -> NDArray[np.int64]:
-        return np.clip(np.floor(t / bin_width).astype(np.int64) + 1, 0, n_edges - 1)
+        """Edge index ``floor(t / bin_width) + 1`` clipped to the edges (the clip first
+        makes every value non-negative, where truncation is the floor)."""
+        u = t * (1.0 / bin_width)
+        u += 1.0
+        np.clip(u, 0.0, n_edges - 1.0, out=u)
+        return u.astype(np.int64)
 
     i_lo, i_hi = idx(pc.lo), idx(pc.hi)
     s1 = np.bincount(i_lo, weights=c, minlength=n_edges) - np.bincount(i_hi, weights=c, minlength=n_edges)
