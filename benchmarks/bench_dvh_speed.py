@@ -4,8 +4,9 @@ Each engine runs in a fresh subprocess (imports, reading and every ROI's DVH), t
 wall-clock with its peak resident memory (GNU ``/usr/bin/time -f %M``; for Plastimatch
 the larger of its two steps):
 
-* contourqa: the CLI, ``contourqa dvh --structures RS --dose RD --json -`` (single
-  process), and the library call it makes, ``dvh_report`` with default options;
+* contourqa: the CLI, ``contourqa dvh --structures RS --dose RD --json -`` (the ROIs
+  shared by one forked process per usable core) and with ``--jobs 1``; the library
+  call ``dvh_report`` with default options (one process);
 * dicompyler-core 0.5.6 ``get_dvh`` per ROI, defaults (and ``--peer-interpolation``:
   0.25 mm in-plane and 2 segments between planes, ~400 s);
 * Plastimatch ``convert`` (rasterise the structure set on the dose grid) then ``dvh``.
@@ -74,27 +75,57 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
     return wall, rss_kb / 1024.0, proc.stdout.strip()
 
 
-def best_of(n: int, cmd: list[str]) -> dict[str, float | str]:
-    runs = [run(cmd) for _ in range(n)]
+def summary(runs: list[tuple[float, float, str]]) -> dict[str, float | str]:
     wall = min(r[0] for r in runs)
-    return {"seconds": round(wall, 3), "seconds_all": [round(r[0], 3) for r in runs],
+    return {"seconds": round(wall, 3), "seconds_median": round(sorted(r[0] for r in runs)[len(runs) // 2], 3),
+            "seconds_all": [round(r[0], 3) for r in runs],
             "peak_rss_mb": round(max(r[1] for r in runs), 1), "output": runs[0][2][-200:]}
+
+
+def best_of(n: int, cmd: list[str]) -> dict[str, float | str]:
+    return summary([run(cmd) for _ in range(n)])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--peer-interpolation", action="store_true")
     args = ap.parse_args()
     rs = str(next(PLAN.glob("RS*")))
     rd = str(next(PLAN.glob("RD*")))
+    # An installed package carries its bytecode; an editable checkout may not (and
+    # PYTHONDONTWRITEBYTECODE keeps it so): compile it, as pip does on install.
+    import contourqa
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(contourqa.__file__).parent)],
+                   check=True, capture_output=True)
     report: dict[str, object] = {"machine": machine(), "plan": str(PLAN.name),
                                  "load_average_start": os.getloadavg()[0]}
     py = sys.executable
     cli = shutil.which("contourqa") or str(Path(py).parent / "contourqa")
-    report["contourqa_cli"] = best_of(args.repeat, [cli, "dvh", "--structures", rs, "--dose", rd,
-                                                    "--json", "-"])
-    report["contourqa"] = best_of(args.repeat, [py, "-c", CONTOURQA % "False", rs, rd])
+    engines: dict[str, list[str]] = {
+        "contourqa_cli": [cli, "dvh", "--structures", rs, "--dose", rd, "--json", "-"],
+        "contourqa_cli_one_process": [cli, "dvh", "--structures", rs, "--dose", rd, "--json", "-",
+                                      "--jobs", "1"],
+    }
+    exe = shutil.which("plastimatch")
+    tmp = tempfile.TemporaryDirectory()
+    if exe:
+        engines["plastimatch"] = ["bash", "-c", (
+            f"set -e; {exe} convert --input '{rs}' --fixed '{rd}' --output-ss-img {tmp.name}/ss.nrrd "
+            f"--output-ss-list {tmp.name}/ss.txt >/dev/null; {exe} dvh --input-ss-img {tmp.name}/ss.nrrd "
+            f"--input-ss-list {tmp.name}/ss.txt --input-dose '{rd}' --output-csv {tmp.name}/dvh.csv "
+            f">/dev/null; wc -l < {tmp.name}/dvh.csv")]
+    else:
+        report["plastimatch"] = "not installed"
+    # Rounds: each engine once per round, so that a change of load hits all alike.
+    runs: dict[str, list[tuple[float, float, str]]] = {k: [] for k in engines}
+    for _ in range(args.repeat):
+        for name, cmd in engines.items():
+            runs[name].append(run(cmd))
+    for name in engines:
+        report[name] = summary(runs[name])
+    tmp.cleanup()
+    report["contourqa_library"] = best_of(args.repeat, [py, "-c", CONTOURQA % "False", rs, rd])
     report["contourqa_with_uncertainty"] = best_of(1, [py, "-c", CONTOURQA % "True", rs, rd])
     # the same breakdown in-process (best of --repeat, fresh objects each time): where the
     # time goes.  Import is measured in a fresh interpreter.
@@ -103,48 +134,53 @@ def main() -> None:
                     "print(time.perf_counter() - t)")
     imports = [float(run([py, "-c", timed_import])[2]) for _ in range(args.repeat)]
     from contourqa.dvh import dvh_report
+    from contourqa.dvh.parallel import default_workers
     from contourqa.io.rtdose import read_dose
     from contourqa.io.rtstruct import read_structure_set
-    reads, dvhs = [], []
+    reads, dvhs, dvhs_one = [], [], []
     for _ in range(args.repeat):
         t1 = time.perf_counter()
         ss, dose = read_structure_set(rs), read_dose(rd)
         t2 = time.perf_counter()
-        dvh_report(ss, dose)
+        dvh_report(ss, dose, workers=default_workers())
         t3 = time.perf_counter()
+        dvh_report(ss, dose, workers=1)
+        t4 = time.perf_counter()
         reads.append(t2 - t1)
         dvhs.append(t3 - t2)
+        dvhs_one.append(t4 - t3)
     report["contourqa_breakdown_s"] = {"import": round(min(imports), 3),
                                        "read_dicom": round(min(reads), 3),
-                                       "dvh_all_rois": round(min(dvhs), 3)}
+                                       f"dvh_all_rois_{default_workers()}_processes": round(min(dvhs), 3),
+                                       "dvh_all_rois_1_process": round(min(dvhs_one), 3)}
     report["dicompyler_core_defaults"] = best_of(1, [py, "-c", DICOMPYLER, rs, rd, "0"])
     if args.peer_interpolation:
         report["dicompyler_core_interpolation"] = best_of(1, [py, "-c", DICOMPYLER, rs, rd, "1"])
-    exe = shutil.which("plastimatch")
-    if exe:
-        with tempfile.TemporaryDirectory() as tmp:
-            script = (f"set -e; {exe} convert --input '{rs}' --fixed '{rd}' --output-ss-img {tmp}/ss.nrrd "
-                      f"--output-ss-list {tmp}/ss.txt >/dev/null; {exe} dvh --input-ss-img {tmp}/ss.nrrd "
-                      f"--input-ss-list {tmp}/ss.txt --input-dose '{rd}' --output-csv {tmp}/dvh.csv "
-                      f">/dev/null; wc -l < {tmp}/dvh.csv")
-            report["plastimatch"] = best_of(args.repeat, ["bash", "-c", script])
-    else:
-        report["plastimatch"] = "not installed"
+    report["load_average_end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "dvh_speed.json").write_text(json.dumps(report, indent=1))
     lines = ["# Whole-plan DVH speed (brain SRS, 3 mm dose grid, all ROIs)", "",
-             f"machine: {report['machine']}", "", "| engine | wall s (best) | peak RSS MB |",
-             "|---|---|---|"]
-    report["load_average_end"] = os.getloadavg()[0]
-    for k in ("contourqa_cli", "contourqa", "contourqa_with_uncertainty", "plastimatch",
-              "dicompyler_core_defaults", "dicompyler_core_interpolation"):
+             f"machine: {report['machine']}", "",
+             "| engine | wall s (best) | wall s (median) | peak RSS MB |", "|---|---|---|---|"]
+    for k in ("contourqa_cli", "contourqa_cli_one_process", "plastimatch", "contourqa_library",
+              "contourqa_with_uncertainty", "dicompyler_core_defaults",
+              "dicompyler_core_interpolation"):
         r = report.get(k)
         if isinstance(r, dict):
-            lines.append(f"| {k} | {r['seconds']} | {r['peak_rss_mb']} |")
-    lines += ["", ("Best of several runs (contourqa and Plastimatch: --repeat each; dicompyler-core "
-                   "and the uncertainty run: one); every engine single-process.  contourqa_cli is "
-                   "`contourqa dvh --structures RS --dose RD --json -`; contourqa is the library "
-                   "call it makes (`dvh_report`) in `python -c`."),
+            lines.append(f"| {k} | {r['seconds']} | {r['seconds_median']} | {r['peak_rss_mb']} |")
+    ratio = None
+    if isinstance(report.get("plastimatch"), dict):
+        cq, pm = report["contourqa_cli"], report["plastimatch"]
+        ratio = round(cq["seconds"] / pm["seconds"], 3)  # type: ignore[index]
+        report["ratio_contourqa_cli_to_plastimatch"] = ratio
+        (RESULTS / "dvh_speed.json").write_text(json.dumps(report, indent=1))
+    lines += ["", f"Ratio contourqa_cli / plastimatch (best of each): {ratio}", "",
+              ("contourqa_cli is `contourqa dvh --structures RS --dose RD --json -`, which shares "
+               "the ROIs between forked processes, one per usable core (`--jobs`, default all); "
+               "contourqa_cli_one_process adds `--jobs 1`.  Plastimatch is `convert` then `dvh` "
+               "(single-threaded).  The three run in rounds, each once per round, "
+               f"{args.repeat} rounds; contourqa_library is `dvh_report` in `python -c` "
+               "(one process); dicompyler-core and the uncertainty run: one run each."),
               (f"1-minute load average at start/end: {report['load_average_start']:.2f} / "
                f"{report['load_average_end']:.2f} (2 cores; other sessions may be running)."),
               "", (f"contourqa in-process breakdown (s, best of {args.repeat}): "

@@ -483,7 +483,11 @@ def _histogram(pc: _Pieces, bin_width: float, top_gy: float
         return edges.astype(np.float64), np.zeros(n_edges)
     spread = pc.hi - pc.lo
     ramp = spread > 1e-9 * max(1.0, top_gy)
-    c = np.where(ramp, pc.w / np.where(ramp, spread, 1.0), 0.0)
+    all_ramps = bool(ramp.all())
+    if all_ramps:
+        c = pc.w / spread
+    else:
+        c = np.where(ramp, pc.w / np.where(ramp, spread, 1.0), 0.0)
 
     def idx(t: NDArray[np.float64]) -> NDArray[np.int64]:
         """Edge index ``floor(t / bin_width) + 1`` clipped to the edges (the clip first
@@ -497,8 +501,9 @@ def _histogram(pc: _Pieces, bin_width: float, top_gy: float
     s1 = np.bincount(i_lo, weights=c, minlength=n_edges) - np.bincount(i_hi, weights=c, minlength=n_edges)
     s2 = (np.bincount(i_lo, weights=c * pc.lo, minlength=n_edges)
           - np.bincount(i_hi, weights=c * pc.hi, minlength=n_edges))
-    step = np.bincount(i_lo, weights=np.where(ramp, 0.0, pc.w), minlength=n_edges)
-    below = edges * np.cumsum(s1) - np.cumsum(s2) + np.cumsum(step)
+    below = edges * np.cumsum(s1) - np.cumsum(s2)
+    if not all_ramps:
+        below += np.cumsum(np.bincount(i_lo, weights=np.where(ramp, 0.0, pc.w), minlength=n_edges))
     total = float(pc.w.sum())
     cum = np.clip(total - below, 0.0, total)
     cum[0] = total if edges[0] <= pc.lo.min() else cum[0]
@@ -589,12 +594,17 @@ def compute_dvh(roi: ROI, dose: DoseGrid, *, options: DVHOptions = DEFAULT_OPTIO
     return _compute(roi, _DoseSampler(dose), options)
 
 
-def _unique_by_cost(rois: Iterable[ROI]) -> tuple[list[ROI], list[ROI]]:
-    """ROIs keyed by name (first wins), and the same ROIs costliest first (by their
-    number of contour points), the order in which workers take them."""
+def _unique_by_cost(rois: Iterable[ROI], options: DVHOptions) -> tuple[list[ROI], list[ROI]]:
+    """ROIs keyed by name (first wins), and the same ROIs costliest first, the order in
+    which workers take them.  The cost estimate: in-plane samples (about
+    ``samples_per_plane`` a contour, at most ``max_samples``) plus contour points."""
     unique = list({r.name: r for r in reversed(list(rois))}.values())[::-1]
-    by_cost = sorted(unique, key=lambda r: -sum(len(c.points_mm) for c in r.contours))
-    return unique, by_cost
+
+    def cost(r: ROI) -> int:
+        return min(len(r.contours) * options.samples_per_plane, options.max_samples) + \
+            sum(len(c.points_mm) for c in r.contours)
+
+    return unique, sorted(unique, key=lambda r: -cost(r))
 
 
 def compute_dvhs(rois: Iterable[ROI], dose: DoseGrid, *, options: DVHOptions = DEFAULT_OPTIONS,
@@ -606,7 +616,9 @@ def compute_dvhs(rois: Iterable[ROI], dose: DoseGrid, *, options: DVHOptions = D
     """
     check_geometry(dose.geometry)
     sampler = _DoseSampler(dose)
-    unique, by_cost = _unique_by_cost(rois)
+    unique, by_cost = _unique_by_cost(rois, options)
+    if workers > 1:
+        sampler.cell_bounds()  # once, before the workers fork
     done = map_forked(lambda roi: _compute(roi, sampler, options), by_cost, workers=workers)
     by_name = {d.roi_name: d for d in done}
     return {r.name: by_name[r.name] for r in unique}
@@ -686,7 +698,9 @@ def compute_dvhs_with_bands(rois: Iterable[ROI], dose: DoseGrid, metrics: Iterab
         others = [_compute(roi, sampler, all_variants[v]) for v in variants]
         return nominal, _bands([nominal, *others], metrics, prescription_gy)
 
-    unique, by_cost = _unique_by_cost(rois)
+    unique, by_cost = _unique_by_cost(rois, options)
+    if workers > 1:
+        sampler.cell_bounds()
     done = {d.roi_name: (d, b) for d, b in map_forked(one, by_cost, workers=workers)}
     return ({r.name: done[r.name][0] for r in unique}, {r.name: done[r.name][1] for r in unique})
 

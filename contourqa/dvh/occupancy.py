@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -52,18 +51,20 @@ class ContourPlane:
 
     k: float
     polygons: tuple[NDArray[np.float64], ...]
+    area_index: float = -1.0
+    """Sum of the polygons' absolute areas in index units squared (an estimate: exact
+    when polygons neither overlap nor nest); computed when not given."""
 
-    @cached_property
-    def area_index(self) -> float:
-        """Sum of the polygons' absolute areas in index units squared (an estimate:
-        exact when polygons neither overlap nor nest)."""
-        total = 0.0
-        for p in self.polygons:
-            y, x = p[:, 0], p[:, 1]
-            twice = float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:])) + \
-                float(x[-1] * y[0] - y[-1] * x[0])
-            total += abs(twice) / 2.0
-        return total
+    def __post_init__(self) -> None:
+        if self.area_index < 0:
+            object.__setattr__(self, "area_index", float(np.sum(np.abs(
+                [_twice_area(p) for p in self.polygons]))) / 2.0)
+
+
+def _twice_area(p: NDArray[np.float64]) -> float:
+    """Twice the signed area of one polygon (shoelace)."""
+    y, x = p[:, 0], p[:, 1]
+    return float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:])) + float(x[-1] * y[0] - y[-1] * x[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,10 +176,17 @@ def contour_planes(roi: ROI, geometry: VolumeGeometry) -> list[ContourPlane]:
     k_sum = np.bincount(member_of, weights=np.add.reduceat(kji[:, 0], starts), minlength=len(groups))
     k_mean = k_sum / np.bincount(member_of, weights=sizes, minlength=len(groups))
     ji = np.ascontiguousarray(kji[:, 1:])
+    # shoelace of every contour at once: the next vertex wraps within each contour
+    nxt = np.arange(1, len(ji) + 1)
+    nxt[starts + sizes - 1] = starts
+    cross = ji[:, 1] * ji[nxt, 0] - ji[:, 0] * ji[nxt, 1]
+    area = np.bincount(member_of, weights=np.abs(np.add.reduceat(cross, starts)) / 2.0,
+                       minlength=len(groups))
     polys: list[list[NDArray[np.float64]]] = [[] for _ in groups]
     for g, a, n in zip(member_of.tolist(), starts.tolist(), sizes.tolist()):
         polys[g].append(ji[a:a + n])
-    out = [ContourPlane(k=float(k), polygons=tuple(p)) for k, p in zip(k_mean, polys)]
+    out = [ContourPlane(k=float(k), polygons=tuple(p), area_index=float(a_))
+           for k, p, a_ in zip(k_mean, polys, area)]
     out.sort(key=lambda c: c.k)
     return out
 
