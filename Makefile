@@ -9,6 +9,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m compileall -q contourqa >/dev/null  # bytecode, as a regular install has
 	touch $@
 
 # DICOM peers and validators used by tests (dciodvfy, plastimatch, dcmtk).
