@@ -3,17 +3,24 @@
 The references are TotalSegmentator model outputs (``../shared/data/
 totalsegmentator_examples``, README.txt there), not manual truth.  Thresholds are
 what the CT segmentation reaches today (``benchmarks/results/sectors_real_ct.md``)
-less a margin of about 0.03, not the issue's target of 0.85 for every vertebra:
+less a margin of about 0.03; the issue's target of 0.85 for every vertebra is met
+only by L4 and L3:
 
-* 3 mm CT, no canal hint: L4 0.88, L3 0.84, T12 0.82 are separated at their discs;
-  S1, L5, L2 and L1 (0.39-0.65) are not yet (a disc missed or one found inside a
-  body), so only a floor of 0.35 is asserted for them.
-* 20-slice DICOM CT (T11/T12): the T11/T12 disc is not found, one vertebra holds
-  both (T12 0.54).
+* 3 mm CT, no canal hint: every disc from L5/S1 (tilted about 45 degrees) to
+  T12/L1 is found and fitted; L5 0.84, L4 0.92, L3 0.90, L2 0.82, L1 0.80,
+  T12 0.83.  What is left is mostly the posterior elements (part of the L1 arch is
+  flooded from L2) and bone the reference leaves out (rib heads, osteophytes).
+  S1 reaches 0.43 only: the reference S1 is the top of the sacrum, whereas the
+  segmented S1 holds the whole sacrum below it (no S1/S2 cut).
+* 20-slice DICOM CT (T11/T12): the T11/T12 disc is found, so T12 and T11 are two
+  vertebrae (T12 0.61, T11 0.30).  The ceiling is low: the reference leaves holes
+  in the bodies and the column holds the contrast-filled aorta where it touches the
+  body; most of T11 in the scan is its arch hanging behind T12, which the watershed
+  gives to T12.
 
-The frames must point anterior, to the vertebral body, on every vertebra: met on
-the 3 mm CT without a hint and on the DICOM CT with the cord as hint; without a
-hint the DICOM CT's T11 frame is still reversed (strict xfail below).
+The frames must point anterior, to the vertebral body, on every vertebra, with and
+without a hint (a disc ringed by its endplate rim is no canal candidate: it is
+brighter than ``canal_max_mean_hu``).
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ from contourqa.sectors import partition_vertebra
 #: task 'total' label ids of the vertebrae (README.txt of the data folder)
 LEVELS = {26: "S1", 27: "L5", 28: "L4", 29: "L3", 30: "L2", 31: "L1", 32: "T12", 33: "T11"}
 #: Dice reached per level on the 3 mm CT without a hint, less ~0.03
-MIN_DICE_3MM = {"L4": 0.85, "L3": 0.80, "T12": 0.79}
-FLOOR_DICE_3MM = 0.35
+MIN_DICE_3MM = {"S1": 0.40, "L5": 0.80, "L4": 0.88, "L3": 0.86, "L2": 0.78, "L1": 0.77,
+                "T12": 0.79}
+#: on the DICOM CT (T11/T12), with or without the cord as hint
+MIN_DICE_DICOM = {32: 0.57, 33: 0.26}
 #: anterior axis vs the direction canal -> body (degrees); reached: at most 10
 MAX_ANTERIOR_ERROR_DEG = 25.0
 
@@ -51,9 +60,15 @@ def _on(grid: sitk.Image, path: Path) -> np.ndarray:
                                                 sitk.sitkNearestNeighbor, 0))
 
 
+def _best_match(seg: CTSegmentation, ref: np.ndarray) -> tuple[int, float]:
+    """Index of the segmented vertebra with the best Dice against ``ref``, and that Dice."""
+    dice = [2.0 * np.count_nonzero(v.mask & ref) / (v.mask.sum() + ref.sum())
+            for v in seg.vertebrae]
+    return (int(np.argmax(dice)), float(max(dice))) if dice else (-1, 0.0)
+
+
 def _best_dice(seg: CTSegmentation, ref: np.ndarray) -> float:
-    return max((2.0 * np.count_nonzero(v.mask & ref) / (v.mask.sum() + ref.sum())
-                for v in seg.vertebrae), default=0.0)
+    return _best_match(seg, ref)[1]
 
 
 def _anterior_error_deg(ref: np.ndarray, body: np.ndarray, canal: np.ndarray,
@@ -85,7 +100,9 @@ def test_3mm_ct_vertebrae_against_totalsegmentator(ct_3mm):  # type: ignore[no-u
     assert set(dice) == {"S1", "L5", "L4", "L3", "L2", "L1", "T12"}
     for level, floor in MIN_DICE_3MM.items():
         assert dice[level] >= floor, dice
-    assert min(dice.values()) >= FLOOR_DICE_3MM, dice
+    # one vertebra per level: no two levels matched by the same segmented vertebra
+    matched = [_best_match(seg, labels == lid)[0] for lid, lv in LEVELS.items() if lv in dice]
+    assert len(set(matched)) == len(matched), matched
 
 
 def test_3mm_ct_frames_point_to_the_body(ct_3mm):  # type: ignore[no-untyped-def]
@@ -126,20 +143,26 @@ def _frame_errors(labels: np.ndarray, canal: np.ndarray, g: VolumeGeometry) -> d
     return out
 
 
+def _assert_t11_t12_separated(seg: CTSegmentation, labels: np.ndarray) -> None:
+    t12, t11 = _best_match(seg, labels == 32), _best_match(seg, labels == 33)
+    assert t12[0] != t11[0], (t12, t11)  # the T11/T12 disc is found
+    assert t12[1] >= MIN_DICE_DICOM[32], t12
+    assert t11[1] >= MIN_DICE_DICOM[33], t11
+
+
 def test_dicom_ct_vertebrae_and_frames_with_cord_hint(ct_dicom):  # type: ignore[no-untyped-def]
     hu, labels, g = ct_dicom
     seg = segment_spine(hu, g, canal_hint=labels == 79)
     assert seg.canal is not None and seg.canal.any()
-    assert _best_dice(seg, labels == 32) >= 0.5  # T12; T11 is not separated yet
+    _assert_t11_t12_separated(seg, labels)
     errors = _frame_errors(labels, seg.canal, g)
     assert max(errors.values()) <= MAX_ANTERIOR_ERROR_DEG, errors
 
 
-@pytest.mark.xfail(strict=True, reason="known: without a hint, a dark disc ringed by the "
-                   "endplate rim on the top 3 slices is taken for the canal (T11 frame reversed)")
-def test_dicom_ct_frames_without_hint(ct_dicom):  # type: ignore[no-untyped-def]
+def test_dicom_ct_vertebrae_and_frames_without_hint(ct_dicom):  # type: ignore[no-untyped-def]
     hu, labels, g = ct_dicom
     seg = segment_spine(hu, g)
     assert seg.canal is not None and seg.canal.any()
+    _assert_t11_t12_separated(seg, labels)
     errors = _frame_errors(labels, seg.canal, g)
     assert max(errors.values()) <= MAX_ANTERIOR_ERROR_DEG, errors

@@ -13,36 +13,43 @@ patient position or in-plane flip of the grid gives the same result):
    ``canal_max_lateral_mm`` left-right of, the centroid of the bone ring that
    encloses it: the canal lies behind the vertebral body on the vertebra's plane
    of symmetry, whereas the dark marrow of an osteoporotic or lytic body is a hole
-   at or in front of the ring's centroid.  With a canal hint (a canal, thecal sac
+   at or in front of the ring's centroid; and whose mean HU is at most
+   ``canal_max_mean_hu`` (CSF, fat and cord, not a disc ringed by its endplate rim
+   on an oblique slice).  With a canal hint (a canal, thecal sac
    or cord ROI) each slice takes the candidate nearest the hint's centroid on that
    slice (within ``canal_max_offset_mm``).  Without one, the canal is the chain of
    candidates, at most one per slice, that runs along the column
    (:func:`_longest_canal_chain`): the ring is closed only at the pedicles on thick
    slices, so the chain bridges open slices, and it outscores holes of the
-   pelvis, ribs or posterior elements by its span and its area.
+   pelvis, ribs or posterior elements by its span and its area.  Between the slices
+   where it is found, its centre is interpolated.
 3. **Column**: bone within ``column_radius_mm`` of the canal centre, connected in 3D
    to the bone next to the canal (ribs and pelvis far from the column drop out).
-4. **Lytic holes**: every other hole of the column's bone, slice by slice, is filled:
-   a lytic metastasis replaces bone with soft tissue, and the vertebra's outline must
-   still hold it.
+4. **Lytic holes and dark marrow**: every other hole of the column's bone is
+   filled, slice by slice and on the grid's two other planes (marrow behind a cortex
+   open on the axial slice is enclosed by the endplates): a lytic metastasis
+   replaces bone with soft tissue, and the vertebra's outline must still hold it.
 5. **Body centreline**: on each slice, the centroid of the column's bone anterior to
-   the canal (the body), smoothed along the spine (``centreline_smoothing_mm``); the
-   spine's curve (lordosis, kyphosis, scoliosis) is followed through its arc length
-   ``s`` and tangent, not assumed to run along the slice axis.
-6. **Discs**: the share of the voxels within ``disc_probe_radius_mm`` of the
-   centreline that belong to the column, as a function of ``s`` (Gaussian-weighted
-   over ``profile_smoothing_mm``, at least half the slice spacing): the bodies are
-   closed bone (share near 1, dark osteoporotic marrow included once the cortex
-   ring is filled), the intervertebral discs (50-120 HU, below ``bone_min_hu``) are
-   not.  Discs are minima of the share below ``disc_max_bone_share``, at least
-   ``disc_min_depth`` below their neighbouring maxima and at least
-   ``min_vertebra_height_mm`` apart (the deepest kept).  Each disc is a plane
-   through the centreline, normal to its tangent.
+   the canal (the body), smoothed in-plane along the spine
+   (``centreline_smoothing_mm``), as is the anterior direction; the spine's curve
+   (lordosis, kyphosis, scoliosis) is followed through its arc length ``s`` and
+   tangent, not assumed to run along the slice axis.
+6. **Discs** (:mod:`contourqa.anatomy.discs`): the voxels within
+   ``disc_probe_radius_mm`` of the centreline are profiled along planes tilted
+   against the centreline's normal plane (up to ``disc_max_tilt_deg`` about the
+   lateral axis: lordosis wedges the lumbosacral disc); the black top-hat of each
+   mean-HU profile keeps dips thinner than ``disc_max_thickness_mm`` (a disc between
+   its endplates, not the wider dark marrow of an osteoporotic body).  Among the
+   dips, the discs are the set that best balances contrast against vertebral
+   heights (disc to disc) that match the size of the bodies (``height_per_reach``
+   times how far the body reaches in front of the canal) and their neighbours.
+   Each chosen plane is then fitted to the darkest voxels of the disc across the
+   body.
 7. **Vertebrae**: body bone farther than ``seed_margin_mm`` from every disc plane
    seeds one vertebra per inter-disc segment (segments at the crop's ends are kept
-   when at least half ``min_vertebra_height_mm`` long); the rest of the column (the
-   posterior elements, and body bone next to the discs) is flooded from the seeds
-   through bone, brightest first (watershed of the HU smoothed over
+   when at least a quarter of ``min_vertebra_height_mm`` long); the rest of the
+   column (the posterior elements, and body bone next to the discs) is flooded from
+   the seeds through bone, brightest first (watershed of the HU smoothed over
    ``watershed_smoothing_mm``): a pedicle and its arch join the body they are
    continuous with, and the boundaries fall on the low-density discs and facet
    joints.
@@ -56,10 +63,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage, signal
-from scipy.spatial import cKDTree
+from scipy import ndimage
 from skimage.segmentation import watershed
 
+from contourqa.anatomy.discs import _Centreline, _disc_planes
 from contourqa.anatomy.spine import Vertebra, slice_structure
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
@@ -90,6 +97,11 @@ class CTSegmentationOptions:
         Largest left-right distance (mm) of a candidate from its ring's centroid:
         the canal lies on the vertebra's plane of symmetry (an axial rotation of
         20 degrees moves it about 5 mm), holes in the ilium or a rib do not.
+    canal_max_mean_hu : float
+        Largest mean HU of a canal candidate (55 HU: the canal holds CSF, fat and
+        the cord, 0-40 HU with some bone partial volume; a disc ringed by its
+        endplate rim on an oblique or thick slice is 70-120 HU, the dark marrow
+        of a body 90 HU or more).
     canal_max_gap_mm : float
         Longest run of slices (mm) without a closed ring that the canal's chain of
         holes may bridge (45 mm: more than a lumbar vertebra with its disc; the ring
@@ -110,22 +122,54 @@ class CTSegmentationOptions:
     centreline_smoothing_mm : float
         Gaussian sigma, along the slices, of the body centreline (10 mm: follows the
         lordosis, not the bulges of single bodies).
+    centreline_half_width_mm : float
+        Only body bone within this distance (mm) left-right of the canal centre
+        makes the centreline (20 mm: most of a lumbar body, not the sacral alae).
     disc_probe_radius_mm : float
-        Radius of the tube about the centreline whose mean HU gives the disc profile
+        Radius of the tube about the centreline whose mean HU gives the disc profiles
         (10 mm: inside the bodies' cortex in the thoracic and lumbar spine).
     profile_smoothing_mm : float
-        Gaussian sigma of the HU profile along the arc length (the profile is at
+        Gaussian sigma of the HU profiles along the arc length (the profiles are at
         least as smooth as half the slice spacing).
-    disc_max_bone_share : float
-        Largest column share of the probe tube at a disc (0.5).
-    disc_min_depth : float
-        Depth of a minimum of the share, below the lower of its two neighbouring
-        maxima, that makes it a disc (0.3: a body's marrow pockets or an endplate
-        grazed by a thick slice dip less).
+    disc_profile_min_hu, disc_profile_max_hu : float
+        HU clipped to this range before profiling (-50, 350): cortical endplates,
+        osteophytes and gas do not outweigh the marrow and the disc.
+    disc_max_tilt_deg : float
+        Largest angle (about the lateral axis) between a disc plane and the plane
+        normal to the centreline (45 degrees: the lumbosacral disc of a lordotic
+        spine is wedged and tilted against the bodies' centreline).
+    disc_max_lateral_tilt_deg : float
+        Largest angle about the anterior axis (15 degrees: wedged discs of a
+        scoliosis).
+    disc_tilt_step_deg : float
+        Step of the tilts tried.
+    disc_max_thickness_mm : float
+        Width of the black top-hat of the profiles (14 mm): a disc (3-12 mm, widened
+        by the slice thickness) is a dip narrower than this between its endplates,
+        the dark marrow of an osteoporotic body a wider one.
+    disc_min_contrast_hu : float
+        Smallest top-hat (HU) of a disc candidate.
+    disc_height_penalty_hu, disc_spacing_penalty_hu : float
+        Weights (HU) of the squared log ratios of a vertebra's height to the expected
+        one and to its neighbour's in the choice among the candidates
+        (:func:`contourqa.anatomy.discs._choose_discs`; 100 and 30 HU: halving a
+        body costs about 100 HU, more than the dip of its marrow, whereas a weak
+        disc between two vertebrae of the expected height is kept).
+    end_height_ratio : float
+        A partial vertebra at the crop's ends longer than this times the expected
+        height is penalised like a whole one (a disc was missed).
+    height_per_reach : float
+        Expected height of a vertebra with its disc over the distance from the canal
+        centre to the front of the body (0.8: about 38/47 mm in the lumbar spine,
+        25/33 mm at T10, 19/22 mm at C6).
+    height_window_mm : float
+        Length of the running median of that distance along the slices.
+    body_reach_half_width_mm : float
+        Half-width of the midline band in which the front of the body is measured.
     min_vertebra_height_mm : float
         Shortest distance between two discs, and shortest vertebra kept (partial
-        ones at the crop's ends are kept when at least half this); 15 mm is below
-        the shortest adult cervical body plus its disc.
+        ones at the crop's ends are kept when at least a quarter of this); 15 mm is
+        below the shortest adult cervical body plus its disc.
     seed_margin_mm : float
         Body bone within this distance of a disc plane does not seed a vertebra
         (the plane is an approximation of the oblique, wedge-shaped disc).
@@ -142,16 +186,33 @@ class CTSegmentationOptions:
     max_canal_area_mm2: float = 900.0
     canal_min_posterior_mm: float = 2.0
     canal_max_lateral_mm: float = 6.0
+    canal_max_mean_hu: float = 55.0
     canal_max_gap_mm: float = 60.0
     canal_max_offset_mm: float = 8.0
     canal_max_tilt_deg: float = 30.0
     canal_outlier_mm: float = 7.5
     body_min_depth_mm: float = 2.0
     centreline_smoothing_mm: float = 10.0
+    centreline_half_width_mm: float = 20.0
     disc_probe_radius_mm: float = 10.0
     profile_smoothing_mm: float = 1.0
-    disc_max_bone_share: float = 0.5
-    disc_min_depth: float = 0.3
+    disc_profile_min_hu: float = -50.0
+    disc_profile_max_hu: float = 350.0
+    disc_max_tilt_deg: float = 45.0
+    disc_max_lateral_tilt_deg: float = 15.0
+    disc_tilt_step_deg: float = 5.0
+    disc_max_thickness_mm: float = 14.0
+    disc_min_contrast_hu: float = 20.0
+    disc_fit_radius_mm: float = 15.0
+    disc_fit_cell_mm: float = 4.0
+    disc_fit_bin_mm: float = 1.5
+    disc_fit_max_residual_mm: float = 4.0
+    disc_height_penalty_hu: float = 100.0
+    disc_spacing_penalty_hu: float = 30.0
+    end_height_ratio: float = 1.5
+    height_per_reach: float = 0.8
+    height_window_mm: float = 80.0
+    body_reach_half_width_mm: float = 8.0
     min_vertebra_height_mm: float = 15.0
     seed_margin_mm: float = 3.0
     watershed_smoothing_mm: float = 1.0
@@ -161,10 +222,20 @@ class CTSegmentationOptions:
         for name in ("closing_mm", "column_radius_mm", "min_canal_area_mm2",
                      "canal_max_gap_mm", "canal_max_offset_mm", "disc_probe_radius_mm",
                      "profile_smoothing_mm", "min_vertebra_height_mm", "seed_margin_mm",
+                     "centreline_half_width_mm",
                      "watershed_smoothing_mm", "lytic_bridge_mm", "centreline_smoothing_mm",
-                     "disc_min_depth", "canal_outlier_mm"):
+                     "canal_outlier_mm", "disc_max_tilt_deg", "disc_max_lateral_tilt_deg",
+                     "disc_max_thickness_mm", "disc_min_contrast_hu", "disc_spacing_penalty_hu",
+                     "disc_height_penalty_hu", "height_per_reach", "height_window_mm",
+                     "body_reach_half_width_mm"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f'Argument "{name}" must be >= 0.')
+        if not self.end_height_ratio >= 1.0:
+            raise ValueError('Argument "end_height_ratio" must be >= 1.')
+        if not self.disc_tilt_step_deg > 0:
+            raise ValueError('Argument "disc_tilt_step_deg" must be > 0.')
+        if not self.disc_profile_max_hu > self.disc_profile_min_hu:
+            raise ValueError('Argument "disc_profile_max_hu" must exceed "disc_profile_min_hu".')
         if not self.max_canal_area_mm2 > self.min_canal_area_mm2:
             raise ValueError('Argument "max_canal_area_mm2" must exceed "min_canal_area_mm2".')
 
@@ -199,6 +270,16 @@ def _fill_from_nearest(values: NDArray[np.float64], present: NDArray[np.bool_]
     have = np.nonzero(present)[0]
     k = np.arange(len(present))
     return values[have[np.abs(k[:, None] - have[None, :]).argmin(axis=1)]]
+
+
+def _fill_linear(values: NDArray[np.float64], present: NDArray[np.bool_]
+                 ) -> NDArray[np.float64]:
+    """``values`` (S, D) with rows where ``present`` is False interpolated linearly
+    between the present rows (held constant beyond the first and the last)."""
+    have = np.nonzero(present)[0]
+    k = np.arange(len(present), dtype=np.float64)
+    return np.stack([np.interp(k, have, values[have, d]) for d in range(values.shape[1])],
+                    axis=1)
 
 
 def _slice_xy(geometry: VolumeGeometry, k: NDArray[np.int64] | int,
@@ -266,10 +347,11 @@ def _longest_canal_chain(k: NDArray[np.int64], xy: NDArray[np.float64],
     return np.asarray(order[members[ok]], dtype=np.int64)
 
 
-def _choose_canal(bone: NDArray[np.bool_], geometry: VolumeGeometry,
+def _choose_canal(bone: NDArray[np.bool_], hu: NDArray[np.float64], geometry: VolumeGeometry,
                   canal_hint: NDArray[np.bool_] | None, o: CTSegmentationOptions
                   ) -> NDArray[np.bool_]:
-    """The canal: per slice, the enclosed hole posterior of its ring nearest the path."""
+    """The canal: per slice, the enclosed hole posterior of its ring nearest the path
+    (holes darker than ``canal_max_mean_hu`` only)."""
     shape = bone.shape
     px_mm2 = float(geometry.spacing_mm[0] * geometry.spacing_mm[1])
     st = slice_structure(1)
@@ -300,9 +382,11 @@ def _choose_canal(bone: NDArray[np.bool_], geometry: VolumeGeometry,
     ring_xy = np.stack([np.bincount(bring, bpts[:, d], minlength=n_rings + 1) for d in (0, 1)],
                        1) / np.maximum(bcount, 1)[:, None]
     offset = hole_xy - ring_xy[ring_of_hole]  # LPS: +x left, +y posterior
+    mean_hu = np.bincount(hole_of, hu[tuple(kji.T)], minlength=n) / np.maximum(counts, 1)
     ok = (sizes >= o.min_canal_area_mm2) & (sizes <= o.max_canal_area_mm2) \
         & (offset[:, 1] >= o.canal_min_posterior_mm) \
-        & (np.abs(offset[:, 0]) <= o.canal_max_lateral_mm)
+        & (np.abs(offset[:, 0]) <= o.canal_max_lateral_mm) \
+        & (mean_hu <= o.canal_max_mean_hu)
     if not ok.any():
         return canal
     cand = labels[ok] - 1
@@ -329,7 +413,8 @@ def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], geometry: VolumeG
     shape = canal.shape
     ck = np.argwhere(canal)
     cent, present = _per_slice_mean(ck[:, 0], geometry.index_to_patient(ck)[:, :2], shape[0])
-    cent = _fill_from_nearest(cent, present)
+    # the canal moves with the lordosis between the slices where its ring is closed
+    cent = _fill_linear(cent, present)
     jj, ii = np.mgrid[0:shape[1], 0:shape[2]].astype(np.float64)
     plane = geometry.index_to_patient(np.stack([np.zeros_like(jj), jj, ii], -1))[..., :2]
     off0 = geometry.index_to_patient(np.zeros(3))[:2]
@@ -344,24 +429,20 @@ def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], geometry: VolumeG
     lab3, _ = ndimage.label(column)
     keep = np.unique(lab3[ring])
     column = np.isin(lab3, keep[keep > 0])
-    column = np.asarray(ndimage.binary_fill_holes(column | canal, structure=slice_structure(1)),
-                        bool) & ~canal
-    return column, cent
-
-
-@dataclass(frozen=True)
-class _Centreline:
-    """The body centreline sampled densely: points (N, 3) LPS mm, arc length (N,) mm,
-    unit tangents (N, 3)."""
-
-    points: NDArray[np.float64]
-    arc_mm: NDArray[np.float64]
-    tangent: NDArray[np.float64]
-
-    def locate(self, pts: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Arc length ``s`` (mm) of the nearest centreline point and the distance (mm)."""
-        d, idx = cKDTree(self.points).query(pts)
-        return self.arc_mm[idx], np.asarray(d, dtype=np.float64)
+    filled = np.asarray(ndimage.binary_fill_holes(column | canal, structure=slice_structure(1)),
+                        bool)
+    # dark marrow behind a cortex left open on the axial slice (the basivertebral
+    # foramen) is still enclosed by the cortex and the endplates on the sagittal and
+    # coronal grid planes; the canal runs through those planes to the crop's ends
+    cross = ndimage.generate_binary_structure(2, 1)
+    for axis in (1, 2):
+        st = np.zeros((3, 3, 3), dtype=bool)
+        if axis == 1:
+            st[:, 1, :] = cross
+        else:
+            st[:, :, 1] = cross
+        filled |= np.asarray(ndimage.binary_fill_holes(column, structure=st), bool)
+    return filled & ~canal, cent
 
 
 def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
@@ -378,12 +459,20 @@ def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
     # anterior: from the canal centre towards the column's bone (patient -y if unknown)
     mean_rel, present = _per_slice_mean(kji[:, 0], rel, n)
     norm = np.linalg.norm(mean_rel, axis=1)
-    present &= norm > 0
+    # only where the canal itself is seen: elsewhere its centre is interpolated and
+    # the bone's centroid may fall behind it
+    present &= (norm > 0) & canal.any(axis=(1, 2))
     if not present.any():
         return None
     ant = np.zeros((n, 2))
     ant[present] = mean_rel[present] / norm[present, None]
-    ant = _fill_from_nearest(ant, present)
+    ant = _fill_linear(ant, present)
+    # the vertebrae turn slowly along the spine; the bone's centroid on one slice
+    # shifts with a rib head, an osteophyte or the sacral ala
+    sigma_ant = o.centreline_smoothing_mm / float(geometry.spacing_mm[2])
+    if sigma_ant > 0:
+        ant = ndimage.gaussian_filter1d(ant, sigma_ant, axis=0, mode="nearest")
+    ant /= np.maximum(np.linalg.norm(ant, axis=1, keepdims=True), 1e-9)
     ck = np.argwhere(canal)
     crel = geometry.index_to_patient(ck)[:, :2] - canal_xy[ck[:, 0]]
     wall = np.full(n, -np.inf)
@@ -391,6 +480,12 @@ def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
     wall = np.where(np.isfinite(wall), wall, 0.0)
     u = np.einsum("ij,ij->i", rel, ant[kji[:, 0]])
     body = u >= wall[kji[:, 0]] + o.body_min_depth_mm
+    # near the midline only: the sacral alae, an iliac wing or a rib head on one side
+    # would pull the centroid sideways
+    lateral = np.abs(rel[:, 0] * ant[kji[:, 0], 1] - rel[:, 1] * ant[kji[:, 0], 0])
+    mid = body & (lateral <= o.centreline_half_width_mm)
+    if mid.any():
+        body = mid
     if not body.any():
         return None
     cen, have = _per_slice_mean(kji[body, 0], pts[body], n)
@@ -400,9 +495,12 @@ def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
     k = np.arange(n, dtype=np.float64)
     centre_k = geometry.index_to_patient(np.stack([k, np.zeros(n), np.zeros(n)], 1))
     normal = geometry.slice_normal
-    cen = cen - np.outer((cen - centre_k) @ normal, normal)
+    inplane = cen - centre_k
+    inplane -= np.outer(inplane @ normal, normal)
     if sigma > 0:
-        cen = ndimage.gaussian_filter1d(cen, sigma, axis=0, mode="nearest")
+        # smoothing the slice positions too would pull the ends inwards
+        inplane = ndimage.gaussian_filter1d(inplane, sigma, axis=0, mode="nearest")
+    cen = centre_k + inplane
     # dense resampling (a quarter of the finest spacing) for the nearest-point search
     step = 0.25 * float(min(geometry.spacing_mm))
     seg = np.linalg.norm(np.diff(cen, axis=0), axis=1)
@@ -420,36 +518,6 @@ def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
     tan = np.gradient(dense, axis=0)
     tan /= np.linalg.norm(tan, axis=1, keepdims=True)
     return _Centreline(dense, s, tan), ant
-
-
-def _disc_arcs(column: NDArray[np.bool_], line: _Centreline, geometry: VolumeGeometry,
-               o: CTSegmentationOptions) -> NDArray[np.float64]:
-    """Arc lengths (mm) of the discs: minima of the column's share of the tube about
-    the centreline, along the centreline."""
-    kji = np.argwhere(ndimage.binary_dilation(
-        column, structure=_disk(o.disc_probe_radius_mm, geometry)) | column)
-    pts = geometry.index_to_patient(kji)
-    s, dist = line.locate(pts)
-    inside = dist <= o.disc_probe_radius_mm
-    s, bone = s[inside], column[tuple(kji[inside].T)].astype(np.float64)
-    bin_mm = 0.25 * float(min(geometry.spacing_mm))
-    edges = np.arange(line.arc_mm[0], line.arc_mm[-1] + bin_mm, bin_mm)
-    sums, _ = np.histogram(s, edges, weights=bone)
-    counts, _ = np.histogram(s, edges)
-    sigma = max(o.profile_smoothing_mm, 0.5 * float(geometry.spacing_mm[2])) / bin_mm
-    sums = ndimage.gaussian_filter1d(sums.astype(np.float64), sigma, mode="constant")
-    counts = ndimage.gaussian_filter1d(counts.astype(np.float64), sigma, mode="constant")
-    valid = counts > 0.5 * counts.max()
-    good = np.nonzero(valid)[0]
-    if len(good) < 3:
-        return np.zeros(0)
-    span = slice(good[0], good[-1] + 1)
-    gap = 1.0 - np.where(valid[span], sums[span] / np.maximum(counts[span], 1e-9), 1.0)
-    peaks, _ = signal.find_peaks(gap, height=1.0 - o.disc_max_bone_share,
-                                 prominence=o.disc_min_depth,
-                                 distance=max(int(o.min_vertebra_height_mm / bin_mm), 1))
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    return np.asarray(centres[span][peaks], dtype=np.float64)
 
 
 def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: VolumeGeometry, *,
@@ -483,7 +551,7 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     if lesion is not None and lesion.any() and o.lytic_bridge_mm > 0:
         wide = ndimage.binary_closing(bone, structure=_disk(o.lytic_bridge_mm, geometry))
         bone = bone | (wide & lesion)
-    canal = _choose_canal(bone, geometry, canal_hint, o)
+    canal = _choose_canal(bone, hu, geometry, canal_hint, o)
     if not canal.any():
         return CTSegmentation((), None, (_problem("No vertebral ring encloses a canal on the "
                                                    "CT: the vertebrae were not segmented."),))
@@ -493,17 +561,8 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
         return CTSegmentation((), canal, (_problem("No vertebral body anterior to the canal "
                                                     "on the CT."),))
     line, ant = found
-    discs = _disc_arcs(column, line, geometry, o)
     kji = np.argwhere(column)
     pts = geometry.index_to_patient(kji)
-    # signed distance of every column voxel to each disc plane (normal: tangent)
-    ends = np.concatenate([[line.arc_mm[0]], discs, [line.arc_mm[-1]]])
-    seg_len = np.diff(ends)
-    idx = np.searchsorted(line.arc_mm, discs).clip(0, len(line.arc_mm) - 1)
-    signed = np.einsum("nij,ij->ni", pts[:, None, :] - line.points[idx][None],
-                       line.tangent[idx])
-    segment = (signed > 0).sum(axis=1)
-    margin = np.abs(signed).min(axis=1) if len(discs) else np.full(len(pts), np.inf)
     # body bone (anterior of the canal's anterior wall) seeds its segment
     rel = pts[:, :2] - canal_xy[kji[:, 0]]
     u = np.einsum("ij,ij->i", rel, ant[kji[:, 0]])
@@ -513,10 +572,23 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     np.maximum.at(wall, ck[:, 0], np.einsum("ij,ij->i", crel, ant[ck[:, 0]]))
     wall = np.where(np.isfinite(wall), wall, 0.0)
     body = u >= wall[kji[:, 0]] + o.body_min_depth_mm
+    # how far the bodies reach in front of the canal centre, near the midline
+    lateral = np.abs(rel[:, 0] * ant[kji[:, 0], 1] - rel[:, 1] * ant[kji[:, 0], 0])
+    mid = body & (lateral <= o.body_reach_half_width_mm)
+    reach = np.full(column.shape[0], np.nan)
+    if mid.any():
+        np.fmax.at(reach, kji[mid, 0], u[mid])
+    discs = _disc_planes(hu, line, ant, reach, geometry, o)
+    # signed distance of every column voxel to each disc plane
+    ends = np.concatenate([[line.arc_mm[0]], discs.arc_mm, [line.arc_mm[-1]]])
+    seg_len = np.diff(ends)
+    signed = np.einsum("nij,ij->ni", pts[:, None, :] - discs.points[None], discs.normals)
+    segment = (signed > 0).sum(axis=1)
+    margin = np.abs(signed).min(axis=1) if len(discs.arc_mm) else np.full(len(pts), np.inf)
     edge = np.zeros(len(seg_len), dtype=bool)
     edge[[0, -1]] = True
     keep_seg = (seg_len >= o.min_vertebra_height_mm) \
-        | (edge & (seg_len >= 0.5 * o.min_vertebra_height_mm))
+        | (edge & (seg_len >= 0.25 * o.min_vertebra_height_mm))
     seed = body & (margin > o.seed_margin_mm) & keep_seg[segment]
     if not seed.any():
         return CTSegmentation((), canal, (_problem("No vertebral body between the discs found "
