@@ -162,6 +162,7 @@ class _DoseSampler:
         self.geometry: VolumeGeometry = dose.geometry
         self.shape = dose.dose_gy.shape
         self.flat = np.ascontiguousarray(dose.dose_gy, dtype=np.float64).ravel()
+        self.top_gy = float(self.flat.max()) if self.flat.size else 0.0
         self._bounds: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
                             NDArray[np.float64]] | None = None
 
@@ -278,14 +279,46 @@ class _DoseSampler:
         return np.all((kji >= -_EDGE_TOL) & (kji <= upper), axis=1)
 
 
-@dataclass(frozen=True)
-class _Pieces:
-    lo: NDArray[np.float64]   # dose at one end of each piece, Gy
-    hi: NDArray[np.float64]   # dose at the other end, Gy (>= lo)
-    w: NDArray[np.float64]    # volume, cc
-    outside_cc: float
-    vmin: float               # extremes over samples and boundary points (NaN if none)
-    vmax: float
+@dataclass
+class _Tally:
+    """Sums over the dose pieces of one structure model, all the DVH needs.
+
+    A piece (a sample's column segment within one dose slab) holds volume ``w`` with
+    its dose spread uniformly over ``[lo, hi]``; as a ramp of slope ``c = w / (hi - lo)``
+    from ``lo`` to ``hi`` it adds ``c`` and ``c * lo`` at the edge index of ``lo`` and
+    takes them off (``c * hi``) at that of ``hi`` (``s1``, ``s2``); a piece without spread
+    is a step of ``w`` (``step``).  Indices are ``floor(dose / bin_width) + 1``, at least 0.
+    """
+
+    s1: NDArray[np.float64]
+    s2: NDArray[np.float64]
+    step: NDArray[np.float64]
+    volume_cc: float = 0.0        # inside the dose grid
+    dose_volume: float = 0.0      # sum of w * (lo + hi) / 2, Gy cc
+    lo_min: float = math.inf
+    hi_max: float = -math.inf
+    outside_cc: float = 0.0
+    vmin: float = math.nan        # extremes over samples and boundary points
+    vmax: float = math.nan
+
+    @classmethod
+    def empty(cls) -> _Tally:
+        z = np.zeros(0)
+        return cls(s1=z, s2=z, step=z)
+
+    def add(self, index: NDArray[np.int64], weights: NDArray[np.float64], which: str) -> None:
+        """Add ``weights`` at edge ``index`` into ``s1``, ``s2`` or ``step``."""
+        b = np.bincount(index, weights=weights)
+        acc = getattr(self, which)
+        if len(b) > len(acc):
+            acc = np.concatenate([acc, np.zeros(len(b) - len(acc))])
+            setattr(self, which, acc)
+        acc[:len(b)] += b
+
+
+# Pieces are formed and tallied in blocks of about this many dose nodes, so that the
+# block's arrays stay in the processor's cache (measured: 2^15 is about the best here).
+_BLOCK_NODES = 1 << 15
 
 
 def _column_segments(model: StructureModel) -> tuple[NDArray[np.int64], NDArray[np.int64],
@@ -361,9 +394,9 @@ def _column_segments(model: StructureModel) -> tuple[NDArray[np.int64], NDArray[
     return q_out + qm, p_out + pm, lo_r[r_start], hi_r[r_end]
 
 
-def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
-    """Dose pieces of the model: per in-plane sample column segment and dose slab it
-    crosses, the dose is linear in k, i.e. uniformly spread between the two end doses."""
+def _sample(model: StructureModel, sampler: _DoseSampler, bin_width: float) -> _Tally:
+    """Tally of the model's dose pieces: per in-plane sample column segment and dose slab
+    it crosses, the dose is linear in k, i.e. uniformly spread between the two end doses."""
     S, R, C = sampler.shape
     voxel_cc = sampler.geometry.voxel_volume_cc
     area = model.sample_area_index
@@ -388,6 +421,36 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     i0 = np.minimum(i.astype(np.int64), C - 2)
     fj = j - j0
     fi = i - i0
+    tally = _Tally.empty()
+    tally.outside_cc = outside_cc
+    ends = np.cumsum(npc + 1)  # nodes up to the end of each segment
+    total = int(ends[-1]) if len(ends) else 0
+    cuts = np.searchsorted(ends, np.arange(_BLOCK_NODES, total, _BLOCK_NODES), side="right")
+    bounds = [0, *sorted({int(c) for c in cuts} - {0, len(npc)}), len(npc)]
+    h2 = 1.0 / (model.n * model.n)  # squared sample pitch, index units
+    for s0, s1 in zip(bounds[:-1], bounds[1:]):
+        if s1 > s0:
+            _tally_block(tally, sampler, slice(s0, s1), f, npc, lo_s, hi_s, j0, i0, fj, fi,
+                         h2=h2, cell_cc=area * voxel_cc, bin_width=bin_width)
+    vmin, vmax = tally.vmin, tally.vmax
+    vji, vk = model.vertex_ji, model.vertex_k
+    if len(vji) and not math.isnan(vmin):  # only vertices that may move the extremes
+        sel = sampler.may_exceed(vji, vk, vmin, vmax)
+        vji, vk = vji[sel], vk[sel]
+    vd = sampler.vertex_doses(vji, vk)
+    if len(vd):
+        tally.vmin = float(vd.min()) if math.isnan(vmin) else min(vmin, float(vd.min()))
+        tally.vmax = float(vd.max()) if math.isnan(vmax) else max(vmax, float(vd.max()))
+    return tally
+
+
+def _tally_block(tally: _Tally, sampler: _DoseSampler, seg: slice, f: NDArray[np.int64],
+                 npc: NDArray[np.int64], lo_s: NDArray[np.float64], hi_s: NDArray[np.float64],
+                 j0: NDArray[np.int64], i0: NDArray[np.int64], fj: NDArray[np.float64],
+                 fi: NDArray[np.float64], *, h2: float, cell_cc: float, bin_width: float) -> None:
+    """Form the dose pieces of the column segments ``seg`` and add them to ``tally``."""
+    S, R, C = sampler.shape
+    f, npc, lo_s, hi_s = f[seg], npc[seg], lo_s[seg], hi_s[seg]
     flat = sampler.flat
     # Dose and squared in-plane gradient on every dose slice f .. f + npc crossed by a
     # segment ("nodes"); piece t of a segment spans nodes t and t + 1.
@@ -397,8 +460,8 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     idx = np.arange(int(n_nodes.sum()), dtype=np.int64)
     idx -= np.repeat(node_start, n_nodes)
     idx *= R * C
-    idx += np.repeat((f * R + j0) * C + i0, n_nodes)
-    fi_n, fj_n = np.repeat(fi, n_nodes), np.repeat(fj, n_nodes)
+    idx += np.repeat((f * R + j0[seg]) * C + i0[seg], n_nodes)
+    fi_n, fj_n = np.repeat(fi[seg], n_nodes), np.repeat(fj[seg], n_nodes)
     na, nb = flat[idx], flat[idx + 1]
     nc, nd = flat[idx + C], flat[idx + C + 1]
     ba = nb - na
@@ -422,8 +485,6 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     # the variance of the dose over the cell (linear in k along the piece, linear
     # in-plane across the cell); exact when the dose varies along one axis only.
     # Whole pieces (fa = 0, fb = 1) first, then the segments' end pieces.
-    h2 = 1.0 / (model.n * model.n)  # squared sample pitch, index units
-    cell_cc = area * voxel_cc
     mid = d0 + d1
     mid *= 0.5
     span = d1 - d0
@@ -451,64 +512,74 @@ def _sample(model: StructureModel, sampler: _DoseSampler) -> _Pieces:
     hi = mid + half
     # Extremes over the segments (the dose is linear between nodes): the nodes inside
     # each segment and its two end points.
-    vmin = vmax = math.nan
-    if n_pieces:
-        inner = np.ones(len(node_d), dtype=bool)
-        inner[node_start] = False
-        inner[node_start + npc] = False
-        ends = np.concatenate([node_d[inner], d0[e] + fa * dd_e, d0[e] + fb * dd_e])
-        vmin, vmax = float(ends.min()), float(ends.max())
-    vji, vk = model.vertex_ji, model.vertex_k
-    if len(vji) and not math.isnan(vmin):  # only vertices that may move the extremes
-        sel = sampler.may_exceed(vji, vk, vmin, vmax)
-        vji, vk = vji[sel], vk[sel]
-    vd = sampler.vertex_doses(vji, vk)
-    if len(vd):
-        vmin = float(vd.min()) if math.isnan(vmin) else min(vmin, float(vd.min()))
-        vmax = float(vd.max()) if math.isnan(vmax) else max(vmax, float(vd.max()))
-    return _Pieces(lo=lo, hi=hi, w=w, outside_cc=outside_cc, vmin=vmin, vmax=vmax)
+    inner = np.ones(len(node_d), dtype=bool)
+    inner[node_start] = False
+    inner[node_start + npc] = False
+    ext = [node_d.min(where=inner, initial=math.inf), node_d.max(where=inner, initial=-math.inf),
+           (d0[e] + fa * dd_e).min(), (d0[e] + fb * dd_e).min(),
+           (d0[e] + fa * dd_e).max(), (d0[e] + fb * dd_e).max()]
+    lo_ext, hi_ext = min(ext[0], ext[2], ext[3]), max(ext[1], ext[4], ext[5])
+    tally.vmin = lo_ext if math.isnan(tally.vmin) else min(tally.vmin, lo_ext)
+    tally.vmax = hi_ext if math.isnan(tally.vmax) else max(tally.vmax, hi_ext)
+    # Tally the pieces as ramps (and steps where a piece has no spread).
+    tally.volume_cc += float(w.sum())
+    tally.dose_volume += float(np.dot(w, mid))
+    tally.lo_min = min(tally.lo_min, float(lo.min()))
+    tally.hi_max = max(tally.hi_max, float(hi.max()))
+    half *= 2.0  # the spread hi - lo
+    ramp = half > 1e-9 * max(1.0, sampler.top_gy)
+    if ramp.all():
+        c = w / half
+    else:
+        c = np.where(ramp, w / np.where(ramp, half, 1.0), 0.0)
+        tally.add(_edge_index(lo, bin_width), np.where(ramp, 0.0, w), "step")
+    i_lo, i_hi = _edge_index(lo, bin_width), _edge_index(hi, bin_width)
+    tally.add(np.concatenate([i_lo, i_hi]), np.concatenate([c, -c]), "s1")
+    c_lo = c * lo
+    c *= hi
+    c_lo = np.concatenate([c_lo, -c])
+    tally.add(np.concatenate([i_lo, i_hi]), c_lo, "s2")
 
 
-def _histogram(pc: _Pieces, bin_width: float, top_gy: float
+def _edge_index(t: NDArray[np.float64], bin_width: float) -> NDArray[np.int64]:
+    """Edge index ``floor(t / bin_width) + 1`` of doses, at least 0 (the clip makes every
+    value non-negative, where truncation is the floor)."""
+    u = t * (1.0 / bin_width)
+    u += 1.0
+    np.maximum(u, 0.0, out=u)
+    return u.astype(np.int64)
+
+
+def _histogram(tally: _Tally, bin_width: float, top_gy: float
                ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Cumulative DVH at bin edges, exact for pieces with uniformly spread dose.
 
     The volume below dose D is sum over pieces of ``w * clip((D - lo) / (hi - lo), 0, 1)``;
     written as ramps ``c * max(D - t, 0)`` it is ``D * sum(c) - sum(c * t)`` over the ramp
-    starts ``t < D``: two prefix sums over bins.
+    starts ``t < D``: two prefix sums over bins (:class:`_Tally`).
     """
     n_edges = int(math.floor(max(top_gy, 0.0) / bin_width)) + 2
     edges = np.arange(n_edges) * bin_width
-    if len(pc.w) == 0:
+    total = tally.volume_cc
+    if total <= 0:
         return edges.astype(np.float64), np.zeros(n_edges)
-    spread = pc.hi - pc.lo
-    ramp = spread > 1e-9 * max(1.0, top_gy)
-    all_ramps = bool(ramp.all())
-    if all_ramps:
-        c = pc.w / spread
-    else:
-        c = np.where(ramp, pc.w / np.where(ramp, spread, 1.0), 0.0)
 
-    def idx(t: NDArray[np.float64]) -> NDArray[np.int64]:
-        """Edge index ``floor(t / bin_width) + 1`` clipped to the edges (the clip first
-        makes every value non-negative, where truncation is the floor)."""
-        u = t * (1.0 / bin_width)
-        u += 1.0
-        np.clip(u, 0.0, n_edges - 1.0, out=u)
-        return u.astype(np.int64)
+    def prefix(acc: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Cumulative sums at the edges; what lies beyond the last edge counts there."""
+        out = np.zeros(n_edges)
+        m = min(len(acc), n_edges)
+        out[:m] = acc[:m]
+        if len(acc) > n_edges:
+            out[-1] += acc[n_edges:].sum()
+        return np.cumsum(out)
 
-    i_lo, i_hi = idx(pc.lo), idx(pc.hi)
-    s1 = np.bincount(i_lo, weights=c, minlength=n_edges) - np.bincount(i_hi, weights=c, minlength=n_edges)
-    s2 = (np.bincount(i_lo, weights=c * pc.lo, minlength=n_edges)
-          - np.bincount(i_hi, weights=c * pc.hi, minlength=n_edges))
-    below = edges * np.cumsum(s1) - np.cumsum(s2)
-    if not all_ramps:
-        below += np.cumsum(np.bincount(i_lo, weights=np.where(ramp, 0.0, pc.w), minlength=n_edges))
-    total = float(pc.w.sum())
+    below = edges * prefix(tally.s1) - prefix(tally.s2)
+    if len(tally.step):
+        below += prefix(tally.step)
     cum = np.clip(total - below, 0.0, total)
-    cum[0] = total if edges[0] <= pc.lo.min() else cum[0]
+    cum[0] = total if edges[0] <= tally.lo_min else cum[0]
     cum = np.minimum.accumulate(cum)
-    cum[edges > pc.hi.max()] = 0.0
+    cum[edges > tally.hi_max] = 0.0
     return edges.astype(np.float64), np.asarray(cum, dtype=np.float64)
 
 
@@ -543,16 +614,16 @@ def _compute(roi: ROI, sampler: _DoseSampler, options: DVHOptions) -> DVH:
     interpolate = _wants_interpolation(planes, geometry, options)
     model = build_model(planes, options=options, slice_mm=float(geometry.spacing_mm[2]),
                         interpolate=interpolate)
-    pc = _sample(model, sampler)
-    v_in = float(pc.w.sum())
+    pc = _sample(model, sampler, options.bin_width_gy)
+    v_in = pc.volume_cc
     volume_cc = v_in + pc.outside_cc
-    if len(pc.w):
+    if v_in > 0:
         dmin, dmax = float(pc.vmin), float(pc.vmax)
-        dmean = float(np.sum(pc.w * 0.5 * (pc.lo + pc.hi)) / v_in)
+        dmean = pc.dose_volume / v_in
     else:
         dmin = dmax = dmean = math.nan
     edges, cum = _histogram(pc, options.bin_width_gy, dmax if math.isfinite(dmax) else 0.0)
-    if len(pc.w):  # the cell spread must not carry volume beyond the true extremes
+    if v_in > 0:  # the cell spread must not carry volume beyond the true extremes
         cum[edges <= dmin] = v_in
         cum[edges > dmax] = 0.0
     if pc.outside_cc > 1e-6 * max(volume_cc, 1e-12):
