@@ -123,13 +123,12 @@ class VolumeGeometry:
     def index_to_patient(self, index_kji: ArrayLike) -> NDArray[np.float64]:
         """Convert ``(..., 3)`` indices in array order ``(k, j, i)`` to LPS mm."""
         kji = np.asarray(index_kji, dtype=np.float64)
-        ijk = kji[..., ::-1]
-        return ijk @ (self.direction * self.spacing_mm).T + self.origin_mm
+        return _times_rows(kji[..., ::-1], (self.direction * self.spacing_mm).T) + self.origin_mm
 
     def patient_to_index(self, points_mm: ArrayLike) -> NDArray[np.float64]:
         """Convert ``(..., 3)`` LPS points to fractional indices ``(k, j, i)``."""
         p = np.asarray(points_mm, dtype=np.float64) - self.origin_mm
-        ijk = (p @ self.direction) / self.spacing_mm
+        ijk = _times_rows(p, self.direction) / self.spacing_mm
         return ijk[..., ::-1]
 
     def axis_coordinates(self, axis: int) -> NDArray[np.float64]:
@@ -171,3 +170,10 @@ class VolumeGeometry:
     def __repr__(self) -> str:
         return (f"VolumeGeometry(shape={self.shape}, origin_mm={self.origin_mm.round(3).tolist()}, "
                 f"spacing_mm={self.spacing_mm.round(4).tolist()})")
+
+
+def _times_rows(v: NDArray[np.float64], m: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``v @ m`` for ``(..., 3)`` vectors and a 3 x 3 matrix, written out: numpy hands a
+    large ``@`` to the BLAS library, whose idle threads then spin on every core and
+    slow the processes that share the work of a DVH run."""
+    return v[..., 0:1] * m[0] + v[..., 1:2] * m[1] + v[..., 2:3] * m[2]

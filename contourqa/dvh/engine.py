@@ -163,6 +163,11 @@ class _DoseSampler:
         self.shape = dose.dose_gy.shape
         self.flat = np.ascontiguousarray(dose.dose_gy, dtype=np.float64).ravel()
         self.top_gy = float(self.flat.max()) if self.flat.size else 0.0
+        C = self.shape[2]
+        # flat[x + 1], flat[x + C], flat[x + C + 1] as flat_next_*[x]: views, no copies
+        self.flat_next_i = self.flat[1:]
+        self.flat_next_j = self.flat[C:]
+        self.flat_next_ji = self.flat[C + 1:]
         self._bounds: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
                             NDArray[np.float64]] | None = None
 
@@ -462,8 +467,8 @@ def _tally_block(tally: _Tally, sampler: _DoseSampler, seg: slice, f: NDArray[np
     idx *= R * C
     idx += np.repeat((f * R + j0[seg]) * C + i0[seg], n_nodes)
     fi_n, fj_n = np.repeat(fi[seg], n_nodes), np.repeat(fj[seg], n_nodes)
-    na, nb = flat[idx], flat[idx + 1]
-    nc, nd = flat[idx + C], flat[idx + C + 1]
+    na, nb = flat[idx], sampler.flat_next_i[idx]  # the shifted views save index arithmetic
+    nc, nd = sampler.flat_next_j[idx], sampler.flat_next_ji[idx]
     ba = nb - na
     cross = (nd - nc) - ba
     gj = (nc - na) + fi_n * cross
@@ -504,41 +509,40 @@ def _tally_block(tally: _Tally, sampler: _DoseSampler, seg: slice, f: NDArray[np
     grad2[e] = np.maximum(g0_e + tm * (g1[e] - g0_e), 0.0) * h2
     span[e] = width * dd_e
     w[e] = width * cell_cc
-    half = span * span
-    half += grad2
-    np.sqrt(half, out=half)
-    half *= 0.5
+    spread = span * span
+    spread += grad2
+    np.sqrt(spread, out=spread)  # hi - lo
+    half = 0.5 * spread
     lo = mid - half
     hi = mid + half
-    # Extremes over the segments (the dose is linear between nodes): the nodes inside
-    # each segment and its two end points.
-    inner = np.ones(len(node_d), dtype=bool)
-    inner[node_start] = False
-    inner[node_start + npc] = False
-    ext = [node_d.min(where=inner, initial=math.inf), node_d.max(where=inner, initial=-math.inf),
-           (d0[e] + fa * dd_e).min(), (d0[e] + fb * dd_e).min(),
-           (d0[e] + fa * dd_e).max(), (d0[e] + fb * dd_e).max()]
-    lo_ext, hi_ext = min(ext[0], ext[2], ext[3]), max(ext[1], ext[4], ext[5])
+    # Extremes over the segments (the dose is linear between nodes): the ends of every
+    # piece, i.e. the nodes but where a segment ends inside a slab.
+    d0[e] += fa * dd_e
+    d1[e] = d0[e] + (fb - fa) * dd_e
+    lo_ext = min(float(d0.min()), float(d1.min()))
+    hi_ext = max(float(d0.max()), float(d1.max()))
     tally.vmin = lo_ext if math.isnan(tally.vmin) else min(tally.vmin, lo_ext)
     tally.vmax = hi_ext if math.isnan(tally.vmax) else max(tally.vmax, hi_ext)
     # Tally the pieces as ramps (and steps where a piece has no spread).
     tally.volume_cc += float(w.sum())
-    tally.dose_volume += float(np.dot(w, mid))
+    mid *= w
+    tally.dose_volume += float(mid.sum())  # not np.dot: BLAS threads, see geometry
     tally.lo_min = min(tally.lo_min, float(lo.min()))
     tally.hi_max = max(tally.hi_max, float(hi.max()))
-    half *= 2.0  # the spread hi - lo
-    ramp = half > 1e-9 * max(1.0, sampler.top_gy)
-    if ramp.all():
-        c = w / half
-    else:
-        c = np.where(ramp, w / np.where(ramp, half, 1.0), 0.0)
-        tally.add(_edge_index(lo, bin_width), np.where(ramp, 0.0, w), "step")
+    ramp = spread > 1e-9 * max(1.0, sampler.top_gy)
     i_lo, i_hi = _edge_index(lo, bin_width), _edge_index(hi, bin_width)
-    tally.add(np.concatenate([i_lo, i_hi]), np.concatenate([c, -c]), "s1")
-    c_lo = c * lo
-    c *= hi
-    c_lo = np.concatenate([c_lo, -c])
-    tally.add(np.concatenate([i_lo, i_hi]), c_lo, "s2")
+    if ramp.all():
+        c = w / spread
+    else:
+        c = np.where(ramp, w / np.where(ramp, spread, 1.0), 0.0)
+        tally.add(i_lo, np.where(ramp, 0.0, w), "step")
+    tally.add(i_lo, c, "s1")
+    tally.add(i_hi, -c, "s1")
+    lo *= c
+    tally.add(i_lo, lo, "s2")
+    hi *= c
+    hi *= -1.0
+    tally.add(i_hi, hi, "s2")
 
 
 def _edge_index(t: NDArray[np.float64], bin_width: float) -> NDArray[np.int64]:
