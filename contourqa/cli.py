@@ -456,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # One BLAS thread unless the user says otherwise: contourqa's matrices are tiny, and
+    # OpenBLAS's idle threads spin on every core, stealing it from the DVH workers.
+    # Set before numpy is imported (nothing above imports it).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
