@@ -252,11 +252,12 @@ class _DoseSampler:
         Computed once per run."""
         if self._bounds is None:
             d: NDArray[np.float64] = self.flat.reshape(self.shape)  # type: ignore[assignment]
-            lo = hi = d[:-1, :-1, :-1]
-            for sk, sj, si in ((0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1)):
-                corner = d[sk:d.shape[0] - 1 + sk, sj:d.shape[1] - 1 + sj, si:d.shape[2] - 1 + si]
-                lo = np.minimum(lo, corner)
-                hi = np.maximum(hi, corner)
+            lo, hi = d, d
+            for axis in range(3):  # pairs of neighbours along each axis in turn
+                head = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
+                tail = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
+                lo = np.minimum(lo[head], lo[tail])
+                hi = np.maximum(hi[head], hi[tail])
             self._bounds = (lo.ravel(), hi.ravel(), lo.min(axis=0).ravel(), hi.max(axis=0).ravel())
         return self._bounds
 
@@ -692,8 +693,6 @@ def compute_dvhs(rois: Iterable[ROI], dose: DoseGrid, *, options: DVHOptions = D
     check_geometry(dose.geometry)
     sampler = _DoseSampler(dose)
     unique, by_cost = _unique_by_cost(rois, options)
-    if workers > 1:
-        sampler.cell_bounds()  # once, before the workers fork
     done = map_forked(lambda roi: _compute(roi, sampler, options), by_cost, workers=workers)
     by_name = {d.roi_name: d for d in done}
     return {r.name: by_name[r.name] for r in unique}
@@ -774,8 +773,6 @@ def compute_dvhs_with_bands(rois: Iterable[ROI], dose: DoseGrid, metrics: Iterab
         return nominal, _bands([nominal, *others], metrics, prescription_gy)
 
     unique, by_cost = _unique_by_cost(rois, options)
-    if workers > 1:
-        sampler.cell_bounds()
     done = {d.roi_name: (d, b) for d, b in map_forked(one, by_cost, workers=workers)}
     return ({r.name: done[r.name][0] for r in unique}, {r.name: done[r.name][1] for r in unique})
 
