@@ -309,8 +309,7 @@ class _Tally:
 
     @classmethod
     def empty(cls) -> _Tally:
-        z = np.zeros(0)
-        return cls(s1=z, s2=z, step=z)
+        return cls(s1=np.zeros(0), s2=np.zeros(0), step=np.zeros(0))
 
     def add(self, index: NDArray[np.int64], weights: NDArray[np.float64], which: str) -> None:
         """Add ``weights`` at edge ``index`` into ``s1``, ``s2`` or ``step``."""
@@ -323,8 +322,10 @@ class _Tally:
 
 
 # Pieces are formed and tallied in blocks of about this many dose nodes, so that the
-# block's arrays stay in the processor's cache (measured: 2^15 is about the best here).
-_BLOCK_NODES = 1 << 15
+# block's arrays stay in the processor's cache.  Measured on the brain SRS plan (DVH
+# of every ROI, one process): blocks of 2^13-2^15 nodes take 0.22-0.24 s, 2^16 0.27 s,
+# 2^17 0.33 s, no blocks 0.32-0.36 s.
+_BLOCK_NODES = 1 << 14
 
 
 def _column_segments(model: StructureModel) -> tuple[NDArray[np.int64], NDArray[np.int64],
