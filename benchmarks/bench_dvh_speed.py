@@ -134,7 +134,7 @@ def main() -> None:
                     "print(time.perf_counter() - t)")
     imports = [float(run([py, "-c", timed_import])[2]) for _ in range(args.repeat)]
     from contourqa.dvh import dvh_report
-    from contourqa.dvh.parallel import default_workers
+    from contourqa.parallel import default_workers
     from contourqa.io.rtdose import read_dose
     from contourqa.io.rtstruct import read_structure_set
     reads, dvhs, dvhs_one = [], [], []

@@ -144,18 +144,18 @@ def cmd_dvh(args: argparse.Namespace) -> int:
     import json
 
     from contourqa.dvh import DEFAULT_METRICS, dvh_report
-    from contourqa.dvh.parallel import default_workers
+    from contourqa.parallel import default_workers
     from contourqa.io import read_dose, read_structure_set
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}.")
-    ss = read_structure_set(args.structures)
+    workers = args.jobs or default_workers()
+    ss = read_structure_set(args.structures, workers=workers)
     dose = read_dose(args.dose, prescription_gy=args.prescription)
     try:
         result = dvh_report(ss, dose, roi_names=args.roi or None,
                             metrics=_metrics(args.metrics) or DEFAULT_METRICS,
-                            prescription_gy=args.prescription,
-                            workers=args.jobs or default_workers())
+                            prescription_gy=args.prescription, workers=workers)
     except KeyError as exc:  # unknown ROI name: the message lists the ROIs
         raise UsageError(str(exc.args[0])) from exc
     text = json.dumps(result.to_json()["rois"], indent=2, allow_nan=False) + "\n"

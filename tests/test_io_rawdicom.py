@@ -243,3 +243,28 @@ def test_implicit_vr_files_are_walked(tmp_path: Path) -> None:
     raw = read_raw(path)
     assert raw.implicit_vr
     assert_same_structure_set(_read(path, raw), read_structure_set(path, dataset=read_dataset(path, convert_all=False)))
+
+
+@pytest.mark.parametrize("path", [
+    DEMO / "RS.dcm",
+    SHARED_DATA / "pps_brain_srs_raystation" / "BrainSRSRaystationIMRT",
+    SHARED_DATA / "dicompyler_core_example" / "rtss.dcm",
+], ids=lambda p: p.name)
+def test_forked_parsing_reads_the_same(path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"shared data not present: {path}")
+    path = next(iter(sorted(path.glob("RS*.dcm")))) if path.is_dir() else path
+    assert_same_structure_set(read_structure_set(path, workers=2), read_structure_set(path))
+
+
+def test_forked_parsing_of_a_malformed_file_gives_pydicoms_finding(tmp_path: Path) -> None:
+    data = bytearray((DEMO / "RS.dcm").read_bytes())
+    at = data.rindex(b"\x06\x30\x50\x00DS")  # the last ContourData: taken by either worker
+    start = at + 8
+    first = data.index(b"\\", start)
+    data[start:first] = b"x" * (first - start)
+    path = tmp_path / "RS.dcm"
+    path.write_bytes(bytes(data))
+    ss = read_structure_set(path, workers=2)
+    assert "input.malformed_contour" in [p.code for p in ss.problems]
+    assert_same_structure_set(ss, read_structure_set(path, dataset=read_dataset(path, convert_all=False)))

@@ -21,7 +21,7 @@ from contourqa.dvh.occupancy import (
     median,
 )
 from contourqa.dvh.options import DVHOptions
-from contourqa.dvh.parallel import map_forked
+from contourqa.parallel import map_forked
 from contourqa.errors import MetricError
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
@@ -688,7 +688,7 @@ def compute_dvhs(rois: Iterable[ROI], dose: DoseGrid, *, options: DVHOptions = D
                  workers: int = 1) -> dict[str, DVH]:
     """DVHs of several ROIs, sharing the dose lookup; keyed by ROI name (first wins).
 
-    ``workers`` processes share the ROIs (:mod:`contourqa.dvh.parallel`); the result
+    ``workers`` processes share the ROIs (:mod:`contourqa.parallel`); the result
     does not depend on it.
     """
     check_geometry(dose.geometry)

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, input_problem
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.parallel import map_forked, shared_array
 from contourqa.io.rawdicom import (
     RawDataset,
     RawFallback,
@@ -262,15 +263,24 @@ def _not_triplets(name: str, size: int, path: Path) -> Finding:
                          "not a multiple of 3; contour ignored.", path, structure=name)
 
 
-def _contours_raw(item: Dataset | RawDataset, name: str, path: Path
-                  ) -> tuple[list[Contour], list[Finding]]:
-    """:func:`_contours` from the undecoded bytes (raises RawFallback, also for
-    non-numeric ContourData, whose finding pydicom's decoding words).  The ROI's
-    ContourData are converted to numbers in one call."""
+@dataclass(frozen=True)
+class _RawContours:
+    """An ROI's contours as walked from the bytes, their ContourData not yet numbers."""
+
+    texts: list[bytes]
+    kinds: list[ContourType]
+    refs: list[tuple[str, ...]]
+
+    @property
+    def joined(self) -> bytes:
+        return b"\\".join(self.texts)
+
+
+def _raw_contours(item: Dataset | RawDataset) -> _RawContours:
+    """The contours of one ROIContourSequence item from the undecoded bytes (raises
+    RawFallback where pydicom must decode)."""
     implicit = is_implicit_vr(item, _CONTOUR_SEQ)
-    texts: list[bytes] = []
-    kinds: list[ContourType] = []
-    refs: list[tuple[str, ...]] = []
+    out = _RawContours([], [], [])
     for c in raw_items(item, _CONTOUR_SEQ):
         data = c.get(_CONTOUR_DATA_TAG)
         if data is None:
@@ -280,23 +290,50 @@ def _contours_raw(item: Dataset | RawDataset, name: str, path: Path
         text = data.rstrip(b"\x00 ")
         if not text:
             continue
-        texts.append(text)
-        kinds.append(ContourType.parse(raw_text(c.get(_GEOMETRIC_TYPE))))
-        refs.append(tuple(u for img in items_of(c.get(_IMAGE_SEQ), implicit)
-                          if (u := _raw_uid(img, _REF_SOP_UID))))
-    if not texts:
-        return [], []
-    counts = np.fromiter((t.count(b"\\") + 1 for t in texts), np.int64, len(texts))
+        out.texts.append(text)
+        out.kinds.append(ContourType.parse(raw_text(c.get(_GEOMETRIC_TYPE))))
+        out.refs.append(tuple(u for img in items_of(c.get(_IMAGE_SEQ), implicit)
+                              if (u := _raw_uid(img, _REF_SOP_UID))))
+    return out
+
+
+def _numbers(text: bytes) -> NDArray[np.float64]:
+    """Backslash-separated decimal strings as float64 (raises RawFallback for anything
+    but numbers, also an empty value: pydicom's path words the finding)."""
     try:  # numpy's text parser: a third faster than float() on each value
-        values = np.fromstring(b"\\".join(texts), dtype=np.float64, sep="\\")
+        values = np.fromstring(text, dtype=np.float64, sep="\\")
     except ValueError as exc:
         raise RawFallback from exc
-    if len(values) != counts.sum():  # an empty value: let pydicom word it
+    if len(values) != text.count(b"\\") + 1:
         raise RawFallback
+    return values
+
+
+def _all_numbers(texts: list[bytes], workers: int) -> list[NDArray[np.float64]]:
+    """:func:`_numbers` of every text; with several workers they write into one array
+    they share (the largest texts first), so that no result is pickled."""
+    if workers <= 1:
+        return [_numbers(t) if t else np.zeros(0) for t in texts]
+    counts = [t.count(b"\\") + 1 if t else 0 for t in texts]
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
+    out = shared_array(starts[-1])
+
+    def fill(i: int) -> None:
+        out[starts[i]:starts[i + 1]] = _numbers(texts[i])
+
+    order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: -len(texts[i]))
+    map_forked(fill, order, workers=workers)
+    return [out[starts[i]:starts[i + 1]] for i in range(len(texts))]
+
+
+def _build_contours(raw: _RawContours, values: NDArray[np.float64], name: str, path: Path
+                    ) -> tuple[list[Contour], list[Finding]]:
+    """Contours from the ROI's numbers (all its ContourData, in order)."""
+    counts = [t.count(b"\\") + 1 for t in raw.texts]
     contours: list[Contour] = []
     problems: list[Finding] = []
-    for pts, n, kind, ref in zip(np.split(values, np.cumsum(counts)[:-1]), counts.tolist(),
-                                 kinds, refs):
+    for pts, n, kind, ref in zip(np.split(values, np.cumsum(counts)[:-1]), counts,
+                                 raw.kinds, raw.refs):
         if n % 3:
             problems.append(_not_triplets(name, n, path))
             continue
@@ -305,8 +342,23 @@ def _contours_raw(item: Dataset | RawDataset, name: str, path: Path
     return contours, problems
 
 
-def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> StructureSet:
+def _contours_raw(item: Dataset | RawDataset, name: str, path: Path
+                  ) -> tuple[list[Contour], list[Finding]]:
+    """:func:`_contours` from the undecoded bytes (raises RawFallback, also for
+    non-numeric ContourData, whose finding pydicom's decoding words).  The ROI's
+    ContourData are converted to numbers in one call."""
+    raw = _raw_contours(item)
+    if not raw.texts:
+        return [], []
+    return _build_contours(raw, _numbers(raw.joined), name, path)
+
+
+def read_structure_set(path: str | Path, *, dataset: Dataset | None = None,
+                       workers: int = 1) -> StructureSet:
     """Read an RT Structure Set file.
+
+    ``workers`` processes share converting the contour data to numbers (forked; the
+    result does not depend on it; only for files read without pydicom).
 
     Raises
     ------
@@ -318,7 +370,7 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> S
     path = Path(path)
     if dataset is None:
         try:  # a conformant file is walked from its bytes, without pydicom
-            return _read(path, read_raw(path))
+            return _read(path, read_raw(path), workers=workers)
         except Exception:  # noqa: S110 - pydicom's path reads it, or words the error
             pass
     # pydicom decodes elements lazily and warns on non-conformant values; this reader
@@ -329,7 +381,7 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None) -> S
         return _read(path, ds)
 
 
-def _read(path: Path, ds: Dataset | RawDataset) -> StructureSet:
+def _read(path: Path, ds: Dataset | RawDataset, *, workers: int = 1) -> StructureSet:
     if uid_of(ds, "SOPClassUID") != RTSTRUCT_SOP_CLASS and ds.get("Modality") != "RTSTRUCT":
         raise UnsupportedDicomError(f"{path}: not an RT Structure Set (Modality {ds.get('Modality')!r}).")
     problems: list[Finding] = []
@@ -356,19 +408,30 @@ def _read(path: Path, ds: Dataset | RawDataset) -> StructureSet:
         observed[number] = kind or None
 
     contours_of: dict[int, tuple[tuple[Contour, ...], tuple[int, ...] | None]] = {}
+    items = []
     for item in ds.get("ROIContourSequence", []):
         number = int(item.get("ReferencedROINumber", -1))
         color = item.get("ROIDisplayColor", None)
         rgb = tuple(int(v) for v in color)[:3] if color is not None and len(color) >= 3 else None
-        name = roi_info.get(number, (f"ROI {number}",))[0]
-        try:
-            contours, found = _contours_raw(item, name, path)
-        except RawFallback:
-            if isinstance(ds, RawDataset):
-                raise
-            contours, found = _contours(item, name, path)
-        problems.extend(found)
-        contours_of[number] = (tuple(contours), rgb)
+        items.append((number, rgb, roi_info.get(number, (f"ROI {number}",))[0], item))
+    if isinstance(ds, RawDataset):
+        # Converting the contour data to numbers is most of the reading time; with
+        # several workers they share it, ROI by ROI, the largest first.
+        raws = [_raw_contours(item) for *_, item in items]
+        numbers = _all_numbers([r.joined for r in raws], workers)
+        for i, (number, rgb, name, _) in enumerate(items):
+            contours, found = _build_contours(raws[i], numbers[i], name, path) \
+                if raws[i].texts else ([], [])
+            problems.extend(found)
+            contours_of[number] = (tuple(contours), rgb)
+    else:
+        for number, rgb, name, item in items:
+            try:
+                contours, found = _contours_raw(item, name, path)
+            except RawFallback:
+                contours, found = _contours(item, name, path)
+            problems.extend(found)
+            contours_of[number] = (tuple(contours), rgb)
 
     rois = []
     for number, (name, algorithm) in roi_info.items():

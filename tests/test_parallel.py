@@ -1,4 +1,5 @@
-"""Forked DVH workers: the same results as one process, whatever happens to a child."""
+"""Forked workers (contourqa.parallel): the same results as one process, whatever
+happens to a child; DVHs and structure sets do not depend on the number of workers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datapaths import REPO
 from phantom_loading import load_single_case
 
 from contourqa.dvh import compute_dvhs, dvh_report
-from contourqa.dvh.parallel import default_workers, map_forked
+from contourqa.parallel import default_workers, map_forked, shared_array
 
 PARENT = os.getpid()
 
@@ -50,6 +51,23 @@ def test_a_crashed_childs_items_are_computed_here() -> None:
 def test_an_exception_surfaces_in_the_caller() -> None:
     with pytest.raises(ValueError, match="five"):
         map_forked(_fails_on_five, list(range(10)), workers=2)
+
+
+def test_children_write_into_a_shared_array() -> None:
+    out = shared_array(1000)
+
+    def fill(i: int) -> int:
+        sum(range(200_000))  # long enough for the child to take items
+        out[i * 100:(i + 1) * 100] = np.arange(100) + 1000 * i + (os.getpid() != PARENT)
+        return os.getpid()
+
+    pids = map_forked(fill, list(range(10)), workers=2)
+    from_child = [i for i, p in enumerate(pids) if p != PARENT]
+    assert from_child  # the child's writes are seen here
+    for i in range(10):
+        expected = np.arange(100) + 1000 * i + (i in from_child)
+        np.testing.assert_array_equal(out[i * 100:(i + 1) * 100], expected)
+    assert shared_array(0).size == 0
 
 
 def test_default_workers_is_the_usable_cpus() -> None:

@@ -1,12 +1,14 @@
-"""Sharing the ROIs of one DVH run between forked worker processes.
+"""Sharing independent work items between forked worker processes: the ROIs of a
+DVH run, the contour data of a structure set's ROIs.
 
-Every ROI's DVH is independent of the others, so the ROIs of a plan are handed out
-one at a time to ``workers`` processes: this one and ``workers - 1`` children forked
-from it, which inherit the dose grid and the contours without copying them.  The
-work queue is a pipe holding the item indices, 4 bytes each; reading 4 bytes from a
-pipe is atomic, so every item is taken by exactly one process, and a slow item does
-not hold the others back.  Children send their results back pickled through a
-second pipe.
+The items are handed out one at a time to ``workers`` processes: this one and
+``workers - 1`` children forked from it, which inherit the data (dose grid, contours,
+file bytes) without copying it.  The work queue is a pipe holding the item indices,
+4 bytes each; reading 4 bytes from a pipe is atomic, so every item is taken by
+exactly one process, and a slow item does not hold the others back.  Children send
+their results back pickled through a second pipe; bulky results (numbers) are better
+written by the workers into a :func:`shared_array`, which the children share with
+this process, so that nothing has to be pickled and piped.
 
 Results never depend on the number of workers.  Where a child fails (an exception,
 a crash, a result that does not unpickle), this process computes that child's items
@@ -16,13 +18,17 @@ itself, so an error surfaces here, as it would in a sequential run.  Without
 
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
-__all__ = ["default_workers", "map_forked"]
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["default_workers", "map_forked", "shared_array"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,8 +37,17 @@ _INDEX = struct.Struct("<I")
 _MAX_QUEUED = 8000  # indices that fit in a pipe's buffer (64 KiB) before anyone reads
 
 
+def shared_array(size: int) -> NDArray[np.float64]:
+    """A float64 array of ``size`` zeros in memory shared with the children that
+    :func:`map_forked` forks later (an anonymous shared mapping)."""
+    if size <= 0:
+        return np.zeros(0)
+    buffer = mmap.mmap(-1, size * 8)
+    return np.frombuffer(buffer, dtype=np.float64, count=size)
+
+
 def default_workers() -> int:
-    """Processes a DVH run uses by default: the CPUs this process may run on."""
+    """Processes to use by default: the CPUs this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
