@@ -86,3 +86,18 @@ def test_dvhs_do_not_depend_on_the_number_of_workers() -> None:
     a = dvh_report(case.structure_set, case.dose, uncertainty=True, workers=1)
     b = dvh_report(case.structure_set, case.dose, uncertainty=True, workers=2)
     assert a.values == b.values and a.bands == b.bands
+
+
+def test_dvhs_pickle_compactly_and_whole() -> None:
+    import pickle
+
+    case = load_single_case(REPO / "test_data" / "demo_case" / "dicom")
+    for d in compute_dvhs(case.structure_set.rois, case.dose).values():
+        payload = pickle.dumps(d)
+        back = pickle.loads(payload)
+        for name in ("dose_edges_gy", "cumulative_cc", "differential_cc"):
+            np.testing.assert_array_equal(getattr(back, name), getattr(d, name))
+        assert (back.roi_name, back.volume_cc, back.conventions, back.problems) == \
+            (d.roi_name, d.volume_cc, d.conventions, d.problems)
+        if len(d.cumulative_cc) > 100:  # edges and differential are not sent
+            assert len(payload) < 1.5 * d.cumulative_cc.nbytes + 10_000

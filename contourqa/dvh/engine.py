@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,21 @@ class DVH:
     problems: tuple[Finding, ...] = ()
     n_samples: int = 0
     cap_volume_cc: float = 0.0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (to and from DVH workers) without what the cumulative DVH gives back:
+        regular bin edges and the differential DVH."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        edges = state.pop("dose_edges_gy")
+        n = len(edges)
+        step = float(edges[1]) if n > 1 else 0.0
+        if n > 1 and np.array_equal(edges, np.arange(n) * step):
+            edges = (n, step)
+        differential = state.pop("differential_cc")
+        cum = self.cumulative_cc
+        if not np.array_equal(differential, cum[:-1] - cum[1:]):
+            state["differential_cc"] = differential
+        return (_unpickle_dvh, (state, edges))
 
     @property
     def volume_in_dose_cc(self) -> float:
@@ -152,6 +167,13 @@ class DVH:
             raise MetricError(f"{m} is a percentage of the prescription: give prescription_gy "
                               "(a positive dose in Gy).")
         return 100.0 * self.volume_at_dose_cc(x / 100.0 * prescription_gy) / self.volume_in_dose_cc
+
+
+def _unpickle_dvh(state: dict[str, Any], edges: NDArray[np.float64] | tuple[int, float]) -> DVH:
+    grid = np.arange(edges[0]) * edges[1] if isinstance(edges, tuple) else edges
+    cum = state["cumulative_cc"]
+    state.setdefault("differential_cc", cum[:-1] - cum[1:])
+    return DVH(dose_edges_gy=np.asarray(grid, dtype=np.float64), **state)
 
 
 # -- dose sampling -------------------------------------------------------------------
