@@ -4,19 +4,32 @@ The references are TotalSegmentator model outputs (``../shared/data/
 totalsegmentator_examples``, README.txt there), not manual truth.  Thresholds are
 what the CT segmentation reaches today (``benchmarks/results/sectors_real_ct.md``)
 less a margin of about 0.03; the issue's target of 0.85 for every vertebra is met
-only by L4 and L3:
+by L5 (just), L4, L3, L2 and L1:
 
-* 3 mm CT, no canal hint: every disc from L5/S1 (tilted about 45 degrees) to
-  T12/L1 is found and fitted; L5 0.84, L4 0.92, L3 0.90, L2 0.82, L1 0.80,
-  T12 0.83.  What is left is mostly the posterior elements (part of the L1 arch is
-  flooded from L2) and bone the reference leaves out (rib heads, osteophytes).
-  S1 reaches 0.43 only: the reference S1 is the top of the sacrum, whereas the
-  segmented S1 holds the whole sacrum below it (no S1/S2 cut).
+* 3 mm CT, no canal hint: every disc from S1/S2 and L5/S1 (tilted about 45
+  degrees) to T12/L1 is found and fitted; S1 0.47, L5 0.85, L4 0.93, L3 0.91,
+  L2 0.92, L1 0.91, T12 0.83.  The arches stay with their bodies since the bone in
+  the caudal half of each segment, up to 20 mm behind the canal centre, seeds its
+  vertebra (before, about 470 voxels of the L1 arch went to L2: L2 0.82,
+  L1 0.80); dim voxels on the column's edge (less than half bone) are left out
+  (+0.01 on each level).  What is left is
+  mostly partial-volume bone at the edge the reference leaves out (200-400 voxels
+  per vertebra), about 160 voxels of posterolateral bone at the crop's top that
+  the reference leaves unlabelled (T11's processes or rib necks; they join T12),
+  and for S1 the definition: the reference S1 is the body and the
+  ring about the canal, whereas the segmented S1 holds the sacral alae (and,
+  through a bright streak across the pelvis, pieces of the ilia); the dark upper
+  S1 marrow (below 110 HU, its cortex open) is missed too.  S1 was 0.43: the
+  caudal seeds give the sacrum below the S1/S2 disc to its own segment, but only
+  near the canal (0.51 with no depth limit: the lower sacrum curves far behind
+  the canal centre, where a thoracic spinous process hanging over the vertebra
+  below must not seed it).
 * 20-slice DICOM CT (T11/T12): the T11/T12 disc is found, so T12 and T11 are two
-  vertebrae (T12 0.61, T11 0.30).  The ceiling is low: the reference leaves holes
-  in the bodies and the column holds the contrast-filled aorta where it touches the
-  body; most of T11 in the scan is its arch hanging behind T12, which the watershed
-  gives to T12.
+  vertebrae (T12 0.63, T11 0.47; 0.61 and 0.30 before the caudal seeds gave T11
+  its lamina and spinous process behind T12).  The ceiling is low: the reference
+  leaves holes in the bodies and labels parts of the T12 body as T11, and the
+  column holds the contrast-filled aorta where it touches the body and the rib
+  heads.
 
 The frames must point anterior, to the vertebral body, on every vertebra, with and
 without a hint (a disc ringed by its endplate rim is no canal candidate: it is
@@ -39,10 +52,10 @@ from contourqa.sectors import partition_vertebra
 #: task 'total' label ids of the vertebrae (README.txt of the data folder)
 LEVELS = {26: "S1", 27: "L5", 28: "L4", 29: "L3", 30: "L2", 31: "L1", 32: "T12", 33: "T11"}
 #: Dice reached per level on the 3 mm CT without a hint, less ~0.03
-MIN_DICE_3MM = {"S1": 0.40, "L5": 0.80, "L4": 0.88, "L3": 0.86, "L2": 0.78, "L1": 0.77,
+MIN_DICE_3MM = {"S1": 0.44, "L5": 0.82, "L4": 0.89, "L3": 0.87, "L2": 0.89, "L1": 0.87,
                 "T12": 0.79}
 #: on the DICOM CT (T11/T12), with or without the cord as hint
-MIN_DICE_DICOM = {32: 0.57, 33: 0.26}
+MIN_DICE_DICOM = {32: 0.60, 33: 0.44}
 #: anterior axis vs the direction canal -> body (degrees); reached: at most 10
 MAX_ANTERIOR_ERROR_DEG = 25.0
 

@@ -47,12 +47,21 @@ patient position or in-plane flip of the grid gives the same result):
    body.
 7. **Vertebrae**: body bone farther than ``seed_margin_mm`` from every disc plane
    seeds one vertebra per inter-disc segment (segments at the crop's ends are kept
-   when at least a quarter of ``min_vertebra_height_mm`` long); the rest of the
-   column (the posterior elements, and body bone next to the discs) is flooded from
-   the seeds through bone, brightest first (watershed of the HU smoothed over
-   ``watershed_smoothing_mm``): a pedicle and its arch join the body they are
-   continuous with, and the boundaries fall on the low-density discs and facet
-   joints.
+   when at least a quarter of ``min_vertebra_height_mm`` long), and so does all the
+   column's bone in the caudal part of the segment (farther below the cranial disc
+   than ``arch_seed_fraction`` of the height of the vertebra above it, and not
+   farther than ``arch_seed_depth_mm`` behind the canal; :func:`_caudal_seeds`):
+   a vertebra's arch leaves the body at the pedicles and hangs caudally, so that
+   level with the caudal half of a body the lamina and the root of the spinous
+   process are its own, whereas level with the cranial half the processes of the
+   vertebra above touch them at the facet joints.  The rest
+   of the column (the pedicles, the processes about the discs, and body bone next
+   to the discs) is flooded from the seeds through bone, brightest first
+   (watershed of the HU smoothed over ``watershed_smoothing_mm``): the boundaries
+   fall on the low-density discs and facet joints.  Before the flooding, voxels on
+   the column's outer edge that are less than half bone by their HU
+   (``edge_fraction``; :func:`_partial_volume_edge`) leave the column: the
+   threshold keeps partial-volume voxels that a 3 mm grid makes thick.
 
 Levels are not known from the CT alone; :mod:`contourqa.anatomy.levels` names them.
 """
@@ -173,6 +182,20 @@ class CTSegmentationOptions:
     seed_margin_mm : float
         Body bone within this distance of a disc plane does not seed a vertebra
         (the plane is an approximation of the oblique, wedge-shaped disc).
+    arch_seed_fraction : float
+        All column bone (body and posterior elements) farther below a disc than this
+        fraction of the height of the vertebra above it seeds the vertebra below
+        (:func:`_caudal_seeds`; 0.5): an arch hangs caudally from its body, about
+        half the vertebra's height below its caudal disc.
+    arch_seed_depth_mm : float
+        How far behind the canal centre that bone seeds (20 mm: the lamina and the
+        root of the spinous process; a thoracic spinous process slopes down over
+        the vertebra below).
+    edge_fraction : float
+        A voxel on the column's outer edge darker than this fraction of the way from
+        its soft-tissue neighbours' mean HU to its column neighbours' is dropped
+        (:func:`_partial_volume_edge`; 0.5: the edge at half maximum; 0 keeps
+        them all).
     watershed_smoothing_mm : float
         In-plane Gaussian sigma of the HU flooded by the watershed.
     lytic_bridge_mm : float
@@ -215,6 +238,9 @@ class CTSegmentationOptions:
     body_reach_half_width_mm: float = 8.0
     min_vertebra_height_mm: float = 15.0
     seed_margin_mm: float = 3.0
+    arch_seed_fraction: float = 0.5
+    edge_fraction: float = 0.5
+    arch_seed_depth_mm: float = 20.0
     watershed_smoothing_mm: float = 1.0
     lytic_bridge_mm: float = 5.0
 
@@ -227,9 +253,12 @@ class CTSegmentationOptions:
                      "canal_outlier_mm", "disc_max_tilt_deg", "disc_max_lateral_tilt_deg",
                      "disc_max_thickness_mm", "disc_min_contrast_hu", "disc_spacing_penalty_hu",
                      "disc_height_penalty_hu", "height_per_reach", "height_window_mm",
-                     "body_reach_half_width_mm"):
+                     "body_reach_half_width_mm", "arch_seed_depth_mm"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f'Argument "{name}" must be >= 0.')
+        for name in ("arch_seed_fraction", "edge_fraction"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f'Argument "{name}" must be within [0, 1].')
         if not self.end_height_ratio >= 1.0:
             raise ValueError('Argument "end_height_ratio" must be >= 1.')
         if not self.disc_tilt_step_deg > 0:
@@ -520,6 +549,135 @@ def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
     return _Centreline(dense, s, tan), ant
 
 
+def _partial_volume_edge(column: NDArray[np.bool_], bone: NDArray[np.bool_],
+                         hu: NDArray[np.float64], lesion: NDArray[np.bool_] | None,
+                         fraction: float) -> NDArray[np.bool_]:
+    """Voxels on the column's outer edge that hold more soft tissue than bone.
+
+    A voxel of the column with an in-plane (4-connected) neighbour outside the bone
+    is dropped when its HU is below ``fraction`` of the way from the mean HU of those
+    soft-tissue neighbours to the mean HU of its neighbours in the column: at
+    ``fraction`` 0.5 the edge is placed at half maximum, as a partial-volume voxel
+    less than half filled by bone is not bone.  The column neighbours include the
+    voxel's neighbours along the edge, so that a smooth edge of partial-volume
+    voxels lowers its own threshold and mostly stays; what goes are dim voxels
+    sticking out of a brighter surface.  Lesion voxels (a lytic tumour that
+    replaced the cortex) are kept.
+
+    Parameters
+    ----------
+    column, bone : ndarray of shape (S, R, C), bool
+    hu : ndarray of shape (S, R, C), float64, HU
+    lesion : ndarray of shape (S, R, C), bool, or None
+    fraction : float
+
+    Returns
+    -------
+    ndarray of shape (S, R, C), bool
+    """
+    drop_all = np.zeros(column.shape, dtype=bool)
+    found = ndimage.find_objects(column.astype(np.int8))
+    if not found or found[0] is None:
+        return drop_all
+    # the column's bounding box, one voxel wider in-plane
+    box = (found[0][0],) + tuple(slice(max(sl.start - 1, 0), sl.stop + 1) for sl in found[0][1:])
+    column, bone, hu = column[box], bone[box], hu[box]
+    cross = np.zeros((3, 3, 3))
+    cross[1] = ndimage.generate_binary_structure(2, 1)
+    cross[1, 1, 1] = 0.0
+    soft = ~column & ~bone
+    n_in = ndimage.convolve(column.astype(np.float64), cross, mode="constant")
+    n_out = ndimage.convolve(soft.astype(np.float64), cross, mode="constant")
+    sum_in = ndimage.convolve(np.where(column, hu, 0.0), cross, mode="constant")
+    sum_out = ndimage.convolve(np.where(soft, hu, 0.0), cross, mode="constant")
+    edge = column & (n_in > 0) & (n_out > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = (1.0 - fraction) * sum_out / n_out + fraction * sum_in / n_in
+    drop_all[box] = edge & (hu < np.where(edge, level, -np.inf))
+    if lesion is not None:
+        drop_all &= ~lesion
+    return drop_all
+
+
+def _caudal_seeds(signed: NDArray[np.float64], segment: NDArray[np.int64],
+                  seg_len: NDArray[np.float64], anterior_mm: NDArray[np.float64],
+                  line: _Centreline, reach: NDArray[np.float64], o: CTSegmentationOptions
+                  ) -> NDArray[np.bool_]:
+    """Column voxels in the caudal part of their inter-disc segment: all their bone
+    (body and posterior elements) seeds that segment's vertebra.
+
+    The arch of a vertebra leaves its body through the pedicles at the cranial half
+    of the body and hangs caudally behind the disc below.  Level with the cranial
+    part of a body, the inferior articular and spinous processes of the vertebra
+    above touch this one's processes (at 3 mm the facet joint is barely darker than
+    bone, and a watershed from the bodies alone gives them to either vertebra);
+    level with the caudal part, the lamina and the root of the spinous process are
+    the vertebra's own.  Seeding them keeps each arch with its body; the processes
+    about the discs are still flooded.  Only bone within ``arch_seed_depth_mm``
+    behind the canal centre seeds: farther back, a thoracic spinous process slopes
+    down over the vertebra below, and its tip must join its own vertebra through
+    the process.
+
+    Parameters
+    ----------
+    signed : ndarray of shape (N, D), float64, mm
+        Distance of each voxel to each disc plane, positive up the centreline's arc.
+    segment : ndarray of shape (N,), int64
+        Inter-disc segment of each voxel, in arc order (0 below the first plane).
+    seg_len : ndarray of shape (D + 1,), float64, mm
+        Length of the segments along the arc.
+    anterior_mm : ndarray of shape (N,), float64, mm
+        In-plane offset of each voxel from its slice's canal centre along the
+        anterior direction (negative behind the canal centre).
+    line : _Centreline
+        Body centreline (its tangent gives the patient's cranial direction, +z in
+        LPS, whatever the slice order).
+    reach : ndarray of shape (S,), float64, mm
+        How far the body reaches in front of the canal centre per slice (NaN
+        without body bone): the height of a vertebra when no segment is whole.
+    o : CTSegmentationOptions
+
+    Returns
+    -------
+    ndarray of shape (N,), bool
+        Farther below the cranial disc than ``arch_seed_fraction`` of the height of
+        the vertebra above it (whose arch hangs there; a collapsed body is not
+        seeded by its neighbour's arch) and farther than ``seed_margin_mm`` from
+        both discs, and at most ``arch_seed_depth_mm`` behind the canal centre.
+        The partial segments at the crop's ends take the median height
+        of the whole segments (``height_per_reach`` times the bodies' reach without
+        one): the one with no cranial disc is seeded up to
+        ``1 - arch_seed_fraction`` of that height above its caudal disc.
+    """
+    n_disc = signed.shape[1]
+    if n_disc == 0:
+        return np.zeros(len(signed), dtype=bool)
+    # patient superior is +z (LPS); the arc may run either way along the slices
+    up = 1.0 if float(np.mean(line.tangent[:, 2])) >= 0 else -1.0
+    whole = seg_len[1:-1] if len(seg_len) > 2 else np.zeros(0)
+    if len(whole):
+        typical = float(np.median(whole))
+    elif np.isfinite(reach).any():
+        typical = o.height_per_reach * float(np.nanmedian(reach))
+    else:
+        return np.zeros(len(signed), dtype=bool)
+    height = seg_len.astype(np.float64).copy()
+    height[[0, -1]] = typical
+    rows = np.arange(len(signed))
+    pad = np.full((len(signed), 1), np.inf)
+    # distance above the plane below (arc order) and below the plane above
+    above = np.concatenate([pad, signed], axis=1)[rows, segment]
+    below = -np.concatenate([signed, -pad], axis=1)[rows, segment]
+    caudal_gap, cranial_gap = (above, below) if up > 0 else (below, above)
+    # the arch of the vertebra above hangs in proportion to that vertebra's height
+    hang = np.roll(height, -1) if up > 0 else np.roll(height, 1)
+    cranial_missing = ~np.isfinite(cranial_gap)
+    far = np.where(cranial_missing, caudal_gap <= (1.0 - o.arch_seed_fraction) * typical,
+                   cranial_gap >= o.arch_seed_fraction * hang[segment])
+    return np.asarray(far & (caudal_gap > o.seed_margin_mm) & (cranial_gap > o.seed_margin_mm)
+                      & (anterior_mm >= -o.arch_seed_depth_mm), dtype=bool)
+
+
 def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: VolumeGeometry, *,
                   canal_hint: NDArray[np.bool_] | None = None,
                   lesion: NDArray[np.bool_] | None = None,
@@ -590,11 +748,15 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     keep_seg = (seg_len >= o.min_vertebra_height_mm) \
         | (edge & (seg_len >= 0.25 * o.min_vertebra_height_mm))
     seed = body & (margin > o.seed_margin_mm) & keep_seg[segment]
+    seed |= _caudal_seeds(signed, segment, seg_len, u, line, reach, o) & keep_seg[segment]
     if not seed.any():
         return CTSegmentation((), canal, (_problem("No vertebral body between the discs found "
                                                    "on the CT."),))
     markers = np.zeros(column.shape, dtype=np.int32)
     markers[tuple(kji[seed].T)] = segment[seed] + 1
+    if o.edge_fraction > 0:
+        column = column & ~_partial_volume_edge(column, bone, hu, lesion, o.edge_fraction)
+        markers[~column] = 0
     sig = (0.0, o.watershed_smoothing_mm / float(geometry.spacing_mm[1]),
            o.watershed_smoothing_mm / float(geometry.spacing_mm[0]))
     smooth = ndimage.gaussian_filter(hu, sig) if o.watershed_smoothing_mm > 0 else hu
