@@ -167,6 +167,8 @@ def cmd_dvh(args: argparse.Namespace) -> int:
         print(f"{f.status.value}: {f.structure or ''} {f.message}", file=sys.stderr)
     print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
           file=sys.stderr)
+    global _fast_exit
+    _fast_exit = True
     return EXIT_OK
 
 
@@ -455,6 +457,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Set by commands that end with every file written and closed and no child process
+# left (dvh): the console script then exits without the interpreter's teardown,
+# which takes about 15 ms with numpy loaded (5% of a whole-plan DVH run).
+_fast_exit = False
+
+
+def run() -> None:
+    """Console-script entry point: :func:`main`, then exit with its code."""
+    code = main()
+    if _fast_exit:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # a reader that went away (| head): nothing left to tell it
+            pass
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # One BLAS thread unless the user says otherwise: contourqa's matrices are tiny, and
     # OpenBLAS's idle threads spin on every core, stealing it from the DVH workers.
@@ -478,4 +499,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
