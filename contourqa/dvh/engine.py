@@ -400,7 +400,7 @@ def _column_segments(model: StructureModel) -> tuple[NDArray[np.int64], NDArray[
         step = np.concatenate([np.ones(len(aa)), -np.ones(len(fo)), -np.ones(len(aa)),
                                np.ones(len(fo))])
         key = rows * n_p + pos
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key, kind="stable")  # runs come nearly sorted: timsort merges them
         key, step = key[order], step[order]
         level = np.cumsum(step)
         span = np.flatnonzero((level[:-1] > 0.5) & (key[1:] > key[:-1]))
@@ -410,7 +410,9 @@ def _column_segments(model: StructureModel) -> tuple[NDArray[np.int64], NDArray[
         row, p_ = np.divmod(cells, n_p)
         frame, q_ = np.divmod(row, n_q)
         col = q_ * n_p + p_
-        order = np.argsort(col * n_r + frame)
+        # cells come sorted by (frame, column): a stable sort by column alone gives
+        # (column, frame), merging one sorted run per frame
+        order = np.argsort(col, kind="stable")
         return frame[order], col[order]
 
     below = touches[np.minimum(r + 1, n_r)] & (r + 1 < n_r)
