@@ -105,9 +105,18 @@ def test_raw_path_reads_what_pydicom_reads(modality: str, path: Path) -> None:
         assert_same_dose(read_dose(path), read_dose(path, dataset=read_dataset(path)))
 
 
+BRAIN = SHARED_DATA / "pps_brain_srs_raystation" / "BrainSRSRaystationIMRT"
+
+
+def _files(path: Path, pattern: str) -> list[Path]:
+    """``path`` itself, or its files matching ``pattern`` if a folder; skip if absent."""
+    if not path.exists():
+        pytest.skip(f"shared data not present: {path}")
+    return sorted(path.glob(pattern)) if path.is_dir() else [path]
+
+
 @pytest.mark.parametrize("path", [
-    DEMO / "RS.dcm", DEMO / "RD.dcm",
-    SHARED_DATA / "pps_brain_srs_raystation" / "BrainSRSRaystationIMRT",
+    DEMO / "RS.dcm", DEMO / "RD.dcm", BRAIN,
     SHARED_DATA / "nelms_analytical_dvh" / "STRUCTURES" / "Sphere_02_0.dcm",
     SHARED_DATA / "nelms_analytical_dvh" / "DOSE GRIDS" / "Linear_AntPost_1mm_Aligned.dcm",
     SHARED_DATA / "dicompyler_core_example" / "rtss.dcm",
@@ -115,9 +124,7 @@ def test_raw_path_reads_what_pydicom_reads(modality: str, path: Path) -> None:
 ], ids=lambda p: p.name)
 def test_conformant_files_are_walked_without_pydicom(path: Path) -> None:
     """These files never reach the fallback: the comparison above is not vacuous."""
-    if not path.exists():
-        pytest.skip(f"shared data not present: {path}")
-    for p in sorted(path.glob("R[SD]*.dcm")) if path.is_dir() else [path]:
+    for p in _files(path, "R[SD]*.dcm"):
         ds = read_raw(p)
         if ds.get("Modality") == "RTSTRUCT":
             assert len(_read(p, ds).rois) > 0
@@ -200,14 +207,21 @@ def test_non_ascii_names_are_read_by_pydicom(tmp_path: Path) -> None:
     assert_same_structure_set(ss, read_structure_set(path, dataset=read_dataset(path, convert_all=False)))
 
 
-def test_malformed_contour_data_gives_pydicoms_finding(tmp_path: Path) -> None:
+def _with_bad_contour(tmp_path: Path, *, last: bool = False) -> Path:
+    """The demo RTSTRUCT with the first number of its first (or last) ContourData made
+    non-numeric (explicit VR: tag, 'DS', 2-byte length, value)."""
     data = bytearray((DEMO / "RS.dcm").read_bytes())
-    at = data.index(b"\x06\x30\x50\x00DS")  # the first ContourData, explicit VR
-    start = at + 8
+    tag = b"\x06\x30\x50\x00DS"
+    start = (data.rindex(tag) if last else data.index(tag)) + 8
     first = data.index(b"\\", start)
-    data[start:first] = b"x" * (first - start)  # its first number made non-numeric
+    data[start:first] = b"x" * (first - start)
     path = tmp_path / "RS.dcm"
     path.write_bytes(bytes(data))
+    return path
+
+
+def test_malformed_contour_data_gives_pydicoms_finding(tmp_path: Path) -> None:
+    path = _with_bad_contour(tmp_path)
     ss = read_structure_set(path)
     assert "input.malformed_contour" in [p.code for p in ss.problems]
     assert_same_structure_set(ss, read_structure_set(path, dataset=read_dataset(path, convert_all=False)))
@@ -246,25 +260,15 @@ def test_implicit_vr_files_are_walked(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    DEMO / "RS.dcm",
-    SHARED_DATA / "pps_brain_srs_raystation" / "BrainSRSRaystationIMRT",
-    SHARED_DATA / "dicompyler_core_example" / "rtss.dcm",
+    DEMO / "RS.dcm", BRAIN, SHARED_DATA / "dicompyler_core_example" / "rtss.dcm",
 ], ids=lambda p: p.name)
 def test_forked_parsing_reads_the_same(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"shared data not present: {path}")
-    path = next(iter(sorted(path.glob("RS*.dcm")))) if path.is_dir() else path
+    (path,) = _files(path, "RS*.dcm")
     assert_same_structure_set(read_structure_set(path, workers=2), read_structure_set(path))
 
 
 def test_forked_parsing_of_a_malformed_file_gives_pydicoms_finding(tmp_path: Path) -> None:
-    data = bytearray((DEMO / "RS.dcm").read_bytes())
-    at = data.rindex(b"\x06\x30\x50\x00DS")  # the last ContourData: taken by either worker
-    start = at + 8
-    first = data.index(b"\\", start)
-    data[start:first] = b"x" * (first - start)
-    path = tmp_path / "RS.dcm"
-    path.write_bytes(bytes(data))
+    path = _with_bad_contour(tmp_path, last=True)  # the last ROI: taken by either worker
     ss = read_structure_set(path, workers=2)
     assert "input.malformed_contour" in [p.code for p in ss.problems]
     assert_same_structure_set(ss, read_structure_set(path, dataset=read_dataset(path, convert_all=False)))
