@@ -39,6 +39,10 @@ class CheckOptions:
     level: str | None = None                     # treated vertebra, e.g. "T10" (--level)
     rules: RuleOptions | None = None             # None: RuleOptions() (mode auto)
     keep_media: bool = False                     # attach ReportMedia (HTML/PDF pictures)
+    # processes sharing the DVH step (forked; the results do not depend on it, so the
+    # audit leaves it out of its options hash); the audit and the node run cases in
+    # parallel instead and keep 1
+    dvh_workers: int = field(default=1, metadata={"result_neutral": True})
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
             result = dvh_report(case.structure_set, case.dose,
                                 metrics=options.metrics or DEFAULT_METRICS,
                                 prescription_gy=case.prescription_gy,
-                                uncertainty=options.dvh_uncertainty)
+                                uncertainty=options.dvh_uncertainty, workers=options.dvh_workers)
         except (ContourQAError, ValueError, MemoryError) as exc:
             # Scoped to the DVH step and reported: the rest of the case still stands.
             checks.append(Finding(code="dvh.failed", status=Status.NOT_EVALUATED,

@@ -110,16 +110,22 @@ class _Progress:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from contourqa.check import check
+    from dataclasses import replace
 
-    options = _check_options(args)
+    from contourqa.check import check
+    from contourqa.parallel import default_workers
+
+    options = replace(_check_options(args), dvh_workers=default_workers())
     with _Progress() as progress:
         run = check(args.path, options=options, progress=progress)
     return _write_reports(run, args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from contourqa.check import check
+    from contourqa.parallel import default_workers
     from contourqa.demo import demo_case_path
     from contourqa.report import FILE_FORMATTERS
 
@@ -132,7 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         setattr(args, formatter.name, path)
         written.append(path)
     print(f"contourqa demo: checking the bundled spine phantom in {case_dir}")
-    options = _check_options(args)
+    options = replace(_check_options(args), dvh_workers=default_workers())
     with _Progress() as progress:
         run = check(case_dir, options=options, progress=progress)
     code = _write_reports(run, args)

@@ -13,7 +13,9 @@ this process, so that nothing has to be pickled and piped.
 Results never depend on the number of workers.  Where a child fails (an exception,
 a crash, a result that does not unpickle), this process computes that child's items
 itself, so an error surfaces here, as it would in a sequential run.  Without
-``os.fork`` (Windows) the run is sequential.
+``os.fork`` (Windows), and in a process running other threads (a child would inherit
+their locks in whatever state they are, e.g. a progress display's), the run is
+sequential.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import mmap
 import os
 import pickle
 import struct
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -61,7 +64,8 @@ def map_forked(func: Callable[[T], R], items: Sequence[T], *, workers: int = 1) 
     pickle.  An exception raised by ``func`` propagates from this process.
     """
     n_children = min(workers, len(items)) - 1
-    if n_children <= 0 or not hasattr(os, "fork") or len(items) > _MAX_QUEUED:
+    if n_children <= 0 or not hasattr(os, "fork") or len(items) > _MAX_QUEUED \
+            or threading.active_count() > 1:
         return [func(x) for x in items]
     queue_r, queue_w = os.pipe()
     os.write(queue_w, b"".join(_INDEX.pack(i) for i in range(len(items))))

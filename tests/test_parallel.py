@@ -101,3 +101,18 @@ def test_dvhs_pickle_compactly_and_whole() -> None:
             (d.roi_name, d.volume_cc, d.conventions, d.problems)
         if len(d.cumulative_cc) > 100:  # edges and differential are not sent
             assert len(payload) < 1.5 * d.cumulative_cc.nbytes + 10_000
+
+
+def test_a_process_with_other_threads_runs_sequentially() -> None:
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        pids = set(map_forked(lambda x: (sum(range(200_000)), _pid(x))[1], list(range(20)),
+                              workers=2))
+    finally:
+        stop.set()
+        thread.join()
+    assert pids == {PARENT}

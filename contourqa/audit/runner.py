@@ -157,7 +157,8 @@ def _file_digest(path: Path) -> tuple[str, int]:
 
 def _canonical(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.metadata.get("result_neutral")}
     if isinstance(value, enum.Enum):
         return _canonical(value.value)
     if isinstance(value, Path):
