@@ -1,9 +1,17 @@
 """Forked workers (contourqa.parallel): the same results as one process, whatever
-happens to a child; DVHs and structure sets do not depend on the number of workers."""
+happens to a child; DVHs and structure sets do not depend on the number of workers.
+
+The checks that need a child to be forked run in a fresh interpreter (:func:`_fresh`):
+``map_forked`` runs sequentially in a process with other threads, and earlier tests
+leave library threads behind (dask's offload thread)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +25,9 @@ PARENT = os.getpid()
 
 
 def _square_or_die(x: int) -> int:
-    if x == 3 and os.getpid() != PARENT:
-        os._exit(7)  # a child crashing on one item: the parent computes it instead
+    if os.getpid() != PARENT:
+        os._exit(7)  # the child crashes on its first item: the parent computes them all
+    sum(range(100_000))  # slow enough for the child to take an item
     return x * x
 
 
@@ -37,14 +46,40 @@ def test_results_keep_the_order_of_the_items() -> None:
     assert map_forked(lambda x: x, [], workers=2) == []
 
 
+def _fresh(check: str) -> None:
+    """Run ``check`` (a function of this module) in a fresh interpreter, no threads."""
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)])}
+    proc = subprocess.run([sys.executable, "-c", f"import test_parallel as t; t.{check}()"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_work_is_shared_between_processes() -> None:
+    _fresh("_check_work_is_shared")
+
+
+def test_a_crashed_childs_items_are_computed_here() -> None:
+    _fresh("_check_crashed_child")
+
+
+def test_children_write_into_a_shared_array() -> None:
+    _fresh("_check_shared_array")
+
+
+def test_dvhs_do_not_depend_on_the_number_of_workers() -> None:
+    _fresh("_check_dvhs_independent_of_workers")
+
+
+def _check_work_is_shared() -> None:
+    assert threading.active_count() == 1
     pids = set(map_forked(lambda x: (os.sched_yield(), sum(range(200_000)), _pid(x))[2],
                           list(range(40)), workers=2))
     assert PARENT in pids
     assert len(pids) == 2
 
 
-def test_a_crashed_childs_items_are_computed_here() -> None:
+def _check_crashed_child() -> None:
     assert map_forked(_square_or_die, list(range(10)), workers=2) == [x * x for x in range(10)]
 
 
@@ -53,7 +88,7 @@ def test_an_exception_surfaces_in_the_caller() -> None:
         map_forked(_fails_on_five, list(range(10)), workers=2)
 
 
-def test_children_write_into_a_shared_array() -> None:
+def _check_shared_array() -> None:
     out = shared_array(1000)
 
     def fill(i: int) -> int:
@@ -74,7 +109,9 @@ def test_default_workers_is_the_usable_cpus() -> None:
     assert default_workers() == len(os.sched_getaffinity(0))
 
 
-def test_dvhs_do_not_depend_on_the_number_of_workers() -> None:
+def _check_dvhs_independent_of_workers() -> None:
+    pids = set(map_forked(lambda x: (sum(range(200_000)), _pid(x))[1], list(range(20)), workers=2))
+    assert len(pids) == 2  # forking does happen here
     case = load_single_case(REPO / "test_data" / "demo_case" / "dicom")
     one = compute_dvhs(case.structure_set.rois, case.dose, workers=1)
     two = compute_dvhs(case.structure_set.rois, case.dose, workers=2)
@@ -104,8 +141,6 @@ def test_dvhs_pickle_compactly_and_whole() -> None:
 
 
 def test_a_process_with_other_threads_runs_sequentially() -> None:
-    import threading
-
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
