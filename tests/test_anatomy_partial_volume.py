@@ -1,5 +1,5 @@
 """Half-maximum edge of the CT vertebra segmentation
-(:func:`contourqa.anatomy.ct._partial_volume_edge`).
+(:func:`contourqa.anatomy.edge._partial_volume_edge`).
 
 A 10 x 10 voxel block of 300 HU bone in 20 HU soft tissue on 3 slices, with single
 partial-volume voxels stuck to its faces.  With ``fraction`` 0.5 a bump's threshold
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from contourqa.anatomy.ct import _partial_volume_edge
+from contourqa.anatomy.edge import _partial_volume_edge
 
 
 def _phantom() -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.bool_]]:

@@ -44,7 +44,11 @@ patient position or in-plane flip of the grid gives the same result):
    heights (disc to disc) that match the size of the bodies (``height_per_reach``
    times how far the body reaches in front of the canal) and their neighbours.
    Each chosen plane is then fitted to the darkest voxels of the disc across the
-   body.
+   body.  Marrow that the slices above and below enclose once their axial holes are
+   filled (on the sagittal and coronal grid planes) joins the column when farther
+   than ``marrow_disc_margin_mm`` from every disc plane
+   (:mod:`contourqa.anatomy.marrow`): dark marrow on a slice where the cortex is
+   open, not a disc between its endplates.
 7. **Vertebrae**: body bone farther than ``seed_margin_mm`` from every disc plane
    seeds one vertebra per inter-disc segment (segments at the crop's ends are kept
    when at least a quarter of ``min_vertebra_height_mm`` long), and so does all the
@@ -61,7 +65,18 @@ patient position or in-plane flip of the grid gives the same result):
    fall on the low-density discs and facet joints.  Before the flooding, voxels on
    the column's outer edge that are less than half bone by their HU
    (``edge_fraction``; :func:`_partial_volume_edge`) leave the column: the
-   threshold keeps partial-volume voxels that a 3 mm grid makes thick.
+   threshold keeps partial-volume voxels that a 3 mm grid makes thick.  Ribs and
+   ilia jointed to the column leave it too (:mod:`contourqa.anatomy.ribs`): bone
+   farther than ``rib_min_lateral_mm`` to the side of the canal centre whose
+   connected part there runs on to ``rib_reach_mm`` from it (a transverse process
+   ends free).  The caudal end segment, when longer than ``end_height_ratio``
+   vertebrae without a disc, is the fused sacrum: all its bone below the
+   ``arch_seed_fraction`` mark seeds it, at any depth behind the canal.
+8. **Sacral alae** (:mod:`contourqa.anatomy.sacrum`): the sacral vertebrae (that
+   fused end and S1 above it) keep the bone within ``sacral_width_ratio`` times the
+   half-width of the other vertebrae's bodies (left-right of the canal centre): a
+   sacral vertebra is its body and the ring about the canal; the alae (and the
+   iliac bone joined to them) are the sacrum's.
 
 Levels are not known from the CT alone; :mod:`contourqa.anatomy.levels` names them.
 """
@@ -76,6 +91,10 @@ from scipy import ndimage
 from skimage.segmentation import watershed
 
 from contourqa.anatomy.discs import _Centreline, _disc_planes
+from contourqa.anatomy.edge import _partial_volume_edge
+from contourqa.anatomy.marrow import _enclosed_marrow, _plane_fill
+from contourqa.anatomy.ribs import _jointed_bone
+from contourqa.anatomy.sacrum import _alae, _sacral_segments
 from contourqa.anatomy.spine import Vertebra, slice_structure
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
@@ -200,6 +219,27 @@ class CTSegmentationOptions:
         In-plane Gaussian sigma of the HU flooded by the watershed.
     lytic_bridge_mm : float
         Closing radius applied within the lesion mask (lytic bone).
+    sacral_width_ratio : float
+        The sacral vertebrae (the caudal end segment when longer than
+        ``end_height_ratio`` vertebrae without a disc, and S1 above it) keep their
+        bone within this ratio times the half-width of the other vertebrae's bodies
+        left and right of the canal centre (1.4; :func:`contourqa.anatomy.sacrum._alae`):
+        the alae and the ilia joined to them are the sacrum's, not S1's.  0 keeps
+        them.
+    marrow_disc_margin_mm : float
+        Marrow enclosed on a sagittal or coronal grid plane by the column with its
+        axial holes filled (the slices above and below) joins the column when
+        farther than this from every disc plane (6 mm: half the thickest disc;
+        :func:`contourqa.anatomy.marrow._enclosed_marrow`); 0 adds none.
+    rib_min_lateral_mm, rib_reach_mm : float
+        Bone farther than ``rib_min_lateral_mm`` left or right of the canal centre
+        whose connected part there reaches ``rib_reach_mm`` from the canal centre is
+        a rib or an ilium, jointed to the vertebra, and leaves the column
+        (:func:`contourqa.anatomy.ribs._jointed_bone`; 28 and 70 mm: beyond the
+        widest lumbar body, 27 mm on the TotalSegmentator example CT, and the
+        thoracic transverse-process tips, 24 mm, whereas the lumbar transverse
+        processes end free within about 50 mm).  The sacral vertebrae are exempt
+        (``sacral_width_ratio`` limits them).  0 keeps all.
     """
 
     bone_min_hu: float = 110.0
@@ -243,6 +283,10 @@ class CTSegmentationOptions:
     arch_seed_depth_mm: float = 20.0
     watershed_smoothing_mm: float = 1.0
     lytic_bridge_mm: float = 5.0
+    sacral_width_ratio: float = 1.4
+    marrow_disc_margin_mm: float = 6.0
+    rib_min_lateral_mm: float = 28.0
+    rib_reach_mm: float = 70.0
 
     def __post_init__(self) -> None:
         for name in ("closing_mm", "column_radius_mm", "min_canal_area_mm2",
@@ -253,7 +297,8 @@ class CTSegmentationOptions:
                      "canal_outlier_mm", "disc_max_tilt_deg", "disc_max_lateral_tilt_deg",
                      "disc_max_thickness_mm", "disc_min_contrast_hu", "disc_spacing_penalty_hu",
                      "disc_height_penalty_hu", "height_per_reach", "height_window_mm",
-                     "body_reach_half_width_mm", "arch_seed_depth_mm"):
+                     "body_reach_half_width_mm", "arch_seed_depth_mm", "sacral_width_ratio",
+                     "marrow_disc_margin_mm", "rib_min_lateral_mm", "rib_reach_mm"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f'Argument "{name}" must be >= 0.')
         for name in ("arch_seed_fraction", "edge_fraction"):
@@ -435,6 +480,22 @@ def _choose_canal(bone: NDArray[np.bool_], hu: NDArray[np.float64], geometry: Vo
     return np.isin(holes, chosen + 1)
 
 
+def _inplane_offsets(geometry: VolumeGeometry, centre_xy: NDArray[np.float64]
+                     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """In-plane LPS offsets (x, y; each of shape (S, R, C), mm) of every voxel from
+    its slice's point ``centre_xy`` (S, 2)."""
+    shape = geometry.shape
+    jj, ii = np.mgrid[0:shape[1], 0:shape[2]].astype(np.float64)
+    plane = geometry.index_to_patient(np.stack([np.zeros_like(jj), jj, ii], -1))[..., :2]
+    off0 = geometry.index_to_patient(np.zeros(3))[:2]
+    # slices are parallel: the in-plane mapping is the same on every slice up to a shift
+    step = geometry.index_to_patient(np.array([1.0, 0.0, 0.0]))[:2] - off0
+    kk = np.arange(shape[0], dtype=np.float64)
+    dx = plane[None, ..., 0] + kk[:, None, None] * step[0] - centre_xy[:, 0, None, None]
+    dy = plane[None, ..., 1] + kk[:, None, None] * step[1] - centre_xy[:, 1, None, None]
+    return dx, dy
+
+
 def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], geometry: VolumeGeometry,
             o: CTSegmentationOptions) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
     """Vertebral bone around the canal (holes filled) and the canal centre per slice
@@ -444,15 +505,7 @@ def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], geometry: VolumeG
     cent, present = _per_slice_mean(ck[:, 0], geometry.index_to_patient(ck)[:, :2], shape[0])
     # the canal moves with the lordosis between the slices where its ring is closed
     cent = _fill_linear(cent, present)
-    jj, ii = np.mgrid[0:shape[1], 0:shape[2]].astype(np.float64)
-    plane = geometry.index_to_patient(np.stack([np.zeros_like(jj), jj, ii], -1))[..., :2]
-    off0 = geometry.index_to_patient(np.zeros(3))[:2]
-    # in-plane LPS offset of every voxel from its slice's canal centre (slices are
-    # parallel, so the in-plane mapping is the same on every slice up to a shift)
-    step = geometry.index_to_patient(np.array([1.0, 0.0, 0.0]))[:2] - off0
-    kk = np.arange(shape[0], dtype=np.float64)
-    dx = plane[None, ..., 0] + kk[:, None, None] * step[0] - cent[:, 0, None, None]
-    dy = plane[None, ..., 1] + kk[:, None, None] * step[1] - cent[:, 1, None, None]
+    dx, dy = _inplane_offsets(geometry, cent)
     column = bone & (dx ** 2 + dy ** 2 <= o.column_radius_mm ** 2)
     ring = ndimage.binary_dilation(canal, structure=_disk(3.0, geometry)) & column
     lab3, _ = ndimage.label(column)
@@ -463,14 +516,7 @@ def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], geometry: VolumeG
     # dark marrow behind a cortex left open on the axial slice (the basivertebral
     # foramen) is still enclosed by the cortex and the endplates on the sagittal and
     # coronal grid planes; the canal runs through those planes to the crop's ends
-    cross = ndimage.generate_binary_structure(2, 1)
-    for axis in (1, 2):
-        st = np.zeros((3, 3, 3), dtype=bool)
-        if axis == 1:
-            st[:, 1, :] = cross
-        else:
-            st[:, :, 1] = cross
-        filled |= np.asarray(ndimage.binary_fill_holes(column, structure=st), bool)
+    filled |= _plane_fill(column)
     return filled & ~canal, cent
 
 
@@ -549,56 +595,6 @@ def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
     return _Centreline(dense, s, tan), ant
 
 
-def _partial_volume_edge(column: NDArray[np.bool_], bone: NDArray[np.bool_],
-                         hu: NDArray[np.float64], lesion: NDArray[np.bool_] | None,
-                         fraction: float) -> NDArray[np.bool_]:
-    """Voxels on the column's outer edge that hold more soft tissue than bone.
-
-    A voxel of the column with an in-plane (4-connected) neighbour outside the bone
-    is dropped when its HU is below ``fraction`` of the way from the mean HU of those
-    soft-tissue neighbours to the mean HU of its neighbours in the column: at
-    ``fraction`` 0.5 the edge is placed at half maximum, as a partial-volume voxel
-    less than half filled by bone is not bone.  The column neighbours include the
-    voxel's neighbours along the edge, so that a smooth edge of partial-volume
-    voxels lowers its own threshold and mostly stays; what goes are dim voxels
-    sticking out of a brighter surface.  Lesion voxels (a lytic tumour that
-    replaced the cortex) are kept.
-
-    Parameters
-    ----------
-    column, bone : ndarray of shape (S, R, C), bool
-    hu : ndarray of shape (S, R, C), float64, HU
-    lesion : ndarray of shape (S, R, C), bool, or None
-    fraction : float
-
-    Returns
-    -------
-    ndarray of shape (S, R, C), bool
-    """
-    drop_all = np.zeros(column.shape, dtype=bool)
-    found = ndimage.find_objects(column.astype(np.int8))
-    if not found or found[0] is None:
-        return drop_all
-    # the column's bounding box, one voxel wider in-plane
-    box = (found[0][0],) + tuple(slice(max(sl.start - 1, 0), sl.stop + 1) for sl in found[0][1:])
-    column, bone, hu = column[box], bone[box], hu[box]
-    cross = np.zeros((3, 3, 3))
-    cross[1] = ndimage.generate_binary_structure(2, 1)
-    cross[1, 1, 1] = 0.0
-    soft = ~column & ~bone
-    n_in = ndimage.convolve(column.astype(np.float64), cross, mode="constant")
-    n_out = ndimage.convolve(soft.astype(np.float64), cross, mode="constant")
-    sum_in = ndimage.convolve(np.where(column, hu, 0.0), cross, mode="constant")
-    sum_out = ndimage.convolve(np.where(soft, hu, 0.0), cross, mode="constant")
-    edge = column & (n_in > 0) & (n_out > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        level = (1.0 - fraction) * sum_out / n_out + fraction * sum_in / n_in
-    drop_all[box] = edge & (hu < np.where(edge, level, -np.inf))
-    if lesion is not None:
-        drop_all &= ~lesion
-    return drop_all
-
-
 def _caudal_seeds(signed: NDArray[np.float64], segment: NDArray[np.int64],
                   seg_len: NDArray[np.float64], anterior_mm: NDArray[np.float64],
                   line: _Centreline, reach: NDArray[np.float64], o: CTSegmentationOptions
@@ -643,7 +639,9 @@ def _caudal_seeds(signed: NDArray[np.float64], segment: NDArray[np.int64],
         Farther below the cranial disc than ``arch_seed_fraction`` of the height of
         the vertebra above it (whose arch hangs there; a collapsed body is not
         seeded by its neighbour's arch) and farther than ``seed_margin_mm`` from
-        both discs, and at most ``arch_seed_depth_mm`` behind the canal centre.
+        both discs, and at most ``arch_seed_depth_mm`` behind the canal centre,
+        except in the caudal end segment when it is longer than
+        ``end_height_ratio`` times the typical height (the fused sacrum).
         The partial segments at the crop's ends take the median height
         of the whole segments (``height_per_reach`` times the bodies' reach without
         one): the one with no cranial disc is seeded up to
@@ -674,8 +672,15 @@ def _caudal_seeds(signed: NDArray[np.float64], segment: NDArray[np.int64],
     cranial_missing = ~np.isfinite(cranial_gap)
     far = np.where(cranial_missing, caudal_gap <= (1.0 - o.arch_seed_fraction) * typical,
                    cranial_gap >= o.arch_seed_fraction * hang[segment])
+    near = anterior_mm >= -o.arch_seed_depth_mm
+    caudal_end = 0 if up > 0 else len(seg_len) - 1
+    if seg_len[caudal_end] > o.end_height_ratio * typical:
+        # a caudal end longer than a vertebra and a half holds no disc: the fused
+        # sacrum below S1/S2, which curves back far behind the last closed canal ring
+        # (the canal centre is held there), and over which no arch hangs
+        near |= segment == caudal_end
     return np.asarray(far & (caudal_gap > o.seed_margin_mm) & (cranial_gap > o.seed_margin_mm)
-                      & (anterior_mm >= -o.arch_seed_depth_mm), dtype=bool)
+                      & near, dtype=bool)
 
 
 def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: VolumeGeometry, *,
@@ -737,6 +742,17 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     if mid.any():
         np.fmax.at(reach, kji[mid, 0], u[mid])
     discs = _disc_planes(hu, line, ant, reach, geometry, o)
+    if o.marrow_disc_margin_mm > 0:
+        # marrow enclosed by the slices above and below once these are filled
+        extra = _enclosed_marrow(column, canal, geometry, discs.points, discs.normals,
+                                 o.marrow_disc_margin_mm)
+        if extra.any():
+            column = column | extra
+            kji = np.argwhere(column)
+            pts = geometry.index_to_patient(kji)
+            rel = pts[:, :2] - canal_xy[kji[:, 0]]
+            u = np.einsum("ij,ij->i", rel, ant[kji[:, 0]])
+            body = u >= wall[kji[:, 0]] + o.body_min_depth_mm
     # signed distance of every column voxel to each disc plane
     ends = np.concatenate([[line.arc_mm[0]], discs.arc_mm, [line.arc_mm[-1]]])
     seg_len = np.diff(ends)
@@ -754,6 +770,15 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
                                                    "on the CT."),))
     markers = np.zeros(column.shape, dtype=np.int32)
     markers[tuple(kji[seed].T)] = segment[seed] + 1
+    up = 1.0 if float(np.mean(line.tangent[:, 2])) >= 0 else -1.0
+    sacral = _sacral_segments(seg_len, up, o)
+    if o.rib_min_lateral_mm > 0:
+        dx, dy = _inplane_offsets(geometry, canal_xy)
+        jointed = _jointed_bone(bone, dx, dy, ant, o)
+        # the sacral vertebrae have their own limit: their alae meet the ilia
+        jointed[tuple(kji[np.isin(segment, sacral)].T)] = False
+        column = column & ~jointed
+        markers[jointed] = 0
     if o.edge_fraction > 0:
         column = column & ~_partial_volume_edge(column, bone, hu, lesion, o.edge_fraction)
         markers[~column] = 0
@@ -761,6 +786,10 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
            o.watershed_smoothing_mm / float(geometry.spacing_mm[0]))
     smooth = ndimage.gaussian_filter(hu, sig) if o.watershed_smoothing_mm > 0 else hu
     flooded = watershed(-smooth, markers=markers, mask=column)
+    if len(sacral):
+        lat = rel[:, 0] * ant[kji[:, 0], 1] - rel[:, 1] * ant[kji[:, 0], 0]
+        alae = _alae(flooded[tuple(kji.T)].astype(np.int64), lat, body, sacral, o)
+        flooded[tuple(kji[alae].T)] = 0
     vertebrae = tuple(Vertebra(mask=flooded == lab, known_level=None, roi_name=None, source="ct")
                       for lab in np.unique(markers[markers > 0]))
     return CTSegmentation(vertebrae, canal)
