@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _spine_columns import vertebra_in_band
 from numpy.typing import NDArray
 
-from contourqa.anatomy import CTSegmentation, CTSegmentationOptions, segment_spine
+from contourqa.anatomy import CTSegmentationOptions, segment_spine
 from contourqa.geometry import VolumeGeometry
 
 SPACING_MM = 2.0
@@ -62,12 +63,6 @@ def _column() -> tuple[NDArray[np.float32], VolumeGeometry, dict[str, NDArray[np
     return hu.astype(np.float32), g, {"x": xx, "z": zz, "tp": tp & (ax <= 24.0)}
 
 
-def _vertebra(seg: CTSegmentation, z: NDArray[np.float64], lo: float, hi: float
-              ) -> NDArray[np.bool_]:
-    band = (z > lo) & (z < hi)
-    return max(seg.vertebrae, key=lambda v: np.count_nonzero(v.mask & band)).mask
-
-
 @pytest.fixture(scope="module")
 def column() -> tuple[NDArray[np.float32], VolumeGeometry, dict[str, NDArray[np.float64]]]:
     return _column()
@@ -79,13 +74,13 @@ def test_ribs_leave_the_thoracic_vertebrae(column) -> None:  # type: ignore[no-u
     assert not seg.problems
     o = CTSegmentationOptions()
     for lo, hi in THORACIC:
-        mask = _vertebra(seg, c["z"], lo, hi)
+        mask = vertebra_in_band(seg, c["z"], lo, hi)
         assert np.abs(c["x"][mask]).max() < o.rib_min_lateral_mm, (lo, hi)
         # the transverse processes stay whole
         band = (c["z"] > lo) & (c["z"] < hi)
         assert np.all(mask[c["tp"] & band]), (lo, hi)
     for lo, hi in LUMBAR:
-        mask = _vertebra(seg, c["z"], lo, hi)
+        mask = vertebra_in_band(seg, c["z"], lo, hi)
         assert np.abs(c["x"][mask]).max() >= 44.0, (lo, hi)
 
 
@@ -94,6 +89,6 @@ def test_without_the_cut_the_ribs_stay(column) -> None:  # type: ignore[no-untyp
     o = CTSegmentationOptions(rib_min_lateral_mm=0.0)
     seg = segment_spine(hu, g, options=o)
     for lo, hi in THORACIC:
-        mask = _vertebra(seg, c["z"], lo, hi)
+        mask = vertebra_in_band(seg, c["z"], lo, hi)
         # the column ends at column_radius_mm from the canal centre
         assert np.abs(c["x"][mask]).max() >= o.column_radius_mm - 2 * SPACING_MM, (lo, hi)

@@ -23,9 +23,10 @@ import itertools
 
 import numpy as np
 import pytest
+from _spine_columns import vertebra_in_band
 from numpy.typing import NDArray
 
-from contourqa.anatomy import CTSegmentation, CTSegmentationOptions, segment_spine
+from contourqa.anatomy import CTSegmentationOptions, segment_spine
 from contourqa.anatomy.sacrum import _sacral_segments
 from contourqa.geometry import VolumeGeometry
 
@@ -56,14 +57,6 @@ def _column() -> tuple[NDArray[np.float32], VolumeGeometry, dict[str, NDArray[np
     return hu.astype(np.float32), g, {"x": xx, "y": yy, "z": zz, "body": body & ~disc}
 
 
-def _vertebra(seg: CTSegmentation, z: NDArray[np.float64], lo: float, hi: float
-              ) -> NDArray[np.bool_]:
-    """The segmented vertebra holding most of the voxels with z in (lo, hi)."""
-    band = (z > lo) & (z < hi)
-    best = max(seg.vertebrae, key=lambda v: np.count_nonzero(v.mask & band))
-    return best.mask
-
-
 @pytest.fixture(scope="module")
 def column() -> tuple[NDArray[np.float32], VolumeGeometry, dict[str, NDArray[np.float64]]]:
     return _column()
@@ -76,7 +69,7 @@ def test_sacral_vertebrae_lose_their_alae(column) -> None:  # type: ignore[no-un
     assert len(seg.vertebrae) == 6
     limit = CTSegmentationOptions().sacral_width_ratio * BODY_RADIUS_MM
     for lo, hi in ((0.0, DISCS_Z[0]), (DISCS_Z[0], DISCS_Z[1])):  # S2-S5, S1
-        mask = _vertebra(seg, c["z"], lo, hi)
+        mask = vertebra_in_band(seg, c["z"], lo, hi)
         width = np.abs(c["x"][mask])
         assert width.max() <= limit, (lo, hi, width.max())
         # the body and the ring about the canal stay
@@ -85,14 +78,14 @@ def test_sacral_vertebrae_lose_their_alae(column) -> None:  # type: ignore[no-un
         assert width.max() >= 13.0
     # the lumbar transverse processes (45 mm) are kept
     for lo, hi in itertools.pairwise(DISCS_Z[1:]):
-        mask = _vertebra(seg, c["z"], lo, hi)
+        mask = vertebra_in_band(seg, c["z"], lo, hi)
         assert np.abs(c["x"][mask]).max() >= 44.0, (lo, hi)
 
 
 def test_ratio_zero_keeps_the_alae(column) -> None:  # type: ignore[no-untyped-def]
     hu, g, c = column
     seg = segment_spine(hu, g, options=CTSegmentationOptions(sacral_width_ratio=0.0))
-    s1 = _vertebra(seg, c["z"], DISCS_Z[0], DISCS_Z[1])
+    s1 = vertebra_in_band(seg, c["z"], DISCS_Z[0], DISCS_Z[1])
     assert np.abs(c["x"][s1]).max() >= 49.0
 
 
