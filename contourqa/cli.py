@@ -125,8 +125,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from contourqa.check import check
-    from contourqa.parallel import default_workers
     from contourqa.demo import demo_case_path
+    from contourqa.parallel import default_workers
     from contourqa.report import FILE_FORMATTERS
 
     case_dir = demo_case_path()
@@ -150,8 +150,8 @@ def cmd_dvh(args: argparse.Namespace) -> int:
     import json
 
     from contourqa.dvh import DEFAULT_METRICS, dvh_report
-    from contourqa.parallel import default_workers
     from contourqa.io import read_dose, read_structure_set
+    from contourqa.parallel import default_workers
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}.")

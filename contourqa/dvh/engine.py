@@ -21,12 +21,12 @@ from contourqa.dvh.occupancy import (
     median,
 )
 from contourqa.dvh.options import DVHOptions
-from contourqa.parallel import map_forked
 from contourqa.errors import MetricError
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
 from contourqa.io.rtdose import DoseGrid
 from contourqa.io.rtstruct import ROI
+from contourqa.parallel import map_forked
 
 __all__ = ["BAND_VARIANTS", "DVH", "compute_dvh", "compute_dvhs", "metric_band"]
 

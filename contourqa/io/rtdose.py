@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from contourqa.errors import DoseUnitsError, GeometryError, UnsupportedDicomError, DicomReadError
+from contourqa.errors import DicomReadError, DoseUnitsError, GeometryError, UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of

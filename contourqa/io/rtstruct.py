@@ -20,7 +20,6 @@ from numpy.typing import NDArray
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, input_problem
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of
-from contourqa.parallel import map_forked, shared_array
 from contourqa.io.rawdicom import (
     RawDataset,
     RawFallback,
@@ -31,6 +30,7 @@ from contourqa.io.rawdicom import (
     raw_text,
     read_raw,
 )
+from contourqa.parallel import map_forked, shared_array
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
