@@ -23,16 +23,18 @@ data).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["KEYWORDS", "RawDataset", "RawFallback", "RawValue", "items_of", "raw_items",
-           "raw_text", "read_raw"]
+           "raw_text", "read_raw", "read_raw_or_none"]
 
 RawValue = bytes | list[dict[int, "RawValue"]]
+T = TypeVar("T")
 
 #: Keywords a :class:`RawDataset` answers: tag and value representation (PS3.6).
 KEYWORDS: dict[str, tuple[int, str]] = {
@@ -224,6 +226,16 @@ def read_raw(path: str | Path) -> RawDataset:
             or KEYWORDS["SOPClassUID"][0] not in elements:
         raise RawFallback  # raw_text refuses non-ASCII bytes whatever the character set
     return ds
+
+
+def read_raw_or_none(path: Path, interpret: Callable[[RawDataset], T]) -> T | None:
+    """``interpret(read_raw(path))``, or ``None`` where that fails in any way: the
+    caller then reads the file with pydicom, which reads it or words the error (so a
+    bad file is read twice; a good one once, and without pydicom)."""
+    try:
+        return interpret(read_raw(path))
+    except Exception:  # noqa: BLE001 - the pydicom path is the reference for every error
+        return None
 
 
 def raw_items(ds: Any, tag: int) -> list[dict[int, RawValue]]:

@@ -14,7 +14,7 @@ from contourqa.errors import DicomReadError, DoseUnitsError, GeometryError, Unsu
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of
-from contourqa.io.rawdicom import RawDataset, read_raw
+from contourqa.io.rawdicom import RawDataset, read_raw_or_none
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -162,11 +162,9 @@ def read_dose(path: str | Path, *, prescription_gy: float | None = None,
         Frame offsets that are not uniform or cannot be interpreted.
     """
     path = Path(path)
-    if dataset is None:
-        try:  # a conformant file is walked from its bytes, without pydicom
-            return _read_dose(path, read_raw(path), prescription_gy=prescription_gy)
-        except Exception:  # noqa: S110 - pydicom's path reads it, or words the error
-            pass
+    if dataset is None and (grid := read_raw_or_none(
+            path, lambda raw: _read_dose(path, raw, prescription_gy=prescription_gy))) is not None:
+        return grid
     with malformed_values_named(path):
         ds = dataset if dataset is not None else read_dataset(path)
         return _read_dose(path, ds, prescription_gy=prescription_gy)

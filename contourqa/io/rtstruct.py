@@ -28,7 +28,7 @@ from contourqa.io.rawdicom import (
     items_of,
     raw_items,
     raw_text,
-    read_raw,
+    read_raw_or_none,
 )
 from contourqa.parallel import map_forked, shared_array
 
@@ -368,11 +368,9 @@ def read_structure_set(path: str | Path, *, dataset: Dataset | None = None,
         The file is DICOM but not an RT Structure Set.
     """
     path = Path(path)
-    if dataset is None:
-        try:  # a conformant file is walked from its bytes, without pydicom
-            return _read(path, read_raw(path), workers=workers)
-        except Exception:  # noqa: S110 - pydicom's path reads it, or words the error
-            pass
+    if dataset is None and (ss := read_raw_or_none(
+            path, lambda raw: _read(path, raw, workers=workers))) is not None:
+        return ss
     # pydicom decodes elements lazily and warns on non-conformant values; this reader
     # decodes what it uses under one filter (problems it cares about become findings).
     with warnings.catch_warnings(), malformed_values_named(path):
