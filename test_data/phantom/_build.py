@@ -199,8 +199,7 @@ def _ct_volumes(anatomy: Anatomy, grid: OrientedGrid) -> tuple[NDArray[np.int16]
     hu = np.empty(grid.shape, np.int16)
     labels = np.zeros(grid.shape, np.uint8)
     bone3 = np.zeros(grid.shape, bool)
-    lytic3 = np.zeros(grid.shape, bool)
-    blastic3 = np.zeros(grid.shape, bool)
+    lesion3 = np.zeros(grid.shape, bool)  # the GTV's bone
     for k, z in enumerate(frames):
         plane = np.full(x.shape, HU["air"], np.int16)
         plane[body] = HU["soft_tissue"]
@@ -215,23 +214,23 @@ def _ct_volumes(anatomy: Anatomy, grid: OrientedGrid) -> tuple[NDArray[np.int16]
             labels[k][bone] = 10 * (r.levels.index(level) + 1) + sector[bone]
             if level == r.treated_level and anatomy.in_range(float(z), anatomy.gtv_z_range):
                 plane[gtv_soft] = HU["tumour"]
-                if r.lytic:
-                    lytic3[k] = gtv_bone
-                if r.blastic:
-                    blastic3[k] = gtv_bone
+                lesion3[k] = gtv_bone
         hu[k] = plane
-    return _finish_bone(grid, hu, labels, bone3, lytic3, blastic3)
+    return _finish_bone(grid, hu, labels, bone3, lesion3, r)
 
 
 def _finish_bone(grid: OrientedGrid, hu: NDArray[np.int16], labels: NDArray[np.uint8],
-                 bone3: NDArray[np.bool_], lytic3: NDArray[np.bool_],
-                 blastic3: NDArray[np.bool_]) -> tuple[NDArray[np.int16], NDArray[np.uint8]]:
-    """Cortical shell, then the GTV's bone HU (lytic: tumour, blastic: sclerotic)."""
+                 bone3: NDArray[np.bool_], lesion3: NDArray[np.bool_], r: PhantomRecipe
+                 ) -> tuple[NDArray[np.int16], NDArray[np.uint8]]:
+    """Cortical shell, then the GTV's bone (``lesion3``) HU: tumour where the recipe's
+    lesion is lytic, sclerotic where it is blastic."""
     spacing = (grid.spacing("z"), grid.spacing("y"), grid.spacing("x"))
     depth = ndimage.distance_transform_edt(bone3, sampling=spacing)
     hu[bone3 & (depth <= CORTEX_MM)] = HU["cortical"]
-    hu[lytic3] = HU["tumour"]
-    hu[blastic3] = SCLEROTIC_HU
+    if r.lytic:
+        hu[lesion3] = HU["tumour"]
+    if r.blastic:
+        hu[lesion3] = SCLEROTIC_HU
     return hu, labels
 
 
@@ -251,8 +250,7 @@ def _ct_volumes_tilted(anatomy: Anatomy, grid: OrientedGrid
     hu = np.empty(grid.shape, np.int16)
     labels = np.zeros(grid.shape, np.uint8)
     bone3 = np.zeros(grid.shape, bool)
-    lytic3 = np.zeros(grid.shape, bool)
-    blastic3 = np.zeros(grid.shape, bool)
+    lesion3 = np.zeros(grid.shape, bool)  # the GTV's bone
     for k, z in enumerate(grid.frame_z):
         v, w = anatomy.to_local(y, np.full(y.shape, float(z)))
         level = anatomy.level_codes_at(w)
@@ -277,12 +275,9 @@ def _ct_volumes_tilted(anatomy: Anatomy, grid: OrientedGrid
         plane[gtv_soft] = HU["tumour"]
         labels[k][bone] = (10 * (level[bone] + 1) + sector[bone]).astype(np.uint8)
         bone3[k] = bone
-        if r.lytic:
-            lytic3[k] = gtv_bone
-        if r.blastic:
-            blastic3[k] = gtv_bone
+        lesion3[k] = gtv_bone
         hu[k] = plane
-    return _finish_bone(grid, hu, labels, bone3, lytic3, blastic3)
+    return _finish_bone(grid, hu, labels, bone3, lesion3, r)
 
 
 def _polygon_record(poly_xy: FloatArray, z: float) -> tuple[list[str], FloatArray]:
