@@ -105,8 +105,17 @@ def _check_shared_array() -> None:
     assert shared_array(0).size == 0
 
 
-def test_default_workers_is_the_usable_cpus() -> None:
-    assert default_workers() == len(os.sched_getaffinity(0))
+def test_default_workers_follows_the_cpus_this_process_may_use() -> None:
+    """Restricted to one CPU (as a batch scheduler or taskset does), one worker, not
+    every CPU of the machine."""
+    cpu = min(os.sched_getaffinity(0))
+    code = ("import os; from contourqa.parallel import default_workers; "
+            f"os.sched_setaffinity(0, {{{cpu}}}); print(default_workers())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
+    assert default_workers() == len(os.sched_getaffinity(0)) >= 1
 
 
 def _check_dvhs_independent_of_workers() -> None:
