@@ -119,3 +119,23 @@ def test_column_segments_match_a_per_sample_merge(polys, gaps, interpolate) -> N
     got = sorted((int(a), int(b), round(float(c), 9), round(float(d), 9))
                  for a, b, c, d in zip(q, p, lo, hi))
     assert got == _merge_per_sample(model)
+
+
+@given(polys=st.lists(star_polygon(), min_size=1, max_size=8),
+       planes=st.lists(st.sampled_from([0.0, 2.0, 3.5, 6.0]), min_size=8, max_size=8))
+def test_contour_planes_group_by_plane_with_their_areas(polys, planes) -> None:  # type: ignore[no-untyped-def]
+    """Polygons on one z form one plane, sorted by k; its area is the sum of the
+    polygons' shoelace areas (mm^2 / voxel face)."""
+    from contourqa.dvh.occupancy import contour_planes
+
+    zs = planes[:len(polys)]
+    roi = make_roi([(z, [p]) for z, p in zip(zs, polys)])
+    dose = grid(2.0)
+    cps = contour_planes(roi, dose.geometry)
+    assert [round(c.k * 2.0 - 20.0, 9) for c in cps] == sorted(set(zs))  # k -> z, mm
+    for c in cps:
+        z = c.k * 2.0 - 20.0
+        truth = sum(abs(float(np.dot(p[:, 0], np.roll(p[:, 1], -1)) - np.dot(p[:, 1], np.roll(p[:, 0], -1))))
+                    / 2.0 for zz, p in zip(zs, polys) if abs(zz - z) < 1e-9)
+        assert c.area_index == pytest.approx(truth / 4.0, rel=1e-9, abs=1e-9)
+        assert len(c.polygons) == sum(abs(zz - z) < 1e-9 for zz in zs)

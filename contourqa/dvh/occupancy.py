@@ -47,24 +47,14 @@ class ContourPlane:
         Slice index of the plane (fractional).
     polygons : tuple of ndarray of shape (M, 2), float64
         Vertices as ``(j, i)`` fractional indices; combined even-odd.
+    area_index : float
+        Sum of the polygons' absolute areas in index units squared (an estimate: exact
+        when polygons neither overlap nor nest), from :func:`contour_planes`.
     """
 
     k: float
     polygons: tuple[NDArray[np.float64], ...]
-    area_index: float = -1.0
-    """Sum of the polygons' absolute areas in index units squared (an estimate: exact
-    when polygons neither overlap nor nest); computed when not given."""
-
-    def __post_init__(self) -> None:
-        if self.area_index < 0:
-            object.__setattr__(self, "area_index", float(np.sum(np.abs(
-                [_twice_area(p) for p in self.polygons]))) / 2.0)
-
-
-def _twice_area(p: NDArray[np.float64]) -> float:
-    """Twice the signed area of one polygon (shoelace)."""
-    y, x = p[:, 0], p[:, 1]
-    return float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:])) + float(x[-1] * y[0] - y[-1] * x[0])
+    area_index: float
 
 
 @dataclass(frozen=True, eq=False)
