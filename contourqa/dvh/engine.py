@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -193,45 +194,12 @@ class _DoseSampler:
         self._bounds: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
                             NDArray[np.float64]] | None = None
 
-    def plane(self, kk: NDArray[np.int64], j: NDArray[np.float64], i: NDArray[np.float64]
-              ) -> NDArray[np.float64]:
-        """Bilinear dose on integer slices ``kk`` at ``(j, i)`` (inside the grid)."""
-        return self.plane_with_gradient(kk, j, i)[0]
-
-    def plane_with_gradient(self, kk: NDArray[np.int64], j: NDArray[np.float64],
-                            i: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Bilinear dose on slices ``kk`` at ``(j, i)`` and the squared norm of its in-plane
-        gradient, (Gy per index unit)^2."""
-        S, R, C = self.shape
-        j0 = np.minimum(j.astype(np.int64), R - 2)
-        i0 = np.minimum(i.astype(np.int64), C - 2)
-        fj = j - j0
-        fi = i - i0
-        base = (kk * R + j0) * C + i0
-        f = self.flat
-        a, b, c, d = f[base], f[base + 1], f[base + C], f[base + C + 1]
-        top = a + fi * (b - a)
-        bot = c + fi * (d - c)
-        gi = (b - a) + fj * ((d - c) - (b - a))
-        gj = bot - top
-        return top + fj * (bot - top), gi * gi + gj * gj
-
-    def trilinear(self, kji: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Trilinear dose at points ``(k, j, i)`` inside the grid, shape (N,)."""
-        S = self.shape[0]
-        k = kji[:, 0]
-        k0 = np.minimum(k.astype(np.int64), S - 2)
-        fk = k - k0
-        d0 = self.plane(k0, kji[:, 1], kji[:, 2])
-        d1 = self.plane(k0 + 1, kji[:, 1], kji[:, 2])
-        return d0 + fk * (d1 - d0)
-
     def vertex_doses(self, ji: NDArray[np.float64], ks: NDArray[np.float64]) -> NDArray[np.float64]:
         """Trilinear dose at the points ``(ks[v, c], ji[v])`` inside the grid (points
         outside are left out), flattened.
 
-        The same as :meth:`trilinear` on those points, with the in-plane weights of a
-        vertex computed once and each dose slice it needs interpolated once.
+        The in-plane weights of a vertex are computed once and each dose slice it needs
+        is interpolated once.
         """
         S, R, C = self.shape
         if len(ji) == 0:
@@ -302,9 +270,6 @@ class _DoseSampler:
             out[cand] = ((lo[cell] < vmin) | (hi[cell] > vmax)).any(axis=1)
         return out
 
-    def inside(self, kji: NDArray[np.float64]) -> NDArray[np.bool_]:
-        upper = np.asarray(self.shape, dtype=np.float64) - 1 + _EDGE_TOL
-        return np.all((kji >= -_EDGE_TOL) & (kji <= upper), axis=1)
 
 
 @dataclass
@@ -459,7 +424,7 @@ def _sample(model: StructureModel, sampler: _DoseSampler, bin_width: float) -> _
     cuts = np.searchsorted(ends, np.arange(_BLOCK_NODES, total, _BLOCK_NODES), side="right")
     bounds = [0, *sorted({int(c) for c in cuts} - {0, len(npc)}), len(npc)]
     h2 = 1.0 / (model.n * model.n)  # squared sample pitch, index units
-    for s0, s1 in zip(bounds[:-1], bounds[1:]):
+    for s0, s1 in pairwise(bounds):
         if s1 > s0:
             _tally_block(tally, sampler, slice(s0, s1), f, npc, lo_s, hi_s, j0, i0, fj, fi,
                          h2=h2, cell_cc=area * voxel_cc, bin_width=bin_width)
@@ -480,7 +445,7 @@ def _tally_block(tally: _Tally, sampler: _DoseSampler, seg: slice, f: NDArray[np
                  j0: NDArray[np.int64], i0: NDArray[np.int64], fj: NDArray[np.float64],
                  fi: NDArray[np.float64], *, h2: float, cell_cc: float, bin_width: float) -> None:
     """Form the dose pieces of the column segments ``seg`` and add them to ``tally``."""
-    S, R, C = sampler.shape
+    _, R, C = sampler.shape
     f, npc, lo_s, hi_s = f[seg], npc[seg], lo_s[seg], hi_s[seg]
     flat = sampler.flat
     # Dose and squared in-plane gradient on every dose slice f .. f + npc crossed by a
@@ -588,7 +553,7 @@ def _histogram(tally: _Tally, bin_width: float, top_gy: float
     written as ramps ``c * max(D - t, 0)`` it is ``D * sum(c) - sum(c * t)`` over the ramp
     starts ``t < D``: two prefix sums over bins (:class:`_Tally`).
     """
-    n_edges = int(math.floor(max(top_gy, 0.0) / bin_width)) + 2
+    n_edges = math.floor(max(top_gy, 0.0) / bin_width) + 2
     edges = np.arange(n_edges) * bin_width
     total = tally.volume_cc
     if total <= 0:
