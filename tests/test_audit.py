@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from _audit_archive import PLAN, link_subset
+from _audit_archive import PLAN, SHARED_SETS, link_subset
 from _audit_compare import content
+from datapaths import SHARED_DATA
 
 from contourqa.audit import AuditDatabase, FolderSource, run_audit, write_audit_report
 from contourqa.audit.db import SCHEMA_VERSION
@@ -43,7 +44,9 @@ def _by_patient(db: Path) -> dict[str, tuple]:
 def test_one_row_per_case_found(audit_archive: Path, audited_db) -> None:
     db, result = audited_db
     n_found = len(FolderSource(audit_archive).units())
-    assert n_found >= len(PLAN) + 2  # phantoms + at least the shared sets' cases
+    # phantoms + at least one case per shared set (without ../shared: phantoms only)
+    shared_sets = [n for n in SHARED_SETS if (SHARED_DATA / n).exists()]
+    assert n_found >= len(PLAN) + len(shared_sets)
     assert result.n_cases == n_found == result.n_checked
     assert not result.interrupted
     assert _rows(db, "SELECT COUNT(*) FROM cases")[0][0] == n_found
