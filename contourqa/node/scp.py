@@ -100,6 +100,11 @@ class _Association:
     n_failed: int = 0
     n_bytes: int = 0
     studies: set[str] = field(default_factory=set)
+    in_flight: int = 0  # C-STOREs being handled (their thread is not the one that ends it)
+
+
+# How long the end of an association waits for C-STOREs still being written, s.
+_END_WAIT_S = 30.0
 
 
 @dataclass
@@ -133,6 +138,7 @@ class DicomNode:
         self._ae: Any = None
         self._assocs: dict[int, _Association] = {}
         self._assoc_lock = threading.Lock()
+        self._store_done = threading.Condition(self._assoc_lock)
         self._running: dict[str, _Running] = {}
         self._stopping = threading.Event()
         self._sched_lock = threading.Lock()   # held while studies move from due to running
@@ -257,6 +263,12 @@ class DicomNode:
     def _on_ended(self, event: Any) -> None:
         assoc = event.assoc
         with self._assoc_lock:
+            rec = self._assocs.get(id(assoc))
+            # An abort or a closed connection is signalled on another thread than the
+            # one handling C-STOREs: wait for a store being written, so that the
+            # association's counts include every object it left on disk.
+            self._store_done.wait_for(lambda: rec is None or rec.in_flight == 0,
+                                      timeout=_END_WAIT_S)
             rec = self._assocs.pop(id(assoc), None)
         if rec is None:
             return
@@ -273,17 +285,24 @@ class DicomNode:
         assoc_id = id(event.assoc)
         with self._assoc_lock:
             rec = self._assocs.get(assoc_id)
+            if rec is not None:
+                rec.in_flight += 1
         fields: dict[str, Any] = {"calling_ae": rec.calling_ae if rec else None,
                                   "sop_class": str(event.request.AffectedSOPClassUID)}
-        status, result = self._store(event, fields)
-        with self._assoc_lock:
-            if rec is not None:
-                if status == _SUCCESS:
-                    rec.n_stored += 1
-                    rec.n_bytes += fields.get("bytes", 0)
-                    rec.studies.add(fields["study"])
-                else:
-                    rec.n_failed += 1
+        status: int | None = None  # an exception in _store counts as a failed store
+        try:
+            status, result = self._store(event, fields)
+        finally:
+            with self._assoc_lock:
+                if rec is not None:
+                    rec.in_flight -= 1
+                    if status == _SUCCESS:
+                        rec.n_stored += 1
+                        rec.n_bytes += fields.get("bytes", 0)
+                        rec.studies.add(fields["study"])
+                    else:
+                        rec.n_failed += 1
+                    self._store_done.notify_all()
         _event("object", outcome=result, status=f"0x{status:04X}",
                ms=round(1000 * (time.monotonic() - t0), 1), **fields)
         return status
