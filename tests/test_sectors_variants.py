@@ -59,23 +59,6 @@ RECIPES: dict[str, PhantomRecipe] = {
         gtv_sectors=(4,), levels=("T10",), ct_matrix=150),
 }
 
-_XFAIL: dict[str, pytest.MarkDecorator] = {}
-# CT-only segmentation: a lytic GTV across the whole 5 mm width of the cervical spinous
-# process leaves no bone there (soft tissue HU, not an enclosed hole that filling can
-# recover), so the segmented vertebra stops short of it and the cut-off tip is separate.
-_XFAIL_CT: dict[str, pytest.MarkDecorator] = {
-    **_XFAIL,
-    "cervical_spinous": pytest.mark.xfail(
-        strict=True,
-        reason="lytic GTV replaces the full width of the cervical spinous process: the "
-               "CT-segmented vertebra excludes it, so that GTV part counts as paraspinal "
-               "(paraspinal True, truth False); sectors {4} are still right"),
-}
-
-
-def _params(xfail: dict[str, pytest.MarkDecorator]) -> list[Any]:
-    return [pytest.param(n, marks=xfail[n]) if n in xfail else n for n in RECIPES]
-
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, dict[str, Any]]]:
@@ -107,7 +90,7 @@ def _assert_matches_truth(result: Any, truth: dict[str, Any]) -> Any:
     return entry
 
 
-@pytest.mark.parametrize("name", _params(_XFAIL))
+@pytest.mark.parametrize("name", list(RECIPES))
 def test_gtv_sectors_and_flags_equal_truth(variants, name):  # type: ignore[no-untyped-def]
     case, truth = variants[name]
     result = _analyse(case)
@@ -123,13 +106,31 @@ def test_gtv_sectors_and_flags_equal_truth(variants, name):  # type: ignore[no-u
     assert entry.frame.rotation_deg == pytest.approx(rotation, abs=2.0)
 
 
-@pytest.mark.parametrize("name", _params(_XFAIL_CT))
+@pytest.mark.parametrize("name", list(RECIPES))
 def test_vertebra_and_canal_from_ct(variants, name):  # type: ignore[no-untyped-def]
     case, truth = variants[name]
     result = _analyse(_without(case, Role.VERTEBRA, Role.SPINAL_CANAL))
     assert result.canal_source == "ct"
     entry = _assert_matches_truth(result, truth)
     assert entry.vertebra_source == "ct"
+
+
+def test_gtv_rim_on_the_cortex_is_not_paraspinal(variants):  # type: ignore[no-untyped-def]
+    # The lytic GTV across the cervical spinous process is contoured on its cortex: its
+    # mask is one voxel wider than the process segmented from the CT, a 1 mm rim of
+    # 0.08 cc on 8 slices.  Within paraspinal_margin_mm that rim is the bone's boundary.
+    case, truth = variants["cervical_spinous"]
+    assert truth["gtv"]["paraspinal"] is False
+    ct_only = _without(case, Role.VERTEBRA, Role.SPINAL_CANAL)
+    entry = _assert_matches_truth(_analyse(ct_only), truth)
+    assert entry.paraspinal_cc == 0.0
+    rim = _analyse(ct_only, paraspinal_margin_mm=0.0).entry(truth["treated_level"])
+    assert rim.paraspinal and 0.05 <= rim.paraspinal_cc <= 0.12
+    # a real extension reaches beyond the margin: its volume barely changes
+    case, truth = variants["lumbar_right_lamina_paraspinal"]
+    deep = _assert_matches_truth(_analyse(case), truth)
+    flush = _analyse(case, paraspinal_margin_mm=0.0).entry(truth["treated_level"])
+    assert deep.paraspinal and 0.7 * flush.paraspinal_cc <= deep.paraspinal_cc < flush.paraspinal_cc
 
 
 def test_lumbar_levels_take_the_lumbar_arch_thickness(variants):  # type: ignore[no-untyped-def]

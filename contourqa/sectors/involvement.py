@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
 from contourqa.anatomy.levels import levels_in_text, name_levels
 from contourqa.anatomy.spine import SpineAnatomy
@@ -58,6 +59,21 @@ def _per_sector(lab: NDArray[np.int16], m: NDArray[np.bool_] | None) -> NDArray[
     return np.bincount(lab[m].ravel(), minlength=7)[1:7].astype(float)
 
 
+def _beyond_bone(soft: NDArray[np.bool_], bone: NDArray[np.bool_], geometry: VolumeGeometry,
+                 margin_mm: float) -> NDArray[np.bool_]:
+    """The voxels of ``soft`` farther than ``margin_mm`` in-plane from ``bone`` on their
+    slice (all of them on a slice without bone)."""
+    out = soft.copy()
+    if margin_mm <= 0:
+        return out
+    sampling = (float(geometry.spacing_mm[1]), float(geometry.spacing_mm[0]))
+    for k in np.nonzero(soft.any(axis=(1, 2)))[0]:
+        if bone[k].any():
+            dist = ndimage.distance_transform_edt(~bone[k], sampling=sampling)
+            out[k] &= dist > margin_mm
+    return out
+
+
 def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
                  gtv: NDArray[np.bool_] | None, ctv: NDArray[np.bool_] | None,
                  geometry: VolumeGeometry, start: tuple[int, int, int], options: SectorOptions,
@@ -97,6 +113,8 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
     owner = np.where(bone, owner_bone, slice_owner[:, None, None].astype(np.int16))
     canal = anatomy.canal & ~bone
     centres, _ = _slice_centroids(anatomy.canal, geometry)
+    paraspinal = _beyond_bone(gtv & ~bone & ~anatomy.canal, bone, geometry,
+                              o.paraspinal_margin_mm) if gtv is not None else None
 
     # level names
     gtv_bone_per_v = np.zeros(n_v)
@@ -140,7 +158,7 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
         c_vox = _per_sector(lab, ctv)
         in_v = owner == i
         epi = (gtv & canal & in_v) if gtv is not None else None
-        para = (gtv & ~bone & ~anatomy.canal & in_v) if gtv is not None else None
+        para = (paraspinal & in_v) if paraspinal is not None else None
         epi_cc = float(np.count_nonzero(epi)) * vcc if epi is not None else 0.0
         para_cc = float(np.count_nonzero(para)) * vcc if para is not None else 0.0
         ctv_epi_cc = float(np.count_nonzero(ctv & canal & in_v)) * vcc if ctv is not None else 0.0
