@@ -28,7 +28,7 @@ from _machine import machine_stamp
 
 from contourqa.anatomy import segment_spine
 from contourqa.geometry import VolumeGeometry
-from contourqa.sectors import SECTOR_NAMES, partition_vertebra
+from contourqa.sectors import SECTOR_NAMES, SectorOptions, partition_vertebra
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "totalsegmentator_examples"
 OUT = Path(__file__).resolve().parent / "results"
@@ -75,9 +75,12 @@ def _case(name: str, ct: sitk.Image, seg: sitk.Image) -> dict:
                 d = 2.0 * np.count_nonzero(v.mask & ref) / (v.mask.sum() + ref.sum())
                 if d > dice:
                     best, dice = i, d
-            # the reference restricted to the slices both cover (crop edges)
-            rows.append({"level": level, "ref_voxels": int(ref.sum()), "matched": best,
-                         "dice": round(dice, 3)})
+            row = {"level": level, "ref_voxels": int(ref.sum()), "matched": best,
+                   "dice": round(dice, 3)}
+            if best is not None and seg_r.canal is not None:
+                row.update(_sector_agreement(seg_r.vertebrae[best].mask, ref, seg_r.canal, g,
+                                             level))
+            rows.append(row)
         allbone = np.isin(lab, list(TOTAL))
         mine = np.zeros_like(allbone)
         for v in seg_r.vertebrae:
@@ -110,6 +113,26 @@ def _case(name: str, ct: sitk.Image, seg: sitk.Image) -> dict:
             _picture(name, level, hu, sect, ref, seg_r.canal, g)
     results["sector_partition_of_reference_vertebrae"] = parts
     return results
+
+
+def _sector_agreement(mine: np.ndarray, ref: np.ndarray, canal: np.ndarray,
+                      g: VolumeGeometry, level: str) -> dict:
+    """Our vertebra and the reference vertebra, each partitioned into the six sectors
+    with the same canal and options: the Dice of each sector, and the share of the
+    bone both hold that gets the same sector (what the sector analysis reads)."""
+    o = SectorOptions().for_level(level)
+    a, b = partition_vertebra(mine, canal, g, options=o), partition_vertebra(ref, canal, g,
+                                                                             options=o)
+    if a is None or b is None:
+        return {}
+    sa, sb = a[0], b[0]
+    both = mine & ref
+    dice = {}
+    for k in range(1, 7):
+        x, y = sa == k, sb == k
+        dice[str(k)] = round(2.0 * np.count_nonzero(x & y) / max(x.sum() + y.sum(), 1), 3)
+    return {"sector_dice": dice,
+            "same_sector_share": round(float(np.mean(sa[both] == sb[both])), 3)}
 
 
 def _anterior_error_deg(ref: np.ndarray, frame, g: VolumeGeometry) -> float:
@@ -173,6 +196,12 @@ def main() -> None:
             lines.append(f"- {hint}: {run['n_vertebrae']} vertebrae in {run['seconds']} s, "
                          f"Dice over all vertebrae {run['dice_all_vertebrae']}; per vertebra: "
                          + ", ".join(f"{r['level']} {r['dice']}" for r in run["per_vertebra"]))
+        run = c["runs"]["no_hint"]
+        lines.append("- sectors of our vertebrae against the same partition of the reference "
+                     "vertebrae (no hint): " + "; ".join(
+                         f"{r['level']}: same sector {r['same_sector_share']:.2f}, sector Dice "
+                         + " ".join(f"{v:.2f}" for v in r["sector_dice"].values())
+                         for r in run["per_vertebra"] if "sector_dice" in r))
         for p in c["sector_partition_of_reference_vertebrae"]:
             lines.append(f"- sectors of {p['level']} (share of bone): " + ", ".join(
                 f"{k}: {v:.2f}" for k, v in p["sector_share"].items())
