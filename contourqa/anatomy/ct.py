@@ -168,6 +168,9 @@ class CTSegmentationOptions:
     disc_probe_radius_mm : float
         Radius of the tube about the centreline whose mean HU gives the disc profiles
         (10 mm: inside the bodies' cortex in the thoracic and lumbar spine).
+    disc_sample_mm : float
+        In-plane spacing of the HU samples of the disc profiles and fits (1 mm):
+        finer pixels are subsampled (:func:`contourqa.anatomy.discs._tube_samples`).
     profile_smoothing_mm : float
         Gaussian sigma of the HU profiles along the arc length (the profiles are at
         least as smooth as half the slice spacing).
@@ -272,6 +275,7 @@ class CTSegmentationOptions:
     centreline_smoothing_mm: float = 10.0
     centreline_half_width_mm: float = 20.0
     disc_probe_radius_mm: float = 10.0
+    disc_sample_mm: float = 1.0
     profile_smoothing_mm: float = 1.0
     disc_profile_min_hu: float = -50.0
     disc_profile_max_hu: float = 350.0
@@ -321,6 +325,8 @@ class CTSegmentationOptions:
                 raise ValueError(f'Argument "{name}" must be within [0, 1].')
         if not self.end_height_ratio >= 1.0:
             raise ValueError('Argument "end_height_ratio" must be >= 1.')
+        if not self.disc_sample_mm > 0:
+            raise ValueError('Argument "disc_sample_mm" must be > 0.')
         if not self.disc_tilt_step_deg > 0:
             raise ValueError('Argument "disc_tilt_step_deg" must be > 0.')
         if not self.disc_profile_max_hu > self.disc_profile_min_hu:
