@@ -152,6 +152,10 @@ class CTSegmentationOptions:
         Angle of the canal to the slice normal (lordosis, kyphosis, scoliosis) by
         which the in-plane step allowed between two holes of the chain grows with
         their distance along the slices.
+    canal_core_fraction : float
+        Voxels below the bone threshold within this fraction of the canal's radius
+        (from its median area) about the canal centre are never filled into the
+        column, on slices where the canal was not found either (0.8; 0 fills all).
     canal_outlier_mm : float
         A hole of the chain farther than this (in-plane) from the median position of
         the five nearest chain members is dropped.
@@ -271,6 +275,7 @@ class CTSegmentationOptions:
     canal_max_offset_mm: float = 8.0
     canal_max_tilt_deg: float = 30.0
     canal_outlier_mm: float = 7.5
+    canal_core_fraction: float = 0.8
     body_min_depth_mm: float = 2.0
     centreline_smoothing_mm: float = 10.0
     centreline_half_width_mm: float = 20.0
@@ -313,7 +318,7 @@ class CTSegmentationOptions:
                      "profile_smoothing_mm", "min_vertebra_height_mm", "seed_margin_mm",
                      "centreline_half_width_mm",
                      "watershed_smoothing_mm", "lytic_bridge_mm", "centreline_smoothing_mm",
-                     "canal_outlier_mm", "disc_max_tilt_deg", "disc_max_lateral_tilt_deg",
+                     "canal_outlier_mm", "canal_core_fraction", "disc_max_tilt_deg", "disc_max_lateral_tilt_deg",
                      "disc_max_thickness_mm", "disc_min_contrast_hu", "disc_spacing_penalty_hu",
                      "disc_height_penalty_hu", "height_per_reach", "height_window_mm",
                      "body_reach_half_width_mm", "arch_seed_depth_mm", "sacral_width_ratio",
@@ -521,10 +526,46 @@ def _inplane_offsets(geometry: VolumeGeometry, centre_xy: NDArray[np.float64]
     return dx, dy
 
 
-def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], geometry: VolumeGeometry,
-            o: CTSegmentationOptions) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
-    """Vertebral bone around the canal (holes filled) and the canal centre per slice
-    (S, 2) in LPS mm, filled from the nearest canal slice."""
+def _unchosen_canal(holes: NDArray[np.bool_], hu: NDArray[np.float64], r2_mm2: NDArray[np.float64],
+                    geometry: VolumeGeometry, o: CTSegmentationOptions) -> NDArray[np.bool_]:
+    """On each slice, the hole of ``holes`` that holds the voxel nearest the canal
+    centre (``r2_mm2``: squared in-plane distance to it), when the hole is canal-like:
+    its area within the canal's, its mean HU at most ``canal_max_mean_hu`` and its
+    centroid within ``canal_max_offset_mm`` of the centre."""
+    st = slice_structure(1)
+    lab, n = ndimage.label(holes, structure=st)
+    if n == 0:
+        return np.zeros(holes.shape, dtype=bool)
+    flat = r2_mm2.reshape(len(r2_mm2), -1)
+    at = lab.reshape(len(lab), -1)[np.arange(len(lab)), flat.argmin(axis=1)]
+    ids = np.unique(at[at > 0])
+    if len(ids) == 0:
+        return np.zeros(holes.shape, dtype=bool)
+    index = np.arange(1, n + 1)
+    area = ndimage.sum_labels(np.ones(holes.shape), lab, index)[ids - 1] \
+        * float(geometry.spacing_mm[0] * geometry.spacing_mm[1])
+    mean_hu = ndimage.mean(hu, lab, ids)
+    offset = np.sqrt(ndimage.mean(r2_mm2, lab, ids))
+    ok = (area >= o.min_canal_area_mm2) & (area <= o.max_canal_area_mm2) \
+        & (mean_hu <= o.canal_max_mean_hu) & (offset <= o.canal_max_offset_mm)
+    return np.isin(lab, ids[ok])
+
+
+def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], hu: NDArray[np.float64],
+            geometry: VolumeGeometry, o: CTSegmentationOptions
+            ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], NDArray[np.float64]]:
+    """Vertebral bone around the canal (holes filled), the canal, the canal's core and
+    the canal centre per slice (S, 2) in LPS mm, filled from the nearest canal slice.
+
+    The canal gains, on slices where none was chosen, the hole of the column's ring
+    at the interpolated centre when it is canal-like (:func:`_unchosen_canal`): a
+    ring closed there (its canal passed over, e.g. as the ring's centroid shifted
+    with the rib heads) must not have its canal filled as bone.  The core is the
+    voxels that are not bone within ``canal_core_fraction`` of the canal's radius
+    (that of the median area of its slices) about the centre on every slice: no
+    hole filling, axial or on the other grid planes, makes them bone (where the
+    ring is open, the canal between two closed rings is enclosed on a coronal plane
+    through the pedicles)."""
     shape = canal.shape
     ck = np.argwhere(canal)
     cent, present = _per_slice_mean(ck[:, 0], geometry.index_to_patient(ck)[:, :2], shape[0])
@@ -538,11 +579,20 @@ def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], geometry: VolumeG
     column = np.isin(lab3, keep[keep > 0])
     filled = np.asarray(ndimage.binary_fill_holes(column | canal, structure=slice_structure(1)),
                         bool)
+    r2 = dx ** 2 + dy ** 2
+    missing: NDArray[np.bool_] = ~np.any(canal, axis=(1, 2))
+    if missing.any():
+        canal = canal | _unchosen_canal(filled & ~column & ~canal & missing[:, None, None], hu,
+                                        r2, geometry, o)
+    areas = np.count_nonzero(canal, axis=(1, 2))
+    radius = np.sqrt(float(np.median(areas[areas > 0])) * float(
+        geometry.spacing_mm[0] * geometry.spacing_mm[1]) / np.pi)
+    core = (r2 <= (o.canal_core_fraction * radius) ** 2) & ~bone
     # dark marrow behind a cortex left open on the axial slice (the basivertebral
     # foramen) is still enclosed by the cortex and the endplates on the sagittal and
     # coronal grid planes; the canal runs through those planes to the crop's ends
     filled |= _plane_fill(column)
-    return filled & ~canal, cent
+    return filled & ~canal & ~core, canal, core, cent
 
 
 def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
@@ -747,11 +797,14 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
         return CTSegmentation((), None, (_problem("No vertebral ring encloses a canal on the "
                                                    "CT: the vertebrae were not segmented."),),
                               **noise)
-    column, canal_xy = _column(bone, canal, geometry, o)
+    # the holes passed over by the chain join the canal that is reported, not the one
+    # that steers the centreline and the seeds (a ring closed by the thin top of a
+    # tilted body has its bone centroid level with the hole, not in front of it)
+    column, canal_all, core, canal_xy = _column(bone, canal, hu, geometry, o)
     found = _body_centreline(column, canal, canal_xy, geometry, o)
     if found is None:
-        return CTSegmentation((), canal, (_problem("No vertebral body anterior to the canal "
-                                                    "on the CT."),), **noise)
+        return CTSegmentation((), canal_all, (_problem("No vertebral body anterior to the "
+                                                        "canal on the CT."),), **noise)
     line, ant = found
     kji = np.argwhere(column)
     pts = geometry.index_to_patient(kji)
@@ -773,7 +826,7 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     discs = _disc_planes(hu, line, ant, reach, geometry, o)
     if o.marrow_disc_margin_mm > 0:
         # marrow enclosed by the slices above and below once these are filled
-        extra = _enclosed_marrow(column, canal, geometry, discs.points, discs.normals,
+        extra = _enclosed_marrow(column, canal_all | core, geometry, discs.points, discs.normals,
                                  o.marrow_disc_margin_mm)
         if extra.any():
             column = column | extra
@@ -795,8 +848,8 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     seed = body & (margin > o.seed_margin_mm) & keep_seg[segment]
     seed |= _caudal_seeds(signed, segment, seg_len, u, line, reach, o) & keep_seg[segment]
     if not seed.any():
-        return CTSegmentation((), canal, (_problem("No vertebral body between the discs found "
-                                                   "on the CT."),), **noise)
+        return CTSegmentation((), canal_all, (_problem("No vertebral body between the discs "
+                                                       "found on the CT."),), **noise)
     markers = np.zeros(column.shape, dtype=np.int32)
     markers[tuple(kji[seed].T)] = segment[seed] + 1
     up = 1.0 if float(np.mean(line.tangent[:, 2])) >= 0 else -1.0
@@ -821,4 +874,4 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
         flooded[tuple(kji[alae].T)] = 0
     vertebrae = tuple(Vertebra(mask=flooded == lab, known_level=None, roi_name=None, source="ct")
                       for lab in np.unique(markers[markers > 0]))
-    return CTSegmentation(vertebrae, canal, (), **noise)
+    return CTSegmentation(vertebrae, canal_all, (), **noise)
