@@ -109,7 +109,7 @@ def _vessel_lumen(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDAr
     o : CTSegmentationOptions
         ``bone_min_hu``, ``vessel_max_hu``, ``vessel_max_sd_hu``, ``vessel_sd_mm``,
         ``vessel_min_radius_mm``, ``vessel_grow_mm``, ``vessel_min_exterior``,
-        ``vessel_min_canal_mm`` and ``vessel_wall_mm``.
+        ``vessel_min_canal_mm``, ``vessel_wall_mm`` and ``column_radius_mm``.
 
     Returns
     -------
@@ -120,6 +120,25 @@ def _vessel_lumen(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDAr
     out = np.zeros(hu.shape, dtype=bool)
     if o.vessel_min_radius_mm <= 0:
         return out
+    found = ndimage.find_objects(column.astype(np.int8))
+    if not found or found[0] is None:
+        return out
+    # only a vessel touching the column matters: the column's box, widened in-plane
+    # by ``column_radius_mm`` (more than a vessel's width)
+    pad = (0, int(np.ceil(o.column_radius_mm / float(geometry.spacing_mm[1]))),
+           int(np.ceil(o.column_radius_mm / float(geometry.spacing_mm[0]))))
+    box = tuple(slice(max(sl.start - p, 0), sl.stop + p) for sl, p in zip(found[0], pad))
+    out[box] = _lumen_in_box(hu[box], bone[box], column[box],
+                             None if lesion is None else lesion[box],
+                             canal_distance_mm[box], geometry, o)
+    return out
+
+
+def _lumen_in_box(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDArray[np.bool_],
+                  lesion: NDArray[np.bool_] | None, canal_distance_mm: NDArray[np.float64],
+                  geometry: VolumeGeometry, o: CTSegmentationOptions) -> NDArray[np.bool_]:
+    """:func:`_vessel_lumen` on a box of the grid (the same arguments, cropped)."""
+    out = np.zeros(hu.shape, dtype=bool)
     mid = (hu >= o.bone_min_hu) & (hu < o.vessel_max_hu)
     # the core by the local mean: single voxels of noise below the bone threshold
     # do not hole it
