@@ -103,7 +103,7 @@ from contourqa.anatomy.marrow import _enclosed_marrow, _plane_fill
 from contourqa.anatomy.noise import denoise
 from contourqa.anatomy.ribs import _jointed_bone
 from contourqa.anatomy.sacrum import _alae, _sacral_segments
-from contourqa.anatomy.spine import Vertebra, slice_structure
+from contourqa.anatomy.spine import Vertebra, slice_disk, slice_structure
 from contourqa.anatomy.vessels import _vessel_lumen
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
@@ -409,15 +409,6 @@ class CTSegmentation:
     denoise_window_mm: float = 0.0
 
 
-def _disk(radius_mm: float, geometry: VolumeGeometry) -> NDArray[np.bool_]:
-    dx, dy = float(geometry.spacing_mm[0]), float(geometry.spacing_mm[1])
-    ri, rj = max(int(radius_mm / dx), 0), max(int(radius_mm / dy), 0)
-    j, i = np.mgrid[-rj:rj + 1, -ri:ri + 1]
-    s = np.zeros((3, 2 * rj + 1, 2 * ri + 1), dtype=bool)
-    s[1] = (j * dy) ** 2 + (i * dx) ** 2 <= radius_mm ** 2 + 1e-9
-    return s
-
-
 def _problem(message: str) -> Finding:
     return Finding(code="sectors.ct_segmentation", status=Status.WARN, message=message,
                    source="contourqa CT vertebra segmentation")
@@ -629,7 +620,7 @@ def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], hu: NDArray[np.fl
     cent = _fill_linear(cent, present)
     dx, dy = _inplane_offsets(geometry, cent)
     column = bone & (dx ** 2 + dy ** 2 <= o.column_radius_mm ** 2)
-    ring = ndimage.binary_dilation(canal, structure=_disk(3.0, geometry)) & column
+    ring = ndimage.binary_dilation(canal, structure=slice_disk(3.0, geometry)) & column
     lab3, _ = ndimage.label(column)
     keep = np.unique(lab3[ring])
     column = np.isin(lab3, keep[keep > 0])
@@ -844,9 +835,9 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     noise = {"noise_hu": filtered.noise_hu, "denoise_window_mm": filtered.window_mm}
     bone: NDArray[np.bool_] = hu >= o.bone_min_hu
     if o.closing_mm > 0:
-        bone = ndimage.binary_closing(bone, structure=_disk(o.closing_mm, geometry)) | bone
+        bone = ndimage.binary_closing(bone, structure=slice_disk(o.closing_mm, geometry)) | bone
     if lesion is not None and lesion.any() and o.lytic_bridge_mm > 0:
-        wide = ndimage.binary_closing(bone, structure=_disk(o.lytic_bridge_mm, geometry))
+        wide = ndimage.binary_closing(bone, structure=slice_disk(o.lytic_bridge_mm, geometry))
         bone = bone | (wide & lesion)
     canal = _choose_canal(bone, hu, geometry, canal_hint, o)
     if not canal.any():

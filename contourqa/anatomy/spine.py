@@ -26,13 +26,24 @@ from scipy import ndimage
 from contourqa.findings import Finding
 from contourqa.geometry import VolumeGeometry
 
-__all__ = ["SpineAnatomy", "Vertebra", "canal_from_ring", "slice_structure"]
+__all__ = ["SpineAnatomy", "Vertebra", "canal_from_ring", "slice_disk", "slice_structure"]
 
 
 def slice_structure(connectivity: int = 1) -> NDArray[np.bool_]:
     """A 3x3x3 structuring element that connects voxels within a slice only."""
     s = np.zeros((3, 3, 3), dtype=bool)
     s[1] = ndimage.generate_binary_structure(2, connectivity)
+    return s
+
+
+def slice_disk(radius_mm: float, geometry: VolumeGeometry) -> NDArray[np.bool_]:
+    """A structuring element (3, R, C) that is a disk of ``radius_mm`` on the middle
+    slice of ``geometry``'s grid (its pixel spacing), empty on the others."""
+    dx, dy = float(geometry.spacing_mm[0]), float(geometry.spacing_mm[1])
+    ri, rj = max(int(radius_mm / dx), 0), max(int(radius_mm / dy), 0)
+    j, i = np.mgrid[-rj:rj + 1, -ri:ri + 1]
+    s = np.zeros((3, 2 * rj + 1, 2 * ri + 1), dtype=bool)
+    s[1] = (j * dy) ** 2 + (i * dx) ** 2 <= radius_mm ** 2 + 1e-9
     return s
 
 

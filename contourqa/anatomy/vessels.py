@@ -41,22 +41,13 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from contourqa.anatomy.marrow import _plane_fill
+from contourqa.anatomy.spine import slice_disk, slice_structure
 from contourqa.geometry import VolumeGeometry
 
 if TYPE_CHECKING:
     from contourqa.anatomy.ct import CTSegmentationOptions
 
 __all__: list[str] = []
-
-
-def _inplane_disk(radius_mm: float, geometry: VolumeGeometry) -> NDArray[np.bool_]:
-    """In-plane disk structure (3, R, C) of ``radius_mm`` on the middle plane."""
-    dx, dy = float(geometry.spacing_mm[0]), float(geometry.spacing_mm[1])
-    ri, rj = max(int(radius_mm / dx), 0), max(int(radius_mm / dy), 0)
-    j, i = np.mgrid[-rj:rj + 1, -ri:ri + 1]
-    s = np.zeros((3, 2 * rj + 1, 2 * ri + 1), dtype=bool)
-    s[1] = (j * dy) ** 2 + (i * dx) ** 2 <= radius_mm ** 2 + 1e-9
-    return s
 
 
 def _local_stats(hu: NDArray[np.float64], sigma_mm: float, geometry: VolumeGeometry
@@ -75,8 +66,7 @@ def _grow_labels(labels: NDArray[np.int32], within: NDArray[np.bool_], steps: in
                  ) -> NDArray[np.int32]:
     """``labels`` grown in-plane (4-connected) by ``steps`` pixels through ``within``;
     where two labels meet, the larger one wins."""
-    cross = np.zeros((3, 3, 3), dtype=bool)
-    cross[1] = ndimage.generate_binary_structure(2, 1)
+    cross = slice_structure(1)
     out = labels.copy()
     for _ in range(steps):
         grown = ndimage.grey_dilation(out, footprint=cross)
@@ -148,15 +138,14 @@ def _lumen_in_box(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDAr
         mid &= ~lesion
         smooth &= ~lesion
     core = np.asarray(ndimage.binary_opening(
-        smooth, structure=_inplane_disk(o.vessel_min_radius_mm, geometry)), dtype=bool)
+        smooth, structure=slice_disk(o.vessel_min_radius_mm, geometry)), dtype=bool)
     labels, n = ndimage.label(core)
     if n == 0:
         return out
     steps = round(o.vessel_grow_mm / float(min(geometry.spacing_mm[:2])))
     labels = _grow_labels(labels.astype(np.int32), mid, steps)
     region = labels > 0
-    cross = np.zeros((3, 3, 3), dtype=bool)
-    cross[1] = ndimage.generate_binary_structure(2, 1)
+    cross = slice_structure(1)
     # the border: one pixel (in-plane) outside each region, taken by its label, where
     # the region ends (not where the growth stopped inside the same HU range, nor a
     # voxel of noise enclosed by the region)
@@ -182,7 +171,7 @@ def _lumen_in_box(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDAr
         # about the lumen thinner than a disk of its thickness: column voxels within
         # that distance of the lumen are wall unless such a disk fits into the
         # column there (a body against the vessel)
-        disk = _inplane_disk(o.vessel_wall_mm, geometry)
+        disk = slice_disk(o.vessel_wall_mm, geometry)
         shell = np.asarray(ndimage.binary_dilation(lumen, structure=disk), dtype=bool) & column
         rest = column & ~lumen
         thick = np.asarray(ndimage.binary_opening(rest, structure=disk), dtype=bool)
