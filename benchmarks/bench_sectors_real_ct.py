@@ -169,6 +169,95 @@ def _picture(case: str, level: str, hu: np.ndarray, sect: np.ndarray, ref: np.nd
     plt.close(fig)
 
 
+RIDER = DATA.parent / "rider_lung_ct_rtstruct_seg"
+
+
+def _chest_case() -> dict:
+    """The RIDER thin-slice chest CT (no vertebra masks): noise, vertebrae found, the
+    distance of consecutive bodies and their volumes, with a sagittal overview and the
+    sector partition of a mid-thoracic vertebra as pictures."""
+    import tarfile
+    import tempfile
+
+    from contourqa.io.images import read_image_series
+    from contourqa.masks import crop_geometry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(next(RIDER.glob("CT_series_*.tar.xz"))) as tar:
+            tar.extractall(tmp, filter="data")
+        image = read_image_series(sorted(Path(tmp).rglob("*.dcm")))
+    g, px = image.geometry, image.pixels
+    bone = px >= 200
+    ci = int(np.argmax(bone.sum(axis=(0, 1))))
+    ri = int(np.argmax(bone[:, :, ci - 30:ci + 30].sum(axis=(0, 2))))
+    dx, dy = float(g.spacing_mm[0]), float(g.spacing_mm[1])
+    start = (0, max(ri - int(90 / dy), 0), max(ci - int(70 / dx), 0))
+    stop = (px.shape[0], min(ri + int(60 / dy), px.shape[1]), min(ci + int(70 / dx), px.shape[2]))
+    sub = px[:, start[1]:stop[1], start[2]:stop[2]]
+    cg = crop_geometry(g, start, stop)
+    t0 = time.perf_counter()
+    seg = segment_spine(sub, cg)
+    dt = time.perf_counter() - t0
+    assert seg.canal is not None
+    ks = np.arange(sub.shape[0])
+    have = seg.canal.any(axis=(1, 2))
+    rows = np.array([np.argwhere(seg.canal[k])[:, 0].mean() if have[k] else np.nan for k in ks])
+    rows = np.interp(ks, ks[have], rows[have])
+    z = g.index_to_patient(np.stack([ks, 0 * ks, 0 * ks], 1))[:, 2]
+    found = []
+    for v in seg.vertebrae:
+        idx = np.argwhere(v.mask)
+        body = idx[rows[idx[:, 0]] - idx[:, 1] > 15.0 / dy]
+        if len(body):
+            found.append((float(z[body[:, 0]].mean()), len(idx) * cg.voxel_volume_cc, v))
+    found.sort(key=lambda f: f[0])
+    record = {"case": "rider_chest_ct", "shape": list(cg.shape),
+              "spacing_mm": [round(float(v), 3) for v in cg.spacing_mm],
+              "seconds": round(dt, 1), "noise_hu": round(seg.noise_hu, 1),
+              "denoise_window_mm": round(seg.denoise_window_mm, 2),
+              "n_vertebrae": len(seg.vertebrae),
+              "body_z_mm": [round(f[0], 1) for f in found],
+              "body_pitch_mm": [round(float(d), 1) for d in np.diff([f[0] for f in found])],
+              "volume_cc": [round(f[1], 1) for f in found]}
+    from contourqa.sector_figure import _pyplot, draw_sector_slice
+
+    plt = _pyplot()
+    labels = np.zeros(sub.shape, dtype=np.int16)
+    for n, f in enumerate(found):
+        labels[f[2].mask] = n + 1
+    mid = sub.shape[2] // 2
+    fig, ax = plt.subplots(figsize=(5, 8))
+    ax.imshow(np.clip(sub[:, :, mid], -200, 1000), cmap="gray", origin="lower",
+              aspect=float(cg.spacing_mm[2] / cg.spacing_mm[1]))
+    over = plt.get_cmap("tab20")(labels[:, :, mid] % 20)
+    over[..., 3] = np.where(labels[:, :, mid] > 0, 0.45, 0.0)
+    over[seg.canal[:, :, mid]] = (0.0, 1.0, 1.0, 0.5)
+    ax.imshow(over, origin="lower", aspect=float(cg.spacing_mm[2] / cg.spacing_mm[1]))
+    ax.set_title(f"RIDER chest CT, sagittal: {len(found)} vertebrae, canal cyan")
+    fig.savefig(OUT / "sectors_real_ct_rider_sagittal.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    vmask = found[len(found) // 2][2].mask
+    res = partition_vertebra(vmask, seg.canal, cg)
+    if res is not None:
+        sect = res[0]
+        k = int(np.argmax(((sect >= 2) & vmask).sum(axis=(1, 2))))
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+        draw_sector_slice(ax, ct=sub[k], sectors=np.where(vmask[k], sect[k], 0), geometry=cg,
+                          outlines={"canal": (seg.canal[k], "cyan")},
+                          title=f"RIDER chest CT, mid-thoracic vertebra (ours), slice {k}")
+        pts = cg.index_to_patient(np.column_stack([np.full(int(vmask[k].sum()), k),
+                                                   np.argwhere(vmask[k])]) + 0.0)
+        lo, hi = pts[:, :2].min(axis=0) - 10, pts[:, :2].max(axis=0) + 10
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(hi[1], lo[1])
+        fig.savefig(OUT / "sectors_real_ct_rider_mid_thoracic.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        counts = np.bincount(sect[vmask], minlength=7)[1:7]
+        record["mid_thoracic_sector_share"] = {str(s + 1): round(float(c / counts.sum()), 3)
+                                               for s, c in enumerate(counts)}
+    return record
+
+
 def main() -> None:
     if not DATA.exists():
         raise SystemExit(f"data not present: {DATA}")
@@ -179,8 +268,9 @@ def main() -> None:
         _case("example_ct_dicom", _read_dicom(DATA / "example_ct_dicom"),
               sitk.ReadImage(str(DATA / "example_seg_dicom.nii.gz"))),
     ]
+    chest = _chest_case() if RIDER.exists() else None
     record = {"machine": machine_stamp(), "data": str(DATA), "cases": cases,
-              "sector_names": SECTOR_NAMES}
+              "chest_ct": chest, "sector_names": SECTOR_NAMES}
     (OUT / "sectors_real_ct.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = ["# CT vertebra segmentation vs TotalSegmentator, and sectors of real vertebrae", "",
              f"Machine: {record['machine']}", "",
@@ -208,6 +298,19 @@ def main() -> None:
                 + f"; frame rotation {p['rotation_deg']} deg, anterior axis "
                 f"{p['anterior_to_body_deg']} deg from the body direction")
         lines.append("")
+    if chest is not None:
+        lines += [f"## {chest['case']} ({chest['shape']} voxels, spacing {chest['spacing_mm']} mm;"
+                  " no reference masks)",
+                  f"- noise in soft tissue {chest['noise_hu']} HU: median-filtered in-plane over "
+                  f"{chest['denoise_window_mm']} mm; {chest['n_vertebrae']} vertebrae in "
+                  f"{chest['seconds']} s",
+                  "- distance of consecutive bodies (mm, inferior to superior): "
+                  + ", ".join(str(v) for v in chest["body_pitch_mm"]),
+                  "- volumes (cc): " + ", ".join(str(v) for v in chest["volume_cc"]),
+                  "- sectors of a mid-thoracic vertebra (share of bone): " + ", ".join(
+                      f"{k}: {v:.2f}" for k, v in chest.get("mid_thoracic_sector_share",
+                                                           {}).items()),
+                  ""]
     (OUT / "sectors_real_ct.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
