@@ -31,15 +31,18 @@ by T12, L1, L2, L3, L4 and L5 (0.86), not by S1:
   about 250 voxels, not enclosed on any grid plane), part of the tilted L5/S1
   disc, and the posterior S2 bone above the extrapolated S1/S2 plane.
 * 20-slice DICOM CT (T11/T12): the T11/T12 disc is found, so T12 and T11 are two
-  vertebrae (T12 0.66, T11 0.48; 0.61 and 0.30 before the caudal seeds gave T11
-  its lamina and spinous process behind T12; the marrow fill costs T12 0.003).
-  The contrast-filled aorta (140-165 HU, above the bone threshold) joined to the
-  T12 body through its calcified wall leaves the column with that wall
-  (:mod:`contourqa.anatomy.vessels`; 3198 of its voxels were in the vertebrae,
-  115 are left, the wall where it lies on the cortex; T12 0.63 -> 0.66, T11
-  0.47 -> 0.48).  The ceiling is low: the reference leaves holes in the bodies
-  and labels parts of the T12 body as T11, and the column holds the rib heads
-  (within 28 mm of the midline).
+  vertebrae (T12 0.69, T11 0.49; 0.61 and 0.30 before the caudal seeds gave
+  T11 its lamina and spinous process behind T12; the marrow fill costs T12
+  0.003).  The crop ends inside the T12/L1 disc: found as a disc cut by the crop,
+  its filled centre no longer joins T12, whose endplate rim and arch stay (900
+  fewer false-positive voxels on each of the lowest two slices, 400 on the third;
+  T12 0.631 -> 0.655).  The contrast-filled aorta (140-165 HU, above the bone
+  threshold) joined to the T12 body through its calcified wall leaves the column
+  with that wall (:mod:`contourqa.anatomy.vessels`; 3198 of its voxels were in
+  the vertebrae, 115 are left, the wall where it lies on the cortex; T12 0.63 ->
+  0.66, T11 0.47 -> 0.48).  The ceiling is low: the reference leaves holes in
+  the bodies and labels parts of the T12 body as T11, and the column holds the
+  rib heads (within 28 mm of the midline).
 
 The frames must point anterior, to the vertebral body, on every vertebra, with and
 without a hint (a disc ringed by its endplate rim is no canal candidate: it is
@@ -65,7 +68,7 @@ LEVELS = {26: "S1", 27: "L5", 28: "L4", 29: "L3", 30: "L2", 31: "L1", 32: "T12",
 MIN_DICE_3MM = {"S1": 0.63, "L5": 0.83, "L4": 0.89, "L3": 0.87, "L2": 0.89, "L1": 0.88,
                 "T12": 0.86}
 #: on the DICOM CT (T11/T12), with or without the cord as hint
-MIN_DICE_DICOM = {32: 0.63, 33: 0.45}
+MIN_DICE_DICOM = {32: 0.65, 33: 0.45}
 #: anterior axis vs the direction canal -> body (degrees); reached: at most 10
 MAX_ANTERIOR_ERROR_DEG = 25.0
 

@@ -50,16 +50,27 @@ patient position or in-plane flip of the grid gives the same result):
    dips, the discs are the set that best balances contrast against vertebral
    heights (disc to disc) that match the size of the bodies (``height_per_reach``
    times how far the body reaches in front of the canal) and their neighbours.
-   Each chosen plane is then fitted to the darkest voxels of the disc across the
-   body.  Marrow that the slices above and below enclose once their axial holes are
-   filled (on the sagittal and coronal grid planes) joins the column when farther
-   than ``marrow_disc_margin_mm`` from every disc plane
+   A disc cut by an end of the crop is half a dip: a dark slab, no thicker than
+   ``disc_max_thickness_mm`` and darker than the bone inside it by
+   ``end_disc_min_contrast_hu``, that the profile enters and does not leave before
+   the crop ends, and darker than the vertebra inside it; it competes with the
+   other dips, and its plane is fitted to the slab's inner edge (the endplate).
+   Each chosen plane of a whole disc is fitted to the darkest voxels of the disc
+   across the body.  Marrow that the slices above and below enclose once
+   their axial holes are filled (on the sagittal and coronal grid planes) joins the
+   column when farther than ``marrow_disc_margin_mm`` from every disc plane
    (:mod:`contourqa.anatomy.marrow`): dark marrow on a slice where the cortex is
    open, not a disc between its endplates.
 7. **Vertebrae**: body bone farther than ``seed_margin_mm`` from every disc plane
    seeds one vertebra per inter-disc segment (segments at the crop's ends are kept
-   when at least a quarter of ``min_vertebra_height_mm`` long), and so does all the
-   column's bone in the caudal part of the segment (farther below the cranial disc
+   when at least a quarter of ``min_vertebra_height_mm`` long and not beyond a
+   disc cut by the crop, and so is a vertebra between two cut discs, measured
+   between their edges rather than their middles, when the crop holds no other
+   vertebra; the body voxels of an end segment not kept
+   leave the column unless they are bone: the disc, which the hole filling put
+   into the column, does not join the end vertebra, whose endplate rim and arch
+   stay, and a sliver of the next endplate beyond it is cut off), and so does all
+   the column's bone in the caudal part of the segment (farther below the cranial disc
    than ``arch_seed_fraction`` of the height of the vertebra above it, and not
    farther than ``arch_seed_depth_mm`` behind the canal; :func:`_caudal_seeds`):
    a vertebra's arch leaves the body at the pedicles and hangs caudally, so that
@@ -97,7 +108,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from contourqa.anatomy.discs import _Centreline, _disc_planes
+from contourqa.anatomy.discs import _END_VERTEBRA_SHARE, _Centreline, _disc_planes
 from contourqa.anatomy.edge import _partial_volume_edge
 from contourqa.anatomy.marrow import _enclosed_marrow, _plane_fill
 from contourqa.anatomy.noise import denoise
@@ -201,6 +212,14 @@ class CTSegmentationOptions:
         the dark marrow of an osteoporotic body a wider one.
     disc_min_contrast_hu : float
         Smallest top-hat (HU) of a disc candidate.
+    end_disc_min_contrast_hu : float
+        Smallest contrast (HU) of a disc cut by an end of the crop: the dark slab at
+        the end of the profile against the brightest HU within twice
+        ``disc_max_thickness_mm`` inside it
+        (:func:`contourqa.anatomy.discs._end_disc_candidates`; 50 HU: half a dip is
+        weaker evidence than a whole one, so more than ``disc_min_contrast_hu``;
+        the T12/L1 disc cut by the TotalSegmentator example DICOM crop is 130 HU
+        darker than the T12 endplate).
     disc_height_penalty_hu, disc_spacing_penalty_hu : float
         Weights (HU) of the squared log ratios of a vertebra's height to the expected
         one and to its neighbour's in the choice among the candidates
@@ -333,6 +352,7 @@ class CTSegmentationOptions:
     disc_tilt_step_deg: float = 5.0
     disc_max_thickness_mm: float = 14.0
     disc_min_contrast_hu: float = 20.0
+    end_disc_min_contrast_hu: float = 50.0
     disc_fit_radius_mm: float = 15.0
     disc_fit_cell_mm: float = 4.0
     disc_fit_bin_mm: float = 1.5
@@ -372,6 +392,7 @@ class CTSegmentationOptions:
                      "watershed_smoothing_mm", "lytic_bridge_mm", "centreline_smoothing_mm",
                      "canal_outlier_mm", "canal_core_fraction", "disc_max_tilt_deg", "disc_max_lateral_tilt_deg",
                      "disc_max_thickness_mm", "disc_min_contrast_hu", "disc_spacing_penalty_hu",
+                     "end_disc_min_contrast_hu",
                      "disc_height_penalty_hu", "height_per_reach", "height_window_mm",
                      "body_reach_half_width_mm", "arch_seed_depth_mm", "sacral_width_ratio",
                      "marrow_disc_margin_mm", "rib_min_lateral_mm", "rib_reach_mm",
@@ -895,8 +916,24 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     margin = np.abs(signed).min(axis=1) if len(discs.arc_mm) else np.full(len(pts), np.inf)
     edge = np.zeros(len(seg_len), dtype=bool)
     edge[[0, -1]] = True
-    keep_seg = (seg_len >= o.min_vertebra_height_mm) \
-        | (edge & (seg_len >= 0.25 * o.min_vertebra_height_mm))
+    partial = seg_len >= _END_VERTEBRA_SHARE * o.min_vertebra_height_mm
+    keep_seg = (seg_len >= o.min_vertebra_height_mm) | (edge & partial)
+    # the end segments with no vertebra of their own: beyond a disc cut by the crop
+    # (the rest of that disc and at most a sliver of the next endplate), or too short
+    bare = edge & ~keep_seg
+    bare[[0, -1]] |= [bool(np.any(discs.end[:1] == -1)), bool(np.any(discs.end[-1:] == 1))]
+    keep_seg &= ~bare
+    if not keep_seg.any():
+        # a crop that holds one vertebra between two discs it cuts: measured between
+        # their edges, not their middles, it may fall short of a whole one
+        keep_seg = ~bare & partial
+    if len(discs.arc_mm) and bare.any():
+        # the body of the bare segments outside the bone (the disc, put into the
+        # column by the hole filling) leaves the column: the end vertebra's endplate
+        # rim and its arch stay, and a sliver of the next endplate no longer touches
+        # it through the disc
+        gone = body & bare[segment] & ~bone[tuple(kji.T)]
+        column[tuple(kji[gone].T)] = False
     seed = body & (margin > o.seed_margin_mm) & keep_seg[segment]
     seed |= _caudal_seeds(signed, segment, seg_len, u, line, reach, o) & keep_seg[segment]
     if not seed.any():
