@@ -53,7 +53,7 @@ def _read_dicom(folder: Path) -> sitk.Image:
     return reader.Execute()
 
 
-def _case(name: str, ct: sitk.Image, seg: sitk.Image) -> dict:
+def _case(name: str, ct: sitk.Image, seg: sitk.Image, pictures: bool = True) -> dict:
     seg = sitk.Resample(seg, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     g = _geometry(ct)
     hu = sitk.GetArrayFromImage(ct).astype(np.float32)
@@ -110,7 +110,8 @@ def _case(name: str, ct: sitk.Image, seg: sitk.Image) -> dict:
                                                            for s, v in enumerate(share)},
                           "rotation_deg": round(frame.rotation_deg, 1),
                           "anterior_to_body_deg": round(_anterior_error_deg(ref, frame, g), 1)})
-            _picture(name, level, hu, sect, ref, seg_r.canal, g)
+            if pictures:
+                _picture(name, level, hu, sect, ref, seg_r.canal, g)
     results["sector_partition_of_reference_vertebrae"] = parts
     return results
 
@@ -267,6 +268,11 @@ def main() -> None:
               sitk.ReadImage(str(DATA / "spine_report/example_ct_report/totalseg.nii.gz"))),
         _case("example_ct_dicom", _read_dicom(DATA / "example_ct_dicom"),
               sitk.ReadImage(str(DATA / "example_seg_dicom.nii.gz"))),
+        # a 30-slice crop of the 3 mm CT, against the 'total' model and its '--fast'
+        # variant run on the crop
+        *(_case(f"example_ct_sm_{model}", sitk.ReadImage(str(DATA / "example_ct_sm.nii.gz")),
+                sitk.ReadImage(str(DATA / f"example_seg{suffix}.nii.gz")), pictures=False)
+          for model, suffix in (("total", ""), ("fast", "_fast"))),
     ]
     chest = _chest_case() if RIDER.exists() else None
     record = {"machine": machine_stamp(), "data": str(DATA), "cases": cases,
