@@ -70,9 +70,11 @@ def test_median_window_grows_to_the_target_and_keeps_the_edge() -> None:
     speckle_before = np.count_nonzero((hu >= 110.0) & ~block)
     assert speckle_before > 3000
     assert np.count_nonzero(bone & ~block) <= 0.05 * speckle_before
-    # a window wider than allowed is not used: 3 voxels of 1.5 mm exceed 3 mm
+    # a grid too coarse for a window within 3 mm still gets 3 voxels; 0 filters nothing
     assert denoise(hu, _grid(1.5, hu.shape), target_hu=20.0,
-                   max_window_mm=3.0).window_mm == 0.0
+                   max_window_mm=3.0).window_mm == pytest.approx(4.5)
+    unfiltered = denoise(hu, g, target_hu=20.0, max_window_mm=0.0)
+    assert unfiltered.hu is hu and unfiltered.noise_after_hu == unfiltered.noise_hu
 
 
 def test_noisy_phantom_gives_its_truth_from_the_ct(tmp_path: Path) -> None:
@@ -85,19 +87,23 @@ def test_noisy_phantom_gives_its_truth_from_the_ct(tmp_path: Path) -> None:
     noisy = pixels + rng.normal(0.0, 60.0, pixels.shape).astype(np.float32)
     g = case.image.geometry
 
-    def bone(p: np.ndarray, **options: float) -> np.ndarray:
+    def bone(p: np.ndarray, **options: float) -> tuple[np.ndarray, tuple[str, ...]]:
         seg = segment_spine(p, g, options=CTSegmentationOptions(**options))
         out = np.zeros(g.shape, dtype=bool)
         for v in seg.vertebrae:
             out |= v.mask
-        return out
+        return out, tuple(f.message for f in seg.problems)
 
-    clean = bone(pixels)
-    dice = {}
+    clean, problems = bone(pixels)
+    assert problems == ()
+    dice, said = {}, {}
     for name, opts in (("filtered", {}), ("unfiltered", {"max_denoise_mm": 0.0})):
-        b = bone(noisy, **opts)
+        b, said[name] = bone(noisy, **opts)
         dice[name] = 2.0 * np.count_nonzero(b & clean) / (b.sum() + clean.sum())
     assert dice["filtered"] >= 0.97 and dice["unfiltered"] < 0.9, dice
+    # left unfiltered, the CT's noise is said, with its figure
+    assert said["filtered"] == ()
+    assert len(said["unfiltered"]) == 1 and "noise in soft tissue is 60 HU" in said["unfiltered"][0]
 
     table = assign_roles(case.structure_set.rois)
     drop = {a.roi_number for a in table if a.role in (Role.VERTEBRA, Role.SPINAL_CANAL)}

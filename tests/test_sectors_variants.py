@@ -148,3 +148,25 @@ def test_blastic_gtv_bone_is_sclerotic(variants):  # type: ignore[no-untyped-def
     assert truth["gtv"]["blastic"] and truth["hu"]["sclerotic"] == 1100
     assert case.image is not None
     assert int(np.max(case.image.pixels)) == 1100
+
+
+@pytest.mark.parametrize("pixel_mm", [0.6, 1.0, 1.17, 1.37])
+def test_paraspinal_rim_is_one_pixel_whatever_the_pixel(pixel_mm: float) -> None:
+    # a GTV one voxel wider than the bone on one side (the rim) and, on the other, 6
+    # voxels deep into the soft tissue: the rim is dropped at any pixel size, the deep
+    # part beyond the rim is kept
+    from contourqa.geometry import VolumeGeometry
+    from contourqa.sectors.involvement import _beyond_bone
+
+    g = VolumeGeometry(shape=(2, 40, 40), origin_mm=np.zeros(3),
+                       spacing_mm=np.array([pixel_mm, pixel_mm, 2.0]), direction=np.eye(3))
+    bone = np.zeros(g.shape, dtype=bool)
+    bone[:, 10:30, 10:30] = True
+    soft = np.zeros(g.shape, dtype=bool)
+    soft[:, 12:28, 9] = True  # rim, left face
+    soft[:, 12:28, 30:36] = True  # deep, right face
+    out = _beyond_bone(soft, bone, g, 1.0)
+    assert not out[:, :, 9].any()
+    assert not out[:, :, 30].any()  # the deep part's first layer is its rim too
+    assert out[:, 12:28, 31:36].all()
+    assert _beyond_bone(soft, bone, g, 0.0).sum() == soft.sum()

@@ -17,6 +17,7 @@ from contourqa.anatomy.discs import (
     _choose_discs,
     _disc_candidates,
     _fit_disc_plane,
+    _profiles,
 )
 from contourqa.geometry import VolumeGeometry
 
@@ -43,8 +44,8 @@ def test_tilted_disc_is_found_and_fitted() -> None:
     hu[np.abs(s + slope * u - 50.0) <= 4.0] = 80.0
     hu[np.abs(s - 95.0) <= 10.0] = 120.0
     probe = u ** 2 + v ** 2 <= OPTIONS.disc_probe_radius_mm ** 2
-    arc, contrast, ta, tb = _disc_candidates(s[probe], u[probe], v[probe], hu[probe],
-                                             GRID_1MM, OPTIONS)
+    arc, contrast, ta, tb = _disc_candidates(
+        _profiles(s[probe], u[probe], v[probe], hu[probe], GRID_1MM, OPTIONS), OPTIONS)
     strong = contrast >= 60.0
     assert np.count_nonzero(strong) == 1, (arc, contrast)
     assert arc[strong][0] == pytest.approx(50.0, abs=2.0)

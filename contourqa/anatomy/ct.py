@@ -136,9 +136,11 @@ class CTSegmentationOptions:
         ``noise_target_hu`` (20 HU: muscle then crosses the bone threshold at 3
         standard deviations) is median-filtered on each slice, with windows of 3, 5,
         7 ... voxels up to ``max_denoise_mm`` across (3 mm), until the target is met
-        (:func:`contourqa.anatomy.noise.denoise`).  A 0.6 mm pixel, 1.25 mm slice
-        chest CT has about 60 HU; planning CTs 8-16 HU and are not filtered.
-        ``max_denoise_mm`` 0 disables it.
+        (:func:`contourqa.anatomy.noise.denoise`; a grid coarser than a third of it
+        still gets a 3-voxel window).  A 0.6 mm pixel, 1.25 mm slice chest CT has
+        about 60 HU; planning CTs 8-16 HU and are not filtered.  A CT still above the
+        target after the widest window gets a ``sectors.ct_segmentation`` warning.
+        ``max_denoise_mm`` 0 disables the filter.
     closing_mm : float
         In-plane closing radius that seals thin cortex gaps.
     column_radius_mm : float
@@ -291,8 +293,8 @@ class CTSegmentationOptions:
         is at most ``vessel_max_sd_hu`` (5 mm: the aorta's radius is 10-15 mm and
         the core keeps 3-5 mm clear of the lumen's edge, where the deviation rises;
         on the DICOM example 7 mm misses slices of the aorta, 4 mm holds cores of
-        marrow on the 3 mm example; a narrower cava or a coarse grid, 3 mm pixels,
-        holds no core and stays).  0 keeps them.
+        marrow on the 3 mm example; a narrower cava may hold no core and stays).
+        0 keeps them.
     vessel_max_hu : float
         Upper HU of a lumen (350 HU: contrast blood of the portal-venous phase is
         120-250 HU; the cortex and a calcified wall are brighter).
@@ -390,7 +392,7 @@ class CTSegmentationOptions:
                      "profile_smoothing_mm", "min_vertebra_height_mm", "seed_margin_mm",
                      "centreline_half_width_mm",
                      "watershed_smoothing_mm", "lytic_bridge_mm", "centreline_smoothing_mm",
-                     "canal_outlier_mm", "canal_core_fraction", "disc_max_tilt_deg", "disc_max_lateral_tilt_deg",
+                     "canal_outlier_mm", "disc_max_tilt_deg", "disc_max_lateral_tilt_deg",
                      "disc_max_thickness_mm", "disc_min_contrast_hu", "disc_spacing_penalty_hu",
                      "end_disc_min_contrast_hu",
                      "disc_height_penalty_hu", "height_per_reach", "height_window_mm",
@@ -400,7 +402,8 @@ class CTSegmentationOptions:
                      "vessel_grow_mm", "vessel_min_canal_mm", "vessel_wall_mm"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f'Argument "{name}" must be >= 0.')
-        for name in ("arch_seed_fraction", "edge_fraction", "vessel_min_exterior"):
+        for name in ("arch_seed_fraction", "edge_fraction", "vessel_min_exterior",
+                     "canal_core_fraction"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f'Argument "{name}" must be within [0, 1].')
         if not self.end_height_ratio >= 1.0:
@@ -594,12 +597,15 @@ def _inplane_offsets(geometry: VolumeGeometry, centre_xy: NDArray[np.float64]
     return dx, dy
 
 
-def _unchosen_canal(holes: NDArray[np.bool_], hu: NDArray[np.float64], r2_mm2: NDArray[np.float64],
-                    geometry: VolumeGeometry, o: CTSegmentationOptions) -> NDArray[np.bool_]:
+def _unchosen_canal(holes: NDArray[np.bool_], hu: NDArray[np.float64], dx_mm: NDArray[np.float64],
+                    dy_mm: NDArray[np.float64], geometry: VolumeGeometry,
+                    o: CTSegmentationOptions) -> NDArray[np.bool_]:
     """On each slice, the hole of ``holes`` that holds the voxel nearest the canal
-    centre (``r2_mm2``: squared in-plane distance to it), when the hole is canal-like:
-    its area within the canal's, its mean HU at most ``canal_max_mean_hu`` and its
-    centroid within ``canal_max_offset_mm`` of the centre."""
+    centre (``dx_mm``, ``dy_mm``: in-plane offsets from it), when the hole is
+    canal-like: its area within the canal's, its mean HU at most
+    ``canal_max_mean_hu`` and its centroid within ``canal_max_offset_mm`` of the
+    centre."""
+    r2_mm2 = dx_mm ** 2 + dy_mm ** 2
     st = slice_structure(1)
     lab, n = ndimage.label(holes, structure=st)
     if n == 0:
@@ -613,7 +619,7 @@ def _unchosen_canal(holes: NDArray[np.bool_], hu: NDArray[np.float64], r2_mm2: N
     area = ndimage.sum_labels(np.ones(holes.shape), lab, index)[ids - 1] \
         * float(geometry.spacing_mm[0] * geometry.spacing_mm[1])
     mean_hu = ndimage.mean(hu, lab, ids)
-    offset = np.sqrt(ndimage.mean(r2_mm2, lab, ids))
+    offset = np.hypot(ndimage.mean(dx_mm, lab, ids), ndimage.mean(dy_mm, lab, ids))
     ok = (area >= o.min_canal_area_mm2) & (area <= o.max_canal_area_mm2) \
         & (mean_hu <= o.canal_max_mean_hu) & (offset <= o.canal_max_offset_mm)
     return np.isin(lab, ids[ok])
@@ -621,7 +627,8 @@ def _unchosen_canal(holes: NDArray[np.bool_], hu: NDArray[np.float64], r2_mm2: N
 
 def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], hu: NDArray[np.float64],
             geometry: VolumeGeometry, o: CTSegmentationOptions
-            ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_], NDArray[np.float64]]:
+            ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_],
+                       NDArray[np.float64]]:
     """Vertebral bone around the canal (holes filled), the canal, the canal's core and
     the canal centre per slice (S, 2) in LPS mm, filled from the nearest canal slice.
 
@@ -651,7 +658,7 @@ def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], hu: NDArray[np.fl
     missing: NDArray[np.bool_] = ~np.any(canal, axis=(1, 2))
     if missing.any():
         canal = canal | _unchosen_canal(filled & ~column & ~canal & missing[:, None, None], hu,
-                                        r2, geometry, o)
+                                        dx, dy, geometry, o)
     areas = np.count_nonzero(canal, axis=(1, 2))
     radius = np.sqrt(float(np.median(areas[areas > 0])) * float(
         geometry.spacing_mm[0] * geometry.spacing_mm[1]) / np.pi)
@@ -854,6 +861,11 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
                        target_hu=o.noise_target_hu, max_window_mm=o.max_denoise_mm)
     hu = filtered.hu
     noise = {"noise_hu": filtered.noise_hu, "denoise_window_mm": filtered.window_mm}
+    noisy = [] if filtered.noise_after_hu <= o.noise_target_hu else [_problem(
+        f"The CT's noise in soft tissue is {filtered.noise_hu:.0f} HU and "
+        f"{filtered.noise_after_hu:.0f} HU after an in-plane median of "
+        f"{filtered.window_mm:.1f} mm, above {o.noise_target_hu:.0f} HU: muscle may read as "
+        "bone, and the vertebrae segmented from this CT are less reliable.")]
     bone: NDArray[np.bool_] = hu >= o.bone_min_hu
     if o.closing_mm > 0:
         bone = ndimage.binary_closing(bone, structure=slice_disk(o.closing_mm, geometry)) | bone
@@ -862,9 +874,9 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
         bone = bone | (wide & lesion)
     canal = _choose_canal(bone, hu, geometry, canal_hint, o)
     if not canal.any():
-        return CTSegmentation((), None, (_problem("No vertebral ring encloses a canal on the "
-                                                   "CT: the vertebrae were not segmented."),),
-                              **noise)
+        return CTSegmentation((), None, (*noisy, _problem(
+            "No vertebral ring encloses a canal on the CT: the vertebrae were not "
+            "segmented.")), **noise)
     # the holes passed over by the chain join the canal that is reported, not the one
     # that steers the centreline and the seeds (a ring closed by the thin top of a
     # tilted body has its bone centroid level with the hole, not in front of it)
@@ -876,8 +888,8 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
                                          geometry, o)
     found = _body_centreline(column, canal, canal_xy, geometry, o)
     if found is None:
-        return CTSegmentation((), canal_all, (_problem("No vertebral body anterior to the "
-                                                        "canal on the CT."),), **noise)
+        return CTSegmentation((), canal_all, (*noisy, _problem(
+            "No vertebral body anterior to the canal on the CT.")), **noise)
     line, ant = found
     kji = np.argwhere(column)
     pts = geometry.index_to_patient(kji)
@@ -923,7 +935,8 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     bare = edge & ~keep_seg
     bare[[0, -1]] |= [bool(np.any(discs.end[:1] == -1)), bool(np.any(discs.end[-1:] == 1))]
     keep_seg &= ~bare
-    if not keep_seg.any():
+    cut_both = len(discs.end) >= 2 and int(discs.end[0]) == -1 and int(discs.end[-1]) == 1
+    if not keep_seg.any() and cut_both:
         # a crop that holds one vertebra between two discs it cuts: measured between
         # their edges, not their middles, it may fall short of a whole one
         keep_seg = ~bare & partial
@@ -937,8 +950,8 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     seed = body & (margin > o.seed_margin_mm) & keep_seg[segment]
     seed |= _caudal_seeds(signed, segment, seg_len, u, line, reach, o) & keep_seg[segment]
     if not seed.any():
-        return CTSegmentation((), canal_all, (_problem("No vertebral body between the discs "
-                                                       "found on the CT."),), **noise)
+        return CTSegmentation((), canal_all, (*noisy, _problem(
+            "No vertebral body between the discs found on the CT.")), **noise)
     markers = np.zeros(column.shape, dtype=np.int32)
     markers[tuple(kji[seed].T)] = segment[seed] + 1
     up = 1.0 if float(np.mean(line.tangent[:, 2])) >= 0 else -1.0
@@ -963,4 +976,4 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
         flooded[tuple(kji[alae].T)] = 0
     vertebrae = tuple(Vertebra(mask=flooded == lab, known_level=None, roi_name=None, source="ct")
                       for lab in np.unique(markers[markers > 0]))
-    return CTSegmentation(vertebrae, canal_all, (), **noise)
+    return CTSegmentation(vertebrae, canal_all, tuple(noisy), **noise)

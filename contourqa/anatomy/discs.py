@@ -180,9 +180,7 @@ def _profiles(s: NDArray[np.float64], u: NDArray[np.float64], v: NDArray[np.floa
     return _Profiles(mean, partial, centres, ta, tb, bin_mm)
 
 
-def _disc_candidates(s: NDArray[np.float64], u: NDArray[np.float64], v: NDArray[np.float64],
-                     values: NDArray[np.float64], geometry: VolumeGeometry,
-                     o: CTSegmentationOptions
+def _disc_candidates(prof: _Profiles, o: CTSegmentationOptions
                      ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
                                 NDArray[np.float64]]:
     """Dark, thin slabs across the tube: arc lengths (C,) mm, contrasts (C,) HU and the
@@ -195,7 +193,6 @@ def _disc_candidates(s: NDArray[np.float64], u: NDArray[np.float64], v: NDArray[
     top-hat over the tilts.  Beyond the profiled range the profile is held flat, so
     that a disc cut by the crop is no dip here (see :func:`_end_disc_candidates`).
     """
-    prof = _profiles(s, u, v, values, geometry, o)
     mean = prof.mean
     valid = np.isfinite(mean)
     nbins = mean.shape[1]
@@ -246,9 +243,7 @@ def _half_dip(profile: NDArray[np.float64], max_bins: int, body_bins: int
     return edge, float(w[peak]) - slab, half
 
 
-def _end_disc_candidates(s: NDArray[np.float64], u: NDArray[np.float64],
-                         v: NDArray[np.float64], values: NDArray[np.float64],
-                         geometry: VolumeGeometry, o: CTSegmentationOptions
+def _end_disc_candidates(prof: _Profiles, o: CTSegmentationOptions
                          ) -> tuple[NDArray[np.float64], NDArray[np.float64],
                                     NDArray[np.int64]]:
     """Discs cut by the crop's ends: arc lengths (E,) mm of the inner edge of the
@@ -272,7 +267,6 @@ def _end_disc_candidates(s: NDArray[np.float64], u: NDArray[np.float64],
     sharply bounded, and where it is not, :func:`_choose_discs` weighs the height
     of the vertebra it would leave.
     """
-    prof = _profiles(s, u, v, values, geometry, o)
     max_bins = max(round(o.disc_max_thickness_mm / prof.bin_mm), 1)
     body_bins = max(round(o.min_vertebra_height_mm / prof.bin_mm), 1)
     # a sliver of the next endplate too short for a vertebra of its own
@@ -535,12 +529,11 @@ def _disc_planes(hu: NDArray[np.float64], line: _Centreline, ant: NDArray[np.flo
                                     max(o.disc_probe_radius_mm, o.disc_fit_radius_mm),
                                     o.disc_sample_mm)
     probe = u ** 2 + v ** 2 <= o.disc_probe_radius_mm ** 2
-    arc, contrast, ta, tb = _disc_candidates(s[probe], u[probe], v[probe], values[probe],
-                                             geometry, o)
+    prof = _profiles(s[probe], u[probe], v[probe], values[probe], geometry, o)
+    arc, contrast, ta, tb = _disc_candidates(prof, o)
     # the discs cut by the crop compete with the whole ones: the heights they make
     # must fit too
-    e_arc, e_contrast, e_end = _end_disc_candidates(s[probe], u[probe], v[probe],
-                                                    values[probe], geometry, o)
+    e_arc, e_contrast, e_end = _end_disc_candidates(prof, o)
     # a whole dip within half a disc's thickness of the edge is the same disc, seen
     # whole: not cut by the crop
     if len(arc):

@@ -63,9 +63,10 @@ and ``none`` without body involvement.  Epidural: the GTV inside the canal
 (``min_epidural_cc``); its extent is the angle about the canal centre that it
 covers, gaps narrower than ``epidural_gap_deg`` bridged; circumferential at
 ``circumferential_min_deg``.  Paraspinal: GTV outside every vertebra and the canal,
-farther than ``paraspinal_margin_mm`` (1 mm, in-plane) from the vertebrae's bone
-(``min_paraspinal_cc``): a contour drawn on the cortex rasterises a voxel wider than
-the bone segmented from the CT, and that rim is not disease in the soft tissue.  The CTV covers a sector when it holds at least
+farther than ``paraspinal_margin_mm`` (1 mm, and one pixel, in-plane) from the
+vertebrae's bone (``min_paraspinal_cc``): a contour drawn on the cortex rasterises a
+voxel wider than the bone segmented from the CT, and that rim is not disease in the
+soft tissue.  The CTV covers a sector when it holds at least
 ``ctv_covered_min_pct`` (50 %) of the sector's bone.
 """
 

@@ -61,16 +61,18 @@ def _per_sector(lab: NDArray[np.int16], m: NDArray[np.bool_] | None) -> NDArray[
 
 def _beyond_bone(soft: NDArray[np.bool_], bone: NDArray[np.bool_], geometry: VolumeGeometry,
                  margin_mm: float) -> NDArray[np.bool_]:
-    """The voxels of ``soft`` farther than ``margin_mm`` in-plane from ``bone`` on their
-    slice (all of them on a slice without bone)."""
+    """The voxels of ``soft`` farther than ``margin_mm``, and than one pixel, in-plane
+    from ``bone`` on their slice (all of them on a slice without bone): a contour's
+    rasterisation rim is a voxel wide whatever the pixel size."""
     out = soft.copy()
     if margin_mm <= 0:
         return out
     sampling = (float(geometry.spacing_mm[1]), float(geometry.spacing_mm[0]))
+    limit = max(margin_mm, *sampling)
     for k in np.nonzero(soft.any(axis=(1, 2)))[0]:
         if bone[k].any():
             dist = ndimage.distance_transform_edt(~bone[k], sampling=sampling)
-            out[k] &= dist > margin_mm
+            out[k] &= dist > limit
     return out
 
 

@@ -19,8 +19,9 @@ class SectorOptions:
     min_epidural_cc, min_paraspinal_cc : float
         Same for the epidural and paraspinal components (0.05 cc).
     paraspinal_margin_mm : float
-        GTV outside the bone but within this in-plane distance of a vertebra's bone
-        is the bone's boundary, not paraspinal disease (1 mm): a GTV contour drawn
+        GTV outside the bone but within this in-plane distance (and at least one
+        pixel) of a vertebra's bone is the bone's boundary, not paraspinal disease
+        (1 mm; 0 counts the rim too): a GTV contour drawn
         on the cortex rasterises one voxel wider than the bone found on the CT,
         which along a 12 mm process over 8 slices is 0.08 cc.  A real paraspinal
         extension reaches millimetres into the soft tissue.
