@@ -628,9 +628,10 @@ def _unchosen_canal(holes: NDArray[np.bool_], hu: NDArray[np.float64], dx_mm: ND
 def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], hu: NDArray[np.float64],
             geometry: VolumeGeometry, o: CTSegmentationOptions
             ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_],
-                       NDArray[np.float64]]:
-    """Vertebral bone around the canal (holes filled), the canal, the canal's core and
-    the canal centre per slice (S, 2) in LPS mm, filled from the nearest canal slice.
+                       NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Vertebral bone around the canal (holes filled), the canal, the canal's core,
+    the canal centre per slice (S, 2) in LPS mm, filled from the nearest canal slice,
+    and every voxel's in-plane offsets ``dx``, ``dy`` (S, R, C) from it.
 
     The canal gains, on slices where none was chosen, the hole of the column's ring
     at the interpolated centre when it is canal-like (:func:`_unchosen_canal`): a
@@ -667,7 +668,7 @@ def _column(bone: NDArray[np.bool_], canal: NDArray[np.bool_], hu: NDArray[np.fl
     # foramen) is still enclosed by the cortex and the endplates on the sagittal and
     # coronal grid planes; the canal runs through those planes to the crop's ends
     filled |= _plane_fill(column)
-    return filled & ~canal & ~core, canal, core, cent
+    return filled & ~canal & ~core, canal, core, cent, dx, dy
 
 
 def _body_centreline(column: NDArray[np.bool_], canal: NDArray[np.bool_],
@@ -880,11 +881,11 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     # the holes passed over by the chain join the canal that is reported, not the one
     # that steers the centreline and the seeds (a ring closed by the thin top of a
     # tilted body has its bone centroid level with the hole, not in front of it)
-    column, canal_all, core, canal_xy = _column(bone, canal, hu, geometry, o)
+    column, canal_all, core, canal_xy, dx, dy = _column(bone, canal, hu, geometry, o)
     if o.vessel_min_radius_mm > 0:
         # a contrast-filled aorta or cava against a body is not its marrow
         column = column & ~_vessel_lumen(hu, bone, column, lesion,
-                                         np.hypot(*_inplane_offsets(geometry, canal_xy)),
+                                         np.hypot(dx, dy),
                                          geometry, o)
     found = _body_centreline(column, canal, canal_xy, geometry, o)
     if found is None:
@@ -957,7 +958,6 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     up = 1.0 if float(np.mean(line.tangent[:, 2])) >= 0 else -1.0
     sacral = _sacral_segments(seg_len, up, o)
     if o.rib_min_lateral_mm > 0:
-        dx, dy = _inplane_offsets(geometry, canal_xy)
         jointed = _jointed_bone(bone, dx, dy, ant, o)
         # the sacral vertebrae have their own limit: their alae meet the ilia
         jointed[tuple(kji[np.isin(segment, sacral)].T)] = False
