@@ -468,3 +468,21 @@ def test_tls_only_node(tmp_path: Path, lines: LogLines) -> None:
                                 str(node.port)], capture_output=True, timeout=30)
         assert plain.returncode != 0
     assert lines.of("association")[0]["outcome"] == "released"
+
+
+def test_store_after_its_association_ended_writes_nothing(tmp_path: Path) -> None:
+    # An abort is signalled on another thread than the C-STORE handler: a handler that
+    # runs after the association's end was logged must not leave an uncounted file.
+    from types import SimpleNamespace
+
+    config = _config(tmp_path)
+    with DicomNode(config) as node:
+        writes: list[object] = []
+        node.store.write = lambda *a, **k: writes.append(a)  # type: ignore[method-assign]
+        ended = SimpleNamespace(assoc=object(), request=SimpleNamespace(
+            AffectedSOPClassUID="1.2.840.10008.5.1.4.1.1.2",
+            AffectedSOPInstanceUID="1.2.3.4"))
+        assert node._on_store(ended) == 0xA700
+        assert writes == []
+        assert not [p for p in config.storage_dir.rglob("*") if p.is_file()
+                    and "objects" in p.parts]

@@ -291,7 +291,14 @@ class DicomNode:
                                   "sop_class": str(event.request.AffectedSOPClassUID)}
         status: int | None = None  # an exception in _store counts as a failed store
         try:
-            status, result = self._store(event, fields)
+            if rec is None:
+                # the association already ended (its abort arrived on another thread
+                # before this C-STORE's handler ran): nothing is written that its
+                # counts would not hold; the sender never sees a response and resends
+                fields["error"] = "the association ended before this object was handled"
+                status, result = _OUT_OF_RESOURCES, "association_ended"
+            else:
+                status, result = self._store(event, fields)
         finally:
             with self._assoc_lock:
                 if rec is not None:
