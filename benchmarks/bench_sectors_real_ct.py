@@ -103,7 +103,7 @@ def _case(name: str, ct: sitk.Image, seg: sitk.Image, pictures: bool = True) -> 
             res = partition_vertebra(ref, seg_r.canal, g)
             if res is None:
                 continue
-            sect, frame = res
+            sect, frame = res.sectors, res.frame
             counts = np.bincount(sect[ref], minlength=7)[1:7]
             share = counts / max(counts.sum(), 1)
             parts.append({"level": level, "sector_share": {str(s + 1): round(float(v), 3)
@@ -111,7 +111,7 @@ def _case(name: str, ct: sitk.Image, seg: sitk.Image, pictures: bool = True) -> 
                           "rotation_deg": round(frame.rotation_deg, 1),
                           "anterior_to_body_deg": round(_anterior_error_deg(ref, frame, g), 1)})
             if pictures:
-                _picture(name, level, hu, sect, ref, seg_r.canal, g)
+                _picture(name, level, hu, res, ref, seg_r.canal, g)
     results["sector_partition_of_reference_vertebrae"] = parts
     return results
 
@@ -121,12 +121,12 @@ def _sector_agreement(mine: np.ndarray, ref: np.ndarray, canal: np.ndarray,
     """Our vertebra and the reference vertebra, each partitioned into the six sectors
     with the same canal and options: the Dice of each sector, and the share of the
     bone both hold that gets the same sector (what the sector analysis reads)."""
-    o = SectorOptions().for_level(level)
+    o = SectorOptions(level=level)
     a, b = partition_vertebra(mine, canal, g, options=o), partition_vertebra(ref, canal, g,
                                                                              options=o)
     if a is None or b is None:
         return {}
-    sa, sb = a[0], b[0]
+    sa, sb = a.sectors, b.sectors
     both = mine & ref
     dice = {}
     for k in range(1, 7):
@@ -150,17 +150,21 @@ def _anterior_error_deg(ref: np.ndarray, frame, g: VolumeGeometry) -> float:
     return float(np.degrees(np.arccos(np.clip(d @ a / np.linalg.norm(d), -1.0, 1.0))))
 
 
-def _picture(case: str, level: str, hu: np.ndarray, sect: np.ndarray, ref: np.ndarray,
+def _picture(case: str, level: str, hu: np.ndarray, part, ref: np.ndarray,
              canal: np.ndarray, g: VolumeGeometry) -> None:
-    from contourqa.sector_figure import _pyplot, draw_sector_slice
+    from contourqa.sector_figure import draw_sector_slice, landmark_lines, pyplot
 
-    plt = _pyplot()
-    # the slice of this vertebra with the most posterior-element bone (pedicle level)
-    post = ((sect >= 2) & ref).sum(axis=(1, 2))
+    plt = pyplot()
+    sect = part.sectors
+    # the slice of this vertebra with the most pedicle bone (pedicle level)
+    post = ((part.parts == 2) | (part.parts == 8)).sum(axis=(1, 2))
     k = int(np.argmax(post))
     fig, ax = plt.subplots(figsize=(5.5, 5))
     draw_sector_slice(ax, ct=hu[k], sectors=np.where(ref[k], sect[k], 0), geometry=g,
-                      outlines={"canal": (canal[k], "cyan")},
+                      parts=np.where(ref[k], part.parts[k], 0),
+                      lines=landmark_lines(part, k),
+                      outlines={"canal (CT)": (canal[k], "cyan"),
+                                "bony canal": (part.canal[k], "white")},
                       title=f"{case} {level} (TotalSegmentator mask), slice {k}")
     pts = g.index_to_patient(np.column_stack([np.full(int(ref[k].sum()), k), np.argwhere(ref[k])]) + 0.0)
     lo, hi = pts[:, :2].min(axis=0) - 10, pts[:, :2].max(axis=0) + 10
@@ -220,9 +224,9 @@ def _chest_case() -> dict:
               "body_z_mm": [round(f[0], 1) for f in found],
               "body_pitch_mm": [round(float(d), 1) for d in np.diff([f[0] for f in found])],
               "volume_cc": [round(f[1], 1) for f in found]}
-    from contourqa.sector_figure import _pyplot, draw_sector_slice
+    from contourqa.sector_figure import draw_sector_slice, landmark_lines, pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     labels = np.zeros(sub.shape, dtype=np.int16)
     for n, f in enumerate(found):
         labels[f[2].mask] = n + 1
@@ -240,11 +244,14 @@ def _chest_case() -> dict:
     vmask = found[len(found) // 2][2].mask
     res = partition_vertebra(vmask, seg.canal, cg)
     if res is not None:
-        sect = res[0]
-        k = int(np.argmax(((sect >= 2) & vmask).sum(axis=(1, 2))))
+        sect = res.sectors
+        k = int(np.argmax(((res.parts == 2) | (res.parts == 8)).sum(axis=(1, 2))))
         fig, ax = plt.subplots(figsize=(5.5, 5))
         draw_sector_slice(ax, ct=sub[k], sectors=np.where(vmask[k], sect[k], 0), geometry=cg,
-                          outlines={"canal": (seg.canal[k], "cyan")},
+                          parts=np.where(vmask[k], res.parts[k], 0),
+                          lines=landmark_lines(res, k),
+                          outlines={"canal (CT)": (seg.canal[k], "cyan"),
+                                    "bony canal": (res.canal[k], "white")},
                           title=f"RIDER chest CT, mid-thoracic vertebra (ours), slice {k}")
         pts = cg.index_to_patient(np.column_stack([np.full(int(vmask[k].sum()), k),
                                                    np.argwhere(vmask[k])]) + 0.0)

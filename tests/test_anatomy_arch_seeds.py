@@ -27,7 +27,7 @@ from phantom_loading import load_single_case
 
 from contourqa.anatomy import segment_spine
 from contourqa.anatomy.ct import CTSegmentationOptions, _caudal_seeds
-from contourqa.anatomy.discs import _Centreline
+from contourqa.anatomy.discs import Centreline
 from test_data.phantom import PhantomRecipe, generate_case
 
 OPTIONS = CTSegmentationOptions(arch_seed_fraction=0.5, seed_margin_mm=3.0,
@@ -50,7 +50,7 @@ def _seeds(cranial_arc: bool, discs_z: NDArray[np.float64] = DISCS_Z,
     tangent = np.tile([0.0, 0.0, sign], (len(Z), 1))
     arc = sign * Z
     order = np.argsort(arc)
-    line = _Centreline(pts[order], arc[order], tangent)
+    line = Centreline(pts[order], arc[order], tangent)
     # the planes in arc order, their normals pointing up the arc
     disc_arc = np.sort(sign * discs_z)
     signed = Z[:, None] * sign - disc_arc[None, :]
@@ -83,7 +83,7 @@ def test_bone_far_behind_the_canal_is_not_seeded() -> None:
     # spinous process sloping over the vertebra below): the last is never seeded
     pts = np.zeros((len(Z), 3))
     pts[:, 2] = Z
-    line = _Centreline(pts, Z.copy(), np.tile([0.0, 0.0, 1.0], (len(Z), 1)))
+    line = Centreline(pts, Z.copy(), np.tile([0.0, 0.0, 1.0], (len(Z), 1)))
     signed = np.tile(Z[:, None] - DISCS_Z[None, :], (3, 1))
     segment = (signed > 0).sum(axis=1)
     anterior = np.repeat([0.0, -15.0, -25.0], len(Z))
@@ -96,7 +96,7 @@ def test_bone_far_behind_the_canal_is_not_seeded() -> None:
 
 
 def test_no_disc_no_seed() -> None:
-    line = _Centreline(np.zeros((2, 3)), np.array([0.0, 1.0]), np.tile([0.0, 0.0, 1.0], (2, 1)))
+    line = Centreline(np.zeros((2, 3)), np.array([0.0, 1.0]), np.tile([0.0, 0.0, 1.0], (2, 1)))
     seeds = _caudal_seeds(np.zeros((4, 0)), np.zeros(4, dtype=np.int64), np.array([50.0]),
                           np.zeros(4), line, np.full(3, 40.0), OPTIONS)
     assert not seeds.any()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from contourqa.anatomy.marrow import _enclosed_marrow, _plane_fill
+from contourqa.anatomy.marrow import enclosed_marrow, plane_fill
 from contourqa.geometry import VolumeGeometry
 
 GRID = VolumeGeometry(shape=(40, 40, 40), origin_mm=np.array([-20.0, -20.0, 0.0]),
@@ -42,7 +42,7 @@ def _column() -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
 
 def test_marrow_away_from_the_discs_is_filled() -> None:
     column, canal, marrow = _column()
-    extra = _enclosed_marrow(column, canal, GRID, DISC_POINT, DISC_NORMAL, 6.0)
+    extra = enclosed_marrow(column, canal, GRID, DISC_POINT, DISC_NORMAL, 6.0)
     assert not (extra & column).any()
     assert np.all(extra[marrow])
     k = np.nonzero(extra)[0]
@@ -52,7 +52,7 @@ def test_marrow_away_from_the_discs_is_filled() -> None:
 
 def test_without_disc_planes_the_disc_is_filled_too() -> None:
     column, canal, _ = _column()
-    extra = _enclosed_marrow(column, canal, GRID, np.zeros((0, 3)), np.zeros((0, 3)), 6.0)
+    extra = enclosed_marrow(column, canal, GRID, np.zeros((0, 3)), np.zeros((0, 3)), 6.0)
     assert set(np.unique(np.nonzero(extra)[0])) == {15, 28, 29, 30, 31}
     # the plane fill itself keeps what it is given
-    assert np.all(_plane_fill(column)[column])
+    assert np.all(plane_fill(column)[column])

@@ -1,5 +1,5 @@
 """Half-maximum edge of the CT vertebra segmentation
-(:func:`contourqa.anatomy.edge._partial_volume_edge`).
+(:func:`contourqa.anatomy.edge.partial_volume_edge`).
 
 A 10 x 10 voxel block of 300 HU bone in 20 HU soft tissue on 3 slices, with single
 partial-volume voxels stuck to its faces.  With ``fraction`` 0.5 a bump's threshold
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from contourqa.anatomy.edge import _partial_volume_edge
+from contourqa.anatomy.edge import partial_volume_edge
 
 
 def _phantom() -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.bool_]]:
@@ -35,7 +35,7 @@ def _phantom() -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.bool_
 
 def test_bumps_less_than_half_bone_are_dropped() -> None:
     column, hu, lesion = _phantom()
-    drop = _partial_volume_edge(column, hu >= 110.0, hu, lesion, 0.5)
+    drop = partial_volume_edge(column, hu >= 110.0, hu, lesion, 0.5)
     bumps_j = np.arange(6, 14, 2)
     assert drop[:, bumps_j, 4].all()  # 140 < (20 + 300) / 2
     assert np.count_nonzero(drop) == drop[:, bumps_j, 4].size  # nothing else
@@ -44,5 +44,5 @@ def test_bumps_less_than_half_bone_are_dropped() -> None:
 
 def test_fraction_zero_keeps_everything_above_soft_tissue() -> None:
     column, hu, _ = _phantom()
-    drop = _partial_volume_edge(column, hu >= 110.0, hu, None, 0.0)
+    drop = partial_volume_edge(column, hu >= 110.0, hu, None, 0.0)
     assert not drop.any()

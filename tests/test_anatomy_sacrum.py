@@ -27,7 +27,7 @@ from _spine_columns import vertebra_in_band
 from numpy.typing import NDArray
 
 from contourqa.anatomy import CTSegmentationOptions, segment_spine
-from contourqa.anatomy.sacrum import _sacral_segments
+from contourqa.anatomy.sacrum import sacral_segments
 from contourqa.geometry import VolumeGeometry
 
 SPACING_MM = 2.0
@@ -95,9 +95,9 @@ def test_sacral_segments_need_a_long_caudal_end(up: float) -> None:
     lengths = np.array([80.0, 33.0, 33.0, 33.0, 20.0])
     if up < 0:  # the arc runs caudally: the caudal end is the last segment
         lengths = lengths[::-1]
-    sacral = _sacral_segments(lengths, up, o)
+    sacral = sacral_segments(lengths, up, o)
     expected = [0, 1] if up > 0 else [4, 3]
     np.testing.assert_array_equal(sacral, expected)
     # 1.5 vertebrae of 33 mm is 49.5 mm: a 45 mm caudal end is one vertebra
     short = np.array([45.0, 33.0, 33.0, 33.0, 20.0])
-    assert _sacral_segments(short if up > 0 else short[::-1], up, o).size == 0
+    assert sacral_segments(short if up > 0 else short[::-1], up, o).size == 0

@@ -264,9 +264,23 @@ def test_no_target(demo):  # type: ignore[no-untyped-def]
     assert [f.code for f in result.findings] == ["sectors.no_target"]
 
 
-def test_options_are_validated():
-    with pytest.raises(ValueError, match="body_half_angle_deg"):
-        SectorOptions(body_half_angle_deg=95.0)
+def test_options_are_validated(tmp_path):  # type: ignore[no-untyped-def]
+    from contourqa.sectors import PartitionOptions
+    from contourqa.sectors.options import PartitionOptionsError, builtin_partition_options
+
+    base = builtin_partition_options()
+    with pytest.raises(ValueError, match="pedicle_junction_canal_fraction"):
+        base.with_values(pedicle_junction_canal_fraction=1.5)
+    with pytest.raises(PartitionOptionsError, match="min <= default <= max"):
+        base.with_values(pedicle_min_width_mm=30.0)
+    # a profile changes a threshold; an unknown key is an error naming file and key
+    profile = tmp_path / "site.toml"
+    profile.write_text("[pedicle]\nmin_width_mm = 5.0\n", encoding="utf-8")
+    assert PartitionOptions.from_toml(profile).pedicle_min_width_mm == 5.0
+    assert PartitionOptions.from_toml(profile).pedicle_max_width_mm == base.pedicle_max_width_mm
+    profile.write_text("[pedicle]\nmin_widht_mm = 5.0\n", encoding="utf-8")
+    with pytest.raises(PartitionOptionsError, match="site.toml.*min_widht_mm"):
+        PartitionOptions.from_toml(profile)
     with pytest.raises(ValueError, match="level"):
         SectorOptions(level="T13")
     assert SectorOptions(level="t010").level == "T10"

@@ -7,7 +7,7 @@ bodies is chosen (:func:`_choose_discs`) and each chosen plane is fitted to the
 darkest voxels of its disc (:func:`_fit_disc_plane`).  A disc cut by an end of
 the crop is only half a dip: :func:`_end_disc_candidates` finds the dark slab that
 the profile enters and does not leave before its end, its plane at the slab's
-inner edge.  :func:`_disc_planes` chains them.  Positions are LPS mm; ``s`` is the
+inner edge.  :func:`disc_planes` chains them.  Positions are LPS mm; ``s`` is the
 arc length along the centreline, ``u`` and ``v`` the offsets towards the anterior
 and to the side of the local frame.
 """
@@ -25,9 +25,9 @@ from scipy.spatial import cKDTree
 from contourqa.geometry import VolumeGeometry
 
 if TYPE_CHECKING:
-    from contourqa.anatomy.ct import CTSegmentationOptions
+    from contourqa.anatomy.options import CTSegmentationOptions
 
-__all__: list[str] = []
+__all__ = ["Centreline", "END_VERTEBRA_SHARE", "disc_planes"]
 
 # share of the most samples on any plane that a plane must hold to be profiled (it
 # crosses most of the tube), and to count as crossing the crop at all
@@ -35,11 +35,11 @@ _FULL_PLANE_SHARE = 0.6
 _PARTIAL_PLANE_SHARE = 0.1
 # share of ``min_vertebra_height_mm`` that a partial vertebra at the crop's end must
 # reach to be kept (as in :func:`contourqa.anatomy.ct.segment_spine`)
-_END_VERTEBRA_SHARE = 0.25
+END_VERTEBRA_SHARE = 0.25
 
 
 @dataclass(frozen=True)
-class _Centreline:
+class Centreline:
     """The body centreline sampled densely: points (N, 3) LPS mm, arc length (N,) mm,
     unit tangents (N, 3)."""
 
@@ -67,7 +67,7 @@ class _DiscPlanes:
     end: NDArray[np.int64]
 
 
-def _local_frame(line: _Centreline, ant: NDArray[np.float64], geometry: VolumeGeometry,
+def _local_frame(line: Centreline, ant: NDArray[np.float64], geometry: VolumeGeometry,
                  idx: NDArray[np.int64]
                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Unit tangent, anterior and lateral (tangent x anterior) vectors (N, 3) at the
@@ -83,14 +83,14 @@ def _local_frame(line: _Centreline, ant: NDArray[np.float64], geometry: VolumeGe
     return tan, a3, np.cross(tan, a3)
 
 
-def _slice_arcs(line: _Centreline, geometry: VolumeGeometry, n: int) -> NDArray[np.float64]:
+def _slice_arcs(line: Centreline, geometry: VolumeGeometry, n: int) -> NDArray[np.float64]:
     """Arc length (mm) of the centreline where it crosses each of the ``n`` slices."""
     k_line = geometry.patient_to_index(line.points)[:, 0]
     order = np.argsort(k_line, kind="stable")
     return np.interp(np.arange(n, dtype=np.float64), k_line[order], line.arc_mm[order])
 
 
-def _tube_samples(hu: NDArray[np.float64], line: _Centreline, ant: NDArray[np.float64],
+def _tube_samples(hu: NDArray[np.float64], line: Centreline, ant: NDArray[np.float64],
                   geometry: VolumeGeometry, radius_mm: float, sample_mm: float
                   ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
                              NDArray[np.float64]]:
@@ -270,7 +270,7 @@ def _end_disc_candidates(prof: _Profiles, o: CTSegmentationOptions
     max_bins = max(round(o.disc_max_thickness_mm / prof.bin_mm), 1)
     body_bins = max(round(o.min_vertebra_height_mm / prof.bin_mm), 1)
     # a sliver of the next endplate too short for a vertebra of its own
-    sliver = round(_END_VERTEBRA_SHARE * o.min_vertebra_height_mm / prof.bin_mm)
+    sliver = round(END_VERTEBRA_SHARE * o.min_vertebra_height_mm / prof.bin_mm)
     out = []
     for side in (-1, 1):
         best = (-np.inf, 0.0, -1)
@@ -518,7 +518,7 @@ def _fit_disc_edge(s: NDArray[np.float64], u: NDArray[np.float64], v: NDArray[np
     return t0, ta, tb
 
 
-def _disc_planes(hu: NDArray[np.float64], line: _Centreline, ant: NDArray[np.float64],
+def disc_planes(hu: NDArray[np.float64], line: Centreline, ant: NDArray[np.float64],
                  reach_mm: NDArray[np.float64], geometry: VolumeGeometry,
                  o: CTSegmentationOptions) -> _DiscPlanes:
     """The disc planes along the centreline (see :func:`_disc_candidates`,

@@ -2,7 +2,7 @@
 
 On a 3 mm grid the bone threshold keeps voxels that are mostly soft tissue where
 the cortex runs obliquely through them: the column's outline is thicker than the
-bone.  :func:`_partial_volume_edge` finds the voxels on the outer edge that hold
+bone.  :func:`partial_volume_edge` finds the voxels on the outer edge that hold
 less bone than soft tissue by their HU.
 """
 
@@ -12,10 +12,10 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-__all__: list[str] = []
+__all__ = ["partial_volume_edge"]
 
 
-def _partial_volume_edge(column: NDArray[np.bool_], bone: NDArray[np.bool_],
+def partial_volume_edge(column: NDArray[np.bool_], bone: NDArray[np.bool_],
                          hu: NDArray[np.float64], lesion: NDArray[np.bool_] | None,
                          fraction: float) -> NDArray[np.bool_]:
     """Voxels on the column's outer edge that hold more soft tissue than bone.

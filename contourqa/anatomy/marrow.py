@@ -18,10 +18,10 @@ from scipy import ndimage
 
 from contourqa.geometry import VolumeGeometry
 
-__all__: list[str] = []
+__all__ = ["enclosed_marrow", "plane_fill"]
 
 
-def _plane_fill(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+def plane_fill(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     """``mask`` with its holes on the grid's sagittal and coronal planes filled.
 
     Parameters
@@ -53,7 +53,7 @@ def _plane_fill(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return filled
 
 
-def _enclosed_marrow(column: NDArray[np.bool_], canal: NDArray[np.bool_],
+def enclosed_marrow(column: NDArray[np.bool_], canal: NDArray[np.bool_],
                      geometry: VolumeGeometry, disc_points_mm: NDArray[np.float64],
                      disc_normals: NDArray[np.float64], margin_mm: float) -> NDArray[np.bool_]:
     """Voxels enclosed by the (axially filled) column on a sagittal or coronal grid
@@ -75,7 +75,7 @@ def _enclosed_marrow(column: NDArray[np.bool_], canal: NDArray[np.bool_],
     ndarray of shape (S, R, C), bool
         The voxels to add to the column (none of ``column``).
     """
-    extra = _plane_fill(column) & ~column & ~canal
+    extra = plane_fill(column) & ~column & ~canal
     if len(disc_points_mm) == 0:
         return extra
     kji = np.argwhere(extra)

@@ -20,12 +20,12 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 if TYPE_CHECKING:
-    from contourqa.anatomy.ct import CTSegmentationOptions
+    from contourqa.anatomy.options import CTSegmentationOptions
 
-__all__: list[str] = []
+__all__ = ["jointed_bone"]
 
 
-def _jointed_bone(bone: NDArray[np.bool_], dx_mm: NDArray[np.float64],
+def jointed_bone(bone: NDArray[np.bool_], dx_mm: NDArray[np.float64],
                   dy_mm: NDArray[np.float64], anterior: NDArray[np.float64],
                   o: CTSegmentationOptions) -> NDArray[np.bool_]:
     """Bone on the column's sides that continues far from the canal: ribs and ilia.

@@ -5,7 +5,7 @@ bone about the canal; its lateral masses (the alae) belong to the sacrum as a
 whole and articulate with the ilia at the sacroiliac joints.  The CT segmentation
 floods all the column's bone from the bodies, so that the sacral segments hold the
 alae and, through the joints (a thin dark line that a 3 mm grid blurs), pieces of
-the ilia.  :func:`_alae` drops the bone of the sacral segments that lies farther
+the ilia.  :func:`alae` drops the bone of the sacral segments that lies farther
 left or right of the canal centre than the bodies of the spine are wide.
 
 The sacral segments are recognised from the discs alone: the caudal end of the
@@ -22,12 +22,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from contourqa.anatomy.ct import CTSegmentationOptions
+    from contourqa.anatomy.options import CTSegmentationOptions
 
-__all__: list[str] = []
+__all__ = ["alae", "sacral_segments"]
 
 
-def _sacral_segments(seg_len: NDArray[np.float64], up: float, o: CTSegmentationOptions
+def sacral_segments(seg_len: NDArray[np.float64], up: float, o: CTSegmentationOptions
                      ) -> NDArray[np.int64]:
     """Indices (arc order) of the sacral inter-disc segments: the caudal end when it
     is longer than ``end_height_ratio`` times the median whole segment, and its
@@ -51,7 +51,7 @@ def _sacral_segments(seg_len: NDArray[np.float64], up: float, o: CTSegmentationO
     return np.array([caudal, caudal + (1 if up > 0 else -1)], dtype=np.int64)
 
 
-def _alae(label: NDArray[np.int64], lateral_mm: NDArray[np.float64], body: NDArray[np.bool_],
+def alae(label: NDArray[np.int64], lateral_mm: NDArray[np.float64], body: NDArray[np.bool_],
           sacral: NDArray[np.int64], o: CTSegmentationOptions) -> NDArray[np.bool_]:
     """Voxels of the sacral vertebrae lateral of their body and canal ring.
 
@@ -73,7 +73,7 @@ def _alae(label: NDArray[np.int64], lateral_mm: NDArray[np.float64], body: NDArr
     body : ndarray of shape (N,), bool
         Voxels anterior of the canal's anterior wall (body bone).
     sacral : ndarray of shape (M,), int64
-        The sacral segments (:func:`_sacral_segments`).
+        The sacral segments (:func:`sacral_segments`).
     o : CTSegmentationOptions
 
     Returns

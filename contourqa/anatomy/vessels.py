@@ -4,7 +4,7 @@ On a contrast-enhanced CT the lumen of the aorta or the inferior vena cava is
 120-250 HU, above the bone threshold, and where it lies against a vertebral body
 (often through a calcified wall, 600-1200 HU) it joins the column: the watershed
 gives it to the vertebra.  The lumen is told from the body's marrow, which has
-the same HU, by three things (:func:`_vessel_lumen`):
+the same HU, by three things (:func:`vessel_lumen`):
 
 * **texture**: blood is homogeneous (local standard deviation about 13 HU on a
   1 mm grid), cancellous bone is not (about 30 HU, trabeculae); the lumen's core
@@ -40,14 +40,14 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from contourqa.anatomy.marrow import _plane_fill
+from contourqa.anatomy.marrow import plane_fill
 from contourqa.anatomy.spine import slice_disk, slice_structure
 from contourqa.geometry import VolumeGeometry
 
 if TYPE_CHECKING:
-    from contourqa.anatomy.ct import CTSegmentationOptions
+    from contourqa.anatomy.options import CTSegmentationOptions
 
-__all__: list[str] = []
+__all__ = ["vessel_lumen"]
 
 
 def _local_stats(hu: NDArray[np.float64], sigma_mm: float, geometry: VolumeGeometry
@@ -77,7 +77,7 @@ def _grow_labels(labels: NDArray[np.int32], within: NDArray[np.bool_], steps: in
     return out
 
 
-def _vessel_lumen(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDArray[np.bool_],
+def vessel_lumen(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDArray[np.bool_],
                   lesion: NDArray[np.bool_] | None, canal_distance_mm: NDArray[np.float64],
                   geometry: VolumeGeometry, o: CTSegmentationOptions) -> NDArray[np.bool_]:
     """Lumina of contrast-filled vessels: homogeneous mid-HU regions outside the bone
@@ -127,7 +127,7 @@ def _vessel_lumen(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDAr
 def _lumen_in_box(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDArray[np.bool_],
                   lesion: NDArray[np.bool_] | None, canal_distance_mm: NDArray[np.float64],
                   geometry: VolumeGeometry, o: CTSegmentationOptions) -> NDArray[np.bool_]:
-    """:func:`_vessel_lumen` on a box of the grid (the same arguments, cropped)."""
+    """:func:`vessel_lumen` on a box of the grid (the same arguments, cropped)."""
     out = np.zeros(hu.shape, dtype=bool)
     mid = (hu >= o.bone_min_hu) & (hu < o.vessel_max_hu)
     # the core by the local mean: single voxels of noise below the bone threshold
@@ -154,7 +154,7 @@ def _lumen_in_box(hu: NDArray[np.float64], bone: NDArray[np.bool_], column: NDAr
     # marrow behind a cortex open on the axial slice is enclosed on the grid's
     # sagittal and coronal planes (by the slices above and below)
     outline = np.asarray(ndimage.binary_fill_holes(bone, structure=cross), dtype=bool) \
-        | _plane_fill(bone)
+        | plane_fill(bone)
     if lesion is not None:
         outline |= lesion
     idx = border.ravel()

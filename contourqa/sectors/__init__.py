@@ -72,15 +72,22 @@ soft tissue.  The CTV covers a sector when it holds at least
 
 from contourqa.sectors.analysis import analyse_sectors
 from contourqa.sectors.frame import SECTOR_NAMES, VertebraFrame
-from contourqa.sectors.options import SectorOptions
-from contourqa.sectors.partition import partition_vertebra
+from contourqa.sectors.landmarks import VertebraLandmarks
+from contourqa.sectors.options import PartitionOptions, SectorOptions
+from contourqa.sectors.partition import VertebraPartition, partition_vertebra
+from contourqa.sectors.parts import PART_NAMES, PART_SECTOR
 from contourqa.sectors.results import SectorAnalysis, VertebraSectors
 
 __all__ = [
+    "PART_NAMES",
+    "PART_SECTOR",
     "SECTOR_NAMES",
+    "PartitionOptions",
     "SectorAnalysis",
     "SectorOptions",
     "VertebraFrame",
+    "VertebraLandmarks",
+    "VertebraPartition",
     "VertebraSectors",
     "analyse_sectors",
     "partition_vertebra",

@@ -16,9 +16,9 @@ from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
 from contourqa.io.rtstruct import ROI
 from contourqa.masks import crop_geometry, roi_mask
-from contourqa.sectors.frame import _SOURCE
-from contourqa.sectors.involvement import _involvement
-from contourqa.sectors.options import _DEFAULT_OPTIONS, SectorOptions
+from contourqa.sectors.frame import SECTOR_SOURCE
+from contourqa.sectors.involvement import measure_involvement
+from contourqa.sectors.options import DEFAULT_OPTIONS, SectorOptions
 from contourqa.sectors.results import SectorAnalysis
 from contourqa.structures import Role, RoleTable
 
@@ -29,7 +29,7 @@ _LABEL_LEVEL_STEP = 10
 def _not_evaluated(code: str, message: str, options: SectorOptions,
                    extra: Sequence[Finding] = ()) -> SectorAnalysis:
     f = Finding(code=f"sectors.{code}", status=Status.NOT_EVALUATED, message=message,
-                source=_SOURCE)
+                source=SECTOR_SOURCE)
     return SectorAnalysis(vertebrae=(), findings=(*extra, f), options=options)
 
 
@@ -99,7 +99,7 @@ def _build_anatomy(case: Case, roles: RoleTable, geometry: VolumeGeometry,
                 code="sectors.vertebra_range_roi", status=Status.WARN, structure=roi.name,
                 message=f"ROI {roi.name!r} covers the levels {a.level}: it is analysed as one "
                         "vertebra without a level; contour one ROI per vertebra.",
-                source=_SOURCE))
+                source=SECTOR_SOURCE))
         m = roi_mask(roi, geometry)
         if m.any():
             vertebrae.append(Vertebra(mask=m, known_level=level, roi_name=roi.name,
@@ -151,7 +151,7 @@ def _build_anatomy(case: Case, roles: RoleTable, geometry: VolumeGeometry,
 
 
 def analyse_sectors(case: Case, roles: RoleTable, *,
-                    options: SectorOptions = _DEFAULT_OPTIONS) -> SectorAnalysis:
+                    options: SectorOptions = DEFAULT_OPTIONS) -> SectorAnalysis:
     """ISRC sector involvement of the GTV (and coverage by the CTV) per vertebra.
 
     Parameters
@@ -208,7 +208,7 @@ def analyse_sectors(case: Case, roles: RoleTable, *,
             options, problems)
     gtv = _union_mask(gtv_rois, geometry)
     ctv = _union_mask(ctv_rois, geometry)
-    return _with_density(_involvement(case, roles, anatomy, gtv, ctv, geometry, start, options,
+    return _with_density(measure_involvement(case, roles, anatomy, gtv, ctv, geometry, start, options,
                                       problems), case)
 
 

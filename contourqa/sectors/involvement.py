@@ -11,15 +11,17 @@ from contourqa.anatomy.spine import SpineAnatomy
 from contourqa.case import Case
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
+from contourqa.sectors.envelope import adjacent_level_template
 from contourqa.sectors.frame import (
-    _SECTORS,
-    _SOURCE,
+    SECTOR_SOURCE,
+    SECTORS,
     VertebraFrame,
-    _frame_coordinates,
-    _slice_centroids,
+    frame_coordinates,
+    slice_centroids,
 )
 from contourqa.sectors.options import SectorOptions
-from contourqa.sectors.partition import partition_vertebra
+from contourqa.sectors.partition import VertebraPartition, partition_vertebra
+from contourqa.sectors.parts import PART_NAMES, PART_SECTOR
 from contourqa.sectors.results import SectorAnalysis, VertebraSectors
 from contourqa.structures import RoleTable
 
@@ -59,6 +61,21 @@ def _per_sector(lab: NDArray[np.int16], m: NDArray[np.bool_] | None) -> NDArray[
     return np.bincount(lab[m].ravel(), minlength=7)[1:7].astype(float)
 
 
+def _gtv_parts(parts: NDArray[np.integer], gtv: NDArray[np.bool_] | None,
+               gtv_sectors: tuple[int, ...], vcc: float, min_cc: float) -> tuple[str, ...] | None:
+    """Parts the GTV involves: those holding ``min_cc``, and in an involved sector none
+    of whose parts does, its part holding most GTV (so the parts name every sector)."""
+    if gtv is None:
+        return None
+    cc = np.bincount(parts[gtv].ravel().astype(np.int64), minlength=9)[:9] * vcc
+    chosen = {c for c in PART_NAMES if cc[c] >= min_cc}
+    for s in gtv_sectors:
+        mine = [c for c in PART_NAMES if PART_SECTOR[c] == s]
+        if not any(c in chosen for c in mine):
+            chosen.add(max(mine, key=lambda c: cc[c]))
+    return tuple(PART_NAMES[c] for c in sorted(chosen))
+
+
 def _beyond_bone(soft: NDArray[np.bool_], bone: NDArray[np.bool_], geometry: VolumeGeometry,
                  margin_mm: float) -> NDArray[np.bool_]:
     """The voxels of ``soft`` farther than ``margin_mm``, and than one pixel, in-plane
@@ -76,7 +93,64 @@ def _beyond_bone(soft: NDArray[np.bool_], bone: NDArray[np.bool_], geometry: Vol
     return out
 
 
-def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
+def _fill_canal_gaps(canal: NDArray[np.bool_], geometry: VolumeGeometry, gap_mm: float
+                     ) -> NDArray[np.bool_]:
+    """Slices without canal between two slices with one (discs) take the nearer one's,
+    across gaps up to ``gap_mm``."""
+    has = canal.any(axis=(1, 2))
+    ks = np.nonzero(has)[0]
+    if len(ks) < 2:
+        return canal
+    out = canal.copy()
+    dz = float(geometry.spacing_mm[2])
+    for a, b in zip(ks[:-1], ks[1:], strict=True):
+        if b - a <= 1 or (b - a) * dz > gap_mm + 1e-6:
+            continue
+        for k in range(a + 1, b):
+            out[k] = canal[a] if k - a <= b - k else canal[b]
+    return out
+
+
+def _partitions(anatomy: SpineAnatomy, gtv: NDArray[np.bool_] | None, geometry: VolumeGeometry,
+                o: SectorOptions) -> list[VertebraPartition | None]:
+    """Every vertebra's partition; vertebrae whose GTV still lies outside their outline
+    and canal are partitioned again with their neighbours' outlines (lytic defects
+    through the whole vertebra)."""
+    parts = [partition_vertebra(v.mask, anatomy.canal, geometry, options=o, lesion=gtv)
+             for v in anatomy.vertebrae]
+    if gtv is None or not gtv.any() or not o.partition.envelope_use_adjacent_levels:
+        return parts
+    covered = np.zeros(geometry.shape, dtype=bool)
+    for v, p in zip(anatomy.vertebrae, parts, strict=True):
+        covered |= v.mask
+        if p is not None:
+            covered |= p.restored | p.canal
+    covered |= anatomy.canal
+    out = list(parts)
+    for i, (vert, p) in enumerate(zip(anatomy.vertebrae, parts, strict=True)):
+        if p is None:
+            continue
+        on: NDArray[np.bool_] = np.asarray(vert.mask.any(axis=(1, 2)), dtype=bool)
+        left = gtv & ~covered & on[:, None, None]
+        if np.count_nonzero(left) * geometry.voxel_volume_cc < o.min_paraspinal_cc:
+            continue
+        templates = []
+        for j in (i - 1, i + 1):
+            q = parts[j] if 0 <= j < len(parts) else None
+            if q is None:
+                continue
+            t_box = adjacent_level_template(vert.mask[p.coords.box], p.coords,
+                                            anatomy.vertebrae[j].mask[q.coords.box], q.coords)
+            t = np.zeros(geometry.shape, dtype=bool)
+            t[p.coords.box] = t_box
+            templates.append(t)
+        if templates:
+            out[i] = partition_vertebra(vert.mask, anatomy.canal, geometry, options=o,
+                                        lesion=gtv, templates=templates)
+    return out
+
+
+def measure_involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
                  gtv: NDArray[np.bool_] | None, ctv: NDArray[np.bool_] | None,
                  geometry: VolumeGeometry, start: tuple[int, int, int], options: SectorOptions,
                  problems: list[Finding]) -> SectorAnalysis:
@@ -84,24 +158,28 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
     vcc = geometry.voxel_volume_cc
     n_v = len(anatomy.vertebrae)
     labels = np.zeros(geometry.shape, dtype=np.int16)
+    part_labels = np.zeros(geometry.shape, dtype=np.int16)
     owner_bone = np.full(geometry.shape, -1, dtype=np.int16)
+    own_bone = np.zeros(geometry.shape, dtype=bool)
     frames: list[VertebraFrame | None] = []
-    for i, vert in enumerate(anatomy.vertebrae):
-        res = partition_vertebra(vert.mask, anatomy.canal, geometry,
-                                 options=o.for_level(vert.known_level))
+    partitions = _partitions(anatomy, gtv, geometry, o)
+    bony_canal = anatomy.canal.copy()
+    for i, (vert, res) in enumerate(zip(anatomy.vertebrae, partitions, strict=True)):
+        own_bone |= vert.mask
         if res is None:
             frames.append(None)
             problems.append(Finding(
                 code="sectors.canal_not_found", status=Status.NOT_EVALUATED,
                 structure=vert.roi_name,
                 message=f"No spinal canal near vertebra {vert.known_level or vert.roi_name or i}:"
-                        " its sectors are not evaluated.", source=_SOURCE))
+                        " its sectors are not evaluated.", source=SECTOR_SOURCE))
             continue
-        sect, vf = res
-        frames.append(vf)
-        free = (sect > 0) & (owner_bone < 0)
-        labels[free] = 10 * (i + 1) + sect[free]
+        frames.append(res.frame)
+        free = (res.parts > 0) & (owner_bone < 0)
+        labels[free] = 10 * (i + 1) + res.sectors[free]
+        part_labels[free] = 10 * (i + 1) + res.parts[free]
         owner_bone[free] = i
+        bony_canal |= res.canal
     bone = owner_bone >= 0
     # slice owner: the vertebra with most bone on the slice (nearest slice otherwise)
     counts = np.stack([np.count_nonzero(owner_bone == i, axis=(1, 2)) for i in range(n_v)],
@@ -113,9 +191,11 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
         near = have[np.abs(np.arange(len(has))[:, None] - have[None, :]).argmin(axis=1)]
         slice_owner = counts[near].argmax(axis=1)
     owner = np.where(bone, owner_bone, slice_owner[:, None, None].astype(np.int16))
-    canal = anatomy.canal & ~bone
-    centres, _ = _slice_centroids(anatomy.canal, geometry)
-    paraspinal = _beyond_bone(gtv & ~bone & ~anatomy.canal, bone, geometry,
+    # the epidural space is bounded by bone: the vertebrae's bony canals (discs
+    # bridged), with the canal ROIs or CT canal as a complement, never alone
+    canal = _fill_canal_gaps(bony_canal, geometry, o.partition.bony_canal_gap_fill_mm) & ~bone
+    centres, _ = slice_centroids(canal, geometry)
+    paraspinal = _beyond_bone(gtv & ~bone & ~canal, bone, geometry,
                               o.paraspinal_margin_mm) if gtv is not None else None
 
     # level names
@@ -127,24 +207,13 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
              *(a.roi_name for a in roles if a.role.is_target)]
     levels, sources = name_levels([v.known_level for v in anatomy.vertebrae], treated=treated,
                                   user_level=o.level, text_levels=levels_in_text(texts))
-    # A level learnt only now (plan label, --level, counting) may change the arch
-    # thickness: relabel that vertebra's own bone; ownership does not change.
-    for i, vert in enumerate(anatomy.vertebrae):
-        if frames[i] is None or o.for_level(levels[i]) == o.for_level(vert.known_level):
-            continue
-        res = partition_vertebra(vert.mask, anatomy.canal, geometry,
-                                 options=o.for_level(levels[i]))
-        if res is not None:
-            mine = owner_bone == i
-            labels[mine] = 10 * (i + 1) + res[0][mine]
-
     if gtv is not None and gtv.any() and gtv_bone_per_v.sum() * vcc < o.min_involved_cc \
             and not (gtv & canal).any():
         problems.append(Finding(
             code="sectors.gtv_outside_vertebrae", status=Status.NOT_EVALUATED,
             message="The GTV does not involve any vertebra found (no bone, no canal): its "
                     "ISRC sectors are not evaluated. Check the GTV and the vertebra contours.",
-            value=round(float(gtv_bone_per_v.sum() * vcc), 4), unit="cc", source=_SOURCE))
+            value=round(float(gtv_bone_per_v.sum() * vcc), 4), unit="cc", source=SECTOR_SOURCE))
 
     entries: list[VertebraSectors] = []
     for i, vert in enumerate(anatomy.vertebrae):
@@ -168,13 +237,15 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
         if touched < o.min_involved_cc:
             continue
         g_cc = g_vox * vcc
-        gtv_sectors = tuple(int(s) for s, v in zip(_SECTORS, g_cc, strict=True)
+        gtv_sectors = tuple(int(s) for s, v in zip(SECTORS, g_cc, strict=True)
                             if v >= o.min_involved_cc)
+        gtv_parts = _gtv_parts(np.where(owner_bone == i, part_labels - 10 * (i + 1), 0), gtv,
+                               gtv_sectors, vcc, o.min_involved_cc)
         # epidural extent about the canal centre, in the vertebra frame
         extent = 0.0
         if epi is not None and epi_cc >= o.min_epidural_cc:
             eidx = np.argwhere(epi)
-            _, _, th = _frame_coordinates(geometry.index_to_patient(eidx)[:, :2],
+            _, _, th = frame_coordinates(geometry.index_to_patient(eidx)[:, :2],
                                           centres[eidx[:, 0]], a)
             extent = _angular_extent_deg(th, o.epidural_gap_deg)
         # body laterality
@@ -183,10 +254,10 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
             body_m = lab == 1
             gb = np.argwhere(gtv & body_m)
             bidx = np.argwhere(body_m)
-            _, v_, _ = _frame_coordinates(geometry.index_to_patient(gb)[:, :2],
+            _, v_, _ = frame_coordinates(geometry.index_to_patient(gb)[:, :2],
                                            centres[gb[:, 0]], a)
             on_slices = np.isin(bidx[:, 0], np.unique(gb[:, 0]))
-            _, vb_, _ = _frame_coordinates(geometry.index_to_patient(bidx[on_slices])[:, :2],
+            _, vb_, _ = frame_coordinates(geometry.index_to_patient(bidx[on_slices])[:, :2],
                                            centres[bidx[on_slices][:, 0]], a)
             half_w = float(np.abs(vb_).max()) if len(vb_) else 0.0
             laterality = _laterality(v_, 0, int(on_slices.sum()), half_w, o)
@@ -198,6 +269,7 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
             sector_volume_cc=tuple(float(v) for v in sector_vox * vcc),
             gtv_sector_cc=tuple(float(v) for v in g_cc),
             gtv_sectors=gtv_sectors,
+            gtv_parts=gtv_parts,
             body_laterality=laterality,
             epidural=epi_cc >= o.min_epidural_cc, epidural_cc=epi_cc,
             epidural_extent_deg=extent,
@@ -205,10 +277,12 @@ def _involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
             paraspinal=para_cc >= o.min_paraspinal_cc, paraspinal_cc=para_cc,
             ctv_sector_cc=tuple(float(v) for v in c_vox * vcc),
             ctv_sector_coverage_pct=tuple(float(v) for v in c_pct),
-            ctv_sectors=tuple(int(s) for s, p in zip(_SECTORS, c_pct, strict=True)
+            ctv_sectors=tuple(int(s) for s, p in zip(SECTORS, c_pct, strict=True)
                               if p >= o.ctv_covered_min_pct),
             ctv_epidural_cc=ctv_epi_cc))
     return SectorAnalysis(vertebrae=tuple(entries), findings=tuple(problems), options=o,
                           canal_source=anatomy.canal_source, geometry=geometry,
                           crop_start_kji=start, labels=labels, gtv=gtv, ctv=ctv,
-                          canal=anatomy.canal, cord=anatomy.cord, frames=tuple(frames))
+                          canal=canal, cord=anatomy.cord, frames=tuple(frames),
+                          part_labels=part_labels,
+                          partitions=tuple(partitions))

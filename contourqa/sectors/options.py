@@ -1,8 +1,138 @@
-"""Options of the sector analysis: sector boundaries and involvement thresholds."""
+"""Options of the sector analysis: partition landmarks and involvement thresholds.
+
+The landmark thresholds of the anatomical partition live in ``sectors/data/partition.toml``
+(:class:`PartitionOptions`); a profile replaces any of them with
+:meth:`PartitionOptions.from_toml` or :meth:`PartitionOptions.with_values`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from contourqa.errors import ContourQAError
+
+_TABLES = ("bony_canal", "pedicle", "spinous", "envelope")
+
+
+class PartitionOptionsError(ContourQAError, ValueError):
+    """A partition profile names an unknown table or key, or a value out of range."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartitionOptions:
+    """Landmark thresholds of the anatomical partition (``partition.toml``; mm, degrees).
+
+    Field names are ``<table>_<key>`` of the TOML file; see its comments for each
+    entry's meaning, source and status.
+    """
+
+    bony_canal_angular_bins: int
+    bony_canal_max_radius_mm: float
+    bony_canal_gap_factor: float
+    bony_canal_min_hit_fraction: float
+    bony_canal_gap_fill_mm: float
+    bony_canal_neighbour_mm: float
+    pedicle_junction_canal_fraction: float
+    pedicle_width_quantile: float
+    pedicle_outer_margin_mm: float
+    pedicle_min_width_mm: float
+    pedicle_max_width_mm: float
+    pedicle_default_width_mm: float
+    pedicle_tp_root_mm: float
+    spinous_base_offset_mm: float
+    spinous_search_half_width_mm: float
+    spinous_half_width_margin_mm: float
+    spinous_min_half_width_mm: float
+    spinous_max_half_width_mm: float
+    spinous_default_half_width_mm: float
+    spinous_root_offset_mm: float
+    envelope_neighbour_mm: float
+    envelope_closing_mm: float
+    envelope_use_mirror: bool
+    envelope_use_body_hull: bool
+    envelope_use_adjacent_levels: bool
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("float", "int") and not float(v) >= 0:
+                raise PartitionOptionsError(f'Partition option "{f.name}" must be >= 0.')
+        if self.bony_canal_angular_bins < 8:
+            raise PartitionOptionsError('Partition option "bony_canal_angular_bins" must be >= 8.')
+        for name in ("pedicle_junction_canal_fraction", "pedicle_width_quantile",
+                     "bony_canal_min_hit_fraction"):
+            if not 0 < float(getattr(self, name)) <= 1:
+                raise PartitionOptionsError(f'Partition option "{name}" must be within (0, 1].')
+        if not self.bony_canal_gap_factor > 1:
+            raise PartitionOptionsError('Partition option "bony_canal_gap_factor" must be > 1.')
+        if not self.pedicle_min_width_mm <= self.pedicle_default_width_mm \
+                <= self.pedicle_max_width_mm:
+            raise PartitionOptionsError("Pedicle widths must satisfy min <= default <= max.")
+        if not self.spinous_min_half_width_mm <= self.spinous_default_half_width_mm \
+                <= self.spinous_max_half_width_mm:
+            raise PartitionOptionsError("Spinous half-widths must satisfy min <= default <= max.")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, base: PartitionOptions | None = None,
+                     where: str = "partition options") -> PartitionOptions:
+        """Options from parsed TOML tables (``{"pedicle": {"min_width_mm": 4.0}, ...}``).
+
+        Keys absent from ``data`` keep ``base``'s values (all keys needed without
+        ``base``); ``source`` and ``status`` keys are documentation.
+
+        Raises
+        ------
+        PartitionOptionsError
+            An unknown table or key (named with ``where``), a missing key, or a value
+            out of range.
+        """
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for table, entries in data.items():
+            if table not in _TABLES or not isinstance(entries, Mapping):
+                raise PartitionOptionsError(f"{where}: unknown table [{table}]; tables are "
+                                            f"{list(_TABLES)}.")
+            for key, value in entries.items():
+                if key in ("source", "status"):
+                    continue
+                name = f"{table}_{key}"
+                if name not in known:
+                    raise PartitionOptionsError(f"{where}: unknown key {key!r} in [{table}].")
+                kind = known[name].type
+                values[name] = (bool(value) if kind == "bool" else int(value) if kind == "int"
+                                else float(value))
+        if base is not None:
+            return replace(base, **values)
+        missing = sorted(set(known) - set(values))
+        if missing:
+            raise PartitionOptionsError(f"{where}: missing keys {missing}.")
+        return cls(**values)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, *, base: PartitionOptions | None = None
+                  ) -> PartitionOptions:
+        """A profile file overriding ``base`` (default: the built-in values)."""
+        p = Path(path)
+        return cls.from_mapping(tomllib.loads(p.read_text(encoding="utf-8")),
+                                base=base or builtin_partition_options(), where=str(p))
+
+    def with_values(self, **values: Any) -> PartitionOptions:
+        """These options with some fields replaced (validated)."""
+        return replace(self, **values)
+
+
+@lru_cache(maxsize=1)
+def builtin_partition_options() -> PartitionOptions:
+    """The values of the built-in ``sectors/data/partition.toml``."""
+    item = resources.files("contourqa.sectors").joinpath("data", "partition.toml")
+    return PartitionOptions.from_mapping(tomllib.loads(item.read_text(encoding="utf-8")),
+                                         where="sectors/data/partition.toml")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,22 +155,6 @@ class SectorOptions:
         on the cortex rasterises one voxel wider than the bone found on the CT,
         which along a 12 mm process over 8 slices is 0.08 cc.  A real paraspinal
         extension reaches millimetres into the soft tissue.
-    body_half_angle_deg : float
-        Half-angle of the anterior wedge about the canal centre that belongs to the
-        body (35: the wedge [-125, -55] degrees).
-    pedicle_lamina_angle_deg : float
-        Angle behind the transverse axis where pedicle becomes lamina (30).
-    spinous_half_angle_deg : float
-        Half-angle about posterior of the spinous sector within the arch (12).
-    process_spinous_half_angle_deg : float
-        Half-angle about posterior of the spinous process beyond the arch (30).
-    arch_thickness_mm : float
-        Distance from the canal within which bone is neural arch (pedicle, lamina)
-        rather than a process (7 mm; thoracic pedicles are 5-8 mm wide).
-    arch_thickness_lumbar_mm : float
-        The same for vertebrae whose level is known to be lumbar (9 mm: lumbar
-        pedicles and laminae are thicker; with 7 mm the outer lamina of a lumbar
-        vertebra reads as spinous process).  Derived from typical anatomy (status D).
     lateral_share : float
         Share of the body GTV on one side of the midline that makes it lateralised.
     diffuse_body_fraction : float
@@ -59,6 +173,9 @@ class SectorOptions:
         Margin (z, in-plane) around the GTV and CTV of the analysed region (30, 80).
     min_canal_area_mm2 : float
         Smallest hole in the vertebral ring taken for the canal (20 mm2).
+    partition : PartitionOptions
+        Landmark thresholds of the anatomical partition, the bony canal and the
+        restored envelope (built-in: ``sectors/data/partition.toml``).
     """
 
     level: str | None = None
@@ -66,12 +183,6 @@ class SectorOptions:
     min_epidural_cc: float = 0.05
     min_paraspinal_cc: float = 0.05
     paraspinal_margin_mm: float = 1.0
-    body_half_angle_deg: float = 35.0
-    pedicle_lamina_angle_deg: float = 30.0
-    spinous_half_angle_deg: float = 12.0
-    process_spinous_half_angle_deg: float = 30.0
-    arch_thickness_mm: float = 7.0
-    arch_thickness_lumbar_mm: float = 9.0
     lateral_share: float = 0.8
     diffuse_body_fraction: float = 0.5
     central_half_width_fraction: float = 0.6
@@ -80,22 +191,13 @@ class SectorOptions:
     ctv_covered_min_pct: float = 50.0
     crop_margin_mm: tuple[float, float] = (30.0, 80.0)
     min_canal_area_mm2: float = 20.0
+    partition: PartitionOptions = field(default_factory=builtin_partition_options)
 
     def __post_init__(self) -> None:
         for name in ("min_involved_cc", "min_epidural_cc", "min_paraspinal_cc",
-                     "paraspinal_margin_mm",
-                     "arch_thickness_mm", "arch_thickness_lumbar_mm", "epidural_gap_deg"):
+                     "paraspinal_margin_mm", "epidural_gap_deg"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f'Argument "{name}" must be >= 0.')
-        if not 0 < self.body_half_angle_deg < 90:
-            raise ValueError('Argument "body_half_angle_deg" must be within (0, 90).')
-        if not -(90 - self.body_half_angle_deg) < self.pedicle_lamina_angle_deg \
-                < 90 - self.spinous_half_angle_deg:
-            raise ValueError('Argument "pedicle_lamina_angle_deg" must lie between the body '
-                             "wedge and the spinous sector.")
-        if not 0 < self.spinous_half_angle_deg < 90 or \
-                not 0 < self.process_spinous_half_angle_deg < 90:
-            raise ValueError("Spinous half-angles must be within (0, 90) degrees.")
         if not 0.5 < self.lateral_share <= 1.0:
             raise ValueError('Argument "lateral_share" must be within (0.5, 1].')
         if self.level is not None:
@@ -104,11 +206,4 @@ class SectorOptions:
             object.__setattr__(self, "level", parse_level(self.level))
 
 
-    def for_level(self, level: str | None) -> "SectorOptions":
-        """These options with the arch thickness of ``level``'s region."""
-        if level is not None and level.startswith("L"):
-            return replace(self, arch_thickness_mm=self.arch_thickness_lumbar_mm)
-        return self
-
-
-_DEFAULT_OPTIONS = SectorOptions()
+DEFAULT_OPTIONS = SectorOptions()

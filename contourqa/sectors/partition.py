@@ -1,117 +1,218 @@
-"""Label every bone voxel of one vertebra with its ISRC sector."""
+"""The anatomical partition of one vertebra, as a visible pipeline of steps.
+
+:func:`partition_vertebra` runs, for one vertebra's bone (see :mod:`contourqa.sectors`
+for the geometry):
+
+1. :func:`vertebra_box` - the region around the vertebra that every step works on;
+2. :func:`vertebra_axis` - the frame: canal centre per slice, anterior axis;
+3. :func:`contourqa.sectors.envelope.mirrored` and
+   :func:`contourqa.sectors.canal.bony_canal` - the bony canal from the vertebra's
+   own ring (closed across gaps with its mirror image and angular interpolation);
+   the frame is re-centred on it;
+4. :func:`contourqa.sectors.landmarks.find_landmarks` - body wall, pedicle end and
+   outer surface, spinous width;
+5. :func:`contourqa.sectors.envelope.restore_envelope` - the lesion voxels where
+   bone was (lytic);
+6. :func:`contourqa.sectors.landmarks.label_parts` - a part for every voxel of the
+   bone and the restored outline, and its ISRC sector.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from contourqa.geometry import VolumeGeometry
-from contourqa.sectors.frame import VertebraFrame, _frame_coordinates, _slice_centroids
-from contourqa.sectors.options import _DEFAULT_OPTIONS, SectorOptions
+from contourqa.sectors.canal import bony_canal
+from contourqa.sectors.envelope import mirrored, restore_envelope
+from contourqa.sectors.frame import (
+    BoxCoordinates,
+    VertebraFrame,
+    box_coordinates,
+    frame_coordinates,
+    slice_centroids,
+)
+from contourqa.sectors.landmarks import VertebraLandmarks, find_landmarks, label_parts
+from contourqa.sectors.options import DEFAULT_OPTIONS, SectorOptions
+from contourqa.sectors.parts import parts_to_sectors
+
+__all__ = ["VertebraPartition", "partition_vertebra", "vertebra_axis", "vertebra_box"]
 
 
-def _wrap_deg(theta: NDArray[np.float64], start: float) -> NDArray[np.float64]:
-    return (theta - start) % 360.0 + start
+@dataclass(frozen=True, eq=False)
+class VertebraPartition:
+    """Result of :func:`partition_vertebra` (arrays on the full analysis grid).
+
+    Attributes
+    ----------
+    sectors : ndarray of shape (S, R, C), int8
+        ISRC sector 1-6 of the vertebra's bone and restored outline, 0 elsewhere.
+    parts : ndarray of shape (S, R, C), int8
+        Part code 1-8 (:data:`contourqa.sectors.parts.PART_NAMES`), 0 elsewhere.
+    restored : ndarray of shape (S, R, C), bool
+        Lesion voxels assigned to the vertebra where its bone was (not in its mask).
+    canal : ndarray of shape (S, R, C), bool
+        Its bony canal (on its slices with a ring).
+    frame : VertebraFrame
+    landmarks : VertebraLandmarks
+    coords : BoxCoordinates
+        Frame coordinates of the box the steps worked on.
+    """
+
+    sectors: NDArray[np.int8]
+    parts: NDArray[np.int8]
+    restored: NDArray[np.bool_]
+    canal: NDArray[np.bool_]
+    frame: VertebraFrame
+    landmarks: VertebraLandmarks
+    coords: BoxCoordinates
+
+    def bone_on_box(self) -> NDArray[np.bool_]:
+        """The labelled voxels (bone and restored outline) on the box."""
+        return self.parts[self.coords.box] > 0
 
 
-def _sector_of(theta: NDArray[np.float64], u: NDArray[np.float64], u_wall: NDArray[np.float64],
-               d_canal: NDArray[np.float64], o: SectorOptions) -> NDArray[np.int8]:
-    """Sector (1-6) of bone points from their frame coordinates (:mod:`contourqa.sectors`)."""
-    lo = -90.0 - o.body_half_angle_deg
-    t = _wrap_deg(theta, lo)
-    hi_body = -90.0 + o.body_half_angle_deg
-    pl = o.pedicle_lamina_angle_deg
-    sp = o.spinous_half_angle_deg
-    psp = o.process_spinous_half_angle_deg
-    ring = np.select(
-        [t < pl, t < 90.0 - sp, t <= 90.0 + sp, t <= 180.0 - pl],
-        [2, 3, 4, 5], default=6).astype(np.int8)
-    process = np.select([t < 90.0 - psp, t <= 90.0 + psp], [3, 4], default=5).astype(np.int8)
-    out = np.where(d_canal <= o.arch_thickness_mm, ring, process)
-    body = (u >= u_wall) | (t <= hi_body)
-    return np.where(body, np.int8(1), out).astype(np.int8)
+def vertebra_box(mask: NDArray[np.bool_], geometry: VolumeGeometry, *, margin_mm: float,
+                 pad_slices: int = 3) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    """Box (start, shape) around ``mask``: ``margin_mm`` in-plane, ``pad_slices`` along z."""
+    idx = np.argwhere(mask)
+    if len(idx) == 0:
+        return None
+    lo = idx.min(axis=0)
+    hi = idx.max(axis=0) + 1
+    m = np.array([pad_slices, int(np.ceil(margin_mm / geometry.spacing_mm[1])),
+                  int(np.ceil(margin_mm / geometry.spacing_mm[0]))])
+    lo = np.maximum(lo - m, 0)
+    hi = np.minimum(hi + m, np.asarray(geometry.shape))
+    return (int(lo[0]), int(lo[1]), int(lo[2])), tuple(int(x) for x in hi - lo)  # type: ignore[return-value]
+
+
+def vertebra_axis(bone_xy: NDArray[np.float64], bone_k: NDArray[np.int64],
+                  canal_xy: NDArray[np.float64], canal_k: NDArray[np.int64],
+                  origins_xy: NDArray[np.float64], half_pixel_mm: float,
+                  iterations: int = 3) -> NDArray[np.float64] | None:
+    """Unit anterior axis: from the canal towards the vertebral body.
+
+    First the centroid of the whole vertebra about the canal centres, then that of
+    the bone in front of the canal's anterior extent (the body), ``iterations``
+    times.  Points are patient (x, y) with their box slice index.
+    """
+    a = (bone_xy - origins_xy[bone_k]).mean(axis=0)
+    if not np.linalg.norm(a) > 0:
+        return None
+    a = a / np.linalg.norm(a)
+    n = len(origins_xy)
+    for _ in range(iterations):
+        u, _, _ = frame_coordinates(bone_xy, origins_xy[bone_k], a)
+        cu, _, _ = frame_coordinates(canal_xy, origins_xy[canal_k], a)
+        wall = np.full(n, -np.inf)
+        np.maximum.at(wall, canal_k, cu)
+        body = u >= wall[bone_k] + half_pixel_mm
+        if not body.any():
+            break
+        a_new = (bone_xy[body] - origins_xy[bone_k][body]).mean(axis=0)
+        if not np.linalg.norm(a_new) > 0:
+            break
+        a = a_new / np.linalg.norm(a_new)
+    return a
 
 
 def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
-                       geometry: VolumeGeometry, *, options: SectorOptions = _DEFAULT_OPTIONS
-                       ) -> tuple[NDArray[np.int8], VertebraFrame] | None:
-    """Label every bone voxel of one vertebra with its ISRC sector.
+                       geometry: VolumeGeometry, *, options: SectorOptions = DEFAULT_OPTIONS,
+                       lesion: NDArray[np.bool_] | None = None,
+                       templates: Sequence[NDArray[np.bool_]] = ()) -> VertebraPartition | None:
+    """Label every voxel of one vertebra (and the lesion where its bone was) by part.
 
     Parameters
     ----------
     mask : ndarray of shape (S, R, C), bool
         The vertebra's bone.
     canal : ndarray of shape (S, R, C), bool
-        Spinal canal (at least on some of the vertebra's slices).
+        Canal seed (canal, thecal sac or cord ROI, or the CT's canal): it places the
+        first canal centre; the canal itself comes from the vertebra's ring.
     geometry : VolumeGeometry
         Grid of both masks (axial slices).
     options : SectorOptions
+    lesion : ndarray of shape (S, R, C), bool, optional
+        The GTV: where it lies inside the vertebra's restored outline it is labelled.
+    templates : sequence of ndarray of shape (S, R, C), bool
+        Adjacent vertebrae mapped onto this one's grid (for the restored outline).
 
     Returns
     -------
-    (sectors, frame) or None
-        ``sectors``: ndarray of shape (S, R, C), int8, 1-6 on the vertebra's voxels and
-        0 elsewhere; None when the canal is absent from every slice of the vertebra.
+    VertebraPartition or None
+        None when the canal seed is absent from every slice near the vertebra.
     """
-    idx = np.argwhere(mask)
-    if len(idx) == 0:
+    po = options.partition
+    found = vertebra_box(mask, geometry, margin_mm=po.bony_canal_max_radius_mm + 5.0)
+    if found is None:
         return None
-    ks = np.unique(idx[:, 0])
-    k0, k1 = int(ks[0]), int(ks[-1]) + 1
-    # canal slices near the vertebra (its slices, plus a few for vertebrae whose
-    # canal is only contoured between them)
-    pad = 3
-    s0, s1 = max(k0 - pad, 0), min(k1 + pad, mask.shape[0])
-    canal_slab = canal[s0:s1]
-    if not canal_slab.any():
+    start, shape = found
+    k0, j0, i0 = start
+    box = (slice(k0, k0 + shape[0]), slice(j0, j0 + shape[1]), slice(i0, i0 + shape[2]))
+    bone = mask[box]
+    seed = canal[box] & ~bone
+    if not seed.any():
         return None
-    centres, present = _slice_centroids(canal_slab, geometry)
-    # fill canal-less slices with the nearest canal slice (for distances)
-    have = np.nonzero(present)[0]
-    nearest = have[np.abs(np.arange(len(present))[:, None] - have[None, :]).argmin(axis=1)]
-    filled = canal_slab[nearest]
-    centres_k = centres - 0.0  # (slab slices, 2)
-
-    pts = geometry.index_to_patient(idx)
-    xy = pts[:, :2]
-    origin = centres_k[idx[:, 0] - s0]
-    cidx = np.argwhere(filled)
-    cxy = geometry.index_to_patient(cidx + np.array([s0, 0, 0]))[:, :2]
-    corigin = centres_k[cidx[:, 0]]
-    half_pixel = 0.5 * float(min(geometry.spacing_mm[0], geometry.spacing_mm[1]))
-
-    a = (xy - origin).mean(axis=0)
-    if not np.linalg.norm(a) > 0:
+    sub = _sub_geometry(geometry, start, shape)
+    origins, _ = slice_centroids(seed, sub)
+    px = float(min(geometry.spacing_mm[0], geometry.spacing_mm[1]))
+    bidx = np.argwhere(bone)
+    cidx = np.argwhere(seed)
+    a = vertebra_axis(sub.index_to_patient(bidx)[:, :2], bidx[:, 0],
+                      sub.index_to_patient(cidx)[:, :2], cidx[:, 0], origins, 0.5 * px)
+    if a is None:
         return None
-    a = a / np.linalg.norm(a)
-    sampling = (1e4 * float(geometry.spacing_mm[2]), float(geometry.spacing_mm[1]),
-                float(geometry.spacing_mm[0]))
-    dist = ndimage.distance_transform_edt(~filled, sampling=sampling)
-    d_canal = dist[idx[:, 0] - s0, idx[:, 1], idx[:, 2]]
-    for _ in range(3):
-        u, _, _ = _frame_coordinates(xy, origin, a)
-        cu, _, _ = _frame_coordinates(cxy, corigin, a)
-        u_wall = np.full(len(present), -np.inf)
-        np.maximum.at(u_wall, cidx[:, 0], cu)
-        u_wall_pt = u_wall[idx[:, 0] - s0] + half_pixel
-        body = u >= u_wall_pt
-        if not body.any():
+    # steps 3: bony canal, twice (the second about the first's centre)
+    coords = box_coordinates(geometry, start, shape, origins, a)
+    ring = np.zeros_like(bone)
+    mirror = np.zeros_like(bone)
+    for _ in range(2):
+        mirror = mirrored(mask, coords, geometry)
+        ring = bony_canal(bone | mirror, coords, options=po,
+                          slice_mm=float(geometry.spacing_mm[2]))
+        used = np.where(np.asarray(ring.any(axis=(1, 2)))[:, None, None], ring, seed)
+        if not used.any():
             break
-        a_new = (xy[body] - origin[body]).mean(axis=0)
-        if not np.linalg.norm(a_new) > 0:
-            break
-        a = a_new / np.linalg.norm(a_new)
-    u, _, theta = _frame_coordinates(xy, origin, a)
-    sectors = _sector_of(theta, u, u_wall_pt, d_canal, options)
-    out = np.zeros(mask.shape, dtype=np.int8)
-    out[idx[:, 0], idx[:, 1], idx[:, 2]] = sectors
-    in_vertebra = np.zeros(len(present), dtype=bool)
-    in_vertebra[ks - s0] = True
-    cc = centres_k[in_vertebra & present].mean(axis=0) if (in_vertebra & present).any() \
-        else centres_k[in_vertebra].mean(axis=0)
-    zc = float(pts[:, 2].mean())
-    frame = VertebraFrame(canal_centre_mm=(float(cc[0]), float(cc[1]), zc),
+        origins, _ = slice_centroids(used, sub)
+        coords = box_coordinates(geometry, start, shape, origins, a)
+    used = np.where(np.asarray(ring.any(axis=(1, 2)))[:, None, None], ring, seed)
+    landmarks = find_landmarks(bone, used, coords, options=po)
+    if landmarks is None:
+        return None
+    restored = np.zeros_like(bone)
+    if lesion is not None:
+        restored = restore_envelope(
+            bone, mirror if po.envelope_use_mirror else np.zeros_like(bone), lesion[box], used,
+            landmarks.body_wall_u, coords, slice_mm=float(geometry.spacing_mm[2]),
+            neighbour_mm=po.envelope_neighbour_mm, closing_mm=po.envelope_closing_mm,
+            use_body_hull=po.envelope_use_body_hull,
+            templates=tuple(t[box] for t in templates) if po.envelope_use_adjacent_levels
+            else ())
+    parts_box = label_parts(bone | restored, coords, landmarks)
+    parts = np.zeros(mask.shape, dtype=np.int8)
+    parts[box] = parts_box
+    full_restored = np.zeros(mask.shape, dtype=bool)
+    full_restored[box] = restored
+    full_canal = np.zeros(mask.shape, dtype=bool)
+    full_canal[box] = ring
+    on = bone.any(axis=(1, 2))
+    centre = origins[on].mean(axis=0) if on.any() else origins.mean(axis=0)
+    zc = float(sub.index_to_patient(bidx.mean(axis=0))[2])
+    frame = VertebraFrame(canal_centre_mm=(float(centre[0]), float(centre[1]), zc),
                           anterior=(float(a[0]), float(a[1]), 0.0),
                           left=(float(-a[1]), float(a[0]), 0.0))
-    return out, frame
+    return VertebraPartition(sectors=parts_to_sectors(parts), parts=parts,
+                             restored=full_restored, canal=full_canal, frame=frame,
+                             landmarks=landmarks, coords=coords)
+
+
+def _sub_geometry(geometry: VolumeGeometry, start: tuple[int, int, int],
+                  shape: tuple[int, int, int]) -> VolumeGeometry:
+    from contourqa.masks import crop_geometry
+
+    stop = (start[0] + shape[0], start[1] + shape[1], start[2] + shape[2])
+    return crop_geometry(geometry, start, stop)

@@ -12,8 +12,9 @@ from numpy.typing import NDArray
 from contourqa.anatomy.density import BoneDensity, DensityClass
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
-from contourqa.sectors.frame import _SECTORS, VertebraFrame
+from contourqa.sectors.frame import SECTORS, VertebraFrame
 from contourqa.sectors.options import SectorOptions
+from contourqa.sectors.partition import VertebraPartition
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class VertebraSectors:
         Sectors the CTV covers (``ctv_covered_min_pct``).
     ctv_epidural_cc : float
         CTV inside the canal at this level.
+    gtv_parts : tuple of str or None
+        Anatomical parts the GTV involves (``body``, ``pedicle_left``,
+        ``lamina_left``, ``transverse_process_left``, ``spinous`` and the right-side
+        names), in part order; None when there is no GTV.
     density : BoneDensity or None
         CT density of the GTV's bone against the rest of this vertebra's bone
         (lytic, blastic, mixed); None when not measured.
@@ -72,6 +77,7 @@ class VertebraSectors:
     ctv_sectors: tuple[int, ...]
     ctv_epidural_cc: float
     density: BoneDensity | None = None
+    gtv_parts: tuple[str, ...] | None = None
 
     @property
     def gtv_sector_pct(self) -> tuple[float, ...]:
@@ -82,12 +88,13 @@ class VertebraSectors:
     def to_json(self) -> dict[str, Any]:
         """The report entry (field names as in issue 4; extra fields after them)."""
         def per_sector(values: Sequence[float], nd: int) -> dict[str, float]:
-            return {str(s): round(float(v), nd) for s, v in zip(_SECTORS, values, strict=True)}
+            return {str(s): round(float(v), nd) for s, v in zip(SECTORS, values, strict=True)}
 
         return {
             "level": self.level,
             "index": self.index,
             "gtv_sectors": list(self.gtv_sectors),
+            "gtv_parts": None if self.gtv_parts is None else list(self.gtv_parts),
             "gtv_sector_cc": per_sector(self.gtv_sector_cc, 4),
             "body_laterality": self.body_laterality,
             "epidural": self.epidural,
@@ -137,7 +144,15 @@ class SectorAnalysis:
     labels : ndarray of shape (S, R, C), int16, or None
         ``10 * (column index + 1) + sector`` for every bone voxel, 0 elsewhere.
     gtv, ctv, canal, cord : ndarray of shape (S, R, C), bool, or None
-        Masks on ``geometry`` (for pictures).
+        Masks on ``geometry`` (for pictures); ``canal`` is the canal the epidural
+        component was measured in (bony canals, disc levels bridged, with the canal
+        ROIs).
+    frames : tuple of VertebraFrame or None
+        One per vertebra of the column (None where it could not be partitioned).
+    part_labels : ndarray of shape (S, R, C), int16, or None
+        ``10 * (column index + 1) + part code`` (:data:`contourqa.sectors.parts.PART_NAMES`).
+    partitions : tuple of VertebraPartition or None
+        Each vertebra's partition (landmarks, bony canal, restored outline).
     """
 
     vertebrae: tuple[VertebraSectors, ...]
@@ -152,6 +167,8 @@ class SectorAnalysis:
     canal: NDArray[np.bool_] | None = None
     cord: NDArray[np.bool_] | None = None
     frames: tuple[VertebraFrame | None, ...] = field(default=())
+    part_labels: NDArray[np.int16] | None = None
+    partitions: tuple[VertebraPartition | None, ...] = field(default=())
 
     @property
     def evaluated(self) -> bool:

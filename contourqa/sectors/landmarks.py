@@ -1,0 +1,357 @@
+"""Landmarks of one vertebra that bound its anatomical parts (see :mod:`contourqa.sectors`).
+
+All in the vertebra frame of each slice (``u`` mm anterior of the canal centre, ``v``
+mm to the patient's left), found on the vertebra's own bone and bony canal:
+
+* ``body_wall_u``: the posterior wall of the body, the canal's most anterior point;
+* ``canal_posterior_u``: the canal's most posterior point (the spinous base is behind);
+* ``canal_half_width``: the canal's widest extent on each side of the midline;
+* ``pedicle_end_u``: where the canal's wall on that side turns medially into the
+  lamina (the last canal row still ``pedicle_junction_canal_fraction`` of the widest),
+  i.e. where the pedicle meets the articular pillar;
+* ``pedicle_outer_v``: the pedicle's outer surface, the canal's half-width plus the
+  vertebra's pedicle width (the narrowest bone between body and arch, measured row by
+  row lateral to the canal, ``pedicle_width_quantile`` over the slices) plus
+  ``pedicle_outer_margin_mm``; the transverse process arises lateral to it;
+* ``spinous_half_width``: half the width of the spinous process, measured
+  ``spinous_base_offset_mm`` and more behind the canal; the process starts
+  ``spinous_root_offset_mm`` behind the canal (the laminae meet in front of it).
+
+Slices without a canal take the landmarks of the nearest slice that has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from contourqa.sectors.frame import BoxCoordinates
+from contourqa.sectors.options import PartitionOptions
+
+__all__ = ["VertebraLandmarks", "find_landmarks", "label_parts"]
+
+_SIDES = (1.0, -1.0)  # left (+v), right (-v)
+
+
+@dataclass(frozen=True, eq=False)
+class VertebraLandmarks:
+    """Landmarks per slice of the vertebra's box (mm, frame coordinates).
+
+    Attributes
+    ----------
+    first_slice : int
+        Grid slice of the arrays' first entry.
+    body_wall_u, canal_posterior_u : ndarray of shape (S,)
+    canal_half_width, pedicle_end_u, pedicle_outer_v : ndarray of shape (S, 2)
+        Column 0 the patient's left, 1 the right; ``pedicle_outer_v`` is a distance
+        from the midline (positive on both sides).
+    pedicle_width_mm : tuple of float
+        Measured width of the left and right pedicle (after clamping).
+    pedicle_width_measured : tuple of bool
+        Whether each width was measured on this vertebra (else the other side's or
+        the default).
+    spinous_half_width_mm : float
+    spinous_measured : bool
+    spinous_root_offset_mm : float
+    body_profile_v, body_profile_u : ndarray or None
+        The body's posterior surface (``u`` per ``v`` bin, NaN lateral to the body),
+        the median over the slices where the body is not joined to the arch; None
+        without such slices.
+        The spinous process starts this far behind the canal (the laminar junction).
+    """
+
+    first_slice: int
+    body_wall_u: NDArray[np.float64]
+    canal_posterior_u: NDArray[np.float64]
+    canal_half_width: NDArray[np.float64]
+    pedicle_end_u: NDArray[np.float64]
+    pedicle_outer_v: NDArray[np.float64]
+    pedicle_width_mm: tuple[float, float]
+    pedicle_width_measured: tuple[bool, bool]
+    spinous_half_width_mm: float
+    spinous_measured: bool
+    spinous_root_offset_mm: float = 0.0
+    body_profile_v: NDArray[np.float64] | None = None
+    body_profile_u: NDArray[np.float64] | None = None
+
+    def body_back_u(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The body's posterior surface ``u`` at lateral positions ``v`` (from the
+        slices where the body stands alone, mirrored where one side is missing);
+        ``-inf`` where it is unknown (then the body wall alone bounds the body),
+        ``+inf`` lateral to the body."""
+        if self.body_profile_v is None or self.body_profile_u is None:
+            return np.full(np.shape(v), -np.inf)
+        pv, pu = self.body_profile_v, self.body_profile_u
+        step = float(pv[1] - pv[0]) if len(pv) > 1 else 1.0
+        i = np.rint((np.asarray(v) - pv[0]) / step).astype(np.int64)
+        out = np.full(np.shape(v), np.inf)
+        ok = (i >= 0) & (i < len(pv))
+        out[ok] = pu[i[ok]]
+        # inside the body's width but unmeasured: the body wall alone decides
+        return np.where(np.isnan(out), -np.inf, out)
+
+    def at(self, k: int) -> dict[str, Any]:
+        """The landmarks of grid slice ``k`` (for pictures and reports)."""
+        i = int(np.clip(k - self.first_slice, 0, len(self.body_wall_u) - 1))
+        return {"body_wall_u_mm": float(self.body_wall_u[i]),
+                "canal_posterior_u_mm": float(self.canal_posterior_u[i]),
+                "pedicle_end_u_mm": tuple(float(x) for x in self.pedicle_end_u[i]),
+                "pedicle_outer_v_mm": tuple(float(x) for x in self.pedicle_outer_v[i]),
+                "spinous_half_width_mm": self.spinous_half_width_mm}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pedicle_width_mm": [round(w, 1) for w in self.pedicle_width_mm],
+                "pedicle_width_measured": list(self.pedicle_width_measured),
+                "spinous_half_width_mm": round(self.spinous_half_width_mm, 1),
+                "spinous_measured": self.spinous_measured}
+
+
+def _fill_nearest(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Rows that are NaN take the nearest finite row (along axis 0)."""
+    ok = np.isfinite(values).all(axis=1) if values.ndim == 2 else np.isfinite(values)
+    if not ok.any() or ok.all():
+        return values
+    have = np.nonzero(ok)[0]
+    nearest = have[np.abs(np.arange(len(values))[:, None] - have[None, :]).argmin(axis=1)]
+    return values[nearest]
+
+
+def _run_end(vs: NDArray[np.float64], start_max: float, gap: float) -> float | None:
+    """End of the contiguous run of sorted values ``vs`` that starts at or before
+    ``start_max``; None when the first value lies beyond it."""
+    if len(vs) == 0 or vs[0] > start_max:
+        return None
+    breaks = np.nonzero(np.diff(vs) > gap)[0]
+    return float(vs[breaks[0]] if len(breaks) else vs[-1])
+
+
+def _body_components(mask_k: NDArray[np.bool_], u_k: NDArray[np.float64],
+                     v_k: NDArray[np.float64], wall: float, half_width: float, px: float
+                     ) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
+    """In-plane components of one slice and which of them hold body (bone in front
+    of the body wall within the canal's width)."""
+    comps, n = ndimage.label(mask_k)
+    seed = mask_k & (u_k >= wall + px) & (np.abs(v_k) <= half_width)
+    is_body = np.zeros(n + 1, dtype=bool)
+    is_body[np.unique(comps[seed])] = True
+    is_body[0] = False
+    return comps, is_body
+
+
+def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray[np.float64],
+                  hw: NDArray[np.float64], px: float
+                  ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
+    """The body's posterior surface per ``v`` bin, from the slices where the body's
+    component holds no bone behind the canal (not joined to the arch)."""
+    per_slice = []
+    for k in range(bone.shape[0]):
+        if not np.isfinite(wall[k]) or not bone[k].any():
+            continue
+        u_k, v_k = coords.u[k], coords.v[k]
+        half = float(np.nanmax(hw[k]))
+        comps, is_body = _body_components(bone[k], u_k, v_k, wall[k], half, px)
+        body = is_body[comps]
+        if not body.any() or (body & (u_k < wall[k] - 2.0 * half)).any():
+            continue
+        per_slice.append((u_k[body], v_k[body]))
+    if not per_slice:
+        return None, None
+    lo = min(float(v.min()) for _, v in per_slice)
+    hi = max(float(v.max()) for _, v in per_slice)
+    bins = np.arange(np.floor(lo / px) * px, hi + px, px)
+    rows = np.full((len(per_slice), len(bins)), np.nan)
+    for r, (u, v) in enumerate(per_slice):
+        i = np.clip(np.rint((v - bins[0]) / px).astype(np.int64), 0, len(bins) - 1)
+        back = np.full(len(bins), np.inf)
+        np.minimum.at(back, i, u)
+        rows[r] = np.where(np.isfinite(back), back, np.nan)
+    known = np.isfinite(rows).any(axis=0)
+    prof = np.full(len(bins), np.nan)
+    if known.any():
+        prof[known] = np.nanmedian(rows[:, known], axis=0)
+    # a one-sided defect (lytic half body) takes the other side's surface
+    mirror = np.interp(-bins, bins, np.where(np.isfinite(prof), prof, np.inf),
+                       left=np.inf, right=np.inf)
+    prof = np.where(np.isfinite(prof), np.fmin(prof, mirror), np.where(np.isfinite(mirror),
+                                                                        mirror, np.nan))
+    return bins, prof
+
+
+def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: BoxCoordinates, *,
+                   options: PartitionOptions) -> VertebraLandmarks | None:
+    """The landmarks of one vertebra.
+
+    Parameters
+    ----------
+    bone : ndarray of shape coords.shape, bool
+        The vertebra's bone on the box.
+    canal : ndarray of shape coords.shape, bool
+        Its canal on the box (the bony canal where the ring exists).
+    coords : BoxCoordinates
+    options : PartitionOptions
+
+    Returns
+    -------
+    VertebraLandmarks or None
+        None when no slice of the box has canal.
+    """
+    o = options
+    n = coords.shape[0]
+    px = coords.pixel_mm
+    half = 0.5 * px
+    gap = 1.6 * px
+    wall = np.full(n, np.nan)
+    post = np.full(n, np.nan)
+    hw = np.full((n, 2), np.nan)
+    pend = np.full((n, 2), np.nan)
+    widths: list[list[float]] = [[], []]
+    spin: list[float] = []
+    for k in range(n):
+        ck = canal[k]
+        if not ck.any():
+            continue
+        cu, cv = coords.u[k][ck], coords.v[k][ck]
+        wall[k] = cu.max() + half
+        post[k] = cu.min() - half
+        bk = bone[k]
+        bu, bv = coords.u[k][bk], coords.v[k][bk]
+        crow = np.floor((cu - wall[k]) / px).astype(np.int64)
+        brow = np.floor((bu - wall[k]) / px).astype(np.int64)
+        for s, sign in enumerate(_SIDES):
+            side = sign * cv > -half
+            if not side.any():
+                continue
+            sv = sign * cv[side]
+            rows = crow[side]
+            hw[k, s] = sv.max() + half
+            # canal half-width per row, then the junction row
+            uniq, inv = np.unique(rows, return_inverse=True)
+            hrow = np.full(len(uniq), -np.inf)
+            np.maximum.at(hrow, inv, sv)
+            keep = hrow >= o.pedicle_junction_canal_fraction * hrow.max()
+            pend[k, s] = float(uniq[keep].min()) * px + wall[k]
+            # pedicle width: bone run lateral to the canal, row by row, in front of the junction
+            bside = (sign * bv > 0) & (bu < wall[k]) & (brow >= uniq[keep].min())
+            best = np.inf
+            for r, h in zip(uniq[keep], hrow[keep], strict=True):
+                vs = np.sort(sign * bv[bside & (brow == r)])
+                vs = vs[vs > h]
+                end = _run_end(vs, h + 2.0 * px, gap)
+                if end is not None:
+                    best = min(best, end - h)
+            if np.isfinite(best):
+                widths[s].append(best)
+        # spinous half-width behind the canal
+        behind = bk & (coords.u[k] < post[k] - o.spinous_base_offset_mm) \
+            & (np.abs(coords.v[k]) <= o.spinous_search_half_width_mm)
+        if behind.any():
+            su, sv2 = coords.u[k][behind], coords.v[k][behind]
+            srow = np.floor(su / px).astype(np.int64)
+            for r in np.unique(srow):
+                vs = np.sort(sv2[srow == r])
+                centre = int(np.argmin(np.abs(vs)))
+                if abs(vs[centre]) > 2.0 * px:
+                    continue
+                lo = hi = centre
+                while lo > 0 and vs[lo] - vs[lo - 1] <= gap:
+                    lo -= 1
+                while hi < len(vs) - 1 and vs[hi + 1] - vs[hi] <= gap:
+                    hi += 1
+                spin.append(max(-vs[lo], vs[hi]) + half)
+    if not np.isfinite(wall).any():
+        return None
+    measured = tuple(len(w) > 0 for w in widths)
+    width = [float(np.quantile(w, o.pedicle_width_quantile)) if w else np.nan for w in widths]
+    for s in (0, 1):
+        if not np.isfinite(width[s]):
+            width[s] = width[1 - s] if np.isfinite(width[1 - s]) else o.pedicle_default_width_mm
+    width = [float(np.clip(w, o.pedicle_min_width_mm, o.pedicle_max_width_mm)) for w in width]
+    s_half = float(np.median(spin)) + o.spinous_half_width_margin_mm if spin \
+        else o.spinous_default_half_width_mm
+    s_half = float(np.clip(s_half, o.spinous_min_half_width_mm, o.spinous_max_half_width_mm))
+    wall, post = _fill_nearest(wall), _fill_nearest(post)
+    hw, pend = _fill_nearest(hw), _fill_nearest(pend)
+    # a side without canal voxels on a slice: mirror the other side
+    for a, b in ((0, 1), (1, 0)):
+        hw[:, a] = np.where(np.isfinite(hw[:, a]), hw[:, a], hw[:, b])
+        pend[:, a] = np.where(np.isfinite(pend[:, a]), pend[:, a], pend[:, b])
+    outer = hw + np.array(width)[None, :] + o.pedicle_outer_margin_mm
+    # the transverse process's root beside the pedicle: the pedicle ends no farther
+    # back than the root's posterior edge (lumbar pedicles with parallel canal walls)
+    for s, sign in enumerate(_SIDES):
+        edges = []
+        for k in range(n):
+            if not np.isfinite(wall[k]) or not bone[k].any():
+                continue
+            bk = bone[k]
+            sv = sign * coords.v[k][bk]
+            bu = coords.u[k][bk]
+            root = (sv > outer[k, s]) & (sv <= outer[k, s] + o.pedicle_tp_root_mm) \
+                & (bu < wall[k])
+            if not root.any():
+                continue
+            rows = np.unique(np.floor((bu[root] - wall[k]) / px).astype(np.int64))[::-1]
+            if rows[0] * px + wall[k] < pend[k, s]:
+                continue  # starts behind the pedicle: a facet, not the root
+            run = rows[:np.argmax(np.diff(np.append(rows, rows[-1] - 2)) < -1) + 1]
+            edges.append(float(run[-1]) * px + wall[k])
+        if edges:
+            pend[:, s] = np.maximum(pend[:, s], float(np.median(edges)))
+    prof_v, prof_u = _body_profile(bone, coords, wall, hw, px)
+    return VertebraLandmarks(
+        body_profile_v=prof_v, body_profile_u=prof_u,
+        first_slice=coords.start[0], body_wall_u=wall, canal_posterior_u=post,
+        canal_half_width=hw, pedicle_end_u=pend, pedicle_outer_v=outer,
+        pedicle_width_mm=(width[0], width[1]),
+        pedicle_width_measured=(bool(measured[0]), bool(measured[1])),
+        spinous_half_width_mm=s_half, spinous_measured=bool(spin),
+        spinous_root_offset_mm=o.spinous_root_offset_mm)
+
+
+def label_parts(mask: NDArray[np.bool_], coords: BoxCoordinates,
+                landmarks: VertebraLandmarks) -> NDArray[np.int8]:
+    """Part code (:data:`contourqa.sectors.parts.PART_NAMES`) of every voxel of ``mask``.
+
+    Rules, first that holds: body (``u >= body_wall_u`` and not behind the body's
+    posterior surface at that ``v``); spinous process (behind
+    the canal and its root offset, ``|v| <= spinous_half_width``); transverse process (``|v|`` beyond
+    the pedicle's outer surface); pedicle (in front of the pedicle's end, joined
+    in-plane to the body: the bridge); lamina (with the articular processes).
+
+    Returns
+    -------
+    ndarray of shape coords.shape, int8
+        1-8 on ``mask``, 0 elsewhere.
+    """
+    lm = landmarks
+    idx = np.nonzero(mask)
+    k = idx[0]
+    u = coords.u[idx]
+    v = coords.v[idx]
+    s = (v < 0).astype(np.int64)  # 0 left, 1 right
+    av = np.abs(v)
+    # the pedicle is a bridge: bone beside the canal joined in-plane to the body
+    joined = np.zeros(mask.shape, dtype=bool)
+    for kk in np.nonzero(mask.any(axis=(1, 2)))[0]:
+        comps, is_body = _body_components(mask[kk], coords.u[kk], coords.v[kk],
+                                          float(lm.body_wall_u[kk]),
+                                          float(np.max(lm.canal_half_width[kk])),
+                                          coords.pixel_mm)
+        joined[kk] = is_body[comps]
+    bridge = joined[idx]
+    body = (u >= lm.body_wall_u[k]) & (u >= lm.body_back_u(v) - coords.pixel_mm)
+    spinous = ~body & (u < lm.canal_posterior_u[k] - lm.spinous_root_offset_mm) \
+        & (av <= lm.spinous_half_width_mm)
+    tp = ~body & ~spinous & (av > lm.pedicle_outer_v[k, s])
+    pedicle = ~body & ~spinous & ~tp & (u >= lm.pedicle_end_u[k, s]) & bridge
+    codes = np.select(
+        [body, spinous, tp & (s == 0), tp & (s == 1), pedicle & (s == 0), pedicle & (s == 1),
+         s == 0],
+        [1, 5, 4, 7, 2, 8, 3], default=6).astype(np.int8)
+    out = np.zeros(mask.shape, dtype=np.int8)
+    out[idx] = codes
+    return out
