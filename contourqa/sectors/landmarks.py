@@ -8,7 +8,9 @@ mm to the patient's left), found on the vertebra's own bone and bony canal:
 * ``canal_half_width``: the canal's widest extent on each side of the midline;
 * ``pedicle_end_u``: where the canal's wall on that side turns medially into the
   lamina (the last canal row still ``pedicle_junction_canal_fraction`` of the widest),
-  i.e. where the pedicle meets the articular pillar;
+  or, if that lies farther forward, the middle of the transverse process's root (the
+  bone within ``pedicle_tp_root_mm`` lateral of the pedicle's outer surface): where
+  the pedicle meets the articular pillar and the transverse process arises;
 * ``pedicle_outer_v``: the pedicle's outer surface, the canal's half-width plus the
   vertebra's pedicle width (the narrowest bone between body and arch, measured row by
   row lateral to the canal, ``pedicle_width_quantile`` over the slices) plus
@@ -57,8 +59,11 @@ class VertebraLandmarks:
     spinous_half_width_mm : float
     spinous_measured : bool
     spinous_root_offset_mm : float
+    body_back_tolerance_mm : float
+        Bone this far behind the body's posterior surface is still body.
     body_profile_v, body_profile_u : ndarray or None
-        The body's posterior surface (``u`` per ``v`` bin, NaN lateral to the body),
+        The body's posterior surface (``u - body_wall_u`` per ``v`` bin, NaN where
+        unmeasured),
         the median over the slices where the body is not joined to the arch; None
         without such slices.
         The spinous process starts this far behind the canal (the laminar junction).
@@ -75,11 +80,13 @@ class VertebraLandmarks:
     spinous_half_width_mm: float
     spinous_measured: bool
     spinous_root_offset_mm: float = 0.0
+    body_back_tolerance_mm: float = 0.0
     body_profile_v: NDArray[np.float64] | None = None
     body_profile_u: NDArray[np.float64] | None = None
 
     def body_back_u(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
-        """The body's posterior surface ``u`` at lateral positions ``v`` (from the
+        """The body's posterior surface at lateral positions ``v``, mm in front of the
+        body wall (``u - body_wall_u``; from the
         slices where the body stands alone, mirrored where one side is missing);
         ``-inf`` where it is unknown (then the body wall alone bounds the body),
         ``+inf`` lateral to the body."""
@@ -157,12 +164,12 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
         body = is_body[comps]
         if not body.any() or (body & (u_k < wall[k] - 2.0 * half)).any():
             continue
-        per_slice.append((u_k[body], v_k[body]))
+        per_slice.append((u_k[body] - wall[k], v_k[body]))  # relative to the wall
     if not per_slice:
         return None, None
-    lo = min(float(v.min()) for _, v in per_slice)
-    hi = max(float(v.max()) for _, v in per_slice)
-    bins = np.arange(np.floor(lo / px) * px, hi + px, px)
+    reach = max(max(float(np.abs(v).max()) for _, v in per_slice), px)
+    half_n = int(np.ceil(reach / px))
+    bins = np.arange(-half_n, half_n + 1) * px  # symmetric: a missing side is mirrored
     rows = np.full((len(per_slice), len(bins)), np.nan)
     for r, (u, v) in enumerate(per_slice):
         i = np.clip(np.rint((v - bins[0]) / px).astype(np.int64), 0, len(bins) - 1)
@@ -179,6 +186,32 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
     prof = np.where(np.isfinite(prof), np.fmin(prof, mirror), np.where(np.isfinite(mirror),
                                                                         mirror, np.nan))
     return bins, prof
+
+
+def _lamina_back(bone: NDArray[np.bool_], coords: BoxCoordinates, post: NDArray[np.float64],
+                 s_half: float, px: float, gap: float) -> float | None:
+    """How far behind the canal the laminae's posterior surface lies beside the
+    spinous process (median over slices and columns ``|v|`` within 5 mm lateral of
+    its half-width): the spinous process arises behind it."""
+    depths = []
+    for k in range(bone.shape[0]):
+        if not np.isfinite(post[k]) or not bone[k].any():
+            continue
+        u_k, v_k = coords.u[k], coords.v[k]
+        av = np.abs(v_k)
+        sel = bone[k] & (u_k < post[k] + px) & (av > s_half + px) & (av <= s_half + 5.0)
+        if not sel.any():
+            continue
+        cols = np.rint(v_k[sel] / px).astype(np.int64)
+        us = u_k[sel]
+        for c in np.unique(cols):
+            col = np.sort(us[cols == c])[::-1]  # anterior first
+            if col[0] < post[k] - 3.0 * px:
+                continue  # no lamina against the canal here
+            breaks = np.nonzero(-np.diff(col) > gap)[0]
+            back = col[breaks[0]] if len(breaks) else col[-1]
+            depths.append(float(post[k] - back + 0.5 * px))
+    return float(np.median(depths)) if depths else None
 
 
 def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: BoxCoordinates, *,
@@ -273,6 +306,9 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
     s_half = float(np.median(spin)) + o.spinous_half_width_margin_mm if spin \
         else o.spinous_default_half_width_mm
     s_half = float(np.clip(s_half, o.spinous_min_half_width_mm, o.spinous_max_half_width_mm))
+    root = _lamina_back(bone, coords, post, s_half, px, gap)
+    root_offset = float(np.clip(root, 0.0, o.spinous_max_root_offset_mm)) if root is not None \
+        else o.spinous_root_offset_mm
     wall, post = _fill_nearest(wall), _fill_nearest(post)
     hw, pend = _fill_nearest(hw), _fill_nearest(pend)
     # a side without canal voxels on a slice: mirror the other side
@@ -280,8 +316,9 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
         hw[:, a] = np.where(np.isfinite(hw[:, a]), hw[:, a], hw[:, b])
         pend[:, a] = np.where(np.isfinite(pend[:, a]), pend[:, a], pend[:, b])
     outer = hw + np.array(width)[None, :] + o.pedicle_outer_margin_mm
-    # the transverse process's root beside the pedicle: the pedicle ends no farther
-    # back than the root's posterior edge (lumbar pedicles with parallel canal walls)
+    # the transverse process arises at the pedicle-lamina junction: the pedicle ends
+    # no farther back than the middle of the process's root (lumbar pedicles beside
+    # parallel canal walls)
     for s, sign in enumerate(_SIDES):
         edges = []
         for k in range(n):
@@ -298,18 +335,19 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
             if rows[0] * px + wall[k] < pend[k, s]:
                 continue  # starts behind the pedicle: a facet, not the root
             run = rows[:np.argmax(np.diff(np.append(rows, rows[-1] - 2)) < -1) + 1]
-            edges.append(float(run[-1]) * px + wall[k])
+            edges.append(0.5 * float(run[0] + run[-1]) * px + wall[k])
         if edges:
             pend[:, s] = np.maximum(pend[:, s], float(np.median(edges)))
     prof_v, prof_u = _body_profile(bone, coords, wall, hw, px)
     return VertebraLandmarks(
         body_profile_v=prof_v, body_profile_u=prof_u,
+        body_back_tolerance_mm=o.pedicle_body_tolerance_mm,
         first_slice=coords.start[0], body_wall_u=wall, canal_posterior_u=post,
         canal_half_width=hw, pedicle_end_u=pend, pedicle_outer_v=outer,
         pedicle_width_mm=(width[0], width[1]),
         pedicle_width_measured=(bool(measured[0]), bool(measured[1])),
         spinous_half_width_mm=s_half, spinous_measured=bool(spin),
-        spinous_root_offset_mm=o.spinous_root_offset_mm)
+        spinous_root_offset_mm=root_offset)
 
 
 def label_parts(mask: NDArray[np.bool_], coords: BoxCoordinates,
@@ -343,7 +381,9 @@ def label_parts(mask: NDArray[np.bool_], coords: BoxCoordinates,
                                           coords.pixel_mm)
         joined[kk] = is_body[comps]
     bridge = joined[idx]
-    body = (u >= lm.body_wall_u[k]) & (u >= lm.body_back_u(v) - coords.pixel_mm)
+    body = (u >= lm.body_wall_u[k]) \
+        & (u >= lm.body_wall_u[k] + lm.body_back_u(v) - max(coords.pixel_mm,
+                                                              lm.body_back_tolerance_mm))
     spinous = ~body & (u < lm.canal_posterior_u[k] - lm.spinous_root_offset_mm) \
         & (av <= lm.spinous_half_width_mm)
     tp = ~body & ~spinous & (av > lm.pedicle_outer_v[k, s])

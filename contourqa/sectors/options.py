@@ -45,6 +45,7 @@ class PartitionOptions:
     pedicle_max_width_mm: float
     pedicle_default_width_mm: float
     pedicle_tp_root_mm: float
+    pedicle_body_tolerance_mm: float
     spinous_base_offset_mm: float
     spinous_search_half_width_mm: float
     spinous_half_width_margin_mm: float
@@ -52,6 +53,7 @@ class PartitionOptions:
     spinous_max_half_width_mm: float
     spinous_default_half_width_mm: float
     spinous_root_offset_mm: float
+    spinous_max_root_offset_mm: float
     envelope_neighbour_mm: float
     envelope_closing_mm: float
     envelope_use_mirror: bool

@@ -161,8 +161,13 @@ def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
     origins, _ = slice_centroids(seed, sub)
     px = float(min(geometry.spacing_mm[0], geometry.spacing_mm[1]))
     bidx = np.argwhere(bone)
+    # the axis from the bone and the lesion on its slices: a vertebra contoured
+    # without its lytic half (or segmented from the CT) would turn it
+    on_slices = bone.any(axis=(1, 2))[:, None, None]
+    solid = bone | (lesion[box] & on_slices & ~seed) if lesion is not None else bone
+    sidx = np.argwhere(solid)
     cidx = np.argwhere(seed)
-    a = vertebra_axis(sub.index_to_patient(bidx)[:, :2], bidx[:, 0],
+    a = vertebra_axis(sub.index_to_patient(sidx)[:, :2], sidx[:, 0],
                       sub.index_to_patient(cidx)[:, :2], cidx[:, 0], origins, 0.5 * px)
     if a is None:
         return None
