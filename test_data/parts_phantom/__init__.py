@@ -95,7 +95,7 @@ SUITE: dict[str, CaseSpec] = {
     "C6_pedicle_whole_right_lytic": CaseSpec(level="C6", lesion="pedicle_whole",
                                              side="right", density="lytic", pixel_mm=0.7,
                                              vertebra_roi=_BV),
-    "C4_lamina_left": CaseSpec(level="C4", lesion="lamina", side="left", pixel_mm=0.7),
+    "C4_lamina_left": CaseSpec(level="C4", lesion="lamina", side="left", pixel_mm=0.6),
     # epidural and paraspinal extension
     "T10_body_epidural_sac": CaseSpec(level="T10", lesion="body_central", epidural=True,
                                       canal_roi="thecal_sac"),

@@ -152,23 +152,31 @@ def _dilate(mask: NDArray[np.bool_], mm: float, spacing_zyx: NDArray[np.float64]
 
 def _dose(scene: Scene, ptv: NDArray[np.bool_], rx: float
           ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """A designed SBRT-like dose on a coarse grid: Rx in the PTV, halving every 6 mm
-    outside it, capped near the cord (0.54 Rx at the cord, +0.12 Rx per mm)."""
+    """A designed SBRT-like dose on a coarse grid covering the CT: Rx in the PTV, halving
+    every 6 mm outside it, and capped by the cord (or the thecal sac below the cord):
+    0.5 Rx within one dose-cell diagonal of it, rising 0.1 Rx per mm beyond."""
     px, dz = float(scene.spacing_mm[0]), float(scene.spacing_mm[2])
     n = max(1, round(2.5 / px))
     mz = max(1, round(2.5 / dz))
-    sub = (slice(None, None, mz), slice(None, None, n), slice(None, None, n))
+    shape = scene.shape
+    # node indices on the CT grid, one step beyond each end (half-slice end caps of the
+    # ROIs lie inside the dose grid), edge values repeated there
+    idx = [np.arange(-st, s + 2 * st - 1, st) for s, st in zip(shape, (mz, n, n), strict=True)]
+    clamp = [np.clip(i, 0, s - 1) for i, s in zip(idx, shape, strict=True)]
     sp = np.array([dz * mz, px * n, px * n])
+    sub = np.ix_(*clamp)
     p = ptv[sub]
     d_out = ndimage.distance_transform_edt(~p, sampling=sp) if p.any() else np.full(p.shape, 99.0)
     dose = rx * np.power(0.5, np.maximum(d_out - 0.5, 0) / 6.0)
-    cord = scene.cord[sub] if scene.cord.any() else scene.sac[sub]
-    if cord.any():
-        d_c = ndimage.distance_transform_edt(~cord, sampling=sp)
-        dose = np.minimum(dose, rx * (0.54 + 0.12 * d_c))
+    cord_full = scene.cord if scene.cord.any() else scene.sac
+    if cord_full.any():
+        c = cord_full[sub]
+        d_c = ndimage.distance_transform_edt(~c, sampling=sp) if c.any() else np.full(c.shape, 99.0)
+        diag = float(np.linalg.norm(sp))
+        dose = np.minimum(dose, rx * (0.5 + 0.1 * np.maximum(d_c - diag, 0.0)))
     dose[~scene.body[sub]] = 0.0
-    origin = scene.origin_mm.copy()
-    return dose, origin, np.array([px * n, px * n, dz * mz])
+    step = np.array([px * n, px * n, dz * mz])
+    return dose, scene.origin_mm - step, step
 
 
 _COLORS = {"GTV": (255, 0, 0), "CTV": (255, 128, 0), "PTV": (0, 128, 255),

@@ -288,20 +288,36 @@ def build_scene(spec: CaseSpec) -> Scene:
     hu_acc = np.zeros(shape, dtype=np.float32)
     xx, yy = np.meshgrid(xs, ys, indexing="xy")   # (row=y, col=x)
     rinv = rot.T
+    # the spine's window (rows, columns): every solid of every level, the canal and the
+    # lesion; outside it only soft tissue, which does not depend on z without tilt
+    allb = np.array([b for row in boxes for b in row])
+    c0, c1 = _window(allb[:, 0].min() - 25.0, allb[:, 1].max() + 25.0, float(xs[0]), px, n_xy)
+    r0, r1 = _window(allb[:, 2].min() - 25.0, allb[:, 3].max() + 25.0, float(ys[0]), px, n_xy)
+    win = (slice(r0, r1), slice(c0, c1))
+    soft_cache: tuple[NDArray[np.float64], NDArray[np.bool_]] | None = None
     for k, zc in enumerate(zs):
         for si, dzs in enumerate(sub_offsets):
             z_lps = zc + dzs
-            d = np.stack([xx - off[0], yy - off[1], np.full_like(xx, z_lps - off[2])])
-            lx = rinv[0, 0] * d[0] + rinv[0, 1] * d[1] + rinv[0, 2] * d[2]
-            ly = rinv[1, 0] * d[0] + rinv[1, 1] * d[1] + rinv[1, 2] * d[2]
-            lz = rinv[2, 0] * d[0] + rinv[2, 1] * d[1] + rinv[2, 2] * d[2]
-            f = _slice_fields(spec, levels, boxes, lx, ly, lz, z_lps, xs, ys, canal, prims)
-            hu = _slice_hu(spec, f, px, cort_hu, canc_hu, levels)
+            dxf, dyf, dzf = xx - off[0], yy - off[1], z_lps - off[2]
+            if soft_cache is None or spec.tilt_deg != 0.0:
+                lxf = rinv[0, 0] * dxf + rinv[0, 1] * dyf + rinv[0, 2] * dzf
+                lyf = rinv[1, 0] * dxf + rinv[1, 1] * dyf + rinv[1, 2] * dzf
+                soft_cache = _soft_tissue(spec, lxf, lyf, p)
+            soft, body = soft_cache
+            dxw, dyw = dxf[win], dyf[win]
+            lx = rinv[0, 0] * dxw + rinv[0, 1] * dyw + rinv[0, 2] * dzf
+            ly = rinv[1, 0] * dxw + rinv[1, 1] * dyw + rinv[1, 2] * dzf
+            lz = rinv[2, 0] * dxw + rinv[2, 1] * dyw + rinv[2, 2] * dzf
+            f = _slice_fields(spec, levels, boxes, lx, ly, lz, z_lps, xs[c0:c1], ys[r0:r1],
+                              canal, prims)
+            hu = soft.copy()
+            hu[win] = _slice_hu(spec, f, px, cort_hu, canc_hu, levels, soft[win])
             hu_acc[k] += hu.astype(np.float32)
             if si == (n_sub - 1) // 2:
-                parts[k], lev[k] = f["parts"], f["level"]
-                canal_m[k], sac_m[k], cord_m[k] = f["canal"], f["sac"], f["cord"]
-                body_m[k], gtv_m[k] = f["body"], f["gtv"]
+                parts[k][win], lev[k][win] = f["parts"], f["level"]
+                canal_m[k][win], sac_m[k][win] = f["canal"], f["sac"]
+                cord_m[k][win], gtv_m[k][win] = f["cord"], f["gtv"]
+                body_m[k] = body
     hu_acc /= n_sub
     rng = np.random.default_rng(_seed(spec))
     if spec.noise_hu > 0:
@@ -384,8 +400,6 @@ def _slice_fields(spec: CaseSpec, levels: tuple[LevelModel, ...],
     else:
         ca, cb = (6.5, 4.0) if spec.region == "cervical" else (4.5, 4.0)
         cord = (lx / ca) ** 2 + ((ly + 0.5) / cb) ** 2 <= 1.0
-    bxh, byh, byc = _torso(spec.region)
-    body = (lx / bxh) ** 2 + ((ly - byc) / byh) ** 2 <= 1.0
     gtv = np.zeros(shape, dtype=bool)
     treated_bone = (lev == 1) & bone & (parts != RIB_L) & (parts != RIB_R)
     for prim in prims:
@@ -403,21 +417,19 @@ def _slice_fields(spec: CaseSpec, levels: tuple[LevelModel, ...],
             m &= treated_bone
         gtv |= m
     return {"parts": parts, "level": lev, "canal": canal_m, "sac": sac, "cord": cord,
-            "body": body, "gtv": gtv, "lx": lx, "ly": ly, "lz": lz}
+            "gtv": gtv, "lx": lx, "ly": ly, "lz": lz}
 
 
-def _slice_hu(spec: CaseSpec, f: dict[str, NDArray[np.generic]], px: float, cort: float,
-              canc: float, levels: tuple[LevelModel, ...]) -> NDArray[np.float64]:
-    lx, ly = f["lx"], f["ly"]
-    body = f["body"].astype(bool)
-    parts = f["parts"]
+def _soft_tissue(spec: CaseSpec, lx: NDArray[np.float64], ly: NDArray[np.float64],
+                 p: VertebraParams) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """CT numbers of everything but the spine and canal, and the body outline."""
     region = spec.region
-    hu = np.full(lx.shape, HU["air"], dtype=np.float64)
     bxh, byh, byc = _torso(region)
+    body = (lx / bxh) ** 2 + ((ly - byc) / byh) ** 2 <= 1.0
+    hu = np.full(lx.shape, HU["air"], dtype=np.float64)
     inner = (lx / (bxh - 10.0)) ** 2 + ((ly - byc) / (byh - 10.0)) ** 2 <= 1.0
     hu[body] = HU["fat"]
     hu[inner] = HU["soft_tissue"]
-    p = levels[1].params
     if region == "thoracic":
         for s in (1, -1):
             lung = ((lx - s * 50.0) / 30.0) ** 2 + ((ly + 32.0) / 36.0) ** 2 <= 1.0
@@ -428,6 +440,15 @@ def _slice_hu(spec: CaseSpec, f: dict[str, NDArray[np.generic]], px: float, cort
     else:
         gut = (lx / 60.0) ** 2 + ((ly + 62.0) / 22.0) ** 2 <= 1.0
         hu[gut & inner] = -90.0
+    return hu, body
+
+
+def _slice_hu(spec: CaseSpec, f: dict[str, NDArray[np.generic]], px: float, cort: float,
+              canc: float, levels: tuple[LevelModel, ...], soft: NDArray[np.float64]
+              ) -> NDArray[np.float64]:
+    parts = f["parts"]
+    hu = soft.copy()
+    p = levels[1].params
     canal = f["canal"].astype(bool)
     hu[canal] = HU["fat"]
     hu[f["sac"].astype(bool)] = HU["csf"]
