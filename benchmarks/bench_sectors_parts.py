@@ -81,7 +81,7 @@ def bench(names: list[str]) -> list[dict[str, Any]]:
             vert_names = {v for k, v in truth.roi_names.items() if k.startswith("vertebra:")}
             with_roi = _run(case, truth, drop=set())
             ct_only = _run(case, truth, drop=vert_names)
-        row = {"case": name, "level": truth.level, "truth": list(truth.gtv_sectors),
+        row: dict[str, Any] = {"case": name, "level": truth.level, "truth": list(truth.gtv_sectors),
                "borderline": list(truth.borderline_sectors), "epidural": truth.epidural,
                "paraspinal": truth.paraspinal, "gtv_cc": truth.gtv_cc,
                "gtv_parts_cc": {k: v for k, v in truth.gtv_parts.items() if v > 0},
@@ -119,11 +119,13 @@ def write_results(rows: list[dict[str, Any]], out: Path) -> str:
         "`contourqa.anatomy`. `with ROI`: structure set as written (vertebra ROIs named "
         "as in the column `vertebra ROI`; a name the engine does not recognise leaves it "
         "to the CT); `CT only`: vertebra ROIs removed. `n/e`: not evaluated "
-        "(no vertebra entry). Epidural/paraspinal columns: truth / with ROI / CT only.",
+        "(no vertebra entry). `borderline`: sectors whose GTV volume is within a factor 2 "
+        "of the threshold (a miss there is a matter of millimetres). Epidural/paraspinal "
+        "columns: truth / with ROI / CT only (Y/N, - not evaluated).",
         "",
-        "| case | level | vertebra ROI | canal ROI | truth | with ROI | match | CT only | "
-        "match | epidural | paraspinal |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | level | vertebra ROI | canal ROI | truth | borderline | with ROI | match | "
+        "CT only | match | epidural | paraspinal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def b(v: Any) -> str:
@@ -133,7 +135,8 @@ def write_results(rows: list[dict[str, Any]], out: Path) -> str:
         w, c = r["with_roi"], r["ct_only"]
         lines.append(
             f"| {r['case']} | {r['level']} | {r['vertebra_roi'] or '-'} | {r['canal_roi']} | "
-            f"{_fmt(r['truth'])} | {_fmt(w['found'])} | {_yn(w['match'])} | "
+            f"{_fmt(r['truth'])} | {_fmt(r['borderline']) if r['borderline'] else '-'} | "
+            f"{_fmt(w['found'])} | {_yn(w['match'])} | "
             f"{_fmt(c['found'])} | {_yn(c['match'])} | "
             f"{b(r['epidural'])}/{b(w['epidural'])}/{b(c['epidural'])} | "
             f"{b(r['paraspinal'])}/{b(w['paraspinal'])}/{b(c['paraspinal'])} |")

@@ -90,6 +90,11 @@ SUITE: dict[str, CaseSpec] = {
     "L1_posterior_arch_lytic": CaseSpec(level="L1", lesion="posterior_arch", density="lytic"),
     "T10_posterolateral_right": CaseSpec(level="T10", lesion="posterolateral", side="right",
                                          ribs=True),
+    # lesions across the junctions of parts (clipped to the vertebra's bone only)
+    "T10_pedicle_base_left": CaseSpec(level="T10", lesion="pedicle_base", side="left"),
+    "T10_pillar_junction_right_lytic": CaseSpec(level="T10", lesion="pillar_junction",
+                                                side="right", density="lytic"),
+    "L3_lamina_spinous_left": CaseSpec(level="L3", lesion="lamina_spinous", side="left"),
     # cervical
     "C5_body_left": CaseSpec(level="C5", lesion="body_lateral", side="left", pixel_mm=0.7),
     "C6_pedicle_whole_right_lytic": CaseSpec(level="C6", lesion="pedicle_whole",

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from ._anatomy import DISC, PART_NAMES, SECTOR_OF_PART, SUB_LABEL, VERTEBRA_PARTS
 from ._dicom import RoiPlanes, contours_from_mask, write_dicom
-from ._scene import HU, CaseSpec, Scene, build_scene
+from ._scene import CANCELLOUS_HU, CORTICAL_HU, HU, CaseSpec, Scene, build_scene
 
 __all__ = ["MIN_EPIDURAL_CC", "MIN_PARASPINAL_CC", "MIN_SECTOR_CC", "MIN_SECTOR_PCT",
            "PARASPINAL_MARGIN_MM", "CaseTruth", "case_truth", "write_case"]
@@ -258,7 +258,7 @@ def write_case(spec: CaseSpec, out_dir: str | Path, *, name: str = "case") -> Ca
     tdir.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(tdir / "labels.npz", parts=scene.parts, level_index=scene.level_index,
                         canal=scene.canal)
-    extra = {"hu": HU, "part_names": {str(k): v for k, v in PART_NAMES.items()},
+    extra = {"hu": {**HU, "cortical": CORTICAL_HU, "cancellous": CANCELLOUS_HU}, "part_names": {str(k): v for k, v in PART_NAMES.items()},
              "sector_of_part": {PART_NAMES[k]: v for k, v in SECTOR_OF_PART.items()},
              "levels": [lv.name for lv in scene.levels],
              "geometry": {"origin_mm": scene.origin_mm.tolist(),

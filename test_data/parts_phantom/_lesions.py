@@ -174,6 +174,30 @@ def _posterolateral(p: VertebraParams, side: int) -> list[Primitive]:
                          _parts(c["articular"], c["lamina"]))])
 
 
+_BONE = ("vertebra", frozenset[int]())
+
+
+def _pedicle_base(p: VertebraParams, side: int) -> list[Primitive]:
+    """Across the junction of the pedicle with the body (any bone of the vertebra)."""
+    w = p.pedicle_width_mm
+    return [Primitive(_pedicle_point(p, side, 0.9), (0.6 * w + 1.0, 0.6 * w + 1.0,
+                                                     0.4 * p.pedicle_height_mm), _BONE)]
+
+
+def _pillar_junction(p: VertebraParams, side: int) -> list[Primitive]:
+    """Across the pedicle-lamina junction: pedicle, pillar, lamina root, TP root."""
+    a = p.pillar_centre(side)
+    r = p.pillar_half_width_mm() + 2.0
+    return [Primitive((float(a[0]), float(a[1]) - 1.0, p.pedicle_z_mm),
+                      (r, r + 1.0, 0.4 * p.pedicle_height_mm), _BONE)]
+
+
+def _lamina_spinous(p: VertebraParams, side: int) -> list[Primitive]:
+    """Across the junction of the laminae with the spinous process."""
+    x, y, z = _spinous_point(p, 0.0)
+    return [Primitive((x + side * 2.0, y, z), (7.0, 6.0, 7.0), _BONE)]
+
+
 LesionFn = Callable[[VertebraParams, int], list[Primitive]]
 
 #: Lesion kinds: name -> primitives from the treated vertebra's parameters and side
@@ -193,6 +217,9 @@ LESIONS: dict[str, LesionFn] = {
     "spinous": _spinous,
     "posterior_arch": _posterior_arch,
     "posterolateral": _posterolateral,
+    "pedicle_base": _pedicle_base,
+    "pillar_junction": _pillar_junction,
+    "lamina_spinous": _lamina_spinous,
 }
 
 
@@ -205,7 +232,7 @@ def lesion_primitives(kind: str, p: VertebraParams, side: int) -> list[Primitive
 def _where(kind: str) -> str:
     if kind.startswith("body") and kind != "body_pedicle":
         return "anterior"
-    if kind in ("lamina", "spinous", "posterior_arch"):
+    if kind in ("lamina", "spinous", "posterior_arch", "lamina_spinous"):
         return "posterior"
     return "lateral"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,15 +43,16 @@ from ._lesions import (
     paraspinal_extension,
 )
 
-__all__ = ["HU", "CaseSpec", "Scene", "build_scene", "neighbour_levels"]
+__all__ = ["CANCELLOUS_HU", "CORTICAL_HU", "HU", "CaseSpec", "Scene", "build_scene", "neighbour_levels"]
 
 #: CT numbers (HU) of the tissues.
-HU: dict[str, dict[str, float] | float] = {
+HU: dict[str, float] = {
     "air": -1000.0, "lung": -850.0, "fat": -100.0, "soft_tissue": 45.0, "csf": 8.0,
     "cord": 35.0, "disc": 85.0, "tumour": 50.0, "blastic": 1150.0,
-    "cortical": {"cervical": 900.0, "thoracic": 850.0, "lumbar": 800.0},
-    "cancellous": {"cervical": 300.0, "thoracic": 260.0, "lumbar": 220.0},
 }
+#: Cortical and cancellous bone (HU) by region.
+CORTICAL_HU: dict[str, float] = {"cervical": 900.0, "thoracic": 850.0, "lumbar": 800.0}
+CANCELLOUS_HU: dict[str, float] = {"cervical": 300.0, "thoracic": 260.0, "lumbar": 220.0}
 
 _ORDER = ("C1 C2 C3 C4 C5 C6 C7 T1 T2 T3 T4 T5 T6 T7 T8 T9 T10 T11 T12 "
           "L1 L2 L3 L4 L5").split()
@@ -275,8 +276,8 @@ def build_scene(spec: CaseSpec) -> Scene:
     prims = _lesion(spec, p)
     boxes = _solid_boxes(levels, rot, off)
     region = spec.region
-    cort_hu = float(HU["cortical"][region])  # type: ignore[index]
-    canc_hu = float(HU["cancellous"][region])  # type: ignore[index]
+    cort_hu = CORTICAL_HU[region]
+    canc_hu = CANCELLOUS_HU[region]
 
     parts = np.zeros(shape, dtype=np.uint8)
     lev = np.full(shape, -1, dtype=np.int8)
@@ -323,9 +324,9 @@ def build_scene(spec: CaseSpec) -> Scene:
     if spec.noise_hu > 0:
         hu_acc += rng.normal(0.0, spec.noise_hu, size=shape).astype(np.float32)
     hu_acc[~body_m & (hu_acc < -900)] = -1000.0
-    hu = np.clip(np.rint(hu_acc), -1024, 3000).astype(np.int16)
+    ct_hu: NDArray[np.int16] = np.clip(np.rint(hu_acc), -1024, 3000).astype(np.int16)
     return Scene(spec=spec, origin_mm=origin, spacing_mm=np.array([px, px, dz]), shape=shape,
-                 levels=levels, hu=hu, parts=parts, level_index=lev, canal=canal_m,
+                 levels=levels, hu=ct_hu, parts=parts, level_index=lev, canal=canal_m,
                  sac=sac_m, cord=cord_m, body=body_m, gtv=gtv_m, rotation=rot, offset=off,
                  canal_section=canal)
 
@@ -357,7 +358,7 @@ def _slice_fields(spec: CaseSpec, levels: tuple[LevelModel, ...],
                   boxes: list[list[NDArray[np.float64]]], lx: NDArray[np.float64],
                   ly: NDArray[np.float64], lz: NDArray[np.float64], z_lps: float,
                   xs: NDArray[np.float64], ys: NDArray[np.float64], canal: CanalSection,
-                  prims: list[Primitive]) -> dict[str, NDArray[np.generic]]:
+                  prims: list[Primitive]) -> dict[str, NDArray[Any]]:
     shape = lx.shape
     parts = np.zeros(shape, dtype=np.uint8)
     lev = np.full(shape, -1, dtype=np.int8)
@@ -443,7 +444,7 @@ def _soft_tissue(spec: CaseSpec, lx: NDArray[np.float64], ly: NDArray[np.float64
     return hu, body
 
 
-def _slice_hu(spec: CaseSpec, f: dict[str, NDArray[np.generic]], px: float, cort: float,
+def _slice_hu(spec: CaseSpec, f: dict[str, NDArray[Any]], px: float, cort: float,
               canc: float, levels: tuple[LevelModel, ...], soft: NDArray[np.float64]
               ) -> NDArray[np.float64]:
     parts = f["parts"]
