@@ -3,9 +3,9 @@
 Local frame of a vertebra (mm): ``x`` to the patient's left, ``y`` posterior, ``z``
 superior; the origin is the centre of the spinal canal level with the middle of the
 vertebral body.  Every part is an analytic solid in this frame; a point takes the
-label of the first part (in :data:`PRIORITY`) that contains it.  Nothing here comes
-from contourqa's sector engine: the ISRC sector of a voxel follows from the *part*
-it belongs to (:data:`SECTOR_OF_PART`), never from angles about the canal.
+label of the first part (in :data:`PRIORITY`) that contains it.  Nothing here is
+taken from contourqa's sector engine: the ISRC sector of a voxel follows from the
+*part* it belongs to (:data:`SECTOR_OF_PART`), never from angles about the canal.
 
 Parts
 -----
@@ -31,8 +31,8 @@ Parts
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from ._anatomy import DISC, PART_NAMES, SECTOR_OF_PART, SUB_LABEL, VERTEBRA_PARTS
+from ._anatomy import PART_NAMES, SECTOR_OF_PART, SUB_LABEL, VERTEBRA_PARTS
 from ._dicom import RoiPlanes, contours_from_mask, write_dicom
 from ._scene import CANCELLOUS_HU, CORTICAL_HU, HU, CaseSpec, Scene, build_scene
 
@@ -205,7 +205,6 @@ def write_case(spec: CaseSpec, out_dir: str | Path, *, name: str = "case") -> Ca
     truth = case_truth(scene, name)
     sp_zyx = scene.spacing_mm[::-1]
     treated = scene.level_index == scene.treated_index
-    bone = (scene.parts > 0) & (scene.parts != DISC)
     vert_parts = np.isin(scene.parts, list(VERTEBRA_PARTS))
     roi_masks: list[tuple[str, str, NDArray[np.bool_]]] = [("BODY", "EXTERNAL", scene.body),
                                                            ("GTV", "GTV", scene.gtv)]
@@ -234,7 +233,6 @@ def write_case(spec: CaseSpec, out_dir: str | Path, *, name: str = "case") -> Ca
             nm = spec.vertebra_roi.format(level=lv.name)
             roi_masks.append((nm, "ORGAN", vert_parts & (scene.level_index == li)))
             names[f"vertebra:{lv.name}"] = nm
-    del bone
     rois = [RoiPlanes(nm, typ, _COLORS.get(nm, (160, 160, 255)),
                       contours_from_mask(m, origin_mm=scene.origin_mm,
                                          spacing_mm=scene.spacing_mm))

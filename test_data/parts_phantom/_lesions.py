@@ -99,7 +99,7 @@ def _pedicle(p: VertebraParams, side: int) -> list[Primitive]:
 
 
 def _pedicle_whole(p: VertebraParams, side: int) -> list[Primitive]:
-    """The whole pedicle, and the bone within 1 mm of it (lytic: it is gone on CT)."""
+    """The whole pedicle, from the body's outline to the pillar's."""
     c = _pedicle_point(p, side, 0.5)
     big = (p.pedicle_length_mm(), p.pedicle_length_mm(), p.pedicle_height_mm)
     return [Primitive(c, big, _parts(_side_codes(side)["pedicle"]))]

@@ -21,12 +21,8 @@ from scipy import ndimage
 from ._anatomy import (
     BODY,
     DISC,
-    PART_NAMES,
     RIB_L,
     RIB_R,
-    SECTOR_OF_PART,
-    SUB_LABEL,
-    VERTEBRA_PARTS,
     CanalSection,
     Solid,
     VertebraParams,
