@@ -178,6 +178,20 @@ def write_results(rows: list[dict[str, Any]], out: Path) -> str:
         t = tot[mode]
         lines.append(f"| {label} | {t['match']}/{n} | {t['epidural_match']}/{n} | "
                      f"{t['paraspinal_match']}/{n} | {t['evaluated']}/{n} |")
+    lines += ["", "Sectors the engine added (false) or missed, over all cases:", "",
+              "| | " + " | ".join(f"sector {k}" for k in range(1, 7)) + " |",
+              "|---|" + "---|" * 6]
+    for mode, label in (("with_roi", "with vertebra ROIs"), ("ct_only", "CT only")):
+        extra = dict.fromkeys(range(1, 7), 0)
+        missed = dict.fromkeys(range(1, 7), 0)
+        for r in rows:
+            found = set(r[mode]["found"] or ())
+            for k in found - set(r["truth"]):
+                extra[k] += 1
+            for k in set(r["truth"]) - found:
+                missed[k] += 1
+        lines.append(f"| {label}: added / missed | "
+                     + " | ".join(f"{extra[k]} / {missed[k]}" for k in range(1, 7)) + " |")
     gen = sorted(r["generate_s"] for r in rows)
     cpu = sorted(r["generate_cpu_s"] for r in rows)
     lines += ["", f"Case generation (CT, ROIs, dose, DICOM files): CPU median "

@@ -274,3 +274,11 @@ def test_written_case_reads_back(tmp_path: Path) -> None:
     # the GTV as written covers the pedicle it replaced
     assert (gtv & ped).sum() >= 0.97 * ped.sum()
     assert tj["gtv_sectors"] == [6] and tj["level"] == "T9"
+
+
+def test_command_line_lists_and_writes(tmp_path: Path) -> None:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "test_data.parts_phantom", "--list"], cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == list(SUITE)
