@@ -56,12 +56,15 @@ def _run(case: Any, truth: CaseTruth, *, drop: set[str]) -> dict[str, Any]:
                            "findings": [f"{f.status.value}:{f.code}" for f in res.findings]}
     if not res.vertebrae:
         out.update(found=None, level=None, epidural=None, paraspinal=None, evaluated=False,
-                   vertebra_source=None)
+                   vertebra_source=None, other_levels=[])
         return out
     entry = next((v for v in res.vertebrae if v.level == truth.level), None)
     if entry is None:  # level unknown or wrong: the vertebra holding most of the GTV
         entry = max(res.vertebrae, key=lambda v: sum(v.gtv_sector_cc))
+    others = [f"{v.level or '?'}:{_fmt(v.gtv_sectors)}" for v in res.vertebrae
+              if v is not entry and v.gtv_sectors]
     out.update(found=list(entry.gtv_sectors), level=entry.level, epidural=entry.epidural,
+               other_levels=others,
                paraspinal=entry.paraspinal, evaluated=True,
                vertebra_source=entry.vertebra_source,
                gtv_sector_cc=[round(v, 3) for v in entry.gtv_sector_cc])
@@ -85,6 +88,7 @@ def bench(names: list[str]) -> list[dict[str, Any]]:
                "borderline": list(truth.borderline_sectors), "epidural": truth.epidural,
                "paraspinal": truth.paraspinal, "gtv_cc": truth.gtv_cc,
                "gtv_parts_cc": {k: v for k, v in truth.gtv_parts.items() if v > 0},
+               "gtv_other_levels_cc": truth.gtv_other_levels_cc,
                "vertebra_roi": spec.vertebra_roi, "canal_roi": spec.canal_roi,
                "generate_s": round(gen_s, 2), "generate_cpu_s": round(gen_cpu, 2),
                "with_roi": with_roi, "ct_only": ct_only}
@@ -93,6 +97,7 @@ def bench(names: list[str]) -> list[dict[str, Any]]:
             r["match"] = r["found"] is not None and sorted(r["found"]) == row["truth"]
             r["epidural_match"] = r["epidural"] == truth.epidural
             r["paraspinal_match"] = r["paraspinal"] == truth.paraspinal
+            r["no_other_level"] = r["evaluated"] and not r["other_levels"]
         rows.append(row)
         print(f"{name:42s} truth {_fmt(row['truth']):12s} roi {_fmt(with_roi['found']):12s} "
               f"ct {_fmt(ct_only['found']):12s} gen {gen_s:4.1f}s", flush=True)
@@ -143,11 +148,13 @@ def write_results(rows: list[dict[str, Any]], out: Path) -> str:
         "(no vertebra entry); `(ct)`: the engine did not take the vertebra ROI and segmented "
         "the CT. `borderline`: sectors whose GTV volume is within a factor 2 "
         "of the threshold (a miss there is a matter of millimetres). Epidural/paraspinal "
-        "columns: truth / with ROI / CT only (Y/N, - not evaluated).",
+        "columns: truth / with ROI / CT only (Y/N, - not evaluated). Every GTV of the suite "
+        "stays in its vertebra's bone (truth `gtv_other_levels_cc` = 0), so sectors the "
+        "engine reports on another vertebra (last column: with ROI / CT only) are false.",
         "",
         "| case | level | vertebra ROI | canal ROI | truth | borderline | with ROI | match | "
-        "CT only | match | epidural | paraspinal |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "CT only | match | epidural | paraspinal | other vertebrae with GTV sectors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def b(v: Any) -> str:
@@ -162,22 +169,26 @@ def write_results(rows: list[dict[str, Any]], out: Path) -> str:
             f"{_yn(w['match'])} | "
             f"{_fmt(c['found'])} | {_yn(c['match'])} | "
             f"{b(r['epidural'])}/{b(w['epidural'])}/{b(c['epidural'])} | "
-            f"{b(r['paraspinal'])}/{b(w['paraspinal'])}/{b(c['paraspinal'])} |")
+            f"{b(r['paraspinal'])}/{b(w['paraspinal'])}/{b(c['paraspinal'])} | "
+            f"{' '.join(w['other_levels']) or '-'} / {' '.join(c['other_levels']) or '-'} |")
     tot: dict[str, dict[str, int]] = {}
     for mode in ("with_roi", "ct_only"):
         tot[mode] = {k: sum(1 for r in rows if r[mode][k])
-                     for k in ("match", "epidural_match", "paraspinal_match", "evaluated")}
+                     for k in ("match", "epidural_match", "paraspinal_match", "no_other_level",
+                               "evaluated")}
     lines += [
         "",
         "## Totals",
         "",
-        "| | sector set exact | epidural agrees | paraspinal agrees | evaluated |",
-        "|---|---|---|---|---|",
+        "| | sector set exact | epidural agrees | paraspinal agrees | no sector on another "
+        "vertebra | evaluated |",
+        "|---|---|---|---|---|---|",
     ]
     for mode, label in (("with_roi", "with vertebra ROIs"), ("ct_only", "CT only")):
         t = tot[mode]
         lines.append(f"| {label} | {t['match']}/{n} | {t['epidural_match']}/{n} | "
-                     f"{t['paraspinal_match']}/{n} | {t['evaluated']}/{n} |")
+                     f"{t['paraspinal_match']}/{n} | {t['no_other_level']}/{n} | "
+                     f"{t['evaluated']}/{n} |")
     lines += ["", "Sectors the engine added (false) or missed, over all cases:", "",
               "| | " + " | ".join(f"sector {k}" for k in range(1, 7)) + " |",
               "|---|" + "---|" * 6]

@@ -171,6 +171,7 @@ def test_lesion_inside_one_part_has_that_parts_sector(lesion: str, side: str, le
     assert set(np.unique(inside)) == set(sectors)
     assert (sc.level_index[sc.gtv] == sc.treated_index).all()
     assert not t.epidural and not t.paraspinal
+    assert all(v == 0.0 for v in t.gtv_other_levels_cc.values())
 
 
 def test_multi_part_lesions() -> None:
@@ -276,7 +277,7 @@ def test_written_case_reads_back(tmp_path: Path) -> None:
     assert tj["gtv_sectors"] == [6] and tj["level"] == "T9"
 
 
-def test_command_line_lists_and_writes(tmp_path: Path) -> None:
+def test_command_line_lists_the_suite() -> None:
     import subprocess
 
     out = subprocess.run([sys.executable, "-m", "test_data.parts_phantom", "--list"], cwd=REPO,

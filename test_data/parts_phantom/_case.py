@@ -54,6 +54,9 @@ class CaseTruth:
     epidural, paraspinal : bool
     epidural_cc, paraspinal_cc, gtv_cc : float
     sub_labels : dict of str to str
+    gtv_other_levels_cc : dict of str to float
+        GTV volume (cc) in the bone of each neighbouring vertebra (0 in the suite: every
+        lesion stays in its vertebra, so no sector of another level is involved).
     criterion : str
     roi_names : dict of str to str
         role -> ROI name (``gtv``, ``spinal_canal``, ``vertebra:<level>``...).
@@ -73,6 +76,7 @@ class CaseTruth:
     paraspinal_cc: float
     gtv_cc: float
     sub_labels: dict[str, str] = field(default_factory=dict)
+    gtv_other_levels_cc: dict[str, float] = field(default_factory=dict)
     criterion: str = CRITERION
     roi_names: dict[str, str] = field(default_factory=dict)
     files: dict[str, Any] = field(default_factory=dict)
@@ -112,7 +116,11 @@ def case_truth(scene: Scene, name: str = "") -> CaseTruth:
         gtv_parts=parts_cc, gtv_sector_cc={s: _r(v) for s, v in sector_cc.items()},
         borderline_sectors=border, epidural=epi_cc >= MIN_EPIDURAL_CC, epidural_cc=_r(epi_cc),
         paraspinal=para_cc >= MIN_PARASPINAL_CC, paraspinal_cc=_r(para_cc), gtv_cc=_r(gtv_cc),
-        sub_labels={PART_NAMES[k]: v for k, v in SUB_LABEL.items()})
+        sub_labels={PART_NAMES[k]: v for k, v in SUB_LABEL.items()},
+        gtv_other_levels_cc={
+            lv.name: _r(float((gtv & (scene.level_index == i)
+                               & np.isin(scene.parts, list(VERTEBRA_PARTS))).sum()) * vc)
+            for i, lv in enumerate(scene.levels) if i != scene.treated_index})
 
 
 def _crop(mask: NDArray[np.bool_], margin: tuple[int, int, int]
