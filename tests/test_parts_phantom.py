@@ -252,7 +252,8 @@ def test_written_case_reads_back(tmp_path: Path) -> None:
     from contourqa.masks import roi_mask
     from contourqa.geometry import VolumeGeometry
 
-    spec = replace(SUITE["T9_pedicle_whole_right_lytic"], pixel_mm=1.2, slice_mm=3.0)
+    spec = replace(SUITE["T9_pedicle_whole_right_lytic"], pixel_mm=1.2, slice_mm=3.0,
+                   axial_rotation_deg=-20.0, tilt_deg=10.0, offset_mm=(3.3, -7.1, 12.345))
     truth = write_case(spec, tmp_path, name="rb")
     assert truth.gtv_sectors == (6,)
     ss = read_structure_set(tmp_path / "dicom" / "RS.dcm")
@@ -274,6 +275,13 @@ def test_written_case_reads_back(tmp_path: Path) -> None:
     ped = (parts == PEDICLE_R) & (labels["level_index"] == 1)
     # the GTV as written covers the pedicle it replaced
     assert (gtv & ped).sum() >= 0.97 * ped.sum()
+    # every ROI rasterised by voxel centre gives back the mask it was drawn from
+    vert = np.isin(parts, list(SECTOR_OF_PART))
+    for lv, name in enumerate(("Bone_Vertebra_T8", "Bone_Vertebra_T9", "Bone_Vertebra_T10")):
+        m = roi_mask(next(r for r in ss.rois if r.name == name), vg)
+        assert np.array_equal(m, vert & (labels["level_index"] == lv)), name
+    canal = roi_mask(next(r for r in ss.rois if r.name == "SpinalCanal"), vg)
+    assert np.array_equal(canal, labels["canal"])
     assert tj["gtv_sectors"] == [6] and tj["level"] == "T9"
 
 
@@ -283,3 +291,25 @@ def test_command_line_lists_the_suite() -> None:
     out = subprocess.run([sys.executable, "-m", "test_data.parts_phantom", "--list"], cwd=REPO,
                          capture_output=True, text=True, check=True)
     assert out.stdout.split() == list(SUITE)
+
+
+def test_contour_planes_are_not_split_by_rounding(tmp_path: Path) -> None:
+    # this pose once put the slices at z = ...x.xxx5 mm: rounded to 3 decimals, the
+    # polygons of one slice fell into two planes and a reader kept only one of them
+    from contourqa.geometry import VolumeGeometry
+    from contourqa.io.rtstruct import read_structure_set
+    from contourqa.masks import roi_mask
+
+    spec = replace(SUITE["L3_pedicle_left_rotm20_tilt10"], pixel_mm=1.2)
+    write_case(spec, tmp_path, name="planes")
+    import json
+
+    g = json.loads((tmp_path / "truth" / "truth.json").read_text())["geometry"]
+    assert all(abs(2 * z - round(2 * z)) < 1e-9 for z in g["origin_mm"])
+    vg = VolumeGeometry(shape=tuple(g["shape_zyx"]), origin_mm=np.array(g["origin_mm"]),
+                        spacing_mm=np.array(g["spacing_mm_xyz"]))
+    labels = np.load(tmp_path / "truth" / "labels.npz")
+    ss = read_structure_set(tmp_path / "dicom" / "RS.dcm")
+    m = roi_mask(next(r for r in ss.rois if r.name == "VB_L3"), vg)
+    assert np.array_equal(m, np.isin(labels["parts"], list(SECTOR_OF_PART))
+                          & (labels["level_index"] == 1))

@@ -257,8 +257,12 @@ def build_scene(spec: CaseSpec) -> Scene:
     bottom = levels[2].z_mm - levels[2].params.body_height_mm / 2 - 0.5 * p.disc_height_mm
     z_lo = off[2] + bottom * math.cos(math.radians(spec.tilt_deg))
     z_hi = off[2] + top * math.cos(math.radians(spec.tilt_deg))
+    # positions on a 0.5 mm lattice: contour coordinates then have at most one decimal
+    # in z, never a value that rounding to 3 decimals could split into two planes
+    z_lo = math.floor(z_lo * 2.0) / 2.0
     nz = int(math.floor((z_hi - z_lo) / dz)) + 1
-    origin = np.array([off[0] - half, off[1] + byc - half, z_lo])
+    origin = np.array([math.floor((off[0] - half) * 2.0) / 2.0,
+                       math.floor((off[1] + byc - half) * 2.0) / 2.0, z_lo])
     xs = origin[0] + px * np.arange(n_xy)
     ys = origin[1] + px * np.arange(n_xy)
     zs = origin[2] + dz * np.arange(nz)
