@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from skimage.measure import find_contours
 
@@ -40,7 +40,7 @@ def _dl(values: Sequence[float] | NDArray[np.float64]) -> list[str]:
 _CONTOUR_DATA = Tag(0x30060050)
 
 
-def _raw_ds(tag: Tag, values: NDArray[np.float64]) -> RawDataElement:
+def _raw_ds(tag: BaseTag, values: NDArray[np.float64]) -> RawDataElement:
     """A DS element already encoded: pydicom writes it as is, instead of making (and
     validating) one DS object per coordinate, which dominated the writing time."""
     b = "\\".join(_dl(values)).encode("ascii")
