@@ -133,14 +133,14 @@ def test_gtv_rim_on_the_cortex_is_not_paraspinal(variants):  # type: ignore[no-u
     assert deep.paraspinal and 0.7 * flush.paraspinal_cc <= deep.paraspinal_cc < flush.paraspinal_cc
 
 
-def test_lumbar_levels_take_the_lumbar_arch_thickness(variants):  # type: ignore[no-untyped-def]
-    # The lamina here is 8.5 mm thick: with the thoracic 7 mm arch its outer part reads
-    # as spinous process (GTV sectors {4, 5}); lumbar levels use 9 mm by default.
+def test_thick_lumbar_lamina_is_not_spinous(variants):  # type: ignore[no-untyped-def]
+    # The lamina here is 8.5 mm thick.  The old wedge partition needed a lumbar "arch
+    # thickness" option not to read its outer part as spinous process; the anatomical
+    # partition measures the laminae's posterior surface on the vertebra itself.
     case, truth = variants["lumbar_right_lamina_paraspinal"]
-    _assert_matches_truth(_analyse(case), truth)
-    thoracic = _analyse(case, arch_thickness_lumbar_mm=7.0)
-    (entry,) = [v for v in thoracic.vertebrae if v.gtv_sectors]
-    assert set(entry.gtv_sectors) == {4, 5}
+    entry = _assert_matches_truth(_analyse(case), truth)
+    assert entry.gtv_parts is not None and "spinous" not in entry.gtv_parts
+    assert "lamina_right" in entry.gtv_parts
 
 
 def test_blastic_gtv_bone_is_sclerotic(variants):  # type: ignore[no-untyped-def]

@@ -20,50 +20,67 @@ scoliosis and kyphosis do not mislabel sectors:
   every patient position (HFS, FFS, HFP, FFP).
 
 For a point ``p`` on slice ``k``: ``u = (p - O_k) . a`` (mm anterior of the canal
-centre), ``v = (p - O_k) . l`` (mm to the left) and the angle
-``theta = atan2(-u, v)`` in degrees, wrapped to [-125, 235): 0 is left, 90
-posterior, -90 anterior, 180 right (for an unrotated HFS patient this is
-``atan2(y - y_canal, x - x_canal)``).  ``d`` is the in-plane distance (mm) from the
-canal, and ``u_wall(k)`` the anterior extent of the canal on slice ``k`` (its most
-anterior voxel centre plus half a pixel): the posterior wall of the body.
+centre) and ``v = (p - O_k) . l`` (mm to the left).
 
-Sector boundaries (defaults of :class:`SectorOptions`)
-------------------------------------------------------
-Every bone voxel of the vertebra gets exactly one sector, by the first rule that holds:
+Anatomical partition (:mod:`contourqa.sectors.partition`)
+---------------------------------------------------------
+No wedges: every boundary is a landmark found on the vertebra's own bone, and every
+threshold lives in ``sectors/data/partition.toml`` (:class:`PartitionOptions`; a
+profile overrides it).  The steps, run by :func:`partition_vertebra`:
 
-1. **Vertebral body (1)**: ``u >= u_wall(k)`` (anterior to the posterior wall of the
-   body), or ``theta`` within ``body_half_angle_deg`` (35) of anterior, i.e.
-   ``theta in [-125, -55]`` (the bone between the canal and the body).
-2. **Neural arch** (``d <= arch_thickness_mm``, 7 mm; ``arch_thickness_lumbar_mm``,
-   9 mm, for lumbar levels: the bone that walls the canal), split by angle about
-   the canal centre:
-   left pedicle **2** ``(-55, 30)``; left lamina **3** ``[30, 78)``; spinous
-   process **4** ``[78, 102]`` (``spinous_half_angle_deg`` 12 about posterior);
-   right lamina **5** ``(102, 150]``; right pedicle **6** ``(150, 235)``.  The
-   pedicle-lamina boundary is ``pedicle_lamina_angle_deg`` (30) behind the
-   transverse axis, mirrored on the right.
-3. **Processes** (``d > arch_thickness_mm``, bone projecting from the arch): within
-   ``process_spinous_half_angle_deg`` (30) of posterior, i.e. ``[60, 120]``, the
-   spinous process **4**; lateral to that, the left (**3**) or right (**5**)
-   transverse process.
+1. **Frame**: canal centre per slice (from the canal, thecal-sac or cord ROI, or the
+   CT's canal: a seed only), anterior axis from the canal to the body (bone and
+   lesion, so that a vertebra contoured without its lytic half does not turn it).
+2. **Bony canal** (:mod:`contourqa.sectors.canal`): rays from the centre stop at the
+   first bone (the vertebra's own, or its mirror image about the midline, or the
+   bone met in that direction on the slices within ``bony_canal.neighbour_mm``); rays
+   through a gap (foramen, tumour) take the radius interpolated from their
+   neighbours.  The frame is re-centred on it.  The epidural space is this canal:
+   canal, thecal-sac and cord ROIs complement it but never define it alone.
+3. **Landmarks** (:mod:`contourqa.sectors.landmarks`): the *posterior body wall*
+   ``u_wall`` (the canal's most anterior point) and the *body's posterior surface*
+   per lateral position (from the slices where the body stands alone, mirrored where
+   one side is missing); the *pedicle's end*, where the canal wall turns medially
+   into the lamina or, if farther forward, the middle of the transverse process's
+   root (where the arch meets the articular pillar); the *pedicle's outer surface*,
+   the canal's half-width plus the pedicle width, i.e. the narrowest bone between
+   body and arch measured row by row (a high quantile over the slices: 4-8 mm
+   thoracic, 8-18 mm lumbar are all found); the *spinous half-width* (measured
+   behind the canal) and the *spinous root* (behind the laminae's posterior surface).
+4. **Envelope** (:mod:`contourqa.sectors.envelope`): where a lytic GTV replaced bone,
+   the outline is restored inside the GTV from the mirror image, the neighbouring
+   slices, the body's convex outline, a closing, and the vertebrae above and below
+   at the same relative height; that GTV takes the part it replaced.
+5. **Parts**, first rule that holds: **body** (in front of the body wall and not
+   behind the body's posterior surface; sector 1); **spinous process** (behind the
+   spinous root, within the spinous half-width; 4); **transverse process** (lateral
+   to the pedicle's outer surface; 3 left, 5 right); **pedicle** (in front of the
+   pedicle's end and joined in-plane to the body: the bony bridge; 2 left, 6 right);
+   **lamina** (the rest of the arch, articular processes included; 3, 5).  The
+   sub-labels ``lamina`` and ``transverse_process`` are kept
+   (:data:`PART_NAMES`, ``gtv_parts`` in the report).
 
-A figure of this partition is drawn by :func:`contourqa.sector_figure.sector_png`;
-real vertebrae are shown in ``benchmarks/results/sectors_real_ct_*.png``.
+A figure of the landmarks on real vertebrae (dashed lines: body wall, pedicle end and
+outer surface, spinous half-width; white: the bony canal) is drawn by
+:func:`contourqa.sector_figure.sector_png`; see
+``benchmarks/results/sectors_real_ct_*.png``.
 
 Involvement
 -----------
-A sector is involved when the GTV volume inside it (voxel centres on the CT grid)
+A sector is involved when the GTV volume inside it (voxel centres on the CT grid,
+restored outline included)
 reaches ``min_involved_cc`` (0.05 cc: a one-voxel sliver along a 12 mm boundary on a
 1 x 1 x 1.5 mm grid is about 0.02 cc, a real extension 0.1 cc or more).  The body
 involvement is ``left``/``right`` when at least ``lateral_share`` (0.8) of the body
 GTV lies on one side of the vertebra's midline (``v``), ``diffuse`` when it fills at
 least ``diffuse_body_fraction`` (0.5) of the body on the GTV's slices (or spans both
 sides without a dominant one and without being ``central``), ``central`` otherwise,
-and ``none`` without body involvement.  Epidural: the GTV inside the canal
-(``min_epidural_cc``); its extent is the angle about the canal centre that it
+and ``none`` without body involvement.  Epidural: the GTV inside the bony canal
+(with the canal ROIs; disc levels bridged over ``bony_canal.gap_fill_mm``;
+``min_epidural_cc``); its extent is the angle about the canal centre that it
 covers, gaps narrower than ``epidural_gap_deg`` bridged; circumferential at
-``circumferential_min_deg``.  Paraspinal: GTV outside every vertebra and the canal,
-farther than ``paraspinal_margin_mm`` (1 mm, and one pixel, in-plane) from the
+``circumferential_min_deg``.  Paraspinal: GTV outside every vertebra's envelope (bone and
+restored outline) and the canal, farther than ``paraspinal_margin_mm`` (1 mm, and one pixel, in-plane) from the
 vertebrae's bone (``min_paraspinal_cc``): a contour drawn on the cortex rasterises a
 voxel wider than the bone segmented from the CT, and that rim is not disease in the
 soft tissue.  The CTV covers a sector when it holds at least

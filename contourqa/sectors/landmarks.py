@@ -191,7 +191,7 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
 def _lamina_back(bone: NDArray[np.bool_], coords: BoxCoordinates, post: NDArray[np.float64],
                  s_half: float, px: float, gap: float) -> float | None:
     """How far behind the canal the laminae's posterior surface lies beside the
-    spinous process (median over slices and columns ``|v|`` within 5 mm lateral of
+    spinous process (median over slices and columns ``|v|`` within 3 mm lateral of
     its half-width): the spinous process arises behind it."""
     depths = []
     for k in range(bone.shape[0]):
@@ -199,7 +199,7 @@ def _lamina_back(bone: NDArray[np.bool_], coords: BoxCoordinates, post: NDArray[
             continue
         u_k, v_k = coords.u[k], coords.v[k]
         av = np.abs(v_k)
-        sel = bone[k] & (u_k < post[k] + px) & (av > s_half + px) & (av <= s_half + 5.0)
+        sel = bone[k] & (u_k < post[k] + px) & (av > s_half + px) & (av <= s_half + 3.0)
         if not sel.any():
             continue
         cols = np.rint(v_k[sel] / px).astype(np.int64)
@@ -211,7 +211,8 @@ def _lamina_back(bone: NDArray[np.bool_], coords: BoxCoordinates, post: NDArray[
             breaks = np.nonzero(-np.diff(col) > gap)[0]
             back = col[breaks[0]] if len(breaks) else col[-1]
             depths.append(float(post[k] - back + 0.5 * px))
-    return float(np.median(depths)) if depths else None
+    # the laminae slope back towards the midline: their deeper columns, nearest it
+    return float(np.quantile(depths, 0.75)) if depths else None
 
 
 def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: BoxCoordinates, *,

@@ -1,0 +1,70 @@
+"""The anatomical sector partition against the parts phantom (truth by anatomical part).
+
+The parts phantom (``test_data/parts_phantom``) builds each vertebra from its parts
+(body, pedicles, laminae, transverse, articular and spinous processes, each its own
+solid) and labels every voxel by part; a GTV sector's truth is the sector of the parts
+the GTV lies in.  It shares no code or threshold with ``contourqa.sectors``.  A
+representative subset of its suite is analysed twice, with the vertebra ROIs and from
+the CT alone: a pedicle, a lamina and the spinous process (the landmarks), epidural
+disease against a thecal-sac canal ROI (the bony canal bounds the epidural space), a
+paraspinal extension (the outer envelope) and a lytic body (the restored outline).
+The GTV sector set and the epidural and paraspinal flags must equal the truth exactly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # test_data/ is not installed with the package
+    sys.path.insert(0, str(REPO))
+
+from contourqa.case import Case, load_case  # noqa: E402
+from contourqa.io.discovery import discover  # noqa: E402
+from contourqa.sectors import PART_NAMES, analyse_sectors  # noqa: E402
+from contourqa.structures import assign_roles  # noqa: E402
+from test_data.parts_phantom import SUITE, CaseTruth, write_case  # noqa: E402
+
+CASES = ("T10_pedicle_left_w8", "T10_lamina_left", "T11_spinous_blastic",
+         "T10_body_epidural_sac", "T7_body_right_paraspinal", "T10_body_left_lytic")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Case, CaseTruth]]:
+    out = {}
+    for name in CASES:
+        folder = tmp_path_factory.mktemp(name)
+        truth = write_case(SUITE[name], folder, name=name)
+        _, cases = discover(folder / "dicom")
+        out[name] = (load_case(cases[0]), truth)
+    return out
+
+
+def _entry(case: Case, truth: CaseTruth, *, ct_only: bool) -> Any:
+    assert case.structure_set is not None
+    drop = {v for k, v in truth.roi_names.items() if k.startswith("vertebra:")} \
+        if ct_only else set()
+    rois = [r for r in case.structure_set.rois if r.name not in drop]
+    result = analyse_sectors(case, assign_roles(rois))
+    assert result.evaluated, result.findings
+    return result.entry(truth.level)
+
+
+@pytest.mark.parametrize("ct_only", [False, True], ids=["contours", "ct_only"])
+@pytest.mark.parametrize("name", CASES)
+def test_gtv_sectors_and_flags_equal_part_truth(generated, name, ct_only):  # type: ignore[no-untyped-def]
+    case, truth = generated[name]
+    entry = _entry(case, truth, ct_only=ct_only)
+    assert entry.vertebra_source == ("ct" if ct_only else f"roi:{truth.roi_names[f'vertebra:{truth.level}']}")
+    assert entry.gtv_sectors == tuple(truth.gtv_sectors)
+    assert entry.epidural == truth.epidural
+    assert entry.paraspinal == truth.paraspinal
+    # the parts name the same sectors, with the truth's dominant part among them
+    assert entry.gtv_parts is not None and set(entry.gtv_parts) <= set(PART_NAMES.values())
+    dominant = max(truth.gtv_parts, key=lambda p: truth.gtv_parts[p])
+    expected = {"spinous_process": "spinous"}.get(dominant, dominant)
+    assert expected in entry.gtv_parts
