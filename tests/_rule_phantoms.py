@@ -85,6 +85,19 @@ def plant_nonuniform_prv(ds: pydicom.Dataset) -> None:
         _set_points(item, p)
 
 
+def plant_target_off_spine(ds: pydicom.Dataset) -> None:
+    """GTV, CTV and PTV moved 45 mm to the patient's left, into soft tissue (a lung or
+    chest-wall target beside the spine): the body ellipse's semi-axis is 72 mm and the
+    PTV reaches 17 + 2 mm from its centre, so the whole target stays in the body, and
+    the nearest bone (the left transverse process, x <= 28 mm) is more than 5 mm away
+    from the GTV.  No vertebra is involved: the spine rules do not apply."""
+    for name in ("GTV", "CTV", "PTV"):
+        for item in _roi_contours(ds, name):
+            p = _points(item)
+            p[:, 0] += 45.0
+            _set_points(item, p)
+
+
 def copy_item(item: pydicom.Dataset) -> pydicom.Dataset:
     return copy.deepcopy(item)
 
@@ -215,6 +228,7 @@ PLANTS: dict[str, Callable[[pydicom.Dataset], None]] = {
     "stray_island": plant_stray_island,
     "self_crossing": plant_self_crossing,
     "nonuniform_prv": plant_nonuniform_prv,
+    "target_off_spine": plant_target_off_spine,
     "preop_gtv_body": plant_preop_gtv_body,
     "preop_gtv_anterior": plant_preop_gtv_anterior,
     "preop_gtv_from_ctv": plant_preop_gtv_from_ctv,

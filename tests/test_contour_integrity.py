@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contourqa.case import load_case
-from contourqa.contour_integrity import self_intersections
+from contourqa.rules.integrity import self_intersections
 from contourqa.findings import Status
 from contourqa.io.discovery import discover
 from contourqa.rules import RuleOptions, builtin_rules, evaluate_contouring_rules

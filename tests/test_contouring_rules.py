@@ -80,7 +80,8 @@ def test_rule_case(phantoms: PhantomCache, rule: str, case: dict[str, Any]) -> N
     mine = [f for f in findings if f.code == rule]
     assert mine, f"rule {rule} gave no finding"
     if "status" in case:
-        worst = max(mine, key=lambda f: [Status.PASS, Status.NOT_EVALUATED, Status.WARN,
+        worst = max(mine, key=lambda f: [Status.NOT_APPLICABLE, Status.PASS,
+                                         Status.NOT_EVALUATED, Status.WARN,
                                          Status.FAIL].index(f.status))
         assert worst.status is Status(case["status"]), [f.message for f in mine]
     if "value" in case:
@@ -96,9 +97,9 @@ def test_every_rule_reports_on_every_case(phantoms: PhantomCache) -> None:
     for rule in builtin_rules():
         assert rule.code in codes
         assert rule.citation
-    # postop rules are not_evaluated in upfront mode, with the mode evidence
+    # postop rules are not applicable in upfront mode, with the mode evidence
     hw = [f for f in findings if f.code == "postop.hardware_in_ctv"]
-    assert hw[0].status is Status.NOT_EVALUATED and "upfront" in hw[0].message
+    assert hw[0].status is Status.NOT_APPLICABLE and "upfront" in hw[0].message
     assert all(f.source for f in findings)
 
 
@@ -128,7 +129,7 @@ def test_profile_relevels_disables_and_waives(phantoms: PhantomCache, tmp_path: 
                                    options=RuleOptions(mode="upfront", profile=load_profile(prof)))
     by = {f.code: f for f in fs}
     assert by["ctv.unjustified_sector"].status is Status.FAIL
-    assert by["contour.name"].status is Status.NOT_EVALUATED
+    assert by["contour.name"].status is Status.NOT_APPLICABLE
     assert "switched off" in by["contour.name"].message
     waiver = Waiver(code="ctv.unjustified_sector", reason="marrow signal on MRI in sector 2")
     fs = evaluate_contouring_rules(case, roles, sec, options=RuleOptions(

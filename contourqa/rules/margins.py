@@ -1,5 +1,6 @@
-"""Distances between two contoured structures: margins of a PTV around a CTV, of a
-PRV around the cord.
+"""Margin rules (CTV-to-PTV, cord PRV, PTV cut-back; explicit list :data:`MARGIN_RULES`,
+thresholds in ``contourqa/rules/data/margins.toml``) and the distance measurement they
+use: margins of a PTV around a CTV, of a PRV around the cord.
 
 The margin is measured from every vertex of the *outer* structure's polygons to the
 *inner* structure's solid.  Each inner plane is rasterised on a fine in-plane grid
@@ -16,17 +17,26 @@ fine pixel); the others are *cranio-caudal caps*, resolved only to +/- t/2.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
 from contourqa.io.rtstruct import ROI
 from contourqa.masks import polygon_rows
+from contourqa.rules.common import finding, not_evaluated, outside
+from contourqa.rules.context import RuleContext
+from contourqa.rules.model import Mode, Rule
+from contourqa.structures import Role
 
-__all__ = ["MarginStats", "SurfaceDistances", "surface_distances"]
+__all__ = ["MARGIN_RULES", "MarginStats", "SurfaceDistances", "surface_distances"]
+
+_BOTH = frozenset({Mode.UPFRONT, Mode.POSTOP})
 
 _Z = np.array([0.0, 0.0, 1.0])
 _PAD_PIXELS = 3
@@ -182,3 +192,206 @@ def surface_distances(outer: ROI, inner: ROI, *, pixel_mm: float, search_mm: flo
     return SurfaceDistances(points_mm=np.concatenate(points), distance_mm=np.concatenate(dist),
                             axial=np.concatenate(axial), plane_spacing_mm=t,
                             inner_centre_mm=inner_pts.mean(axis=0))
+
+
+# --------------------------------------------------------------------------- PTV and PRV
+
+def _cord_avoidance(ctx: RuleContext) -> ROI | None:
+    prv, _ = ctx.roi(Role.CORD_PRV)
+    if prv is not None:
+        return prv
+    cord, _ = ctx.roi(Role.SPINAL_CORD)
+    return cord
+
+
+def _cutback(ctx: RuleContext, ctv: ROI, ptv: ROI, zone_mm: float, tol_mm: float
+             ) -> tuple[float, float, ROI | None]:
+    """(cc of CTV outside the PTV within ``zone_mm`` of the cord avoidance structure,
+    cc outside the PTV elsewhere (beyond ``tol_mm``), that structure)."""
+    key = ("cutback", ctv.number, ptv.number, zone_mm, tol_mm)
+    if key not in ctx.memo:
+        _, _, far = outside(ctx, ctv, ptv, tol_mm)
+        avoid = _cord_avoidance(ctx)
+        if avoid is None:
+            ctx.memo[key] = (0.0, float(far.sum()) * ctx.voxel_cc, None)
+        else:
+            out_all = ctx.mask(ctv) & ~ctx.mask(ptv)
+            near = ctx.distance_mm(avoid) <= zone_mm if out_all.any() else out_all
+            ctx.memo[key] = (float((out_all & near).sum()) * ctx.voxel_cc,
+                             float((far & ~near).sum()) * ctx.voxel_cc, avoid)
+    return ctx.memo[key]
+
+
+def check_ptv_covers_ctv(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
+    """``ptv.ctv_not_covered``: CTV outside the PTV other than the cut-back at the cord."""
+    code = "ptv.ctv_not_covered"
+    ctv, n1 = ctx.roi(Role.CTV)
+    ptv, n2 = ctx.roi(Role.PTV)
+    if ctv is None or ptv is None:
+        return not_evaluated(code, f"Not evaluated: {n1 or n2}.", params)
+    limit = float(params["min_uncovered_cc"])
+    cut, cc, avoid = _cutback(ctx, ctv, ptv, float(params["cutback_zone_mm"]),
+                              float(params["tolerance_mm"]))
+    where = f" (cut-back of {cut:.3f} cc within {params['cutback_zone_mm']:g} mm of " \
+            f"{avoid.name} reported by ptv.cord_cutback)" if avoid is not None else ""
+    notes = "; ".join(n for n in (n1, n2) if n)
+    return [finding(code, Status.FAIL if cc >= limit else Status.PASS,
+               f"{cc:.3f} cc of {ctv.name} lies outside {ptv.name} away from the cord{where}"
+               + (f"; {notes}" if notes else "") + ".", params, structure=ptv.name,
+               value=round(cc, 4), limit=limit, unit="cc")]
+
+
+def check_cord_cutback(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
+    """``ptv.cord_cutback``: the PTV cut back at the cord (reported, not judged)."""
+    code = "ptv.cord_cutback"
+    ctv, n1 = ctx.roi(Role.CTV)
+    ptv, n2 = ctx.roi(Role.PTV)
+    if ctv is None or ptv is None:
+        return not_evaluated(code, f"Not evaluated: {n1 or n2}.", params)
+    zone = float(ctx.params(PTV_COVERS)["cutback_zone_mm"])
+    cut, _, avoid = _cutback(ctx, ctv, ptv, zone, float(ctx.params(PTV_COVERS)["tolerance_mm"]))
+    if avoid is None:
+        return not_evaluated(code, "Not evaluated: no spinal cord or cord PRV ROI.", params,
+                   structure=ptv.name)
+    overlap = float((ctx.mask(ptv) & ctx.mask(avoid)).sum()) * ctx.voxel_cc
+    return [finding(code, Status.PASS, (
+        f"{ptv.name} is cut back at {avoid.name}: {cut:.3f} cc of {ctv.name} outside the PTV "
+        f"within {zone:g} mm of it; PTV overlaps {avoid.name} by {overlap:.3f} cc."), params,
+        structure=ptv.name, value=round(cut, 4), unit="cc")]
+
+
+def _margin_limits(ctx: RuleContext, params: Mapping[str, Any]) -> tuple[float, Status, str]:
+    key = "postop" if ctx.mode is Mode.POSTOP else "upfront"
+    status = Status(str(params[f"{key}_outside_range"]))
+    return float(params[f"{key}_max_mm"]), status, str(params[f"{key}_source"])
+
+
+def check_ptv_margin(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
+    """``ptv.margin``: CTV-to-PTV margin (min, mean, max) from every PTV vertex, the
+    cut-back at the cord excluded; non-uniform or beyond the mode's range."""
+    code = "ptv.margin"
+    ctv, n1 = ctx.roi(Role.CTV)
+    ptv, n2 = ctx.roi(Role.PTV)
+    if ctv is None or ptv is None:
+        return not_evaluated(code, f"Not evaluated: {n1 or n2}.", params)
+    meas = ctx.data("margins", "measure")
+    px, search = float(meas["pixel_mm"]), float(meas["search_mm"])
+    cap_px = int(meas["max_plane_pixels"])
+    sd = surface_distances(ptv, ctv, pixel_mm=px, search_mm=search, max_plane_pixels=cap_px)
+    assert sd is not None
+    keep = np.isfinite(sd.distance_mm)
+    avoid = _cord_avoidance(ctx)
+    excl = float(params["cutback_exclusion_mm"])
+    if avoid is not None:
+        to_avoid = surface_distances(ptv, avoid, pixel_mm=px, search_mm=search,
+                                     max_plane_pixels=cap_px)
+        assert to_avoid is not None
+        keep &= to_avoid.distance_mm > excl
+    ax = sd.distance_mm[keep & sd.axial]
+    stats = MarginStats.of(ax)
+    if stats is None:
+        return not_evaluated(code, f"Not evaluated: no {ptv.name} vertex on a plane of {ctv.name} away "
+                   "from the cord.", params, structure=ptv.name)
+    cap = MarginStats.of(sd.distance_mm[keep & ~sd.axial])
+    margin = float(np.median(ax))
+    max_mm, outside_status, src = _margin_limits(ctx, params)
+    uni = float(params["uniformity_tolerance_mm"])
+    dev = float(params["deviation_tolerance_mm"])
+    spread = stats.p95_mm - stats.p05_mm
+    off = keep & sd.axial & (np.abs(sd.distance_mm - margin) > uni / 2)
+    where = sd.directions(off)
+    text = (f"{ctv.name} -> {ptv.name} axial margin {stats.text()}, median {margin:.2f} mm"
+            + (f"; cranio-caudal {cap.min_mm:.1f}-{cap.max_mm:.1f} mm (+/- "
+               f"{sd.plane_spacing_mm / 2:.2f} mm: plane spacing)" if cap else "")
+            + (f"; vertices within {excl:g} mm of {avoid.name} (cut-back) excluded"
+               if avoid is not None else "") + ".")
+    problems = []
+    status = Status.PASS
+    if spread > uni:
+        status = Status.FAIL
+        problems.append(f"not uniform: 5-95 % spread {spread:.1f} mm > {uni:g} mm"
+                        + (f", deviating {', '.join(where)}" if where else ""))
+    if margin > max_mm + dev:
+        problems.append(f"beyond the {ctx.mode.value} range 0-{max_mm:g} mm ({src})")
+        if status is Status.PASS:
+            status = outside_status
+    msg = text + (" " + "; ".join(problems).capitalize() + "." if problems else
+                  f" Uniform and within 0-{max_mm:g} mm ({src}).")
+    return [finding(code, status, msg, params, structure=ptv.name, value=round(margin, 2),
+               limit=max_mm, unit="mm")]
+
+
+def check_prv_margin(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
+    """``cord.prv_margin``: each cord PRV is a uniform expansion of the cord, by the
+    margin its name states, within 0-2 mm."""
+    code = "cord.prv_margin"
+    cord, note = ctx.roi(Role.SPINAL_CORD)
+    prvs = ctx.rois(Role.CORD_PRV)
+    if not prvs:
+        return not_evaluated(code, "Not evaluated: no cord PRV ROI.", params)
+    if cord is None:
+        return not_evaluated(code, f"Not evaluated: {note}.", params)
+    meas = ctx.data("margins", "measure")
+    uni = float(params["uniformity_tolerance_mm"])
+    lo, hi = float(params["min_mm"]), float(params["max_mm"])
+    key = "postop" if ctx.mode is Mode.POSTOP else "upfront"
+    outside_status = Status(str(params[f"{key}_outside_range"]))
+    out = []
+    for prv in prvs:
+        sd = surface_distances(prv, cord, pixel_mm=float(meas["pixel_mm"]),
+                               search_mm=float(meas["search_mm"]),
+                               max_plane_pixels=int(meas["max_plane_pixels"]))
+        assert sd is not None
+        ok = np.isfinite(sd.distance_mm) & sd.axial
+        stats = MarginStats.of(sd.distance_mm[ok])
+        if stats is None:
+            out += not_evaluated(code, f"Not evaluated: {prv.name} has no plane within {cord.name}'s "
+                       "extent.", params, structure=prv.name)
+            continue
+        margin = float(np.median(sd.distance_mm[ok]))
+        spread = stats.p95_mm - stats.p05_mm
+        problems = []
+        status = Status.PASS
+        if spread > uni:
+            status = Status.FAIL
+            off = ok & (np.abs(sd.distance_mm - margin) > uni / 2)
+            problems.append(f"not uniform: 5-95 % spread {spread:.1f} mm > {uni:g} mm, "
+                            f"deviating {', '.join(sd.directions(off))}")
+        declared = ctx.roles.of(prv.name).margin_mm
+        if declared is not None and abs(declared - margin) > float(params["name_tolerance_mm"]):
+            status = Status.FAIL
+            problems.append(f"the name states {declared:g} mm")
+        if not lo - float(params["name_tolerance_mm"]) <= margin <= hi + \
+                float(params["name_tolerance_mm"]):
+            problems.append(f"outside the {lo:g}-{hi:g} mm of Redmond 2017 (PO-07)")
+            if status is Status.PASS:
+                status = outside_status
+        msg = f"{cord.name} -> {prv.name} margin {stats.text()}, median {margin:.2f} mm"
+        msg += ("; " + "; ".join(problems) + "." if problems else
+                ": uniform" + (f", as named ({declared:g} mm)" if declared is not None else "")
+                + ".")
+        out.append(finding(code, status, msg, params, structure=prv.name, value=round(margin, 2),
+                      limit=declared if declared is not None else hi, unit="mm"))
+    return out
+
+
+# --------------------------------------------------------------------------- the list
+
+_REDMOND = "Redmond et al. 2017, knowledge base 0.5, 2"
+
+PTV_COVERS = Rule(code="ptv.ctv_not_covered", name="CTV outside the PTV",
+                  citation=f"{_REDMOND} (PTV includes GTV and CTV); ISRC-P2 (KB 1c, U)",
+                  severity=Status.FAIL, rule_set="margins", check=check_ptv_covers_ctv,
+                  modes=_BOTH)
+CORD_CUTBACK = Rule(code="ptv.cord_cutback", name="PTV cut back at the cord",
+                    citation=f"{_REDMOND} (modified PTV at the cord)", severity=Status.WARN,
+                    rule_set="margins", check=check_cord_cutback, modes=_BOTH, spine_only=True)
+PTV_MARGIN = Rule(code="ptv.margin", name="CTV-to-PTV margin",
+                  citation=f"{_REDMOND} (PO-06 0-2 mm); Radiat Oncol 2016 practice 0-2 mm (KB 1c, "
+                  "C); ISRC-P1 <= 3 mm as optional variant (U)", severity=Status.FAIL,
+                  rule_set="margins", check=check_ptv_margin, modes=_BOTH, spine_only=True)
+PRV_MARGIN = Rule(code="cord.prv_margin", name="Cord PRV margin",
+                  citation=f"{_REDMOND} (PO-07 0-2 mm); TG-263 SpinalCord_PRVxx (KB 8)",
+                  severity=Status.FAIL, rule_set="margins", check=check_prv_margin, modes=_BOTH, spine_only=True)
+#: PTV and PRV rules (both modes).
+MARGIN_RULES: tuple[Rule, ...] = (PTV_COVERS, CORD_CUTBACK, PTV_MARGIN, PRV_MARGIN)
