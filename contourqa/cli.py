@@ -231,6 +231,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    import json
+
+    from contourqa.rules import all_rules
+    from contourqa.rules.listing import describe_rules, rule_records
+
+    rules = all_rules(constraint_files=args.constraint_file)
+    if args.family:
+        rules = tuple(r for r in rules if r.family == args.family)
+    if args.json:
+        text = json.dumps(rule_records(rules), indent=2, allow_nan=False) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+            return EXIT_OK
+        Path(args.json).write_text(text, encoding="utf-8")
+    sys.stdout.write(describe_rules(rules))
+    return EXIT_OK
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from contourqa.audit import TextProgress, run_audit
 
@@ -406,6 +425,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--json", metavar="FILE", help="also write the description as JSON (- for stdout)")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("rules", help="list every rule: code, name, family, severity, citation, "
+                                     "thresholds")
+    p.add_argument("--family", choices=["upfront", "postop", "margins", "integrity", "dose"],
+                   help="only this family")
+    p.add_argument("--constraint-file", action="append", default=[], metavar="TOML",
+                   help="also list the rules of an institutional constraint set (repeatable)")
+    p.add_argument("--json", metavar="FILE", help="also write the list as JSON (- for stdout)")
+    p.set_defaults(func=cmd_rules)
 
     p = sub.add_parser("audit", help="check every case of an archive into a results database")
     p.add_argument("source", nargs="?", metavar="FOLDER", help="archive folder (any layout)")

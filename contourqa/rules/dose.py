@@ -57,6 +57,15 @@ def _table(file: str, key: str) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {key: value}
 
 
+def _citation(table: dict[str, Any], file: str) -> str:
+    """The table's source, else the sources of its entries (a list of schedules)."""
+    if "source" in table:
+        return str(table["source"])
+    sources = [str(e["source"]) for v in table.values() if isinstance(v, list)
+               for e in v if isinstance(e, dict) and "source" in e]
+    return "; ".join(dict.fromkeys(sources)) or f"contourqa/constraints/data/rules/{file}.toml"
+
+
 def set_rules(sets: Iterable[Any]) -> tuple[Rule, ...]:
     """One rule per check of each constraint set (``dose.<set>.<check>``).
 
@@ -91,7 +100,7 @@ def dose_rules(constraint_files: Iterable[Any] = ()) -> tuple[Rule, ...]:
     then those of ``constraint_files`` (institutional sets, paths)."""
     from contourqa.constraints import builtin_sets, load_constraint_set
 
-    fixed = tuple(Rule(code=code, name=name, citation=str(_table(f, t).get("source", f)),
+    fixed = tuple(Rule(code=code, name=name, citation=_citation(_table(f, t), f),
                        severity=sev, rule_set="dose", check=None, thresholds=_table(f, t))
                   for code, name, f, t, sev in _FIXED)
     extra = [load_constraint_set(p) for p in constraint_files]

@@ -101,6 +101,7 @@ def check_postop_circumferential(ctx: RuleContext, params: Mapping[str, Any]) ->
     _, pre = target_rois(ctx)
     pre_sec = _preop_sectors(ctx, pre) if pre else None
     pre_by_level = {v.level: v for v in pre_sec.vertebrae} if pre_sec is not None else {}
+    near_deg = float(params["near_circumferential_min_deg"])
     out = []
     for v in rings:
         reason = circumferential_justified(v)
@@ -108,16 +109,26 @@ def check_postop_circumferential(ctx: RuleContext, params: Mapping[str, Any]) ->
         if reason is None and pv is not None:
             reason = circumferential_justified(pv)
             reason = f"pre-operatively {reason}" if reason else None
+        extent = max(v.epidural_extent_deg, pv.epidural_extent_deg if pv is not None else 0.0)
         if reason:
-            out.append(finding(code, Status.PASS, f"{level_name(v)}: circumferential CTV; {reason}.", params))
+            out.append(finding(code, Status.PASS, f"{level_name(v)}: circumferential CTV; "
+                               f"{reason}.", params))
+        elif extent >= near_deg:
+            # "may be considered" for near-circumferential epidural disease: a warning
+            out.append(finding(code, Status.WARN, (
+                f"{level_name(v)}: circumferential CTV for near-circumferential epidural "
+                f"disease ({extent:.0f} deg, from {near_deg:g} deg): it may be considered "
+                "(Redmond 2017); confirm the intent."), params, value=round(extent, 1),
+                limit=near_deg, unit="deg"))
         elif pre:
-            out.append(finding(code, Status.FAIL, f"{level_name(v)}: circumferential CTV but neither the "
-                          "residual nor the pre-operative GTV involves the canal circumference.",
-                          params))
+            out.append(finding(code, Status.FAIL, f"{level_name(v)}: circumferential CTV but "
+                               "neither the residual nor the pre-operative GTV involves the "
+                               f"canal circumference (epidural extent {extent:.0f} deg).",
+                               params, value=round(extent, 1), limit=near_deg, unit="deg"))
         else:
-            out.append(finding(code, Status.WARN, f"{level_name(v)}: circumferential CTV, not justified by "
-                          "the residual GTV; no pre-operative GTV ROI to confirm pre-operative "
-                          "circumferential involvement.", params))
+            out.append(finding(code, Status.WARN, f"{level_name(v)}: circumferential CTV, not "
+                               "justified by the residual GTV; no pre-operative GTV ROI to "
+                               "confirm pre-operative circumferential involvement.", params))
     return out
 
 

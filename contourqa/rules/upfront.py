@@ -45,42 +45,97 @@ _REDMOND = "Redmond et al. 2017, knowledge base 0.5, 2"
 
 # --------------------------------------------------------------------------- ISRC table
 
-def _row_matches(row: Mapping[str, Any], gtv: frozenset[int], body: str) -> bool:
+_LAMINA_SECTOR = {"left": 3, "right": 5}
+
+
+def _lamina(v: VertebraSectors, side: str) -> tuple[bool, str | None]:
+    """Does the GTV involve the ``side`` lamina?  With a note when assumed.
+
+    The lamina and the transverse process share a sector (3 left, 5 right); ISRC-07
+    concerns the lamina only.  When the sector analysis labels the parts
+    (``gtv_parts``) that is read; otherwise involvement of the sector is taken as
+    lamina involvement, and the note says so.
+    """
+    if v.gtv_parts is not None:
+        return f"lamina_{side}" in v.gtv_parts, None
+    sector = _LAMINA_SECTOR[side]
+    if sector in v.gtv_sectors:
+        return True, (f"sector {sector} involvement taken as {side} lamina (the sector analysis "
+                      "did not tell lamina from transverse process)")
+    return False, None
+
+
+def _row_matches(row: Mapping[str, Any], v: VertebraSectors, gtv: frozenset[int]
+                 ) -> tuple[bool, str | None]:
     if not set(row.get("all", ())) <= gtv:
-        return False
+        return False, None
     if set(row.get("none", ())) & gtv:
-        return False
+        return False, None
     if any(not set(group) & gtv for group in row.get("any", ())):
-        return False
-    return not ("body" in row and body not in row["body"])
+        return False, None
+    if "body" in row and v.body_laterality not in row["body"]:
+        return False, None
+    if "lamina" in row:
+        return _lamina(v, str(row["lamina"]))
+    return True, None
 
 
-def expected_ctv_sectors(v: VertebraSectors, table: Mapping[str, Any]
-                         ) -> tuple[frozenset[int], tuple[str, ...]]:
+def c3_involvement(gtv: Iterable[int]) -> bool:
+    """ISRC-C3, first clause: the GTV involves the body, both sides (pedicle or
+    lamina/transverse process) and the spinous process."""
+    g = set(gtv)
+    return bool(1 in g and 4 in g and g & {2, 3} and g & {5, 6})
+
+
+def expected_ctv_sectors(v: VertebraSectors, table: Mapping[str, Any], *,
+                         encircling: Iterable[int] = (1, 2, 3, 4, 5, 6)
+                         ) -> tuple[frozenset[int], tuple[str, ...], tuple[str, ...]]:
     """Bony CTV sectors the ISRC table (``upfront.toml`` ``[isrc_table]``) calls for.
+
+    The GTV's own sectors united with the CTV of every matching row, with one
+    precedence that keeps the table consistent with the circumferential rule
+    (ISRC-C3, KB 0.2): the spinous process that ISRC-07 (lamina) adds is not
+    required when it would close a ring around the canal that ISRC-C3 does not
+    allow (no spinous-process involvement, no circumferential epidural disease).
+    So no GTV pattern yields a requirement that ``ctv.circumferential`` fails.
 
     Parameters
     ----------
     v : VertebraSectors
-        GTV involvement of one vertebra.
+        GTV involvement of one vertebra (``gtv_parts`` read for the lamina rows).
     table : mapping
         The ``isrc_table`` data (rows, and ``extra_rows`` of enabled variants).
+    encircling : iterable of int
+        The sectors whose coverage makes a CTV circumferential.
 
     Returns
     -------
     sectors : frozenset of int
-        The GTV's own sectors united with the CTV of every matching row.
     rows : tuple of str
         Ids of the matching rows.
+    notes : tuple of str
+        Assumptions and precedences applied (for the finding's message).
     """
     gtv = frozenset(v.gtv_sectors)
     out = set(gtv)
     ids: list[str] = []
+    notes: list[str] = []
+    spinous_from_lamina = False
     for row in (*table.get("row", ()), *table.get("extra_rows", ())):
-        if _row_matches(row, gtv, v.body_laterality):
+        hit, note = _row_matches(row, v, gtv)
+        if hit:
             out |= set(row["ctv"])
             ids.append(str(row["id"]))
-    return frozenset(out), tuple(dict.fromkeys(ids))
+            if note:
+                notes.append(note)
+            spinous_from_lamina |= "lamina" in row and 4 in row["ctv"]
+    ring = set(encircling)
+    if (spinous_from_lamina and ring <= out and 4 not in gtv and not c3_involvement(gtv)
+            and not v.epidural_circumferential):
+        out.discard(4)
+        notes.append("ISRC-07 would add the spinous process (4), closing a ring that ISRC-C3 "
+                     "allows only with spinous-process involvement: 4 not required")
+    return frozenset(out), tuple(dict.fromkeys(ids)), tuple(dict.fromkeys(notes))
 
 
 def coverage_text(v: VertebraSectors, sectors: Iterable[int]) -> str:
@@ -92,12 +147,20 @@ def encircles(v: VertebraSectors, params: Mapping[str, Any]) -> bool:
     return all(v.ctv_sector_coverage_pct[s - 1] >= float(params["min_coverage_pct"]) for s in need)
 
 
-def circumferential_justified(v: VertebraSectors) -> str | None:
-    g = set(v.gtv_sectors)
-    if 1 in g and 4 in g and g & {2, 3} and g & {5, 6}:
+def circumferential_justified(v: VertebraSectors, *, required: Iterable[int] = (),
+                              encircling: Iterable[int] = (1, 2, 3, 4, 5, 6)) -> str | None:
+    """Why a circumferential CTV at this vertebra is justified, or None.
+
+    ISRC-C3 (body, both sides and spinous process involved), circumferential
+    epidural disease, or the ISRC table itself requiring every encircling sector
+    (``required``: e.g. an enabled variant's row).
+    """
+    if c3_involvement(v.gtv_sectors):
         return "the GTV involves the body, both sides and the spinous process (ISRC-C3)"
     if v.epidural_circumferential:
         return f"the epidural disease is circumferential ({v.epidural_extent_deg:.0f} deg)"
+    if set(encircling) <= set(required):
+        return "the ISRC table requires every sector for this GTV"
     return None
 
 
@@ -120,11 +183,13 @@ def check_missing_sector(ctx: RuleContext, params: Mapping[str, Any]) -> list[Fi
     for v in ctx.sectors.vertebrae:
         if not v.gtv_sectors:
             continue
-        need, rows = expected_ctv_sectors(v, table)
+        need, rows, notes = expected_ctv_sectors(
+            v, table, encircling=ctx.params(CIRCUMFERENTIAL)["encircling_sectors"])
         missing = [s for s in sorted(need) if v.ctv_sector_coverage_pct[s - 1] < limit]
-        detail = (f"{level_name(v)}: GTV in {sectors_text(v.gtv_sectors)} (body {v.body_laterality}) "
-                  f"-> ISRC {', '.join(rows) or 'GTV sectors'} require {sectors_text(need)}; "
-                  f"CTV coverage {coverage_text(v, need)}")
+        detail = (f"{level_name(v)}: GTV in {sectors_text(v.gtv_sectors)} (body "
+                  f"{v.body_laterality}) -> ISRC {', '.join(rows) or 'GTV sectors'} require "
+                  f"{sectors_text(need)}" + (f" ({'; '.join(notes)})" if notes else "")
+                  + f"; CTV coverage {coverage_text(v, need)}")
         if missing:
             names = ", ".join(f"{s} ({SECTOR_NAMES[s]})" for s in missing)
             out.append(finding(code, Status.FAIL, f"{detail}. Not covered (< {limit:g}%): {names}.",
@@ -155,7 +220,7 @@ def check_unjustified_sector(ctx: RuleContext, params: Mapping[str, Any]) -> lis
     for v in ctx.sectors.vertebrae:
         if not v.gtv_sectors:
             continue
-        need, _ = expected_ctv_sectors(v, table)
+        need, _, _ = expected_ctv_sectors(v, table, encircling=circ["encircling_sectors"])
         if encircles(v, circ):
             out.append(finding(code, Status.PASS, f"{level_name(v)}: the CTV encircles the canal; judged by "
                           "ctv.circumferential.", params))
@@ -183,11 +248,14 @@ def check_circumferential(ctx: RuleContext, params: Mapping[str, Any]) -> list[F
     if why:
         return not_evaluated(code, f"Not evaluated: {why}.", params)
     assert ctx.sectors is not None
+    table = ctx.data("upfront", "isrc_table")
+    ring = params["encircling_sectors"]
     out = []
     for v in ctx.sectors.vertebrae:
         if not encircles(v, params):
             continue
-        reason = circumferential_justified(v)
+        need, _, _ = expected_ctv_sectors(v, table, encircling=ring)
+        reason = circumferential_justified(v, required=need, encircling=ring)
         if reason:
             out.append(finding(code, Status.PASS, f"{level_name(v)}: circumferential CTV; {reason}.", params))
         else:
@@ -283,20 +351,23 @@ def check_cranio_caudal(ctx: RuleContext, params: Mapping[str, Any]) -> list[Fin
     if dz is None:
         return out + [finding(code, Status.PASS, "No epidural disease (GTV or pre-operative GTV in "
                          "the canal): no epidural cranio-caudal extension required.", params)]
+    # KB 0.5: "consider up to 5 mm further expansion cranio-caudally": a warning to
+    # review, not a required minimum
     if cz is None:
-        return out + [finding(code, Status.FAIL, f"Epidural disease at z {dz[0]:.1f}..{dz[1]:.1f} mm "
-                         f"but {ctv.name} has no part in the canal.", params, structure=ctv.name,
-                         value=0.0, limit=need, unit="mm")]
+        return out + [finding(code, Status.WARN, f"Epidural disease at z {dz[0]:.1f}.."
+                              f"{dz[1]:.1f} mm but {ctv.name} has no part in the canal "
+                              f"(consider up to {need:g} mm beyond it).", params,
+                              structure=ctv.name, value=0.0, limit=need, unit="mm")]
     geo, _ = ctx.grid
     assert geo is not None
     tol = float(params["extension_tolerance_fraction"]) * float(geo.spacing_mm[2])
     sup, inf = cz[1] - dz[1], dz[0] - cz[0]
     worst = min(sup, inf)
     ok = worst >= need - tol
-    return out + [finding(code, Status.PASS if ok else Status.FAIL, (
+    return out + [finding(code, Status.PASS if ok else Status.WARN, (
         f"Epidural CTV extends {sup:.1f} mm superior and {inf:.1f} mm inferior of the epidural "
-        f"disease (required {need:g} mm, tolerance {tol:.2f} mm: half a slice)."), params,
-        structure=ctv.name, value=round(worst, 2), limit=need, unit="mm")]
+        f"disease (consider up to {need:g} mm, Redmond 2017; tolerance {tol:.2f} mm: half a "
+        "slice)."), params, structure=ctv.name, value=round(worst, 2), limit=need, unit="mm")]
 
 
 # --------------------------------------------------------------------------- the list
