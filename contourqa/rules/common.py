@@ -16,8 +16,9 @@ from contourqa.rules.context import RuleContext
 from contourqa.sectors import VertebraSectors
 from contourqa.structures import Role
 
-__all__ = ["canal_roi", "finding", "level_name", "not_evaluated", "outside", "outside_findings",
-           "sector_problem", "sectors_text", "target_rois", "z_extent"]
+__all__ = ["canal_roi", "finding", "level_name", "nest", "not_evaluated", "outside",
+           "outside_findings", "sector_problem", "sectors_text", "target_pairs", "target_rois",
+           "z_extent"]
 
 
 def finding(code: str, status: Status, message: str, params: Mapping[str, Any], **kw: Any
@@ -109,3 +110,61 @@ def z_extent(mask: NDArray[np.bool_], ctx: RuleContext) -> tuple[float, float] |
         return None
     z = geo.index_to_patient(np.array([[ks[0], 0, 0], [ks[-1], 0, 0]], dtype=float))[:, 2]
     return float(z.min()), float(z.max())
+
+
+def _stem(name: str) -> str:
+    """The name without its target prefix (``CTV_T10`` and ``PTV_T10`` -> ``_t10``)."""
+    return re.sub(r"^(gtv|ctv|itv|ptv)", "", name.strip().lower())
+
+
+def nest(ctx: RuleContext, inner: Sequence[ROI], outer: Sequence[ROI]
+         ) -> list[tuple[ROI, ROI | None]]:
+    """Each ``inner`` ROI with the ``outer`` ROI that holds most of its volume.
+
+    Ties (and ROIs with no voxel in any ``outer``) go to the ``outer`` ROI of the same
+    name stem (``GTV_T10`` -> ``CTV_T10``); an ``inner`` ROI that no ``outer`` holds and
+    none matches by name gets None.
+    """
+    out: list[tuple[ROI, ROI | None]] = []
+    for roi in inner:
+        m = ctx.mask(roi)
+        scored = [(int((m & ctx.mask(o)).sum()), _stem(o.name) == _stem(roi.name), o)
+                  for o in outer]
+        best = max(scored, key=lambda t: (t[0], t[1]), default=None)
+        out.append((roi, best[2] if best is not None and (best[0] > 0 or best[1]) else None))
+    return out
+
+
+def target_pairs(ctx: RuleContext) -> tuple[list[tuple[ROI, ROI]], list[str], str]:
+    """Every (CTV, PTV) pair to check: each PTV with the CTV it nests (most of the
+    CTV's volume inside it; ties by name stem).
+
+    Returns
+    -------
+    pairs : list of (ROI, ROI)
+    unchecked : list of str
+        CTVs and PTVs in no pair (no nesting partner).
+    reason : str
+        Why there is no pair at all ('' when there are pairs).
+    """
+    ctvs, ptvs = ctx.rois(Role.CTV), ctx.rois(Role.PTV)
+    if not ctvs or not ptvs:
+        return [], [], f"no non-empty {'ctv' if not ctvs else 'ptv'} ROI"
+    if len(ctvs) == 1 and len(ptvs) == 1:
+        return [(ctvs[0], ptvs[0])], [], ""
+    pairs: list[tuple[ROI, ROI]] = []
+    lone: list[str] = []
+    for ptv in ptvs:
+        scored = []
+        for c in ctvs:
+            n = int(ctx.mask(c).sum())
+            inside = int((ctx.mask(c) & ctx.mask(ptv)).sum())
+            scored.append((inside / n if n else 0.0, _stem(c.name) == _stem(ptv.name), c))
+        frac, same, ctv = max(scored, key=lambda t: (t[0], t[1]))
+        if frac > 0 or same:
+            pairs.append((ctv, ptv))
+        else:
+            lone.append(ptv.name)
+    paired = {c.number for c, _ in pairs}
+    lone += [c.name for c in ctvs if c.number not in paired]
+    return pairs, lone, "" if pairs else "no PTV holds any CTV"

@@ -20,7 +20,8 @@ def _record(rule: Rule) -> dict[str, Any]:
     data = rule.data()
     return {
         "code": rule.code, "name": rule.name, "family": rule.family,
-        "severity": rule.severity.value, "citation": rule.citation,
+        "severity": "report" if rule.severity.value == "pass" else rule.severity.value,
+        "citation": rule.citation,
         "modes": sorted(m.value for m in rule.modes) if rule.family != "dose"
         else [Mode.UPFRONT.value, Mode.POSTOP.value],
         "spine_only": rule.spine_only,

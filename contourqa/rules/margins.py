@@ -29,7 +29,7 @@ from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
 from contourqa.io.rtstruct import ROI
 from contourqa.masks import polygon_rows
-from contourqa.rules.common import finding, not_evaluated, outside
+from contourqa.rules.common import finding, not_evaluated, outside, target_pairs
 from contourqa.rules.context import RuleContext
 from contourqa.rules.model import Mode, Rule
 from contourqa.structures import Role
@@ -204,60 +204,112 @@ def _cord_avoidance(ctx: RuleContext) -> ROI | None:
     return cord
 
 
+def _avoidance(ctx: RuleContext) -> list[ROI]:
+    """The structures a PTV may be cut back at: the cord avoidance structure (cord PRV,
+    else cord), then the critical OARs of ``[ptv.ctv_not_covered] cutback_roles``
+    (cauda equina, oesophagus, bowel, skin, ...) and their PRVs."""
+    out = []
+    cord = _cord_avoidance(ctx)
+    if cord is not None:
+        out.append(cord)
+    roles = ctx.params(PTV_COVERS)["cutback_roles"]
+    for name in roles:
+        for roi in ctx.rois(Role(str(name))):
+            if all(roi.number != o.number for o in out):
+                out.append(roi)
+    return out
+
+
 def _cutback(ctx: RuleContext, ctv: ROI, ptv: ROI, zone_mm: float, tol_mm: float
-             ) -> tuple[float, float, ROI | None]:
-    """(cc of CTV outside the PTV within ``zone_mm`` of the cord avoidance structure,
-    cc outside the PTV elsewhere (beyond ``tol_mm``), that structure)."""
+             ) -> tuple[dict[str, float], float]:
+    """({avoidance structure: cc of CTV outside the PTV within ``zone_mm`` of it},
+    cc of CTV outside the PTV beyond ``tol_mm`` away from every such structure)."""
     key = ("cutback", ctv.number, ptv.number, zone_mm, tol_mm)
     if key not in ctx.memo:
         _, _, far = outside(ctx, ctv, ptv, tol_mm)
-        avoid = _cord_avoidance(ctx)
-        if avoid is None:
-            ctx.memo[key] = (0.0, float(far.sum()) * ctx.voxel_cc, None)
-        else:
-            out_all = ctx.mask(ctv) & ~ctx.mask(ptv)
+        out_all = ctx.mask(ctv) & ~ctx.mask(ptv)
+        cuts: dict[str, float] = {}
+        near_any = np.zeros_like(out_all)
+        for avoid in _avoidance(ctx):
             near = ctx.distance_mm(avoid) <= zone_mm if out_all.any() else out_all
-            ctx.memo[key] = (float((out_all & near).sum()) * ctx.voxel_cc,
-                             float((far & ~near).sum()) * ctx.voxel_cc, avoid)
-    return ctx.memo[key]
+            cuts[avoid.name] = float((out_all & near).sum()) * ctx.voxel_cc
+            near_any |= near
+        ctx.memo[key] = (cuts, float((far & ~near_any).sum()) * ctx.voxel_cc)
+    cached: tuple[dict[str, float], float] = ctx.memo[key]
+    return cached
+
+
+def _pairs_or_reason(ctx: RuleContext, code: str, params: Mapping[str, Any]
+                     ) -> tuple[list[tuple[ROI, ROI]], list[Finding]]:
+    """The CTV-PTV pairs, and not-evaluated findings for targets in no pair."""
+    pairs, lone, reason = target_pairs(ctx)
+    if not pairs:
+        return [], not_evaluated(code, f"Not evaluated: {reason}.", params)
+    out = [finding(code, Status.NOT_EVALUATED, f"{name}: not checked (no nesting CTV or PTV "
+                   "found for it).", params, structure=name) for name in lone]
+    return pairs, out
 
 
 def check_ptv_covers_ctv(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
-    """``ptv.ctv_not_covered``: CTV outside the PTV other than the cut-back at the cord."""
+    """``ptv.ctv_not_covered``: CTV outside its PTV other than the cut-back at the cord
+    and the critical OARs (each CTV-PTV pair, paired by nesting and name)."""
     code = "ptv.ctv_not_covered"
-    ctv, n1 = ctx.roi(Role.CTV)
-    ptv, n2 = ctx.roi(Role.PTV)
-    if ctv is None or ptv is None:
-        return not_evaluated(code, f"Not evaluated: {n1 or n2}.", params)
+    pairs, out = _pairs_or_reason(ctx, code, params)
     limit = float(params["min_uncovered_cc"])
-    cut, cc, avoid = _cutback(ctx, ctv, ptv, float(params["cutback_zone_mm"]),
-                              float(params["tolerance_mm"]))
-    where = f" (cut-back of {cut:.3f} cc within {params['cutback_zone_mm']:g} mm of " \
-            f"{avoid.name} reported by ptv.cord_cutback)" if avoid is not None else ""
-    notes = "; ".join(n for n in (n1, n2) if n)
-    return [finding(code, Status.FAIL if cc >= limit else Status.PASS,
-               f"{cc:.3f} cc of {ctv.name} lies outside {ptv.name} away from the cord{where}"
-               + (f"; {notes}" if notes else "") + ".", params, structure=ptv.name,
-               value=round(cc, 4), limit=limit, unit="cc")]
+    zone = float(params["cutback_zone_mm"])
+    for ctv, ptv in pairs:
+        cuts, cc = _cutback(ctx, ctv, ptv, zone, float(params["tolerance_mm"]))
+        where = "; ".join(f"{v:.3f} cc within {zone:g} mm of {k}" for k, v in cuts.items())
+        where = f" (cut-back: {where}; reported by ptv.cord_cutback / ptv.oar_cutback)" \
+            if cuts else ""
+        out.append(finding(code, Status.FAIL if cc >= limit else Status.PASS,
+                           f"{cc:.3f} cc of {ctv.name} lies outside {ptv.name} away from the cord "
+                           f"and critical OARs{where}.", params, structure=ptv.name,
+                           value=round(cc, 4), limit=limit, unit="cc"))
+    return out
 
 
 def check_cord_cutback(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
     """``ptv.cord_cutback``: the PTV cut back at the cord (reported, not judged)."""
     code = "ptv.cord_cutback"
-    ctv, n1 = ctx.roi(Role.CTV)
-    ptv, n2 = ctx.roi(Role.PTV)
-    if ctv is None or ptv is None:
-        return not_evaluated(code, f"Not evaluated: {n1 or n2}.", params)
-    zone = float(ctx.params(PTV_COVERS)["cutback_zone_mm"])
-    cut, _, avoid = _cutback(ctx, ctv, ptv, zone, float(ctx.params(PTV_COVERS)["tolerance_mm"]))
+    pairs, out = _pairs_or_reason(ctx, code, params)
+    if not pairs:
+        return out
+    avoid = _cord_avoidance(ctx)
     if avoid is None:
-        return not_evaluated(code, "Not evaluated: no spinal cord or cord PRV ROI.", params,
-                   structure=ptv.name)
-    overlap = float((ctx.mask(ptv) & ctx.mask(avoid)).sum()) * ctx.voxel_cc
-    return [finding(code, Status.PASS, (
-        f"{ptv.name} is cut back at {avoid.name}: {cut:.3f} cc of {ctv.name} outside the PTV "
-        f"within {zone:g} mm of it; PTV overlaps {avoid.name} by {overlap:.3f} cc."), params,
-        structure=ptv.name, value=round(cut, 4), unit="cc")]
+        return not_evaluated(code, "Not evaluated: no spinal cord or cord PRV ROI.", params)
+    zone = float(ctx.params(PTV_COVERS)["cutback_zone_mm"])
+    for ctv, ptv in pairs:
+        cuts, _ = _cutback(ctx, ctv, ptv, zone, float(ctx.params(PTV_COVERS)["tolerance_mm"]))
+        cut = cuts.get(avoid.name, 0.0)
+        overlap = float((ctx.mask(ptv) & ctx.mask(avoid)).sum()) * ctx.voxel_cc
+        out.append(finding(code, Status.PASS, (
+            f"{ptv.name} is cut back at {avoid.name}: {cut:.3f} cc of {ctv.name} outside the "
+            f"PTV within {zone:g} mm of it; PTV overlaps {avoid.name} by {overlap:.3f} cc."),
+            params, structure=ptv.name, value=round(cut, 4), unit="cc"))
+    return out
+
+
+def check_oar_cutback(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
+    """``ptv.oar_cutback``: the PTV cut back at critical OARs other than the cord
+    (cauda equina, oesophagus, bowel, skin; reported, not judged: KB 0.5, the PTV "may
+    be reduced at critical OARs")."""
+    code = "ptv.oar_cutback"
+    pairs, out = _pairs_or_reason(ctx, code, params)
+    if not pairs:
+        return out
+    cord = _cord_avoidance(ctx)
+    zone = float(ctx.params(PTV_COVERS)["cutback_zone_mm"])
+    for ctv, ptv in pairs:
+        cuts, _ = _cutback(ctx, ctv, ptv, zone, float(ctx.params(PTV_COVERS)["tolerance_mm"]))
+        others = {k: v for k, v in cuts.items() if cord is None or k != cord.name}
+        cut = {k: v for k, v in others.items() if v > 0}
+        text = ("; ".join(f"{v:.3f} cc of {ctv.name} outside the PTV within {zone:g} mm of {k}"
+                          for k, v in cut.items()) if cut else
+                f"no cut-back at {', '.join(others) or 'a critical OAR (none contoured)'}")
+        out.append(finding(code, Status.PASS, f"{ptv.name}: {text}.", params,
+                           structure=ptv.name, value=round(sum(cut.values()), 4), unit="cc"))
+    return out
 
 
 def _margin_limits(ctx: RuleContext, params: Mapping[str, Any]) -> tuple[float, Status, str]:
@@ -267,26 +319,32 @@ def _margin_limits(ctx: RuleContext, params: Mapping[str, Any]) -> tuple[float, 
 
 
 def check_ptv_margin(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
-    """``ptv.margin``: CTV-to-PTV margin (min, mean, max) from every PTV vertex, the
-    cut-back at the cord excluded; non-uniform or beyond the mode's range."""
+    """``ptv.margin``: CTV-to-PTV margin (min, mean, max) from every PTV vertex of each
+    CTV-PTV pair, the cut-back at the cord and at critical OARs excluded; non-uniform
+    or beyond the mode's range."""
     code = "ptv.margin"
-    ctv, n1 = ctx.roi(Role.CTV)
-    ptv, n2 = ctx.roi(Role.PTV)
-    if ctv is None or ptv is None:
-        return not_evaluated(code, f"Not evaluated: {n1 or n2}.", params)
+    pairs, out = _pairs_or_reason(ctx, code, params)
+    for ctv, ptv in pairs:
+        out += _ptv_margin(ctx, ctv, ptv, params)
+    return out
+
+
+def _ptv_margin(ctx: RuleContext, ctv: ROI, ptv: ROI, params: Mapping[str, Any]
+                ) -> list[Finding]:
+    code = "ptv.margin"
     meas = ctx.data("margins", "measure")
     px, search = float(meas["pixel_mm"]), float(meas["search_mm"])
     cap_px = int(meas["max_plane_pixels"])
     sd = surface_distances(ptv, ctv, pixel_mm=px, search_mm=search, max_plane_pixels=cap_px)
     assert sd is not None
     keep = np.isfinite(sd.distance_mm)
-    avoid = _cord_avoidance(ctx)
+    avoids = _avoidance(ctx)
     excl = float(params["cutback_exclusion_mm"])
-    if avoid is not None:
+    for avoid in avoids:
         to_avoid = surface_distances(ptv, avoid, pixel_mm=px, search_mm=search,
                                      max_plane_pixels=cap_px)
-        assert to_avoid is not None
-        keep &= to_avoid.distance_mm > excl
+        if to_avoid is not None:
+            keep &= to_avoid.distance_mm > excl
     ax = sd.distance_mm[keep & sd.axial]
     stats = MarginStats.of(ax)
     if stats is None:
@@ -303,8 +361,8 @@ def check_ptv_margin(ctx: RuleContext, params: Mapping[str, Any]) -> list[Findin
     text = (f"{ctv.name} -> {ptv.name} axial margin {stats.text()}, median {margin:.2f} mm"
             + (f"; cranio-caudal {cap.min_mm:.1f}-{cap.max_mm:.1f} mm (+/- "
                f"{sd.plane_spacing_mm / 2:.2f} mm: plane spacing)" if cap else "")
-            + (f"; vertices within {excl:g} mm of {avoid.name} (cut-back) excluded"
-               if avoid is not None else "") + ".")
+            + (f"; vertices within {excl:g} mm of {', '.join(a.name for a in avoids)} "
+               "(cut-back) excluded" if avoids else "") + ".")
     problems = []
     status = Status.PASS
     if spread > uni:
@@ -384,8 +442,12 @@ PTV_COVERS = Rule(code="ptv.ctv_not_covered", name="CTV outside the PTV",
                   severity=Status.FAIL, rule_set="margins", check=check_ptv_covers_ctv,
                   modes=_BOTH)
 CORD_CUTBACK = Rule(code="ptv.cord_cutback", name="PTV cut back at the cord",
-                    citation=f"{_REDMOND} (modified PTV at the cord)", severity=Status.WARN,
+                    citation=f"{_REDMOND} (modified PTV at the cord)", severity=Status.PASS,
                     rule_set="margins", check=check_cord_cutback, modes=_BOTH, spine_only=True)
+OAR_CUTBACK = Rule(code="ptv.oar_cutback", name="PTV cut back at critical OARs",
+                   citation=f"{_REDMOND} (PTV may be reduced at critical OARs)",
+                   severity=Status.PASS, rule_set="margins", check=check_oar_cutback,
+                   modes=_BOTH, spine_only=True)
 PTV_MARGIN = Rule(code="ptv.margin", name="CTV-to-PTV margin",
                   citation=f"{_REDMOND} (PO-06 0-2 mm); Radiat Oncol 2016 practice 0-2 mm (KB 1c, "
                   "C); ISRC-P1 <= 3 mm as optional variant (U)", severity=Status.FAIL,
@@ -394,4 +456,5 @@ PRV_MARGIN = Rule(code="cord.prv_margin", name="Cord PRV margin",
                   citation=f"{_REDMOND} (PO-07 0-2 mm); TG-263 SpinalCord_PRVxx (KB 8)",
                   severity=Status.FAIL, rule_set="margins", check=check_prv_margin, modes=_BOTH, spine_only=True)
 #: PTV and PRV rules (both modes).
-MARGIN_RULES: tuple[Rule, ...] = (PTV_COVERS, CORD_CUTBACK, PTV_MARGIN, PRV_MARGIN)
+MARGIN_RULES: tuple[Rule, ...] = (PTV_COVERS, CORD_CUTBACK, OAR_CUTBACK, PTV_MARGIN,
+                                  PRV_MARGIN)

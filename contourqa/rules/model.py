@@ -90,7 +90,8 @@ class Rule:
     severity : Status
         Status of a violation (``FAIL`` or ``WARN``): the worst status the rule
         reports (some rules report a milder ``WARN`` in documented cases; never worse
-        than declared, which the tests check).  A profile re-levels it.
+        than declared, which the tests check).  A profile re-levels it.  ``PASS`` for
+        a rule that reports a measurement and never judges it (the PTV cut-backs).
     rule_set : str
         The family: the data file holding its thresholds (one of :data:`RULE_SETS`),
         or ``dose`` (thresholds in ``contourqa/constraints/data``).
@@ -119,8 +120,9 @@ class Rule:
     thresholds: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.severity not in (Status.FAIL, Status.WARN):
-            raise ValueError(f'Rule {self.code}: "severity" must be FAIL or WARN.')
+        if self.severity not in (Status.FAIL, Status.WARN, Status.PASS):
+            raise ValueError(f'Rule {self.code}: "severity" must be FAIL, WARN or PASS '
+                             "(reported, never judged).")
         if self.rule_set not in (*RULE_SETS, "dose"):
             raise ValueError(f'Rule {self.code}: "rule_set" must be one of {RULE_SETS} or dose.')
 

@@ -23,6 +23,7 @@ from contourqa.rules.common import (
     canal_roi,
     finding,
     level_name,
+    nest,
     not_evaluated,
     outside_findings,
     sector_problem,
@@ -287,15 +288,24 @@ def check_epidural_without_disease(ctx: RuleContext, params: Mapping[str, Any]) 
 
 
 def check_gtv_not_covered(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
-    """``ctv.gtv_not_covered``: GTV volume outside the CTV (beyond a voxel tolerance)."""
+    """``ctv.gtv_not_covered``: GTV volume outside its CTV (beyond a voxel tolerance);
+    each GTV is checked against the CTV that holds most of it (several targets)."""
     code = "ctv.gtv_not_covered"
-    ctv, note = ctx.roi(Role.CTV)
+    ctvs = ctx.rois(Role.CTV)
     gtvs, _ = target_rois(ctx)
-    if ctv is None:
-        return not_evaluated(code, f"Not evaluated: {note}.", params)
+    if not ctvs:
+        return not_evaluated(code, "Not evaluated: no non-empty ctv ROI.", params)
     if not gtvs:
-        return not_evaluated(code, "Not evaluated: no non-empty GTV ROI.", params, structure=ctv.name)
-    return outside_findings(ctx, code, gtvs, ctv, params, what="", note=note)
+        return not_evaluated(code, "Not evaluated: no non-empty GTV ROI.", params,
+                             structure=ctvs[0].name)
+    out: list[Finding] = []
+    for gtv, ctv in nest(ctx, gtvs, ctvs):
+        chosen = ctv if ctv is not None else ctvs[0]
+        note = None if len(ctvs) == 1 else (
+            "its CTV: the one holding most of it" if ctv is not None
+            else f"no CTV holds any of it; compared with {chosen.name}")
+        out += outside_findings(ctx, code, [gtv], chosen, params, what="", note=note)
+    return out
 
 
 def check_cranio_caudal(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
