@@ -82,7 +82,10 @@ class TerminalFormatter:
                                          "max_width": 48})):
                 table.add_column(name, **kw)  # type: ignore[arg-type]
             for f in serious:
-                table.add_row(Text(f.status.value.upper(), style=_STYLE[f.status.value]), f.code,
+                label = f.status.value.upper()
+                if f.message.startswith("WAIVED"):  # contourqa.rules.apply_profile
+                    label += " (waived)"
+                table.add_row(Text(label, style=_STYLE[f.status.value]), f.code,
                               f.structure or "", value_vs_limit(f), f.source or "")
             con.print(table)
         rest = [f for f in shown if f.status is Status.NOT_EVALUATED]
