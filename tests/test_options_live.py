@@ -150,7 +150,8 @@ EFFECTS: dict[str, tuple[str, str, Callable[[Report], bool]]] = {
                                               for s in r["sectors"]] == [("T10", "user")]),
     "constraints": ("everything", "baseline", lambda r: bool(_checks(r, "dose.rtog0631.fractions"))
                     and not any(c["code"].startswith("dose.tg101") for c in r["checks"])),
-    "constraint_file": ("everything", "baseline", lambda r: bool(_checks(r, "dose.ours.cord_pmax"))),
+    "constraint_file": ("everything", "baseline",
+                        lambda r: bool(_checks(r, "dose.ours.cord_pmax"))),
     "use_unconfirmed": ("everything", "other",
                         lambda r: "UNCONFIRMED" in _msg(r, "dose.ours.cord_pmax")),
     "prior": ("everything", "baseline", lambda r: bool(_checks(r, "dose.reirradiation_interval"))),
@@ -162,7 +163,8 @@ EFFECTS: dict[str, tuple[str, str, Callable[[Report], bool]]] = {
     "ptv_coverage": ("everything", "baseline", lambda r: _limit(r, "dose.ptv_coverage") == 90),
     "cord_compromise": ("other", "baseline",
                         lambda r: "none_cord_compromise" in _msg(r, "dose.redmond2017.cord_dmax")),
-    "dose_grid_max_mm": ("everything", "baseline", lambda r: _limit(r, "dose.grid_resolution") == 3),
+    "dose_grid_max_mm": ("everything", "baseline",
+                         lambda r: _limit(r, "dose.grid_resolution") == 3),
     "mode": ("everything", "baseline", lambda r: "in postop mode" in _msg(r, "rules.mode")),
     "profile": ("everything", "baseline", lambda r: all(
         c["status"] == "not_applicable" and "switched off by profile" in c["message"]
@@ -223,6 +225,19 @@ def test_readme_postop_example_reads_incomplete_for_want_of_a_preop_gtv(
     # the "everything" run starts with the README's post-operative command
     r = runs["everything"]
     assert [c["status"] for c in _checks(r, "postop.preop_extent")] == ["not_evaluated"]
+
+
+def test_no_check_reports_worse_than_its_declared_severity(runs: dict[str, Report]) -> None:
+    from contourqa.rules import all_rules
+
+    order = ["not_applicable", "pass", "not_evaluated", "warn", "fail"]
+    declared = {r.code: r.severity.value for r in all_rules()}
+    for name, r in runs.items():
+        if name in ("everything", "profile_readme"):
+            continue  # a profile re-levels rules on purpose
+        for c in r["checks"]:
+            if c["code"] in declared and c["status"] in ("warn", "fail"):
+                assert order.index(c["status"]) <= order.index(declared[c["code"]]), (name, c)
 
 
 def test_demo_reads_warn_not_incomplete(runs: dict[str, Report]) -> None:

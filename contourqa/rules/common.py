@@ -69,7 +69,8 @@ def outside(ctx: RuleContext, inner: ROI, outer: ROI, tolerance_mm: float
 
 def target_rois(ctx: RuleContext) -> tuple[list[ROI], list[ROI]]:
     """(residual / intact GTVs, pre-operative GTVs), by the post-operative name pattern."""
-    pat = re.compile(str(ctx.params_for("postop", "postop.preop_extent")["preop_name_pattern"]), re.IGNORECASE)
+    pattern = ctx.params_for("postop", "postop.preop_extent")["preop_name_pattern"]
+    pat = re.compile(str(pattern), re.IGNORECASE)
     gtvs = ctx.rois(Role.GTV)
     named = [r for r in (ctx.case.structure_set.rois if ctx.case.structure_set else ())
              if not r.is_empty and pat.search(r.name) and "gtv" in r.name.lower()]

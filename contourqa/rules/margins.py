@@ -348,7 +348,8 @@ def _ptv_margin(ctx: RuleContext, ctv: ROI, ptv: ROI, params: Mapping[str, Any]
     ax = sd.distance_mm[keep & sd.axial]
     stats = MarginStats.of(ax)
     if stats is None:
-        return not_evaluated(code, f"Not evaluated: no {ptv.name} vertex on a plane of {ctv.name} away "
+        return not_evaluated(code, f"Not evaluated: no {ptv.name} vertex on a plane of "
+                             f"{ctv.name} away "
                    "from the cord.", params, structure=ptv.name)
     cap = MarginStats.of(sd.distance_mm[keep & ~sd.axial])
     margin = float(np.median(ax))
@@ -403,7 +404,8 @@ def check_prv_margin(ctx: RuleContext, params: Mapping[str, Any]) -> list[Findin
         ok = np.isfinite(sd.distance_mm) & sd.axial
         stats = MarginStats.of(sd.distance_mm[ok])
         if stats is None:
-            out += not_evaluated(code, f"Not evaluated: {prv.name} has no plane within {cord.name}'s "
+            out += not_evaluated(code, f"Not evaluated: {prv.name} has no plane within "
+                                 f"{cord.name}'s "
                        "extent.", params, structure=prv.name)
             continue
         margin = float(np.median(sd.distance_mm[ok]))
@@ -454,7 +456,8 @@ PTV_MARGIN = Rule(code="ptv.margin", name="CTV-to-PTV margin",
                   rule_set="margins", check=check_ptv_margin, modes=_BOTH, spine_only=True)
 PRV_MARGIN = Rule(code="cord.prv_margin", name="Cord PRV margin",
                   citation=f"{_REDMOND} (PO-07 0-2 mm); TG-263 SpinalCord_PRVxx (KB 8)",
-                  severity=Status.FAIL, rule_set="margins", check=check_prv_margin, modes=_BOTH, spine_only=True)
+                  severity=Status.FAIL, rule_set="margins", check=check_prv_margin, modes=_BOTH,
+                  spine_only=True)
 #: PTV and PRV rules (both modes).
 MARGIN_RULES: tuple[Rule, ...] = (PTV_COVERS, CORD_CUTBACK, OAR_CUTBACK, PTV_MARGIN,
                                   PRV_MARGIN)

@@ -41,7 +41,8 @@ def check_preop_extent(ctx: RuleContext, params: Mapping[str, Any]) -> list[Find
     if ctv is None:
         return not_evaluated(code, f"Not evaluated: {note}.", params)
     if not pre:
-        return not_evaluated(code, "Not evaluated: no pre-operative GTV ROI (a GTV whose name matches "
+        return not_evaluated(code, "Not evaluated: no pre-operative GTV ROI (a GTV whose name "
+                             "matches "
                    f"{params['preop_name_pattern']!r}); registered pre-operative images are not "
                    "used by this version.", params, structure=ctv.name)
     return outside_findings(ctx, code, pre, ctv, params, what="the pre-operative ", note=note)
@@ -157,7 +158,8 @@ def check_contiguous_levels(ctx: RuleContext, params: Mapping[str, Any]) -> list
 def _grade_rule(code: str, given: str | None, what: str, params: Mapping[str, Any]
                 ) -> list[Finding]:
     if given is None:
-        return not_evaluated(code, f"Not evaluated: the {what} is not in the DICOM data; give it as an "
+        return not_evaluated(code, f"Not evaluated: the {what} is not in the DICOM data; give "
+                             "it as an "
                    "option to check this contraindication.", params)
     bad = given in {str(g) for g in params["contraindicated"]}
     return [finding(code, Status.FAIL if bad else Status.PASS,

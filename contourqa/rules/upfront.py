@@ -198,7 +198,8 @@ def check_missing_sector(ctx: RuleContext, params: Mapping[str, Any]) -> list[Fi
                                                   for s in missing)), limit=limit, unit="%"))
         else:
             out.append(finding(code, Status.PASS, f"{detail}.", params, limit=limit, unit="%"))
-    return out or not_evaluated(code, "Not evaluated: the GTV involves no bone sector of an analysed "
+    return out or not_evaluated(code, "Not evaluated: the GTV involves no bone sector of an "
+                                "analysed "
                       "vertebra (no ISRC row applies).", params)
 
 
@@ -223,7 +224,8 @@ def check_unjustified_sector(ctx: RuleContext, params: Mapping[str, Any]) -> lis
             continue
         need, _, _ = expected_ctv_sectors(v, table, encircling=circ["encircling_sectors"])
         if encircles(v, circ):
-            out.append(finding(code, Status.PASS, f"{level_name(v)}: the CTV encircles the canal; judged by "
+            out.append(finding(code, Status.PASS, f"{level_name(v)}: the CTV encircles the "
+                               "canal; judged by "
                           "ctv.circumferential.", params))
             continue
         extra = [s for s in range(1, 7) if s not in need
@@ -258,7 +260,8 @@ def check_circumferential(ctx: RuleContext, params: Mapping[str, Any]) -> list[F
         need, _, _ = expected_ctv_sectors(v, table, encircling=ring)
         reason = circumferential_justified(v, required=need, encircling=ring)
         if reason:
-            out.append(finding(code, Status.PASS, f"{level_name(v)}: circumferential CTV; {reason}.", params))
+            out.append(finding(code, Status.PASS, f"{level_name(v)}: circumferential CTV; "
+                               f"{reason}.", params))
         else:
             out.append(finding(code, Status.FAIL, (
                 f"{level_name(v)}: the CTV encircles the canal (sectors 1-6 covered: "
@@ -280,7 +283,8 @@ def check_epidural_without_disease(ctx: RuleContext, params: Mapping[str, Any]) 
     for v in ctx.sectors.vertebrae:
         if v.ctv_epidural_cc >= limit and not v.epidural:
             out.append(finding(code, Status.FAIL, (
-                f"{level_name(v)}: {v.ctv_epidural_cc:.2f} cc of CTV in the spinal canal but the GTV "
+                f"{level_name(v)}: {v.ctv_epidural_cc:.2f} cc of CTV in the spinal canal but the "
+                "GTV "
                 "has no epidural component at this level."), params,
                 value=round(v.ctv_epidural_cc, 3), limit=limit, unit="cc"))
     return out or [finding(code, Status.PASS, "No CTV in the canal without epidural GTV "
@@ -330,7 +334,8 @@ def check_cranio_caudal(ctx: RuleContext, params: Mapping[str, Any]) -> list[Fin
                 f"({', '.join(level_name(v) for v in levels) or 'none'}); GTV at "
                 f"{', '.join(level_name(v) for v in gtv_levels) or 'none'}")
         if extra and ctx.mode is Mode.UPFRONT:
-            out.append(finding(code, Status.WARN, text + f". {', '.join(level_name(v) for v in extra)} "
+            names = ", ".join(level_name(v) for v in extra)
+            out.append(finding(code, Status.WARN, text + f". {names} "
                           "hold(s) no GTV: the ISRC consensus contours the involved level(s) "
                           "only (no numeric cranio-caudal bony margin, KB 1c ISRC-CC, status U).",
                           params, value=float(len(levels)), unit="levels"))
@@ -346,7 +351,8 @@ def check_cranio_caudal(ctx: RuleContext, params: Mapping[str, Any]) -> list[Fin
     if ctv is None or canal is None or not (gtvs or pre):
         missing = "CTV" if ctv is None else "spinal canal / thecal sac ROI" if canal is None \
             else "GTV"
-        return out + not_evaluated(code, f"Epidural cranio-caudal extension not evaluated: no {missing}.",
+        return out + not_evaluated(code, "Epidural cranio-caudal extension not evaluated: no "
+                                   f"{missing}.",
                          params)
     # the canal minus the vertebrae, as in the sector analysis: a bony GTV (or CTV)
     # abutting the canal shares a few boundary voxels with it, which are not epidural
@@ -386,10 +392,12 @@ _COX = "Cox et al. 2012 (ISRC), knowledge base 0.2, 1b, 1c"
 
 MISSING_SECTOR = Rule(code="ctv.missing_sector", name="CTV misses an ISRC sector",
                       citation=f"{_COX} (bony CTV table)", severity=Status.FAIL,
-                      rule_set="upfront", check=check_missing_sector, modes=_UPFRONT, spine_only=True)
+                      rule_set="upfront", check=check_missing_sector, modes=_UPFRONT,
+                      spine_only=True)
 UNJUSTIFIED_SECTOR = Rule(code="ctv.unjustified_sector", name="CTV covers an uncalled-for sector",
                           citation=f"{_COX} (bony CTV table, ISRC-C1)", severity=Status.WARN,
-                          rule_set="upfront", check=check_unjustified_sector, modes=_UPFRONT, spine_only=True)
+                          rule_set="upfront", check=check_unjustified_sector, modes=_UPFRONT,
+                          spine_only=True)
 CIRCUMFERENTIAL = Rule(code="ctv.circumferential", name="Circumferential CTV without cause",
                        citation=f"{_COX} (ISRC-C3)", severity=Status.FAIL, rule_set="upfront",
                        check=check_circumferential, modes=_UPFRONT, spine_only=True)
