@@ -176,15 +176,19 @@ def _cli_check(folder: Path, out: Path, *args: str) -> dict[str, Any]:
 def test_prior_course_without_its_dose_is_not_evaluated(tmp_path: Path) -> None:
     # Demo: cord Pmax 14 Gy in 2 fx (EQD2 31.5 Gy).  A 30 Gy/10 fx prior course
     # whose cord dose was ASSUMED to be 30 Gy (EQD2 37.5 Gy) gave 69 <= 70 Gy: pass.
-    report = _cli_check(DEMO, tmp_path / "a.json", "--prior", "30Gy/10fx")
-    checks = {c["code"]: c for c in report["checks"]}
+    case = _load(DEMO)
+    assert case.structure_set is not None
+    found = {f.code: f for f in evaluate_dose_checks(
+        case, assign_roles(case.structure_set.rois), None, options=DoseCheckOptions(
+            prior_courses=("30Gy/10fx",), uncertainty=False, checks=("reirradiation",)))}
     for code in ("dose.reirradiation_cumulative_eqd2", "dose.reirradiation_ratio"):
-        assert checks[code]["status"] == "not_evaluated", checks[code]
-        assert "cord_max=" in checks[code]["message"]
-        assert "--assume-prior-cord-max" in checks[code]["message"]
-    # The SBRT course alone does not need the prior dose.
-    assert checks["dose.reirradiation_sbrt_eqd2"]["status"] == "fail"
-    # Opting in: the labelled conservative assumption (110% of the prior prescription).
+        assert found[code].status is Status.NOT_EVALUATED, found[code]
+        assert "cord_max=" in found[code].message
+        assert "--assume-prior-cord-max" in found[code].message
+    # The SBRT course alone does not need the prior dose: 31.5 Gy > 25 Gy.
+    assert found["dose.reirradiation_sbrt_eqd2"].status is Status.FAIL
+    # Opting in, through the console entry point: the labelled conservative assumption
+    # (110% of the prior prescription, rules/reirradiation.toml).
     report = _cli_check(DEMO, tmp_path / "b.json", "--prior", "30Gy/10fx",
                         "--assume-prior-cord-max")
     checks = {c["code"]: c for c in report["checks"]}

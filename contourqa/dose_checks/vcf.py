@@ -18,7 +18,8 @@ __all__ = ["evaluate_vcf"]
 
 
 def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
-    """One ``vcf.risk`` finding: WARN with reasons when any factor is present."""
+    """One ``vcf.risk`` finding: WARN with reasons when any factor is present; PASS only
+    when every factor is known and absent, else NOT_EVALUATED naming the unknown ones."""
     rules = load_rules("vcf")
     p = ctx.options.patient
     reasons: list[str] = []
@@ -84,11 +85,21 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
         return [Finding(code="vcf.risk", status=Status.WARN, value=dpf, unit="Gy",
                         message=f"VCF risk factors present: {'; '.join(reasons)}.{tail}",
                         source="; ".join(dict.fromkeys(sources)))]
-    if dpf is None:
-        return [Finding(code="vcf.risk", status=Status.NOT_EVALUATED,
-                        message=f"VCF risk not evaluated: no risk factor known.{tail}",
+    if unknown:
+        # Absent among the known factors says nothing about the unknown ones: no pass.
+        known = f" (dose per fraction {fmt(dpf, 'Gy')})" if dpf is not None else ""
+        return [Finding(code="vcf.risk", status=Status.NOT_EVALUATED, value=dpf,
+                        unit="Gy" if dpf is not None else None,
+                        message=(f"VCF risk not evaluated: no risk factor present among those "
+                                 f"known{known}, but {len(unknown)} factor(s) are unknown; "
+                                 "state them (--age, --lytic/--no-lytic, "
+                                 "--baseline-vcf/--no-baseline-vcf, --deformity/--no-deformity, "
+                                 f"--vb-involved).{tail}"),
                         source=rule["source"])]
     return [Finding(code="vcf.risk", status=Status.PASS, value=dpf, unit="Gy",
-                    message=(f"No VCF risk factor present among those known (dose per fraction "
-                             f"{fmt(dpf, 'Gy')}).{tail}"),
-                    source=rule["source"])]
+                    message=(f"No VCF risk factor present; every factor is known (dose per "
+                             f"fraction {fmt(dpf, 'Gy')}).{tail}"),
+                    source="; ".join(dict.fromkeys(
+                        [rule["source"]] + [rules[k]["source"] for k in
+                                            ("vertebral_body_involved", "age", "lytic",
+                                             "baseline_vcf", "deformity")])))]
