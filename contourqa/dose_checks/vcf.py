@@ -91,10 +91,10 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
         return [Finding(code="vcf.risk", status=Status.NOT_EVALUATED, value=dpf,
                         unit="Gy" if dpf is not None else None,
                         message=(f"VCF risk not evaluated: no risk factor present among those "
-                                 f"known{known}, but {len(unknown)} factor(s) are unknown; "
-                                 "state them (--age, --lytic/--no-lytic, "
-                                 "--baseline-vcf/--no-baseline-vcf, --deformity/--no-deformity, "
-                                 f"--vb-involved).{tail}"),
+                                 f"known{known}, but {len(unknown)} factor(s) are unknown.{tail}"
+                                 " State them to evaluate it (command line: --age, "
+                                 "--vb-involved, --[no-]lytic, --[no-]baseline-vcf, "
+                                 "--[no-]deformity)."),
                         source=rule["source"])]
     return [Finding(code="vcf.risk", status=Status.PASS, value=dpf, unit="Gy",
                     message=(f"No VCF risk factor present; every factor is known (dose per "
