@@ -182,7 +182,7 @@ def evaluate_reirradiation(ctx: DoseContext) -> list[Finding]:
         rows = [("cumulative_eqd2", cumulative_codes[0], total, "Gy", "cumulative Pmax EQD2"),
                 *rows, ("ratio", cumulative_codes[1], ratio, None,
                         "SBRT share of the cumulative Pmax EQD2")]
-    detail = f"{used}; " + "; ".join(t for _, t in prior_eqd2) + f"; alpha/beta {ab:g} Gy."
+    detail = "; ".join([used, *(t for _, t in prior_eqd2), f"alpha/beta {ab:g} Gy"]) + "."
     for key, code, value, unit, label in rows:
         rule = rules[key]
         limit = float(rule.get("max_gy", rule.get("max_ratio")))

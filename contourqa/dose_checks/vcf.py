@@ -24,7 +24,8 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
     p = ctx.options.patient
     reasons: list[str] = []
     unknown: list[str] = []
-    absent: list[str] = []   # factors known absent whose source is worth showing
+    absent: list[str] = []   # factors known absent, with their source
+    below: list[str] = []    # numeric factors known and under their threshold
     sources: list[str] = []
     dpf = None
     if ctx.prescription_gy is not None and ctx.n_fractions:
@@ -50,6 +51,8 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
             reasons.append(f"{label} {fmt(value, unit)} {r['comparison']} "
                            f"{fmt(float(r[limit_key]), unit)}{origin(field)}")
             sources.append(r["source"])
+        else:
+            below.append(f"{label} {fmt(value, unit)}{origin(field)}")
 
     numeric(p.vertebral_body_involved_percent, "vertebral_body_involved_percent",
             "vertebral_body_involved", "min_percent", "vertebral body involved", "%")
@@ -64,7 +67,7 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
             sources.append(rules[key]["source"])
             if key == "lytic" and key in p.evidence:  # measured: cite the derived thresholds
                 sources.append(rules["gtv_density"]["source"])
-        elif key in p.evidence:
+        else:
             absent.append(f"{label}{origin(key)}")
     sins = rules["sins"]
     if p.sins_total is not None:
@@ -79,6 +82,8 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
                            "surgical consultation warranted")
             sources.append(sins["source"])
     tail = f" Not known: {', '.join(unknown)}." if unknown else ""
+    if below:
+        tail = f" Below threshold: {', '.join(below)}.{tail}"
     if absent:
         tail = f" Absent: {', '.join(absent)}.{tail}"
     if reasons:
