@@ -6,6 +6,13 @@ one carries the limit is unsettled).  Point maxima are reported as the true maxi
 and as D0.03cc and D0.035cc, and the set's own definition is the one compared,
 except where that definition is unconfirmed (U): then the true maximum, the
 stricter value, is compared unless ``use_unconfirmed`` is set.
+
+A constraint is judged only when its ROI is contoured where it matters and has dose
+there (:meth:`DoseContext.oar_problem`, thresholds in ``rules/oar_extent.toml``);
+otherwise it is not evaluated, except that a maximum-type value already over its
+upper limit on the part that is there is a failure (a lower bound).  With a RELATIVE
+dose grid, ``dose.relative_scaling`` states the scaling assumption and the reference
+dose at which each absolute verdict would change.
 """
 
 from __future__ import annotations
@@ -199,7 +206,9 @@ def _relative_scaling(ctx: DoseContext, absolute: list[tuple[Finding, Constraint
         message=(f"The dose grid is RELATIVE and was scaled with 1.0 = {fmt(ref, 'Gy')} (the "
                  "prescription): an ASSUMPTION every absolute dose constraint rests on. A "
                  "true reference k times this one multiplies every dose by k. Effect: "
-                 f"{text}. Limits in percent of the prescription are not affected."))]
+                 f"{text}. Limits in percent of the prescription are not affected; the "
+                 "GTV Dmin criterion and the re-irradiation EQD2 rest on the assumption "
+                 "too."))]
 
 
 def _evaluate_set(ctx: DoseContext, cset: ConstraintSet,
