@@ -56,6 +56,20 @@ def test_beam_doses_are_summed(case_dir):
     assert "input.summed_doses" in {p.code for p in case.problems}
 
 
+def test_beam_doses_naming_no_beam_are_not_summed(case_dir):
+    # Two BEAM doses that do not say which beams they are: nothing shows that they
+    # make up the plan's seven beams, so no dose (and no dose check) rather than a guess.
+    for n, factor in enumerate((0.25, 0.75)):
+        _write_scaled_dose(case_dir / "RD.dcm", case_dir / f"RD_beam{n}.dcm", factor=factor,
+                           summation="BEAM")
+    (case_dir / "RD.dcm").unlink()
+    (files,) = discover(case_dir)[1]
+    case = load_case(files)
+    assert case.dose is None
+    (f,) = [p for p in case.problems if p.code == "input.incomplete_beam_doses"]
+    assert "name no beam" in f.message and "RD_beam0.dcm" in f.message
+
+
 def test_fraction_dose_is_scaled_by_the_number_of_fractions(case_dir):
     reference = read_dose(case_dir / "RD.dcm")
     _write_scaled_dose(case_dir / "RD.dcm", case_dir / "RD_fx.dcm", factor=0.5,
