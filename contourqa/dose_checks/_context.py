@@ -223,8 +223,9 @@ class DoseContext:
                 return None
             try:
                 cc = compute_dvh(sub, dose, options=self.dvh_options).volume_outside_dose_cc
-            except (ContourQAError, ValueError):
-                return None
+            except (ContourQAError, ValueError) as exc:  # could not tell: no verdict
+                return (f"{fmt(whole.volume_outside_dose_cc, 'cc')} of {roi_name} lies outside "
+                        f"the dose grid and its part near the target cannot be measured ({exc})")
             if cc <= tol:
                 return None
             part = sub
