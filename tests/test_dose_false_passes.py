@@ -312,3 +312,32 @@ def test_beam_doses_missing_a_beam_are_not_summed(hot_case: tuple[Path, dict[str
     assert p.status is Status.NOT_EVALUATED and f"beam {numbers[-1]}" in p.message
     found = _run(case)
     assert found and all(f.status is Status.NOT_EVALUATED for f in found)
+
+
+# ---------------------------------------------------------------- item 2, targets
+def test_target_partly_outside_the_dose_grid_is_not_a_pass(
+        hot_case: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    # The same grid crop applies to the GTV: its Dmin over the part with dose (24 Gy)
+    # passed a 2-fx threshold (14 Gy/1 fx at equal BED, tumour alpha/beta 10 Gy).
+    folder, _ = hot_case
+    opts = DoseCheckOptions(uncertainty=False, checks=("target",),
+                            alpha_beta_gy={"tumour": 10.0})
+
+    def target(case: Case) -> dict[str, Finding]:
+        assert case.structure_set is not None
+        found = evaluate_dose_checks(case, assign_roles(case.structure_set.rois), None,
+                                     options=opts)
+        return {f.code: f for f in found if f.code in ("dose.gtv_dmin", "dose.ptv_coverage")}
+
+    whole = target(_load(folder))
+    assert whole["dose.gtv_dmin"].status is Status.PASS
+    work = _copy(folder, tmp_path / "half")
+    _crop_dose(work / "RD.dcm", lambda z: z >= 0.0)
+    half = target(_load(work))
+    assert half["dose.gtv_dmin"].status is Status.NOT_EVALUATED, half["dose.gtv_dmin"].message
+    assert "outside the dose grid" in half["dose.gtv_dmin"].message
+    # PTV coverage: 73% of the whole PTV gets 24 Gy (the cord cap); with half the PTV
+    # outside the grid it lies between about 37% and 87%, either side of 85%.
+    cov = half["dose.ptv_coverage"]
+    assert whole["dose.ptv_coverage"].status is Status.WARN
+    assert cov.status is Status.NOT_EVALUATED and "between" in cov.message
