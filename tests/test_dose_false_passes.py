@@ -105,7 +105,7 @@ def test_cord_contour_stopping_short_of_the_target_is_not_evaluated(
     rs.save_as(work / "RS.dcm", enforce_file_format=True)
     found = _run(_load(work))
     for name, f in _cord(found).items():
-        # Before: "pass" at the 4.7 Gy the remaining contour receives.
+        # Before: "pass" at the 12.8 Gy the remaining contour receives.
         assert f.status is Status.NOT_EVALUATED, (name, f.status, f.message)
         assert "extent" in f.message
     extent = {f.structure: f for f in found if f.code == "contour.oar_extent"}
@@ -147,7 +147,7 @@ def test_dose_grid_cropped_below_the_target_is_not_evaluated(
     case = _load(work)
     assert case.dose is not None
     for name, f in _cord(_run(case)).items():
-        # Before: "pass" on the part that has dose.
+        # Before: "pass" at 12.4 Gy, on the part that has dose.
         assert f.status is Status.NOT_EVALUATED, (name, f.status, f.message)
         assert "outside the dose grid" in f.message
         # It says which part lacks dose: the planes near the target, above the grid's
