@@ -58,7 +58,8 @@ def _needs_media(args: argparse.Namespace) -> bool:
 CHECK_OPTION_KEYWORDS: dict[str, str] = {
     "prescription": "prescription_gy", "roles": "roles", "metrics": "metrics", "level": "level",
     "constraints": "constraints", "constraint_file": "constraint_files", "prior": "prior_courses",
-    "prior_dose": "prior_doses", "use_unconfirmed": "use_unconfirmed",
+    "prior_dose": "prior_doses", "assume_prior_cord_max": "assume_prior_cord_max",
+    "use_unconfirmed": "use_unconfirmed",
     "alpha_beta": "alpha_beta_gy", "gtv_dmin": "gtv_dmin_variant",
     "ptv_coverage": "ptv_coverage_variant", "cord_compromise": "cord_compromise",
     "dose_grid_max_mm": "dose_grid_max_spacing_mm", "mode": "mode", "profile": "profile",
@@ -354,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help='prior course, e.g. "30Gy/10fx,cord_max=28Gy,date=2023-05-01"')
         g.add_argument("--prior-dose", action="append", default=[], metavar="RTDOSE",
                        help="prior RTDOSE in the plan's frame of reference, one per --prior")
+        g.add_argument("--assume-prior-cord-max", action="store_true",
+                       help="for a --prior course without cord_max= or --prior-dose, assume "
+                            "a conservative cord maximum (a multiple of its prescription, "
+                            "labelled; see rules/reirradiation.toml); without this the cumulative "
+                            "re-irradiation checks are not evaluated")
         g.add_argument("--use-unconfirmed", action="store_true",
                        help="also evaluate constraints whose source is unconfirmed (labelled U)")
         g.add_argument("--alpha-beta", action="append", default=[], metavar="KEY=GY",
@@ -389,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
         v.add_argument("--vb-involved", type=float, metavar="PERCENT",
                        help="percent of the vertebral body involved by tumour")
         for flag in ("--lytic", "--baseline-vcf", "--deformity"):
-            v.add_argument(flag, action="store_const", const=True, default=None)
+            # --no-<factor> states its absence; unstated stays unknown (VCF not evaluated).
+            v.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
 
     p = sub.add_parser("check", help="check every plan under PATH")
     p.add_argument("path", metavar="PATH")

@@ -121,8 +121,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Report]:
         # the institutional set without --use-unconfirmed; the Redmond "cord compromise" row
         "other": _report(demo, "--constraint-file", str(tmp / "ours_set.toml"),
                          "--constraints", "redmond2017", "--cord-compromise"),
-        "level": _report(str(bare), "--level", "T10", "--constraints", "hytec2021"),
-        "no_level": _report(str(bare), "--constraints", "hytec2021"),
+        # (a prior course without its cord maximum: assumed only on request)
+        "level": _report(str(bare), "--level", "T10", "--constraints", "hytec2021",
+                         "--prior", "30Gy/10fx,date=2023-05-01", "--assume-prior-cord-max"),
+        "no_level": _report(str(bare), "--constraints", "hytec2021",
+                            "--prior", "30Gy/10fx,date=2023-05-01"),
         "profile_readme": _report(*shlex.split(readme["profile"])[2:], cwd=tmp),
     }
 
@@ -152,6 +155,10 @@ EFFECTS: dict[str, tuple[str, str, Callable[[Report], bool]]] = {
                     and not any(c["code"].startswith("dose.tg101") for c in r["checks"])),
     "constraint_file": ("everything", "baseline",
                         lambda r: bool(_checks(r, "dose.ours.cord_pmax"))),
+    "assume_prior_cord_max": ("level", "no_level", lambda r: all(
+        c["status"] in ("pass", "fail", "warn")
+        for c in _checks(r, "dose.reirradiation_cumulative_eqd2")) and bool(
+        _checks(r, "dose.reirradiation_cumulative_eqd2"))),
     "use_unconfirmed": ("everything", "other",
                         lambda r: "UNCONFIRMED" in _msg(r, "dose.ours.cord_pmax")),
     "prior": ("everything", "baseline", lambda r: bool(_checks(r, "dose.reirradiation_interval"))),
