@@ -132,7 +132,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         setattr(args, formatter.name, path)
         written.append(path)
     print(f"contourqa demo: checking the bundled spine phantom in {case_dir}")
-    options = replace(_check_options(args), dvh_workers=default_workers())
+    from contourqa.demo import DEMO_CLINICAL_INPUTS
+
+    stated = {dest: DEMO_CLINICAL_INPUTS[kw] for dest, kw in CHECK_OPTION_KEYWORDS.items()
+              if kw in DEMO_CLINICAL_INPUTS and getattr(args, dest) is None}
+    print("  the demo patient's clinical inputs (not in DICOM): " + ", ".join(
+        f"{dest}={value}" for dest, value in stated.items()))
+    options = replace(_check_options(argparse.Namespace(**{**vars(args), **stated})),
+                      dvh_workers=default_workers())
     with _Progress() as progress:
         run = check(case_dir, options=options, progress=progress)
     code = _write_reports(run, args)

@@ -127,7 +127,24 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Report]:
         "no_level": _report(str(bare), "--constraints", "hytec2021",
                             "--prior", "30Gy/10fx,date=2023-05-01"),
         "profile_readme": _report(*shlex.split(readme["profile"])[2:], cwd=tmp),
+        "demo_inputs": _report(demo, *_demo_flags()),
     }
+
+
+def _demo_flags() -> list[str]:
+    """The demo patient's clinical inputs (contourqa.demo) as command-line options."""
+    from contourqa.demo import DEMO_CLINICAL_INPUTS
+
+    flags = {"age_years": "--age", "lytic": "--lytic", "baseline_vcf": "--baseline-vcf",
+             "deformity": "--deformity"}
+    out = []
+    for key, value in DEMO_CLINICAL_INPUTS.items():
+        flag = flags[key]
+        if isinstance(value, bool):
+            out.append(flag if value else flag.replace("--", "--no-", 1))
+        else:
+            out += [flag, str(value)]
+    return out
 
 
 def _checks(r: Report, code: str) -> list[dict[str, Any]]:
@@ -220,7 +237,8 @@ def test_option_changes_the_report(runs: dict[str, Report], dest: str) -> None:
 
 def test_readme_profile_example_runs_as_written(runs: dict[str, Report]) -> None:
     r = runs["profile_readme"]
-    assert r["status"] == "warn"
+    assert r["status"] == "incomplete"  # only the VCF factors, not given there
+    assert [c["code"] for c in r["checks"] if c["status"] == "not_evaluated"] == ["vcf.risk"]
     waived = {c["code"] for c in r["checks"] if c["message"].startswith("WAIVED")}
     assert waived == {"imaging.mr_sequences", "dose.ptv_coverage", "dose.grid_resolution"}
     assert _limit(r, "ptv.margin") == 3.0  # variant isrc_p1_3mm (upfront)
@@ -248,7 +266,8 @@ def test_no_check_reports_worse_than_its_declared_severity(runs: dict[str, Repor
 
 
 def test_demo_reads_warn_not_incomplete(runs: dict[str, Report]) -> None:
-    r = runs["baseline"]
+    """The demo phantom with its patient's stated inputs (as ``contourqa demo`` runs it)."""
+    r = runs["demo_inputs"]
     assert r["status"] == "warn"
     statuses = {c["status"] for c in r["checks"]}
     assert "not_evaluated" not in statuses and "fail" not in statuses

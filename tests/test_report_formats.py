@@ -77,13 +77,16 @@ def test_terminal_is_plain_when_piped_and_coloured_on_request():
     plain = TerminalFormatter(colour=False).render(reports)
     assert "\x1b[" not in plain
     first = plain.splitlines()[0]
-    # the demo (a first course, upfront, 2 fx) is complete: rules that do not concern
-    # it (post-operative, re-irradiation, sets for other fraction numbers) are folded
-    assert first.startswith("WARN") and reports[0].case.name in first
+    # rules that do not concern the demo (a first course, upfront, 2 fx: post-operative,
+    # re-irradiation, sets for other fraction numbers) are folded; checked without the
+    # clinical inputs the DICOM cannot hold, only the VCF risk is not evaluated
+    assert first.startswith("INCOMPLETE") and reports[0].case.name in first
+    assert [f.code for f in reports[0].checks if f.status.value == "not_evaluated"] == \
+        ["vcf.risk"]
     assert "dose.ptv_coverage" in plain and "68.18 % vs 85 %" in plain
     counts = {s: sum(f.status.value == s for f in reports[0].checks)
               for s in ("pass", "fail", "warn", "not_evaluated", "not_applicable")}
-    assert counts["not_evaluated"] == 0 and counts["not_applicable"] >= 7
+    assert counts["not_evaluated"] == 1 and counts["not_applicable"] >= 7
     assert ", ".join(f"{n} {s}" for s, n in counts.items()) in plain
     assert f"{counts['not_applicable']} not applicable to this case (folded" in plain
     assert "postop.asia" not in plain  # folded, not listed
@@ -108,7 +111,7 @@ def test_cli_writes_every_requested_format(tmp_path, capsys):
             "--sarif", str(tmp_path / "r.sarif")]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.startswith("WARN ")
+    assert out.startswith("INCOMPLETE ")  # the VCF factors: see the demo command
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.sarif"]
     sarif = json.loads((tmp_path / "r.sarif").read_text())
     validate_sarif(sarif)
@@ -125,9 +128,12 @@ def test_cli_sarif_to_stdout_replaces_the_terminal_summary(capsys):
 def test_demo_writes_every_format(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--no-colour"]) == 0
-    # the demo phantom reads WARN (PTV coverage, dose grid, no MR), never INCOMPLETE:
-    # what does not concern it is folded as not applicable
-    assert capsys.readouterr().out.splitlines()[1].startswith("WARN ")
+    # the demo (with its patient's stated clinical inputs, contourqa.demo) reads WARN
+    # (PTV coverage, VCF age, dose grid, no MR), never INCOMPLETE: what does not concern
+    # it is folded as not applicable
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("  the demo patient's clinical inputs (not in DICOM): age=62")
+    assert lines[2].startswith("WARN ")
     assert sorted(p.name for p in out.iterdir()) == [
         "report.csv", "report.html", "report.json", "report.pdf", "report.sarif"]
     validate_report(json.loads((out / "report.json").read_text()))
