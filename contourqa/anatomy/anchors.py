@@ -1,0 +1,290 @@
+"""Vertebral levels counted on the CT from an anchor in the field of view.
+
+The CT column is segmented over the CT's whole cranio-caudal extent
+(:func:`contourqa.anatomy.ct.segment_spine`, on a grid of at least
+``[grid] min_pixel_mm``; thresholds in ``contourqa/data/level_anchors.toml``), and its
+vertebrae, ordered inferior first, are named from the anchors found:
+
+* **lumbosacral junction**: the lowest mobile vertebra above the sacral segments
+  (the fused sacrum and S1 above it, found by the segmentation from the discs) is L5;
+* **last rib-bearing vertebra**: the lowest vertebra touched by a rib (bone jointed
+  to the column far to its side, :mod:`contourqa.anatomy.ribs`, that is not an iliac
+  wing: small, short and touching no sacral segment) is T12, when a vertebra without
+  ribs lies below it in the field (else the ribs of the vertebrae below may be out
+  of it).
+
+With both anchors in the field, counting from either must give the same levels (T12
+five vertebrae above L5); otherwise the anatomy is transitional (11 or 13 rib pairs, a lumbar rib, a
+sacralised L5 or lumbarised S1) or a vertebra was missed, and the image level is
+*uncertain*: no level is counted.  No level is counted across a vertebra that may be
+two (taller than ``max_height_ratio`` times the median) or a step that may hide a
+missed one.  C2 (by its dens) is not sought yet: a cervical CT without the
+lumbosacral junction or the ribs gives no image level.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from contourqa.anatomy.ct import CTSegmentation, segment_spine
+from contourqa.geometry import VolumeGeometry
+from contourqa.structures import level_index
+
+__all__ = ["Anchor", "ImageLevels", "count_levels", "image_levels"]
+
+_ALL_LEVELS = tuple(f"{r}{i}" for r, n in (("C", 7), ("T", 12), ("L", 5), ("S", 5))
+                    for i in range(1, n + 1))
+
+
+@cache
+def _params() -> dict[str, Any]:
+    raw = resources.files("contourqa.data").joinpath("level_anchors.toml").read_text("utf-8")
+    return tomllib.loads(raw)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A vertebra whose level the image shows.
+
+    Attributes
+    ----------
+    kind : {"lumbosacral_junction", "last_rib"}
+    index : int
+        The CT vertebra (inferior first).
+    level : str
+        The level it fixes (``"L5"``, ``"T12"``).
+    evidence : str
+    """
+
+    kind: str
+    index: int
+    level: str
+    evidence: str
+
+
+@dataclass(frozen=True, eq=False)
+class ImageLevels:
+    """The CT column, its vertebrae and the levels counted from the anchors.
+
+    Attributes
+    ----------
+    geometry : VolumeGeometry
+        Grid of ``labels`` (a coarsened crop of the CT grid).
+    labels : ndarray of shape (S, R, C), int16
+        ``1 + index`` of the CT vertebra (inferior first) on its bone, 0 elsewhere.
+    levels : tuple of (str or None)
+        Level of each CT vertebra counted from the anchors; None when not counted.
+    anchors : tuple of Anchor
+        Every anchor found (also when they disagree).
+    status : {"counted", "no_anchor", "anchors_disagree", "no_vertebrae", "no_ct"}
+    message : str
+        What the image says, for the report.
+    """
+
+    geometry: VolumeGeometry | None
+    labels: NDArray[np.int16] | None
+    levels: tuple[str | None, ...]
+    anchors: tuple[Anchor, ...]
+    status: str
+    message: str
+
+    def vertebra_at(self, points_mm: NDArray[np.float64]) -> int | None:
+        """The CT vertebra holding at least ``min_overlap_fraction`` of the points.
+
+        Parameters
+        ----------
+        points_mm : ndarray of shape (N, 3), float64, LPS mm
+            Voxel centres of an analysed vertebra.
+
+        Returns
+        -------
+        int or None
+            Index (inferior first) of the CT vertebra, None when none holds enough.
+        """
+        if self.labels is None or self.geometry is None or len(points_mm) == 0:
+            return None
+        idx = np.rint(self.geometry.patient_to_index(points_mm)).astype(np.int64)
+        inside = np.all((idx >= 0) & (idx < np.asarray(self.geometry.shape)), axis=1)
+        lab = self.labels[tuple(idx[inside].T)]
+        counts = np.bincount(lab[lab > 0], minlength=len(self.levels) + 1)
+        if counts.sum() == 0:
+            return None
+        best = int(np.argmax(counts))
+        share = counts[best] / len(points_mm)
+        return best - 1 if share >= float(_params()["match"]["min_overlap_fraction"]) else None
+
+
+def _coarse(hu: NDArray[Any], geometry: VolumeGeometry, min_pixel_mm: float
+            ) -> tuple[NDArray[np.float32], VolumeGeometry]:
+    """Block means of whole voxels in-plane, to a pixel of at least ``min_pixel_mm``."""
+    fj = max(1, int(np.ceil(min_pixel_mm / float(geometry.spacing_mm[1]) - 1e-6)))
+    fi = max(1, int(np.ceil(min_pixel_mm / float(geometry.spacing_mm[0]) - 1e-6)))
+    arr = np.asarray(hu, dtype=np.float32)
+    if fj == 1 and fi == 1:
+        return arr, geometry
+    s, r, c = arr.shape
+    r2, c2 = r // fj, c // fi
+    arr = arr[:, :r2 * fj, :c2 * fi].reshape(s, r2, fj, c2, fi).mean(axis=(2, 4))
+    origin = geometry.index_to_patient(np.array([0.0, (fj - 1) / 2.0, (fi - 1) / 2.0]))
+    spacing = np.array([geometry.spacing_mm[0] * fi, geometry.spacing_mm[1] * fj,
+                        geometry.spacing_mm[2]])
+    return arr.astype(np.float32), VolumeGeometry(shape=(s, r2, c2), origin_mm=origin,
+                                                  spacing_mm=spacing,
+                                                  direction=geometry.direction)
+
+
+def _rib_bearing(seg: CTSegmentation, labels: NDArray[np.int16], geometry: VolumeGeometry,
+                 sacral: NDArray[np.bool_]) -> dict[int, int]:
+    """CT vertebra index -> number of ribs touching it (iliac wings left out)."""
+    out: dict[int, int] = {}
+    if seg.jointed is None or not seg.jointed.any():
+        return out
+    p = _params()["ribs"]
+    parts, _ = ndimage.label(seg.jointed)
+    vcc = geometry.voxel_volume_cc
+    for lab, sl in enumerate(ndimage.find_objects(parts), start=1):
+        if sl is None:
+            continue
+        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+        part = parts[grown] == lab
+        if part.sum() * vcc < float(p["min_volume_cc"]):
+            continue
+        z = geometry.index_to_patient(np.argwhere(part) + [g.start for g in grown])[:, 2]
+        if float(z.max() - z.min()) > float(p["max_height_mm"]):
+            continue
+        ring = ndimage.binary_dilation(part) & ~part
+        touched = labels[grown][ring]
+        counts = np.bincount(touched[touched > 0], minlength=len(sacral) + 1)[1:]
+        if counts.sum() == 0 or (counts[sacral] > 0).any():
+            continue
+        best = int(np.argmax(counts))
+        if counts[best] >= int(p["min_contact_voxels"]):
+            out[best] = out.get(best, 0) + 1
+    return out
+
+
+def _suspects(labels: NDArray[np.int16], geometry: VolumeGeometry, n: int,
+              sacral: NDArray[np.bool_]) -> tuple[set[int], set[int]]:
+    """Vertebrae that may be two, and steps ``i -> i + 1`` that may hide one."""
+    p = _params()["count"]
+    zc = np.zeros(n)
+    height = np.zeros(n)
+    for i in range(n):
+        idx = np.argwhere(labels == i + 1)
+        z = geometry.index_to_patient(idx)[:, 2]
+        zc[i], height[i] = float(z.mean()), float(z.max() - z.min())
+    mobile = ~sacral
+    tall: set[int] = set()
+    if mobile.sum() >= 3:
+        med = float(np.median(height[mobile]))
+        tall = {i for i in range(n) if mobile[i] and height[i] > p["max_height_ratio"] * med}
+    steps = np.diff(zc)
+    gaps: set[int] = set()
+    if len(steps) >= 2:
+        med_step = float(np.median(np.abs(steps)))
+        gaps = {i for i, st in enumerate(np.abs(steps)) if st > p["max_step_ratio"] * med_step
+                and not (sacral[i] and sacral[i + 1])}
+    return tall, gaps
+
+
+def count_levels(n: int, anchors: tuple[Anchor, ...], tall: set[int], gaps: set[int],
+                 sacral: tuple[bool, ...]) -> tuple[tuple[str | None, ...], str, str]:
+    """Levels of ``n`` vertebrae (inferior first) counted from the anchors.
+
+    Parameters
+    ----------
+    n : int
+    anchors : tuple of Anchor
+    tall : set of int
+        Vertebrae that may be two.
+    gaps : set of int
+        Steps ``i -> i + 1`` that may hide a vertebra.
+    sacral : tuple of bool
+        Sacral segments (the lowest, fused, one is named ``S2-S5``).
+
+    Returns
+    -------
+    levels : tuple of (str or None)
+    status : str
+        ``counted``, ``no_anchor`` or ``anchors_disagree``.
+    message : str
+    """
+    if not anchors:
+        return (None,) * n, "no_anchor", (
+            "no anchor in the CT's field of view (neither the lumbosacral junction nor "
+            "the last rib-bearing vertebra was found; C2 is not sought)")
+    versions = []
+    for a in anchors:
+        out: list[str | None] = []
+        for i in range(n):
+            lo, hi = min(i, a.index), max(i, a.index)
+            crossed = any(lo <= t <= hi for t in tall) or any(lo <= g < hi for g in gaps)
+            k = level_index(a.level) - (i - a.index)
+            out.append(None if crossed or not 0 <= k < len(_ALL_LEVELS) else _ALL_LEVELS[k])
+        if n and sacral and sacral[0] and out[0] == "S2":
+            out[0] = "S2-S5"  # the fused caudal end
+        versions.append(tuple(out))
+    said = "; ".join(f"{a.evidence}: vertebra {a.index + 1} from below is {a.level}"
+                     for a in anchors)
+    if any(v != versions[0] for v in versions[1:]):
+        return (None,) * n, "anchors_disagree", (
+            f"the anchors disagree ({said}): transitional anatomy (11 or 13 rib pairs, a "
+            "lumbar rib, a sacralised L5 or lumbarised S1) or a vertebra missed by the "
+            "segmentation; the image level is uncertain")
+    return versions[0], "counted", f"counted from {said}"
+
+
+def image_levels(hu: NDArray[Any], geometry: VolumeGeometry) -> ImageLevels:
+    """Segment the CT column and count its levels from the anchors in the field.
+
+    Parameters
+    ----------
+    hu : ndarray of shape (S, R, C), HU
+        The CT (or an in-plane crop of it about the spine, all its slices).
+    geometry : VolumeGeometry
+        Grid of ``hu``.
+
+    Returns
+    -------
+    ImageLevels
+    """
+    params = _params()
+    arr, grid = _coarse(hu, geometry, float(params["grid"]["min_pixel_mm"]))
+    seg = segment_spine(arr, grid)
+    if not seg.vertebrae:
+        return ImageLevels(grid, None, (), (), "no_vertebrae",
+                           "no vertebra was segmented on the CT")
+    zc = [float(grid.index_to_patient(np.argwhere(v.mask).mean(axis=0))[2])
+          for v in seg.vertebrae]
+    order = np.argsort(zc)
+    n = len(order)
+    labels = np.zeros(grid.shape, dtype=np.int16)
+    for rank, j in enumerate(order):
+        labels[seg.vertebrae[int(j)].mask] = rank + 1
+    sac_flags = seg.sacral if len(seg.sacral) == n else (False,) * n
+    sacral = np.array([sac_flags[int(j)] for j in order], dtype=bool)
+    anchors: list[Anchor] = []
+    if sacral.any() and not sacral.all():
+        top_sacral = int(np.nonzero(sacral)[0].max())
+        if top_sacral + 1 < n and sacral[:top_sacral + 1].all():
+            anchors.append(Anchor("lumbosacral_junction", top_sacral + 1, "L5",
+                                  "the lumbosacral junction (lowest mobile vertebra above "
+                                  "the sacrum)"))
+    ribs = _rib_bearing(seg, labels, grid, sacral)
+    if ribs and min(ribs) > 0:
+        last = min(ribs)
+        anchors.append(Anchor("last_rib", last, "T12",
+                              f"the last rib-bearing vertebra ({ribs[last]} rib"
+                              f"{'s' if ribs[last] > 1 else ''})"))
+    tall, gaps = _suspects(labels, grid, n, sacral)
+    levels, status, message = count_levels(n, tuple(anchors), tall, gaps,
+                                           tuple(bool(s) for s in sacral))
+    return ImageLevels(grid, labels, levels, tuple(anchors), status, message)

@@ -1,0 +1,318 @@
+"""Level verification: each analysed vertebra's level from independent sources.
+
+Treating the wrong level is the most feared error of spine SBRT.  Each vertebra of
+the analysed column gets its level, where they exist, from
+
+* ``roi_name``: its own vertebra ROI (``VB_T10``, ``Bone_Vertebra_T10``);
+* ``user``: ``--level``, for the treated vertebra (the one holding most GTV bone, or
+  CTV bone without a GTV);
+* ``plan``: the levels named by the RT Plan (RTPlanLabel, RTPlanName, the target
+  dose references' descriptions: ``"T10 SBRT"``, ``"T9-T11"``), for the treated vertebra;
+* ``target``: a target ROI named with a level (``PTV_T10``, ``GTV T9-T10``), for the
+  vertebra holding most of that target's bone;
+* ``image``: counted on the CT from an anchor in the field of view
+  (:mod:`contourqa.anatomy.anchors`: the lumbosacral junction, the last rib-bearing
+  vertebra).
+
+A range (``T9-T11``) admits each of its levels.  Findings:
+
+* ``sectors.level_mismatch`` **fail** when the sources of one vertebra admit no common
+  level, or when the vertebra ROIs' names run against their order along the spine;
+  **pass** when at least two sources name the treated vertebra and none disagrees;
+* ``sectors.level_unverified``: the image could not count the level (no CT, no
+  anchor in the field, the anchors disagree, or the count crosses a vertebra the
+  segmentation may have missed): **warn** when two other sources agree on the
+  treated level, **not_evaluated** when it rests on one source or none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from contourqa.anatomy.spine import SpineAnatomy
+from contourqa.case import Case
+from contourqa.findings import Finding, Status
+from contourqa.io.rtstruct import ROI
+from contourqa.masks import crop_geometry, roi_mask
+from contourqa.sectors.results import SectorAnalysis
+from contourqa.structures import Role, RoleTable, level_index, level_range
+
+__all__ = ["LevelClaim", "text_levels", "verify_levels"]
+
+_SOURCE = "Level verification (issue 'Sectors that hold on vertebrae we did not draw', item 5)"
+_TEXT_LEVEL = re.compile(
+    r"(?<![A-Za-z])(th|c|t|d|l|s)[\s_.]?0*(\d{1,2})"
+    r"(?:\s*[-\u2013/]\s*(?:(th|c|t|d|l|s)[\s_.]?)?0*(\d{1,2}))?(?![0-9])", re.IGNORECASE)
+#: at most this many voxels of a vertebra are looked up in the CT column
+_MAX_POINTS = 20000
+
+
+@dataclass(frozen=True)
+class LevelClaim:
+    """What one source says about the level of one vertebra.
+
+    Attributes
+    ----------
+    source : {"roi_name", "user", "plan", "target", "image"}
+    level : str
+        A level (``"T10"``), a range (``"T9-T11"``) or several (``"T9, T12"``).
+    evidence : str
+        Where it was read (``"ROI 'VB_T10'"``, ``"RTPlanLabel 'T10 SBRT'"``).
+    """
+
+    source: str
+    level: str
+    evidence: str
+
+    @property
+    def admits(self) -> frozenset[str]:
+        """The single levels this claim allows."""
+        out: set[str] = set()
+        for part in self.level.split(","):
+            out.update(level_range(part.strip()))
+        return frozenset(out)
+
+    def to_json(self) -> dict[str, str]:
+        return {"source": self.source, "level": self.level, "evidence": self.evidence}
+
+
+def _spell(levels: Iterable[str]) -> str:
+    """Single levels as ``T10``, ``T9-T11`` (contiguous) or ``T9, T12``."""
+    idx = sorted({level_index(lv) for lv in levels})
+    names = {level_index(lv): lv for lv in levels}
+    if len(idx) == 1:
+        return names[idx[0]]
+    if idx == list(range(idx[0], idx[-1] + 1)):
+        return f"{names[idx[0]]}-{names[idx[-1]]}"
+    return ", ".join(names[i] for i in idx)
+
+
+def text_levels(text: str | None) -> tuple[str, ...]:
+    """Every single level a free text names, ranges expanded, spine order.
+
+    Parameters
+    ----------
+    text : str or None
+        A plan label, plan name or dose reference description (``"T9-11 SBRT"``).
+
+    Returns
+    -------
+    tuple of str
+        ``("T9", "T10", "T11")``; empty when the text names no level.
+
+    Examples
+    --------
+    >>> text_levels("T12-L1 SBRT 24Gy/2fx")
+    ('T12', 'L1')
+    """
+    found: set[str] = set()
+    for m in _TEXT_LEVEL.finditer(text or ""):
+        first = f"{m[1]}{m[2]}"
+        second = None if m[4] is None else f"{m[3] or m[1]}{m[4]}"
+        try:
+            found.update(level_range(first if second is None else f"{first}-{second}"))
+        except ValueError:
+            continue
+    return tuple(sorted(found, key=level_index))
+
+
+def _rois_by_number(case: Case) -> dict[int, ROI]:
+    return {r.number: r for r in case.structure_set.rois} if case.structure_set else {}
+
+
+def _bone_owner(sec: SectorAnalysis) -> NDArray[np.int64] | None:
+    if sec.labels is None:
+        return None
+    return np.asarray(sec.labels, dtype=np.int64) // 10 - 1
+
+
+def _main_vertebra(owner: NDArray[np.int64], mask: NDArray[np.bool_] | None, n: int
+                   ) -> int | None:
+    """The vertebra holding most of ``mask``'s bone, None without any."""
+    if mask is None:
+        return None
+    own = owner[mask & (owner >= 0)]
+    if own.size == 0:
+        return None
+    return int(np.argmax(np.bincount(own, minlength=n)))
+
+
+def _plan_claim(case: Case) -> LevelClaim | None:
+    if case.plan is None:
+        return None
+    texts = [("RTPlanLabel", case.plan.label), ("RTPlanName", case.plan.name),
+             *(("DoseReferenceDescription", t) for t in case.plan.target_names)]
+    found: list[str] = []
+    said: list[str] = []
+    for keyword, text in texts:
+        levels = text_levels(text)
+        if levels:
+            found.extend(levels)
+            said.append(f"{keyword} {text!r}")
+    if not found:
+        return None
+    return LevelClaim("plan", _spell(found), ", ".join(dict.fromkeys(said)))
+
+
+def _image_claims(case: Case, anatomy: SpineAnatomy, sec: SectorAnalysis
+                  ) -> tuple[dict[int, LevelClaim], str | None]:
+    """Image levels of the analysed vertebrae, and why there are none (or fewer)."""
+    image = case.image
+    if image is None or image.modality != "CT":
+        return {}, "there is no CT" if image is None else f"the image is {image.modality}"
+    if sec.geometry is None:
+        return {}, "the analysed grid is unknown"
+    from contourqa.anatomy.anchors import image_levels
+
+    _, j0, i0 = sec.crop_start_kji
+    _, nj, ni = sec.geometry.shape
+    full = image.geometry
+    start, stop = (0, j0, i0), (full.shape[0], j0 + nj, i0 + ni)
+    found = image_levels(image.pixels[:, j0:j0 + nj, i0:i0 + ni],
+                         crop_geometry(full, start, stop))
+    if found.status != "counted":
+        return {}, found.message
+    claims: dict[int, LevelClaim] = {}
+    unmatched = []
+    rng = np.random.default_rng(0)
+    for i, v in enumerate(anatomy.vertebrae):
+        idx = np.argwhere(v.mask)
+        if len(idx) > _MAX_POINTS:
+            idx = idx[rng.choice(len(idx), _MAX_POINTS, replace=False)]
+        k = found.vertebra_at(sec.geometry.index_to_patient(idx))
+        level = found.levels[k] if k is not None else None
+        if level is None:
+            unmatched.append(v.roi_name or f"vertebra {i + 1} from below")
+            continue
+        claims[i] = LevelClaim("image", level, f"CT, {found.message}")
+    why = None
+    if unmatched:
+        why = (f"{', '.join(repr(u) for u in unmatched)}: not matched to a counted vertebra "
+               f"of the CT column ({found.message})")
+    return claims, why
+
+
+def _who(anatomy: SpineAnatomy, i: int) -> str:
+    v = anatomy.vertebrae[i]
+    return f"ROI {v.roi_name!r}" if v.roi_name else f"the vertebra {i + 1} from below"
+
+
+def _listing(claims: Sequence[LevelClaim]) -> str:
+    return "; ".join(f"{c.source} {c.level} ({c.evidence})" for c in claims)
+
+
+def _order_problem(anatomy: SpineAnatomy) -> Finding | None:
+    """Vertebra ROIs whose named levels run against their order along the spine."""
+    named = [(v.roi_name, v.known_level) for v in anatomy.vertebrae
+             if v.roi_name and v.known_level]
+    idx = [level_index(lv) for _, lv in named]
+    # inferior first: the level index must fall going up
+    if all(a > b for a, b in zip(idx, idx[1:], strict=False)):
+        return None
+    order = ", ".join(f"{n!r} ({lv})" for n, lv in named)
+    return Finding(code="sectors.level_mismatch", status=Status.FAIL, message=(
+        f"The vertebra ROIs' names run against their order along the spine: from inferior "
+        f"to superior they are {order}. At least one vertebra is named with the wrong level."),
+        source=_SOURCE)
+
+
+def verify_levels(case: Case, roles: RoleTable, anatomy: SpineAnatomy, sec: SectorAnalysis,
+                  *, user_level: str | None) -> SectorAnalysis:
+    """The sector analysis with each entry's level sources and the level findings.
+
+    Parameters
+    ----------
+    case : Case
+    roles : RoleTable
+    anatomy : SpineAnatomy
+        The analysed column (inferior first; ``anatomy.vertebrae[i]`` is entry index i).
+    sec : SectorAnalysis
+        From the involvement step, on ``anatomy.geometry``.
+    user_level : str or None
+        ``--level`` (normalised).
+
+    Returns
+    -------
+    SectorAnalysis
+        Entries with ``level_sources``; an entry without a level takes the image's
+        (``level_source`` ``"image"``).  Findings ``sectors.level_mismatch`` and
+        ``sectors.level_unverified`` added.
+    """
+    owner = _bone_owner(sec)
+    if not sec.vertebrae or owner is None or sec.geometry is None:
+        return sec
+    n = len(anatomy.vertebrae)
+    claims: list[list[LevelClaim]] = [[] for _ in range(n)]
+    for i, v in enumerate(anatomy.vertebrae):
+        if v.roi_name and v.known_level:
+            claims[i].append(LevelClaim("roi_name", v.known_level, f"ROI {v.roi_name!r}"))
+    treated = _main_vertebra(owner, sec.gtv, n)
+    if treated is None:
+        treated = _main_vertebra(owner, sec.ctv, n)
+    if treated is not None:
+        if user_level:
+            claims[treated].append(LevelClaim("user", user_level, "--level"))
+        if (plan := _plan_claim(case)) is not None:
+            claims[treated].append(plan)
+    by_number = _rois_by_number(case)
+    for a in roles:
+        roi = by_number.get(a.roi_number) if a.roi_number is not None else None
+        if not a.role.is_target or not a.level or roi is None or roi.is_empty:
+            continue
+        main = _main_vertebra(owner, roi_mask(roi, sec.geometry), n)
+        if main is not None:
+            claims[main].append(LevelClaim("target", a.level, f"{a.role.name} ROI {a.roi_name!r}"))
+    image, image_why = _image_claims(case, anatomy, sec)
+    for i, c in image.items():
+        claims[i].append(c)
+
+    findings: list[Finding] = []
+    if (order := _order_problem(anatomy)) is not None:
+        findings.append(order)
+    mismatched: set[int] = set()
+    for i, cs in enumerate(claims):
+        if len(cs) < 2:
+            continue
+        common = frozenset.intersection(*(c.admits for c in cs))
+        if not common:
+            mismatched.add(i)
+            findings.append(Finding(
+                code="sectors.level_mismatch", status=Status.FAIL,
+                structure=anatomy.vertebrae[i].roi_name, source=_SOURCE,
+                message=f"Wrong-level risk: the level of {_who(anatomy, i)} is not agreed: "
+                        f"{_listing(cs)}. Check which vertebra is treated before delivery."))
+    focus = treated if treated is not None else 0
+    agreed = claims[focus] if focus not in mismatched else []
+    sources = {c.source for c in agreed}
+    if not findings and len(sources) >= 2:
+        findings.append(Finding(
+            code="sectors.level_mismatch", status=Status.PASS, source=_SOURCE,
+            structure=anatomy.vertebrae[focus].roi_name,
+            message=f"The level of the treated vertebra is agreed by {len(sources)} sources: "
+                    f"{_listing(agreed)}."))
+    if focus not in image:
+        other = sources - {"image"}
+        status = Status.WARN if len(other) >= 2 else Status.NOT_EVALUATED
+        rests = (f"it rests on {', '.join(sorted(other))} only" if other
+                 else "no source names it")
+        findings.append(Finding(
+            code="sectors.level_unverified", status=status, source=_SOURCE,
+            structure=anatomy.vertebrae[focus].roi_name,
+            message=f"The level of the treated vertebra could not be verified from the image: "
+                    f"{image_why or 'it was not matched to the CT column'}. The level {rests}."))
+
+    entries = []
+    for e in sec.vertebrae:
+        cs = claims[e.index] if e.index < n else []
+        level, source = e.level, e.level_source
+        img = image.get(e.index)
+        if level is None and img is not None and "-" not in img.level:
+            level, source = img.level, "image"
+        entries.append(replace(e, level=level, level_source=source, level_sources=tuple(cs)))
+    return replace(sec, vertebrae=tuple(entries), findings=(*sec.findings, *findings))
+

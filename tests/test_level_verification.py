@@ -1,0 +1,260 @@
+"""Level verification (issue: sectors, item 5): each vertebra's level from every source.
+
+Phantom cases: the demo recipe (vertebrae T9, T10, T11, GTV in T10, plan label
+"T10 SBRT") written to DICOM, then its ROI names or plan label edited with pydicom to
+plant a wrong level: the truth is the recipe's treated level, T10, which the edits
+do not move.  The phantom's CT holds neither the sacrum nor ribs: no image anchor.
+
+Real CT: the TotalSegmentator example (3 mm, T11 to the sacrum, the 12th ribs in the
+field) against the model's vertebra labels (a reference, not manual truth); the
+30-slice crop of it (T11 to L2) has the ribs only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from datapaths import shared
+from phantom_loading import load_single_case
+
+from contourqa.case import Case
+from contourqa.findings import Finding, Status
+from contourqa.sectors import SectorAnalysis, SectorOptions, analyse_sectors
+from contourqa.sectors.levels import text_levels
+from contourqa.structures import assign_roles
+from test_data.phantom import PRESETS, generate_case
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gen = generate_case(PRESETS["demo"], tmp_path_factory.mktemp("levels") / "demo")
+    return gen.dicom_dir
+
+
+def _edited(src: Path, dst: Path, *, names: dict[str, str] | None = None,
+            plan_label: str | None = None) -> Path:
+    """A copy of the phantom's DICOM folder with ROIs renamed and the plan relabelled."""
+    shutil.copytree(src, dst)
+    for path in dst.iterdir():
+        ds = pydicom.dcmread(path)
+        if ds.Modality == "RTSTRUCT" and names:
+            for item in ds.StructureSetROISequence:
+                item.ROIName = names.get(item.ROIName, item.ROIName)
+            ds.save_as(path)
+        elif ds.Modality == "RTPLAN" and plan_label is not None:
+            ds.RTPlanLabel = plan_label
+            ds.RTPlanName = plan_label
+            ds.save_as(path)
+    return dst
+
+
+def _analyse(case: Case, **options: str) -> SectorAnalysis:
+    return analyse_sectors(case, assign_roles(case.structure_set.rois),
+                           options=SectorOptions(**options))
+
+
+def _level(sec: SectorAnalysis, status: Status) -> list[Finding]:
+    return [f for f in sec.findings if f.code == "sectors.level_mismatch" and f.status is status]
+
+
+def _case(demo_dir: Path, tmp_path: Path, **edits: object) -> Case:
+    return load_single_case(_edited(demo_dir, tmp_path / "case", **edits))  # type: ignore[arg-type]
+
+
+SHIFTED = {"VB_T09": "VB_T10", "VB_T10": "VB_T11", "VB_T11": "VB_T12"}
+
+
+def test_consistent_case_passes_and_says_the_image_could_not_verify(demo_dir: Path) -> None:
+    sec = _analyse(load_single_case(demo_dir))
+    assert not _level(sec, Status.FAIL)
+    (ok,) = _level(sec, Status.PASS)
+    assert "roi_name T10" in ok.message and "plan T10" in ok.message
+    (unverified,) = [f for f in sec.findings if f.code == "sectors.level_unverified"]
+    # two sources agree, the image has no anchor: a warning, not a pass
+    assert unverified.status is Status.WARN and "no anchor" in unverified.message
+    (entry,) = sec.to_json()
+    assert entry["level"] == "T10"
+    assert {(s["source"], s["level"]) for s in entry["level_sources"]} == {
+        ("roi_name", "T10"), ("plan", "T10")}
+    assert sec.evaluated  # the sector map itself stands
+
+
+def test_vertebra_rois_shifted_by_one_level_fail(demo_dir: Path, tmp_path: Path) -> None:
+    sec = _analyse(_case(demo_dir, tmp_path, names=SHIFTED))
+    (fail,) = _level(sec, Status.FAIL)
+    assert fail.structure == "VB_T11"  # the ROI on the treated (true T10) vertebra
+    assert "roi_name T11" in fail.message and "plan T10" in fail.message
+    assert not _level(sec, Status.PASS)
+
+
+def test_one_vertebra_renamed_to_a_wrong_level_fails(demo_dir: Path, tmp_path: Path) -> None:
+    sec = _analyse(_case(demo_dir, tmp_path, names={"VB_T10": "Bone_Vertebra_T12"}))
+    messages = [f.message for f in _level(sec, Status.FAIL)]
+    assert any("run against their order" in m for m in messages), messages
+    assert any("roi_name T12" in m and "plan T10" in m for m in messages), messages
+
+
+def test_ptv_t10_on_vb_t11_fails(demo_dir: Path, tmp_path: Path) -> None:
+    # the plan label names no level: the target ROI's name is the other source
+    sec = _analyse(_case(demo_dir, tmp_path, names={**SHIFTED, "PTV": "PTV_T10"},
+                         plan_label="SBRT 24Gy/2fx"))
+    (fail,) = _level(sec, Status.FAIL)
+    assert "roi_name T11" in fail.message and "target T10" in fail.message
+    assert "PTV_T10" in fail.message
+
+
+def test_ptv_range_covering_the_vertebra_passes(demo_dir: Path, tmp_path: Path) -> None:
+    sec = _analyse(_case(demo_dir, tmp_path, names={"PTV": "PTV_T9-T11"},
+                         plan_label="SBRT 24Gy/2fx"))
+    assert not _level(sec, Status.FAIL)
+    assert _level(sec, Status.PASS)
+
+
+def test_user_level_contradicting_the_vertebra_roi_is_a_failure(demo_dir: Path) -> None:
+    sec = _analyse(load_single_case(demo_dir), level="L3")
+    (fail,) = _level(sec, Status.FAIL)
+    assert "user L3" in fail.message and "roi_name T10" in fail.message
+    assert sec.vertebrae[0].level == "T10"  # the ROI's name still names the entry
+
+
+def test_single_source_is_not_evaluated(demo_dir: Path, tmp_path: Path) -> None:
+    sec = _analyse(_case(demo_dir, tmp_path, plan_label="SBRT"))
+    (unverified,) = [f for f in sec.findings if f.code == "sectors.level_unverified"]
+    assert unverified.status is Status.NOT_EVALUATED
+    assert "roi_name only" in unverified.message
+    assert not [f for f in sec.findings if f.code == "sectors.level_mismatch"]
+    assert sec.evaluated
+
+
+def test_cli_level_contradiction_is_reported(demo_dir: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", "from contourqa.cli import run; run()", "sectors",
+         str(demo_dir), "--level", "L3", "--json", "-"],
+        capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "fail: sectors.level_mismatch" in out.stderr
+    (case,) = json.loads(out.stdout)
+    sources = {s["source"]: s["level"] for s in case["sectors"][0]["level_sources"]}
+    assert sources == {"roi_name": "T10", "user": "L3", "plan": "T10"}
+
+
+@pytest.mark.parametrize(("text", "levels"), [
+    ("T10 SBRT", ("T10",)), ("T9-11 SBRT", ("T9", "T10", "T11")),
+    ("T12-L1 24Gy/2fx", ("T12", "L1")), ("L5/S1", ("L5", "S1")), ("Th 9", ("T9",)),
+    ("SBRT 24Gy/2fx", ()), ("PTV_2400", ()), (None, ()), ("T13 SBRT", ()),
+])
+def test_text_levels(text: str | None, levels: tuple[str, ...]) -> None:
+    assert text_levels(text) == levels
+
+
+# --------------------------------------------------------------------------- real CT
+
+@pytest.fixture(scope="module")
+def example_ct() -> tuple[np.ndarray, np.ndarray, object]:
+    sitk = pytest.importorskip("SimpleITK")
+    from contourqa.geometry import VolumeGeometry
+
+    folder = shared("totalsegmentator_examples")
+    ct = sitk.ReadImage(str(folder / "example_ct.nii.gz"))
+    ref = sitk.ReadImage(str(folder / "spine_report" / "example_ct_report" / "totalseg.nii.gz"))
+    ref = sitk.Resample(ref, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    g = VolumeGeometry(shape=tuple(reversed(ct.GetSize())), origin_mm=np.array(ct.GetOrigin()),
+                       spacing_mm=np.array(ct.GetSpacing()),
+                       direction=np.array(ct.GetDirection()).reshape(3, 3))
+    return (sitk.GetArrayFromImage(ct).astype(np.float32), sitk.GetArrayFromImage(ref), g)
+
+
+#: TotalSegmentator 'total' label ids (README.txt of the data folder)
+TOTALSEG = {26: "S1", 27: "L5", 28: "L4", 29: "L3", 30: "L2", 31: "L1", 32: "T12"}
+
+
+def test_real_ct_levels_counted_from_both_anchors(example_ct) -> None:  # type: ignore[no-untyped-def]
+    from contourqa.anatomy.anchors import image_levels
+
+    hu, ref, g = example_ct
+    found = image_levels(hu, g)
+    assert found.status == "counted", found.message
+    assert {a.kind: a.level for a in found.anchors} == {"lumbosacral_junction": "L5",
+                                                        "last_rib": "T12"}
+    for lid, level in TOTALSEG.items():
+        k = found.vertebra_at(g.index_to_patient(np.argwhere(ref == lid)))
+        assert k is not None and found.levels[k] == level, (level, k, found.levels)
+
+
+def test_real_ct_crop_counts_from_the_ribs_alone() -> None:
+    sitk = pytest.importorskip("SimpleITK")
+    from contourqa.anatomy.anchors import image_levels
+    from contourqa.geometry import VolumeGeometry
+
+    folder = shared("totalsegmentator_examples")
+    ct = sitk.ReadImage(str(folder / "example_ct_sm.nii.gz"))
+    ref = sitk.GetArrayFromImage(sitk.Resample(sitk.ReadImage(str(folder / "example_seg.nii.gz")),
+                                               ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+    g = VolumeGeometry(shape=tuple(reversed(ct.GetSize())), origin_mm=np.array(ct.GetOrigin()),
+                       spacing_mm=np.array(ct.GetSpacing()),
+                       direction=np.array(ct.GetDirection()).reshape(3, 3))
+    found = image_levels(sitk.GetArrayFromImage(ct).astype(np.float32), g)
+    assert found.status == "counted", found.message
+    assert [a.kind for a in found.anchors] == ["last_rib"]
+    for lid in (30, 31, 32):  # L2, L1, T12
+        k = found.vertebra_at(g.index_to_patient(np.argwhere(ref == lid)))
+        assert k is not None and found.levels[k] == TOTALSEG[lid]
+
+
+def test_phantom_ct_has_no_anchor(demo_dir: Path) -> None:
+    from contourqa.anatomy.anchors import image_levels
+
+    case = load_single_case(demo_dir)
+    found = image_levels(case.image.pixels, case.image.geometry)
+    assert found.status == "no_anchor" and found.levels == (None,) * len(found.levels)
+    assert len(found.levels) == 3  # T9, T10, T11 segmented, none named
+
+
+# --------------------------------------------------------------------------- counting
+
+def _anchor(kind: str, index: int, level: str):  # type: ignore[no-untyped-def]
+    from contourqa.anatomy.anchors import Anchor
+
+    return Anchor(kind, index, level, kind)
+
+
+def test_count_from_agreeing_anchors() -> None:
+    from contourqa.anatomy.anchors import count_levels
+
+    sacral = (True, True) + (False,) * 7
+    levels, status, _ = count_levels(9, (_anchor("lumbosacral_junction", 2, "L5"),
+                                         _anchor("last_rib", 7, "T12")), set(), set(), sacral)
+    assert status == "counted"
+    assert levels == ("S2-S5", "S1", "L5", "L4", "L3", "L2", "L1", "T12", "T11")
+
+
+def test_anchors_four_apart_make_the_image_level_uncertain() -> None:
+    # a lumbar rib on L1 (or 11 rib pairs ...): the last rib-bearing vertebra is 4 above L5
+    from contourqa.anatomy.anchors import count_levels
+
+    sacral = (True, True) + (False,) * 7
+    levels, status, message = count_levels(
+        9, (_anchor("lumbosacral_junction", 2, "L5"), _anchor("last_rib", 6, "T12")),
+        set(), set(), sacral)
+    assert status == "anchors_disagree" and levels == (None,) * 9
+    assert "uncertain" in message
+
+
+def test_no_count_across_a_vertebra_that_may_be_two() -> None:
+    from contourqa.anatomy.anchors import count_levels
+
+    levels, status, _ = count_levels(5, (_anchor("last_rib", 1, "T12"),), {3}, set(),
+                                     (False,) * 5)
+    assert status == "counted"
+    assert levels == ("L1", "T12", "T11", None, None)
+    levels, _, _ = count_levels(5, (_anchor("last_rib", 1, "T12"),), set(), {1}, (False,) * 5)
+    assert levels == ("L1", "T12", None, None, None)  # the step T12 -> T11 may hide one
