@@ -1,8 +1,7 @@
 """Level verification (issue: sectors, item 5): each vertebra's level from every source.
 
-Phantom cases: the demo recipe (vertebrae T9, T10, T11, GTV in T10, plan label
-"T10 SBRT") written to DICOM, then its ROI names or plan label edited with pydicom to
-plant a wrong level: the truth is the recipe's treated level, T10, which the edits
+Phantom cases: the bundled demo case (vertebrae T9, T10, T11, GTV in T10, plan label
+"T10 SBRT"), its ROI names or plan label then edited to plant a wrong level: the truth is the recipe's treated level, T10, which the edits
 do not move.  The phantom's CT holds neither the sacrum nor ribs: no image anchor.
 
 Real CT: the TotalSegmentator example (3 mm, T11 to the sacrum, the 12th ribs in the
@@ -12,14 +11,13 @@ field) against the model's vertebra labels (a reference, not manual truth); the
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 from datapaths import shared
 from phantom_loading import load_single_case
@@ -29,32 +27,28 @@ from contourqa.findings import Finding, Status
 from contourqa.sectors import SectorAnalysis, SectorOptions, analyse_sectors
 from contourqa.sectors.levels import text_levels
 from contourqa.structures import assign_roles
-from test_data.phantom import PRESETS, generate_case
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+DEMO = REPO / "test_data" / "demo_case" / "dicom"  # the "demo" recipe, bundled
+
+
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gen = generate_case(PRESETS["demo"], tmp_path_factory.mktemp("levels") / "demo")
-    return gen.dicom_dir
+def demo() -> Case:
+    return load_single_case(DEMO)
 
 
-def _edited(src: Path, dst: Path, *, names: dict[str, str] | None = None,
-            plan_label: str | None = None) -> Path:
-    """A copy of the phantom's DICOM folder with ROIs renamed and the plan relabelled."""
-    shutil.copytree(src, dst)
-    for path in dst.iterdir():
-        ds = pydicom.dcmread(path)
-        if ds.Modality == "RTSTRUCT" and names:
-            for item in ds.StructureSetROISequence:
-                item.ROIName = names.get(item.ROIName, item.ROIName)
-            ds.save_as(path)
-        elif ds.Modality == "RTPLAN" and plan_label is not None:
-            ds.RTPlanLabel = plan_label
-            ds.RTPlanName = plan_label
-            ds.save_as(path)
-    return dst
+def _edited(case: Case, *, names: dict[str, str] | None = None,
+            plan_label: str | None = None) -> Case:
+    """The case with ROIs renamed and the plan relabelled (RTPlanLabel and RTPlanName)."""
+    names = names or {}
+    rois = tuple(dataclasses.replace(r, name=names.get(r.name, r.name))
+                 for r in case.structure_set.rois)
+    plan = case.plan if plan_label is None else dataclasses.replace(
+        case.plan, label=plan_label, name=plan_label)
+    return dataclasses.replace(case, structure_set=dataclasses.replace(
+        case.structure_set, rois=rois), plan=plan)
 
 
 def _analyse(case: Case, **options: str) -> SectorAnalysis:
@@ -66,15 +60,11 @@ def _level(sec: SectorAnalysis, status: Status) -> list[Finding]:
     return [f for f in sec.findings if f.code == "sectors.level_mismatch" and f.status is status]
 
 
-def _case(demo_dir: Path, tmp_path: Path, **edits: object) -> Case:
-    return load_single_case(_edited(demo_dir, tmp_path / "case", **edits))  # type: ignore[arg-type]
-
-
 SHIFTED = {"VB_T09": "VB_T10", "VB_T10": "VB_T11", "VB_T11": "VB_T12"}
 
 
-def test_consistent_case_passes_and_says_the_image_could_not_verify(demo_dir: Path) -> None:
-    sec = _analyse(load_single_case(demo_dir))
+def test_consistent_case_passes_and_says_the_image_could_not_verify(demo: Case) -> None:
+    sec = _analyse(demo)
     assert not _level(sec, Status.FAIL)
     (ok,) = _level(sec, Status.PASS)
     assert "roi_name T10" in ok.message and "plan T10" in ok.message
@@ -88,46 +78,46 @@ def test_consistent_case_passes_and_says_the_image_could_not_verify(demo_dir: Pa
     assert sec.evaluated  # the sector map itself stands
 
 
-def test_vertebra_rois_shifted_by_one_level_fail(demo_dir: Path, tmp_path: Path) -> None:
-    sec = _analyse(_case(demo_dir, tmp_path, names=SHIFTED))
+def test_vertebra_rois_shifted_by_one_level_fail(demo: Case) -> None:
+    sec = _analyse(_edited(demo, names=SHIFTED))
     (fail,) = _level(sec, Status.FAIL)
     assert fail.structure == "VB_T11"  # the ROI on the treated (true T10) vertebra
     assert "roi_name T11" in fail.message and "plan T10" in fail.message
     assert not _level(sec, Status.PASS)
 
 
-def test_one_vertebra_renamed_to_a_wrong_level_fails(demo_dir: Path, tmp_path: Path) -> None:
-    sec = _analyse(_case(demo_dir, tmp_path, names={"VB_T10": "Bone_Vertebra_T12"}))
+def test_one_vertebra_renamed_to_a_wrong_level_fails(demo: Case) -> None:
+    sec = _analyse(_edited(demo, names={"VB_T10": "Bone_Vertebra_T12"}))
     messages = [f.message for f in _level(sec, Status.FAIL)]
     assert any("run against their order" in m for m in messages), messages
     assert any("roi_name T12" in m and "plan T10" in m for m in messages), messages
 
 
-def test_ptv_t10_on_vb_t11_fails(demo_dir: Path, tmp_path: Path) -> None:
+def test_ptv_t10_on_vb_t11_fails(demo: Case) -> None:
     # the plan label names no level: the target ROI's name is the other source
-    sec = _analyse(_case(demo_dir, tmp_path, names={**SHIFTED, "PTV": "PTV_T10"},
+    sec = _analyse(_edited(demo, names={**SHIFTED, "PTV": "PTV_T10"},
                          plan_label="SBRT 24Gy/2fx"))
     (fail,) = _level(sec, Status.FAIL)
     assert "roi_name T11" in fail.message and "target T10" in fail.message
     assert "PTV_T10" in fail.message
 
 
-def test_ptv_range_covering_the_vertebra_passes(demo_dir: Path, tmp_path: Path) -> None:
-    sec = _analyse(_case(demo_dir, tmp_path, names={"PTV": "PTV_T9-T11"},
+def test_ptv_range_covering_the_vertebra_passes(demo: Case) -> None:
+    sec = _analyse(_edited(demo, names={"PTV": "PTV_T9-T11"},
                          plan_label="SBRT 24Gy/2fx"))
     assert not _level(sec, Status.FAIL)
     assert _level(sec, Status.PASS)
 
 
-def test_user_level_contradicting_the_vertebra_roi_is_a_failure(demo_dir: Path) -> None:
-    sec = _analyse(load_single_case(demo_dir), level="L3")
+def test_user_level_contradicting_the_vertebra_roi_is_a_failure(demo: Case) -> None:
+    sec = _analyse(demo, level="L3")
     (fail,) = _level(sec, Status.FAIL)
     assert "user L3" in fail.message and "roi_name T10" in fail.message
     assert sec.vertebrae[0].level == "T10"  # the ROI's name still names the entry
 
 
-def test_single_source_is_not_evaluated(demo_dir: Path, tmp_path: Path) -> None:
-    sec = _analyse(_case(demo_dir, tmp_path, plan_label="SBRT"))
+def test_single_source_is_not_evaluated(demo: Case) -> None:
+    sec = _analyse(_edited(demo, plan_label="SBRT"))
     (unverified,) = [f for f in sec.findings if f.code == "sectors.level_unverified"]
     assert unverified.status is Status.NOT_EVALUATED
     assert "roi_name only" in unverified.message
@@ -135,10 +125,10 @@ def test_single_source_is_not_evaluated(demo_dir: Path, tmp_path: Path) -> None:
     assert sec.evaluated
 
 
-def test_cli_level_contradiction_is_reported(demo_dir: Path) -> None:
+def test_cli_level_contradiction_is_reported() -> None:
     out = subprocess.run(
         [sys.executable, "-c", "from contourqa.cli import run; run()", "sectors",
-         str(demo_dir), "--level", "L3", "--json", "-"],
+         str(DEMO), "--level", "L3", "--json", "-"],
         capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
     assert out.returncode == 0, out.stderr
     assert "fail: sectors.level_mismatch" in out.stderr
@@ -210,15 +200,6 @@ def test_real_ct_crop_counts_from_the_ribs_alone() -> None:
         assert k is not None and found.levels[k] == TOTALSEG[lid]
 
 
-def test_phantom_ct_has_no_anchor(demo_dir: Path) -> None:
-    from contourqa.anatomy.anchors import image_levels
-
-    case = load_single_case(demo_dir)
-    found = image_levels(case.image.pixels, case.image.geometry)
-    assert found.status == "no_anchor" and found.levels == (None,) * len(found.levels)
-    assert len(found.levels) == 3  # T9, T10, T11 segmented, none named
-
-
 # --------------------------------------------------------------------------- counting
 
 def _anchor(kind: str, index: int, level: str):  # type: ignore[no-untyped-def]
@@ -258,3 +239,84 @@ def test_no_count_across_a_vertebra_that_may_be_two() -> None:
     assert levels == ("L1", "T12", "T11", None, None)
     levels, _, _ = count_levels(5, (_anchor("last_rib", 1, "T12"),), set(), {1}, (False,) * 5)
     assert levels == ("L1", "T12", None, None, None)  # the step T12 -> T11 may hide one
+
+
+# ------------------------------------------------------- real CT, whole analysis
+
+def _mask_roi(number: int, name: str, kind: str, mask: np.ndarray, g):  # type: ignore[no-untyped-def]
+    """An ROI outlining ``mask`` slice by slice (even-odd polygons at the 0.5 level)."""
+    from skimage.measure import find_contours
+
+    from contourqa.io.rtstruct import ROI, Contour, ContourType
+
+    contours = []
+    for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
+        for c in find_contours(np.pad(mask[k], 1).astype(float), 0.5):
+            rc = c - 1.0
+            kji = np.column_stack([np.full(len(rc), float(k)), rc])
+            contours.append(Contour(g.index_to_patient(kji), ContourType.CLOSED_PLANAR))
+    return ROI(number, name, kind, None, tuple(contours))
+
+
+@pytest.fixture(scope="module")
+def real_image(example_ct):  # type: ignore[no-untyped-def]
+    """The example CT as an image series (one object: its CT column is counted once)."""
+    from contourqa.io.images import ImageSeries
+
+    hu, _, g = example_ct
+    z = g.index_to_patient(np.column_stack([np.arange(g.shape[0]), np.zeros((g.shape[0], 2))]))
+    return ImageSeries(paths=(), modality="CT", series_instance_uid=None,
+                       study_instance_uid=None, frame_of_reference_uid=None,
+                       sop_instance_uids=(), patient_id=None, patient_position="HFS",
+                       geometry=g, pixels=hu, slice_positions_mm=z[:, 2],
+                       slice_spacing_mm=float(g.spacing_mm[2]), slice_thickness_mm=None,
+                       uniform_spacing=True)
+
+
+def _real_case(image, rois) -> Case:  # type: ignore[no-untyped-def]
+    from contourqa.io.discovery import CaseFiles
+    from contourqa.io.rtstruct import StructureSet
+
+    ss = StructureSet(path=Path("rs"), sop_instance_uid="1", patient_id=None,
+                      study_instance_uid=None, label=None, frame_of_reference_uid=None,
+                      referenced_series_uids=(), referenced_image_uids=(), rois=tuple(rois))
+    return Case(files=CaseFiles("real", None, None), plan=None, structure_set=ss, image=image,
+                dose=None)
+
+
+@pytest.fixture(scope="module")
+def l3_gtv(example_ct):  # type: ignore[no-untyped-def]
+    """A 10 mm sphere in the L3 body (TotalSegmentator's L3 label, 29), as a mask."""
+    hu, ref, g = example_ct
+    l3 = ref == 29
+    idx = np.argwhere(l3)
+    pts = g.index_to_patient(idx)
+    centre = pts.mean(axis=0)
+    centre[1] = np.percentile(pts[:, 1], 15)  # anterior (LPS -y) part: the body
+    grid = g.index_to_patient(np.argwhere(np.ones(g.shape, bool))).reshape(*g.shape, 3)
+    return np.linalg.norm(grid - centre, axis=-1) <= 10.0
+
+
+@pytest.mark.parametrize(("name", "fails"), [("VB_L3", False), ("VB_L2", True)])
+def test_real_ct_vertebra_roi_checked_against_the_image(example_ct, real_image, l3_gtv, name,  # type: ignore[no-untyped-def]
+                                                        fails):
+    _, ref, g = example_ct
+    case = _real_case(real_image, [_mask_roi(1, name, "ORGAN", ref == 29, g),
+                              _mask_roi(2, "GTV", "GTV", l3_gtv, g)])
+    sec = _analyse(case)
+    entry = sec.entry(name[3:])
+    sources = {c.source: c.level for c in entry.level_sources}
+    assert sources == {"roi_name": name[3:], "image": "L3"}
+    assert bool(_level(sec, Status.FAIL)) is fails
+    assert bool(_level(sec, Status.PASS)) is not fails
+    assert not [f for f in sec.findings if f.code == "sectors.level_unverified"]
+
+
+def test_real_ct_without_vertebra_rois_takes_the_image_level(example_ct, real_image, l3_gtv):  # type: ignore[no-untyped-def]
+    g = example_ct[2]
+    sec = _analyse(_real_case(real_image, [_mask_roi(1, "GTV", "GTV", l3_gtv, g)]))
+    treated = max(sec.vertebrae, key=lambda v: v.gtv_sector_cc[0])
+    assert (treated.level, treated.level_source) == ("L3", "image")
+    assert [(c.source, c.level) for c in treated.level_sources] == [("image", "L3")]
+    # the image counted it; no other source to agree or disagree with
+    assert not [f for f in sec.findings if f.code.startswith("sectors.level_")]

@@ -28,8 +28,11 @@ A range (``T9-T11``) admits each of its levels.  Findings:
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +45,9 @@ from contourqa.masks import crop_geometry, roi_mask
 from contourqa.sectors.results import SectorAnalysis
 from contourqa.structures import Role, RoleTable, level_index, level_range
 
+if TYPE_CHECKING:
+    from contourqa.anatomy.anchors import ImageLevels
+
 __all__ = ["LevelClaim", "text_levels", "verify_levels"]
 
 _SOURCE = "Level verification (issue 'Sectors that hold on vertebrae we did not draw', item 5)"
@@ -50,6 +56,11 @@ _TEXT_LEVEL = re.compile(
     r"(?:\s*[-\u2013/]\s*(?:(th|c|t|d|l|s)[\s_.]?)?0*(\d{1,2}))?(?![0-9])", re.IGNORECASE)
 #: at most this many voxels of a vertebra are looked up in the CT column
 _MAX_POINTS = 20000
+#: the CT column of the last few images (the same case is often analysed again, e.g.
+#: with the pre-operative GTV): image identity and in-plane box -> counted levels
+_CACHE: dict[tuple[int, int, int, int, int], tuple[weakref.ref[Any], ImageLevels]] = {}
+_CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -171,10 +182,19 @@ def _image_claims(case: Case, anatomy: SpineAnatomy, sec: SectorAnalysis
 
     _, j0, i0 = sec.crop_start_kji
     _, nj, ni = sec.geometry.shape
-    full = image.geometry
-    start, stop = (0, j0, i0), (full.shape[0], j0 + nj, i0 + ni)
-    found = image_levels(image.pixels[:, j0:j0 + nj, i0:i0 + ni],
-                         crop_geometry(full, start, stop))
+    key = (id(image), j0, i0, nj, ni)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    found = hit[1] if hit is not None and hit[0]() is image else None
+    if found is None:
+        full = image.geometry
+        start, stop = (0, j0, i0), (full.shape[0], j0 + nj, i0 + ni)
+        found = image_levels(image.pixels[:, j0:j0 + nj, i0:i0 + ni],
+                             crop_geometry(full, start, stop))
+        with _CACHE_LOCK:
+            while len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = (weakref.ref(image), found)
     if found.status != "counted":
         return {}, found.message
     claims: dict[int, LevelClaim] = {}
