@@ -109,6 +109,23 @@ def test_ptv_range_covering_the_vertebra_passes(demo: Case) -> None:
     assert _level(sec, Status.PASS)
 
 
+def test_a_range_roi_admits_its_levels(demo: Case) -> None:
+    ok = _analyse(_edited(demo, names={"VB_T10": "VB_T9-T11"}))
+    assert not _level(ok, Status.FAIL) and _level(ok, Status.PASS)
+    wrong = _analyse(_edited(demo, names={"VB_T10": "VB_T11-T12"}))
+    (fail,) = [f for f in _level(wrong, Status.FAIL) if f.structure == "VB_T11-T12"]
+    assert "roi_name T11-T12" in fail.message and "plan T10" in fail.message
+
+
+def test_the_same_vertebra_drawn_twice_is_not_an_order_error(demo: Case) -> None:
+    t10 = demo.structure_set.roi("VB_T10")
+    twice = dataclasses.replace(t10, number=99, name="Vertebra T10")
+    case = dataclasses.replace(demo, structure_set=dataclasses.replace(
+        demo.structure_set, rois=(*demo.structure_set.rois, twice)))
+    sec = _analyse(case)
+    assert not _level(sec, Status.FAIL)
+
+
 def test_user_level_contradicting_the_vertebra_roi_is_a_failure(demo: Case) -> None:
     sec = _analyse(demo, level="L3")
     (fail,) = _level(sec, Status.FAIL)

@@ -227,18 +227,30 @@ def _listing(claims: Sequence[LevelClaim]) -> str:
 
 
 def _order_problem(anatomy: SpineAnatomy) -> Finding | None:
-    """Vertebra ROIs whose named levels run against their order along the spine."""
-    named = [(v.roi_name, v.known_level) for v in anatomy.vertebrae
-             if v.roi_name and v.known_level]
-    idx = [level_index(lv) for _, lv in named]
-    # inferior first: the level index must fall going up
-    if all(a > b for a, b in zip(idx, idx[1:], strict=False)):
+    """Vertebra ROIs whose named levels run against their order along the spine.
+
+    Inferior first, the level must rise towards C1 (its index fall).  Two ROIs named
+    with the same level are the same vertebra drawn twice when they overlap (over
+    half of the smaller), else two vertebrae given one level.
+    """
+    named = [v for v in anatomy.vertebrae if v.roi_name and v.known_level]
+    wrong = []
+    for lo, hi in zip(named, named[1:], strict=False):
+        a, b = level_index(str(lo.known_level)), level_index(str(hi.known_level))
+        if a > b:
+            continue
+        if a == b:
+            both = np.count_nonzero(lo.mask & hi.mask)
+            if both > 0.5 * min(lo.volume_voxels, hi.volume_voxels):
+                continue
+        wrong.append((lo, hi))
+    if not wrong:
         return None
-    order = ", ".join(f"{n!r} ({lv})" for n, lv in named)
+    order = ", ".join(f"{v.roi_name!r} ({v.known_level})" for v in named)
     return Finding(code="sectors.level_mismatch", status=Status.FAIL, message=(
         f"The vertebra ROIs' names run against their order along the spine: from inferior "
         f"to superior they are {order}. At least one vertebra is named with the wrong level."),
-        source=_SOURCE)
+        structure=wrong[0][1].roi_name, source=_SOURCE)
 
 
 def verify_levels(case: Case, roles: RoleTable, anatomy: SpineAnatomy, sec: SectorAnalysis,
@@ -268,9 +280,12 @@ def verify_levels(case: Case, roles: RoleTable, anatomy: SpineAnatomy, sec: Sect
         return sec
     n = len(anatomy.vertebrae)
     claims: list[list[LevelClaim]] = [[] for _ in range(n)]
+    named = {a.roi_name: a.level for a in roles if a.role is Role.VERTEBRA and a.level}
     for i, v in enumerate(anatomy.vertebrae):
-        if v.roi_name and v.known_level:
-            claims[i].append(LevelClaim("roi_name", v.known_level, f"ROI {v.roi_name!r}"))
+        # a range ROI (Sacrum, VB_T9-T11) has no single level but admits its range
+        level = v.known_level or (named.get(v.roi_name) if v.roi_name else None)
+        if v.roi_name and level:
+            claims[i].append(LevelClaim("roi_name", level, f"ROI {v.roi_name!r}"))
     treated = _main_vertebra(owner, sec.gtv, n)
     if treated is None:
         treated = _main_vertebra(owner, sec.ctv, n)
