@@ -10,6 +10,10 @@ the analysed column gets its level, where they exist, from
   dose references' descriptions: ``"T10 SBRT"``, ``"T9-T11"``), for the treated vertebra;
 * ``target``: a target ROI named with a level (``PTV_T10``, ``GTV T9-T10``), for the
   vertebra holding most of that target's bone;
+
+(a plan or target claim goes to another vertebra the GTV or that target involves,
+at least ``min_involved_cc`` of bone, when that one's other sources admit the level:
+a label naming one of two treated levels is no mismatch);
 * ``image``: counted on the CT from an anchor in the field of view
   (:mod:`contourqa.anatomy.anchors`: the lumbosacral junction, the last rib-bearing
   vertebra).
@@ -153,6 +157,26 @@ def _main_vertebra(owner: NDArray[np.int64], mask: NDArray[np.bool_] | None, n: 
     return int(np.argmax(np.bincount(own, minlength=n)))
 
 
+def _involved(owner: NDArray[np.int64], mask: NDArray[np.bool_] | None, n: int,
+              min_voxels: float) -> list[int]:
+    """The vertebrae holding at least ``min_voxels`` of ``mask``'s bone."""
+    if mask is None:
+        return []
+    counts = np.bincount(owner[mask & (owner >= 0)], minlength=n)
+    return [int(i) for i in np.nonzero(counts >= max(min_voxels, 1.0))[0]]
+
+
+def _placed(claim: LevelClaim, main: int, involved: Sequence[int],
+            claims: Sequence[Sequence[LevelClaim]]) -> int:
+    """The vertebra a plan or target claim speaks of: among the vertebrae the target
+    involves, one whose other sources admit the claimed level (a label naming one of
+    two treated levels is not a mismatch); else the one holding most of it."""
+    for i in [main, *involved]:
+        if claims[i] and all(claim.admits & c.admits for c in claims[i]):
+            return i
+    return main
+
+
 def _plan_claim(case: Case) -> LevelClaim | None:
     if case.plan is None:
         return None
@@ -286,25 +310,32 @@ def verify_levels(case: Case, roles: RoleTable, anatomy: SpineAnatomy, sec: Sect
         level = v.known_level or (named.get(v.roi_name) if v.roi_name else None)
         if v.roi_name and level:
             claims[i].append(LevelClaim("roi_name", level, f"ROI {v.roi_name!r}"))
+    image, image_why = _image_claims(case, anatomy, sec)
+    for i, c in image.items():
+        claims[i].append(c)
+    min_voxels = sec.options.min_involved_cc / sec.geometry.voxel_volume_cc
     treated = _main_vertebra(owner, sec.gtv, n)
+    target_mask = sec.gtv
     if treated is None:
         treated = _main_vertebra(owner, sec.ctv, n)
+        target_mask = sec.ctv
     if treated is not None:
         if user_level:
             claims[treated].append(LevelClaim("user", user_level, "--level"))
         if (plan := _plan_claim(case)) is not None:
-            claims[treated].append(plan)
+            at = _placed(plan, treated, _involved(owner, target_mask, n, min_voxels), claims)
+            claims[at].append(plan)
     by_number = _rois_by_number(case)
     for a in roles:
         roi = by_number.get(a.roi_number) if a.roi_number is not None else None
         if not a.role.is_target or not a.level or roi is None or roi.is_empty:
             continue
-        main = _main_vertebra(owner, roi_mask(roi, sec.geometry), n)
+        mask = roi_mask(roi, sec.geometry)
+        main = _main_vertebra(owner, mask, n)
         if main is not None:
-            claims[main].append(LevelClaim("target", a.level, f"{a.role.name} ROI {a.roi_name!r}"))
-    image, image_why = _image_claims(case, anatomy, sec)
-    for i, c in image.items():
-        claims[i].append(c)
+            claim = LevelClaim("target", a.level, f"{a.role.name} ROI {a.roi_name!r}")
+            claims[_placed(claim, main, _involved(owner, mask, n, min_voxels), claims)].append(
+                claim)
 
     findings: list[Finding] = []
     if (order := _order_problem(anatomy)) is not None:
