@@ -124,21 +124,21 @@ class ImageLevels:
 
 def _coarse(hu: NDArray[Any], geometry: VolumeGeometry, min_pixel_mm: float
             ) -> tuple[NDArray[np.float32], VolumeGeometry]:
-    """Block means of whole voxels in-plane, to a pixel of at least ``min_pixel_mm``."""
-    fj = max(1, int(np.ceil(min_pixel_mm / float(geometry.spacing_mm[1]) - 1e-6)))
-    fi = max(1, int(np.ceil(min_pixel_mm / float(geometry.spacing_mm[0]) - 1e-6)))
+    """Block means of whole voxels, to voxels of at least ``min_pixel_mm`` on each axis."""
+    sp = np.asarray(geometry.spacing_mm, dtype=np.float64)  # x (column), y (row), z (slice)
+    fi, fj, fk = (max(1, int(np.ceil(min_pixel_mm / float(v) - 1e-6))) for v in sp)
     arr = np.asarray(hu, dtype=np.float32)
-    if fj == 1 and fi == 1:
+    if fi == fj == fk == 1:
         return arr, geometry
     s, r, c = arr.shape
-    r2, c2 = r // fj, c // fi
-    arr = arr[:, :r2 * fj, :c2 * fi].reshape(s, r2, fj, c2, fi).mean(axis=(2, 4))
-    origin = geometry.index_to_patient(np.array([0.0, (fj - 1) / 2.0, (fi - 1) / 2.0]))
-    spacing = np.array([geometry.spacing_mm[0] * fi, geometry.spacing_mm[1] * fj,
-                        geometry.spacing_mm[2]])
-    return arr.astype(np.float32), VolumeGeometry(shape=(s, r2, c2), origin_mm=origin,
-                                                  spacing_mm=spacing,
-                                                  direction=geometry.direction)
+    s2, r2, c2 = max(s // fk, 1), max(r // fj, 1), max(c // fi, 1)
+    fk, fj, fi = min(fk, s), min(fj, r), min(fi, c)
+    arr = arr[:s2 * fk, :r2 * fj, :c2 * fi].reshape(s2, fk, r2, fj, c2, fi).mean(axis=(1, 3, 5))
+    origin = geometry.index_to_patient(np.array([(fk - 1) / 2.0, (fj - 1) / 2.0,
+                                                 (fi - 1) / 2.0]))
+    return arr.astype(np.float32), VolumeGeometry(
+        shape=(s2, r2, c2), origin_mm=origin, spacing_mm=sp * np.array([fi, fj, fk]),
+        direction=geometry.direction)
 
 
 def _rib_bearing(seg: CTSegmentation, labels: NDArray[np.int16], geometry: VolumeGeometry,
