@@ -2,7 +2,7 @@
 
 The CT column is segmented over the CT's whole cranio-caudal extent
 (:func:`contourqa.anatomy.ct.segment_spine`, on a grid of at least
-``[grid] min_pixel_mm``; thresholds in ``contourqa/data/level_anchors.toml``), and its
+``[grid] voxel_mm``; thresholds in ``contourqa/data/level_anchors.toml``), and its
 vertebrae, ordered inferior first, are named from the anchors found:
 
 * **lumbosacral junction**: the lowest mobile vertebra above the sacral segments
@@ -38,7 +38,8 @@ from contourqa.anatomy.ct import CTSegmentation, segment_spine
 from contourqa.geometry import VolumeGeometry
 from contourqa.structures import level_index
 
-__all__ = ["Anchor", "ImageLevels", "count_levels", "image_levels"]
+__all__ = ["Anchor", "ImageLevels", "coarse_factors", "count_levels", "grid_sizes_mm",
+           "image_levels"]
 
 _ALL_LEVELS = tuple(f"{r}{i}" for r, n in (("C", 7), ("T", 12), ("L", 5), ("S", 5))
                     for i in range(1, n + 1))
@@ -122,11 +123,18 @@ class ImageLevels:
         return best - 1 if share >= float(_params()["match"]["min_overlap_fraction"]) else None
 
 
-def _coarse(hu: NDArray[Any], geometry: VolumeGeometry, min_pixel_mm: float
+def coarse_factors(geometry: VolumeGeometry, voxel_mm: float) -> tuple[int, int, int]:
+    """Whole voxels (column, row, slice) per block for voxels of at least ``voxel_mm``."""
+    sp = np.asarray(geometry.spacing_mm, dtype=np.float64)
+    fi, fj, fk = (max(1, int(np.ceil(voxel_mm / float(v) - 1e-6))) for v in sp)
+    return fi, fj, fk
+
+
+def _coarse(hu: NDArray[Any], geometry: VolumeGeometry, voxel_mm: float
             ) -> tuple[NDArray[np.float32], VolumeGeometry]:
-    """Block means of whole voxels, to voxels of at least ``min_pixel_mm`` on each axis."""
+    """Block means of whole voxels, to voxels of at least ``voxel_mm`` on each axis."""
     sp = np.asarray(geometry.spacing_mm, dtype=np.float64)  # x (column), y (row), z (slice)
-    fi, fj, fk = (max(1, int(np.ceil(min_pixel_mm / float(v) - 1e-6))) for v in sp)
+    fi, fj, fk = coarse_factors(geometry, voxel_mm)
     arr = np.asarray(hu, dtype=np.float32)
     if fi == fj == fk == 1:
         return arr, geometry
@@ -242,7 +250,13 @@ def count_levels(n: int, anchors: tuple[Anchor, ...], tall: set[int], gaps: set[
     return versions[0], "counted", f"counted from {said}"
 
 
-def image_levels(hu: NDArray[Any], geometry: VolumeGeometry) -> ImageLevels:
+def grid_sizes_mm() -> tuple[float, ...]:
+    """The grids (voxel size, mm) the count is made on; it holds when they agree."""
+    return tuple(float(v) for v in _params()["grid"]["voxel_mm"])
+
+
+def image_levels(hu: NDArray[Any], geometry: VolumeGeometry, *,
+                 voxel_mm: float | None = None) -> ImageLevels:
     """Segment the CT column and count its levels from the anchors in the field.
 
     Parameters
@@ -251,13 +265,15 @@ def image_levels(hu: NDArray[Any], geometry: VolumeGeometry) -> ImageLevels:
         The CT (or an in-plane crop of it about the spine, all its slices).
     geometry : VolumeGeometry
         Grid of ``hu``.
+    voxel_mm : float, optional
+        Smallest voxel size of the grid segmented (block means of whole voxels);
+        the first of :func:`grid_sizes_mm` by default.
 
     Returns
     -------
     ImageLevels
     """
-    params = _params()
-    arr, grid = _coarse(hu, geometry, float(params["grid"]["min_pixel_mm"]))
+    arr, grid = _coarse(hu, geometry, grid_sizes_mm()[0] if voxel_mm is None else voxel_mm)
     seg = segment_spine(arr, grid)
     if not seg.vertebrae:
         return ImageLevels(grid, None, (), (), "no_vertebrae",

@@ -16,7 +16,7 @@ at least ``min_involved_cc`` of bone, when that one's other sources admit the le
 a label naming one of two treated levels is no mismatch);
 * ``image``: counted on the CT from an anchor in the field of view
   (:mod:`contourqa.anatomy.anchors`: the lumbosacral junction, the last rib-bearing
-  vertebra).
+  vertebra), on two grids that must agree.
 
 A range (``T9-T11``) admits each of its levels.  Findings:
 
@@ -51,6 +51,7 @@ from contourqa.structures import Role, RoleTable, level_index, level_range
 
 if TYPE_CHECKING:
     from contourqa.anatomy.anchors import ImageLevels
+    from contourqa.io.images import ImageSeries
 
 __all__ = ["LevelClaim", "text_levels", "verify_levels"]
 
@@ -62,8 +63,9 @@ _TEXT_LEVEL = re.compile(
 _MAX_POINTS = 20000
 #: the CT column of the last few images (the same case is often analysed again, e.g.
 #: with the pre-operative GTV): image identity and in-plane box -> counted levels
-_CACHE: dict[tuple[int, int, int, int, int], tuple[weakref.ref[Any], ImageLevels]] = {}
-_CACHE_SIZE = 4
+_CACHE: dict[tuple[int, int, int, int, int, tuple[int, int, int]],
+             tuple[weakref.ref[Any], ImageLevels]] = {}
+_CACHE_SIZE = 8
 _CACHE_LOCK = threading.Lock()
 
 
@@ -194,51 +196,79 @@ def _plan_claim(case: Case) -> LevelClaim | None:
     return LevelClaim("plan", _spell(found), ", ".join(dict.fromkeys(said)))
 
 
+def _column(image: ImageSeries, sec: SectorAnalysis, voxel_mm: float) -> ImageLevels:
+    """The counted CT column over all slices of ``image``, in-plane over the analysed box
+    (cached per image object, box and grid)."""
+    from contourqa.anatomy.anchors import coarse_factors, image_levels
+
+    assert sec.geometry is not None
+    _, j0, i0 = sec.crop_start_kji
+    _, nj, ni = sec.geometry.shape
+    key = (id(image), j0, i0, nj, ni, coarse_factors(image.geometry, voxel_mm))
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is image:
+        return hit[1]
+    full = image.geometry
+    start, stop = (0, j0, i0), (full.shape[0], j0 + nj, i0 + ni)
+    found = image_levels(image.pixels[:, j0:j0 + nj, i0:i0 + ni],
+                         crop_geometry(full, start, stop), voxel_mm=voxel_mm)
+    with _CACHE_LOCK:
+        while len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = (weakref.ref(image), found)
+    return found
+
+
 def _image_claims(case: Case, anatomy: SpineAnatomy, sec: SectorAnalysis
                   ) -> tuple[dict[int, LevelClaim], str | None]:
-    """Image levels of the analysed vertebrae, and why there are none (or fewer)."""
+    """Image levels of the analysed vertebrae, and why there are none (or fewer).
+
+    The column is counted on each grid of :func:`contourqa.anatomy.anchors.grid_sizes_mm`
+    (the same grid once); a vertebra gets the image level only when every grid gives it.
+    """
     image = case.image
     if image is None or image.modality != "CT":
         return {}, "there is no CT" if image is None else f"the image is {image.modality}"
     if sec.geometry is None:
         return {}, "the analysed grid is unknown"
-    from contourqa.anatomy.anchors import image_levels
+    from contourqa.anatomy.anchors import coarse_factors, grid_sizes_mm
 
-    _, j0, i0 = sec.crop_start_kji
-    _, nj, ni = sec.geometry.shape
-    key = (id(image), j0, i0, nj, ni)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-    found = hit[1] if hit is not None and hit[0]() is image else None
-    if found is None:
-        full = image.geometry
-        start, stop = (0, j0, i0), (full.shape[0], j0 + nj, i0 + ni)
-        found = image_levels(image.pixels[:, j0:j0 + nj, i0:i0 + ni],
-                             crop_geometry(full, start, stop))
-        with _CACHE_LOCK:
-            while len(_CACHE) >= _CACHE_SIZE:
-                _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[key] = (weakref.ref(image), found)
-    if found.status != "counted":
-        return {}, found.message
+    grids: dict[tuple[int, int, int], float] = {}
+    for mm in grid_sizes_mm():
+        grids.setdefault(coarse_factors(image.geometry, mm), mm)
+    columns = [_column(image, sec, mm) for mm in grids.values()]
+    for found in columns:
+        if found.status != "counted":
+            return {}, found.message
     claims: dict[int, LevelClaim] = {}
-    unmatched = []
+    unmatched, unstable = [], []
     rng = np.random.default_rng(0)
     for i, v in enumerate(anatomy.vertebrae):
         idx = np.argwhere(v.mask)
         if len(idx) > _MAX_POINTS:
             idx = idx[rng.choice(len(idx), _MAX_POINTS, replace=False)]
-        k = found.vertebra_at(sec.geometry.index_to_patient(idx))
-        level = found.levels[k] if k is not None else None
-        if level is None:
-            unmatched.append(v.roi_name or f"vertebra {i + 1} from below")
-            continue
-        claims[i] = LevelClaim("image", level, f"CT, {found.message}")
-    why = None
+        pts = sec.geometry.index_to_patient(idx)
+        levels = []
+        for found in columns:
+            k = found.vertebra_at(pts)
+            levels.append(found.levels[k] if k is not None else None)
+        who = v.roi_name or f"vertebra {i + 1} from below"
+        if any(lv is None for lv in levels):
+            unmatched.append(who)
+        elif len(set(levels)) > 1:
+            unstable.append(f"{who!r} ({' vs '.join(str(lv) for lv in levels)})")
+        else:
+            claims[i] = LevelClaim("image", str(levels[0]), f"CT, {columns[0].message}")
+    why = []
     if unmatched:
-        why = (f"{', '.join(repr(u) for u in unmatched)}: not matched to a counted vertebra "
-               f"of the CT column ({found.message})")
-    return claims, why
+        why.append(f"{', '.join(repr(u) for u in unmatched)} not matched to a counted "
+                   f"vertebra of the CT column ({columns[0].message})")
+    if unstable:
+        sizes = " and ".join(f"{mm:g}" for mm in grids.values())
+        why.append(f"the count differs between the {sizes} mm grids for "
+                   f"{', '.join(unstable)}: the segmentation of a disc is uncertain")
+    return claims, "; ".join(why) or None
 
 
 def _who(anatomy: SpineAnatomy, i: int) -> str:
