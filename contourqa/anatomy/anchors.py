@@ -6,7 +6,10 @@ The CT column is segmented over the CT's whole cranio-caudal extent
 vertebrae, ordered inferior first, are named from the anchors found:
 
 * **lumbosacral junction**: the lowest mobile vertebra above the sacral segments
-  (the fused sacrum and S1 above it, found by the segmentation from the discs) is L5;
+  (the fused sacrum and S1 above it, found by the segmentation from the discs) is L5,
+  when the top sacral segment's bone joins the ilia through its alae (it reaches
+  ``s1_min_reach_mm`` to each side) and that vertebra's does not: a missed S1/S2
+  remnant disc or an extra split of the sacrum would shift the count by one;
 * **last rib-bearing vertebra**: the lowest vertebra touched by a rib (bone jointed
   to the column far to its side, :mod:`contourqa.anatomy.ribs`, that is not an iliac
   wing: small, short and touching no sacral segment) is T12, when a vertebra without
@@ -34,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from contourqa.anatomy.ct import CTSegmentation, segment_spine
+from contourqa.anatomy.ct import CTSegmentation, CTSegmentationOptions, segment_spine
 from contourqa.geometry import VolumeGeometry
 from contourqa.structures import level_index
 
@@ -179,6 +182,30 @@ def _rib_bearing(seg: CTSegmentation, labels: NDArray[np.int16], geometry: Volum
     return out
 
 
+def _lateral_reach_mm(hu: NDArray[np.float32], labels: NDArray[np.int16],
+                      geometry: VolumeGeometry, index: int) -> float:
+    """How far (mm, median over the vertebra's main slices, the shorter side) the bone
+    joined in-plane to CT vertebra ``index`` reaches left and right of its centre: S1's
+    alae join the ilia (88 mm on the example CT), L5's transverse processes end free
+    (41 mm)."""
+    bone = hu >= CTSegmentationOptions().bone_min_hu
+    mine = labels == index + 1
+    per_slice = mine.sum(axis=(1, 2))
+    reach = []
+    # the slices that hold a quarter of its widest slice or more: not the tips of its
+    # processes, nor the rim of a tilted neighbour's slices it shares
+    for k in np.nonzero(per_slice >= max(0.25 * per_slice.max(), 1))[0]:
+        parts, _ = ndimage.label(bone[k] | mine[k])
+        ids = np.unique(parts[mine[k]])
+        comp = np.argwhere(np.isin(parts, ids[ids > 0]))
+        x = geometry.index_to_patient(np.column_stack([np.full(len(comp), k), comp]))[:, 0]
+        own = np.argwhere(mine[k])
+        xc = float(geometry.index_to_patient(
+            np.column_stack([np.full(len(own), k), own]))[:, 0].mean())
+        reach.append(min(float(x.max()) - xc, xc - float(x.min())))
+    return float(np.median(reach)) if reach else 0.0
+
+
 def _suspects(labels: NDArray[np.int16], geometry: VolumeGeometry, n: int,
               sacral: NDArray[np.bool_]) -> tuple[set[int], set[int]]:
     """Vertebrae that may be two, and steps ``i -> i + 1`` that may hide one."""
@@ -273,6 +300,7 @@ def image_levels(hu: NDArray[Any], geometry: VolumeGeometry, *,
     -------
     ImageLevels
     """
+    params = _params()
     arr, grid = _coarse(hu, geometry, grid_sizes_mm()[0] if voxel_mm is None else voxel_mm)
     seg = segment_spine(arr, grid)
     if not seg.vertebrae:
@@ -288,12 +316,22 @@ def image_levels(hu: NDArray[Any], geometry: VolumeGeometry, *,
     sac_flags = seg.sacral if len(seg.sacral) == n else (False,) * n
     sacral = np.array([sac_flags[int(j)] for j in order], dtype=bool)
     anchors: list[Anchor] = []
+    notes: list[str] = []
     if sacral.any() and not sacral.all():
         top_sacral = int(np.nonzero(sacral)[0].max())
         if top_sacral + 1 < n and sacral[:top_sacral + 1].all():
-            anchors.append(Anchor("lumbosacral_junction", top_sacral + 1, "L5",
-                                  "the lumbosacral junction (lowest mobile vertebra above "
-                                  "the sacrum)"))
+            s1 = _lateral_reach_mm(arr, labels, grid, top_sacral)
+            l5 = _lateral_reach_mm(arr, labels, grid, top_sacral + 1)
+            limit = float(params["sacrum"]["s1_min_reach_mm"])
+            if s1 >= limit > l5:
+                anchors.append(Anchor("lumbosacral_junction", top_sacral + 1, "L5",
+                                      "the lumbosacral junction (lowest mobile vertebra above "
+                                      "the sacrum)"))
+            else:
+                notes.append(
+                    f"the lumbosacral junction is not used: the top sacral segment's bone "
+                    f"reaches {s1:.0f} mm to each side and the vertebra above {l5:.0f} mm "
+                    f"(S1 with its alae reaches {limit:g} mm or more, L5 less)")
     ribs = _rib_bearing(seg, labels, grid, sacral)
     if ribs and min(ribs) > 0:
         last = min(ribs)
@@ -303,4 +341,6 @@ def image_levels(hu: NDArray[Any], geometry: VolumeGeometry, *,
     tall, gaps = _suspects(labels, grid, n, sacral)
     levels, status, message = count_levels(n, tuple(anchors), tall, gaps,
                                            tuple(bool(s) for s in sacral))
+    if notes:
+        message = f"{message}; {'; '.join(notes)}"
     return ImageLevels(grid, labels, levels, tuple(anchors), status, message)
