@@ -1,8 +1,8 @@
 """Level verification (issue: sectors, item 5): each vertebra's level from every source.
 
 Phantom cases: the bundled demo case (vertebrae T9, T10, T11, GTV in T10, plan label
-"T10 SBRT"), its ROI names or plan label then edited to plant a wrong level: the truth is the recipe's treated level, T10, which the edits
-do not move.  The phantom's CT holds neither the sacrum nor ribs: no image anchor.
+"T10 SBRT"), its ROI names or plan label then edited to plant a wrong level: the
+truth is the recipe's treated level, T10, which the edits do not move.  The phantom's CT holds neither the sacrum nor ribs: no image anchor.
 
 Real CT: the TotalSegmentator example (3 mm, T11 to the sacrum, the 12th ribs in the
 field) against the model's vertebra labels (a reference, not manual truth); the

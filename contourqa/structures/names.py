@@ -35,8 +35,9 @@ def _tg263_rows() -> tuple[_TG263Row, ...]:
             compact = _compact(name)
             # TG-263 "PRVxx"/"PRVx": xx is the margin in whole millimetres.
             regex = re.sub(r"prvx+", r"prv(?P<m>\\d+)", re.escape(compact))
-            rows.append(_TG263Row(rec["tg263_primary"], name, Role(rec["role"]), rec["level"] or None,
-                                  rec["side"] or None, bool(reverse), re.compile(f"^{regex}$")))
+            rows.append(_TG263Row(rec["tg263_primary"], name, Role(rec["role"]),
+                                  rec["level"] or None, rec["side"] or None, bool(reverse),
+                                  re.compile(f"^{regex}$")))
     return tuple(rows)
 
 
