@@ -2,7 +2,8 @@
 
 Phantom cases: the bundled demo case (vertebrae T9, T10, T11, GTV in T10, plan label
 "T10 SBRT"), its ROI names or plan label then edited to plant a wrong level: the
-truth is the recipe's treated level, T10, which the edits do not move.  The phantom's CT holds neither the sacrum nor ribs: no image anchor.
+truth is the recipe's treated level, T10, which the edits do not move.  The phantom's
+CT holds neither the sacrum nor ribs: no image anchor.
 
 Real CT: the TotalSegmentator example (3 mm, T11 to the sacrum, the 12th ribs in the
 field) against the model's vertebra labels (a reference, not manual truth); the
@@ -22,13 +23,20 @@ import pytest
 from datapaths import shared
 from phantom_loading import load_single_case
 
+from contourqa.anatomy.anchors import Anchor, count_levels, image_levels
 from contourqa.case import Case
 from contourqa.findings import Finding, Status
+from contourqa.geometry import VolumeGeometry
+from contourqa.io.discovery import CaseFiles
+from contourqa.io.images import ImageSeries
+from contourqa.io.rtstruct import ROI, Contour, ContourType, StructureSet
 from contourqa.sectors import SectorAnalysis, SectorOptions, analyse_sectors
 from contourqa.sectors.levels import text_levels
 from contourqa.structures import assign_roles
 
 REPO = Path(__file__).resolve().parents[1]
+#: CT HU, the reference labels on its grid, and its geometry
+RealCT = tuple[np.ndarray, np.ndarray, VolumeGeometry]
 
 
 DEMO = REPO / "test_data" / "demo_case" / "dicom"  # the "demo" recipe, bundled
@@ -166,9 +174,8 @@ def test_text_levels(text: str | None, levels: tuple[str, ...]) -> None:
 # --------------------------------------------------------------------------- real CT
 
 @pytest.fixture(scope="module")
-def example_ct() -> tuple[np.ndarray, np.ndarray, object]:
+def example_ct() -> RealCT:
     sitk = pytest.importorskip("SimpleITK")
-    from contourqa.geometry import VolumeGeometry
 
     folder = shared("totalsegmentator_examples")
     ct = sitk.ReadImage(str(folder / "example_ct.nii.gz"))
@@ -184,9 +191,7 @@ def example_ct() -> tuple[np.ndarray, np.ndarray, object]:
 TOTALSEG = {26: "S1", 27: "L5", 28: "L4", 29: "L3", 30: "L2", 31: "L1", 32: "T12"}
 
 
-def test_real_ct_levels_counted_from_both_anchors(example_ct) -> None:  # type: ignore[no-untyped-def]
-    from contourqa.anatomy.anchors import image_levels
-
+def test_real_ct_levels_counted_from_both_anchors(example_ct: RealCT) -> None:
     hu, ref, g = example_ct
     found = image_levels(hu, g)
     assert found.status == "counted", found.message
@@ -199,8 +204,6 @@ def test_real_ct_levels_counted_from_both_anchors(example_ct) -> None:  # type: 
 
 def test_real_ct_crop_counts_from_the_ribs_alone() -> None:
     sitk = pytest.importorskip("SimpleITK")
-    from contourqa.anatomy.anchors import image_levels
-    from contourqa.geometry import VolumeGeometry
 
     folder = shared("totalsegmentator_examples")
     ct = sitk.ReadImage(str(folder / "example_ct_sm.nii.gz"))
@@ -219,15 +222,11 @@ def test_real_ct_crop_counts_from_the_ribs_alone() -> None:
 
 # --------------------------------------------------------------------------- counting
 
-def _anchor(kind: str, index: int, level: str):  # type: ignore[no-untyped-def]
-    from contourqa.anatomy.anchors import Anchor
-
+def _anchor(kind: str, index: int, level: str) -> Anchor:
     return Anchor(kind, index, level, kind)
 
 
 def test_count_from_agreeing_anchors() -> None:
-    from contourqa.anatomy.anchors import count_levels
-
     sacral = (True, True) + (False,) * 7
     levels, status, _ = count_levels(9, (_anchor("lumbosacral_junction", 2, "L5"),
                                          _anchor("last_rib", 7, "T12")), set(), set(), sacral)
@@ -237,8 +236,6 @@ def test_count_from_agreeing_anchors() -> None:
 
 def test_anchors_four_apart_make_the_image_level_uncertain() -> None:
     # a lumbar rib on L1 (or 11 rib pairs ...): the last rib-bearing vertebra is 4 above L5
-    from contourqa.anatomy.anchors import count_levels
-
     sacral = (True, True) + (False,) * 7
     levels, status, message = count_levels(
         9, (_anchor("lumbosacral_junction", 2, "L5"), _anchor("last_rib", 6, "T12")),
@@ -248,8 +245,6 @@ def test_anchors_four_apart_make_the_image_level_uncertain() -> None:
 
 
 def test_no_count_across_a_vertebra_that_may_be_two() -> None:
-    from contourqa.anatomy.anchors import count_levels
-
     levels, status, _ = count_levels(5, (_anchor("last_rib", 1, "T12"),), {3}, set(),
                                      (False,) * 5)
     assert status == "counted"
@@ -260,11 +255,10 @@ def test_no_count_across_a_vertebra_that_may_be_two() -> None:
 
 # ------------------------------------------------------- real CT, whole analysis
 
-def _mask_roi(number: int, name: str, kind: str, mask: np.ndarray, g):  # type: ignore[no-untyped-def]
+def _mask_roi(number: int, name: str, kind: str, mask: np.ndarray,
+              g: VolumeGeometry) -> ROI:
     """An ROI outlining ``mask`` slice by slice (even-odd polygons at the 0.5 level)."""
     from skimage.measure import find_contours
-
-    from contourqa.io.rtstruct import ROI, Contour, ContourType
 
     contours = []
     for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
@@ -276,10 +270,8 @@ def _mask_roi(number: int, name: str, kind: str, mask: np.ndarray, g):  # type: 
 
 
 @pytest.fixture(scope="module")
-def real_image(example_ct):  # type: ignore[no-untyped-def]
+def real_image(example_ct: RealCT) -> ImageSeries:
     """The example CT as an image series (one object: its CT column is counted once)."""
-    from contourqa.io.images import ImageSeries
-
     hu, _, g = example_ct
     z = g.index_to_patient(np.column_stack([np.arange(g.shape[0]), np.zeros((g.shape[0], 2))]))
     return ImageSeries(paths=(), modality="CT", series_instance_uid=None,
@@ -290,10 +282,7 @@ def real_image(example_ct):  # type: ignore[no-untyped-def]
                        uniform_spacing=True)
 
 
-def _real_case(image, rois) -> Case:  # type: ignore[no-untyped-def]
-    from contourqa.io.discovery import CaseFiles
-    from contourqa.io.rtstruct import StructureSet
-
+def _real_case(image: ImageSeries, rois: list[ROI]) -> Case:
     ss = StructureSet(path=Path("rs"), sop_instance_uid="1", patient_id=None,
                       study_instance_uid=None, label=None, frame_of_reference_uid=None,
                       referenced_series_uids=(), referenced_image_uids=(), rois=tuple(rois))
@@ -302,7 +291,7 @@ def _real_case(image, rois) -> Case:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def l3_gtv(example_ct):  # type: ignore[no-untyped-def]
+def l3_gtv(example_ct: RealCT) -> np.ndarray:
     """A 10 mm sphere in the L3 body (TotalSegmentator's L3 label, 29), as a mask."""
     hu, ref, g = example_ct
     l3 = ref == 29
@@ -315,8 +304,9 @@ def l3_gtv(example_ct):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("name", "fails"), [("VB_L3", False), ("VB_L2", True)])
-def test_real_ct_vertebra_roi_checked_against_the_image(example_ct, real_image, l3_gtv, name,  # type: ignore[no-untyped-def]
-                                                        fails):
+def test_real_ct_vertebra_roi_checked_against_the_image(
+        example_ct: RealCT, real_image: ImageSeries, l3_gtv: np.ndarray, name: str,
+        fails: bool) -> None:
     _, ref, g = example_ct
     case = _real_case(real_image, [_mask_roi(1, name, "ORGAN", ref == 29, g),
                               _mask_roi(2, "GTV", "GTV", l3_gtv, g)])
@@ -329,7 +319,8 @@ def test_real_ct_vertebra_roi_checked_against_the_image(example_ct, real_image, 
     assert not [f for f in sec.findings if f.code == "sectors.level_unverified"]
 
 
-def test_real_ct_without_vertebra_rois_takes_the_image_level(example_ct, real_image, l3_gtv):  # type: ignore[no-untyped-def]
+def test_real_ct_without_vertebra_rois_takes_the_image_level(
+        example_ct: RealCT, real_image: ImageSeries, l3_gtv: np.ndarray) -> None:
     g = example_ct[2]
     sec = _analyse(_real_case(real_image, [_mask_roi(1, "GTV", "GTV", l3_gtv, g)]))
     treated = max(sec.vertebrae, key=lambda v: v.gtv_sector_cc[0])
