@@ -69,8 +69,12 @@ def _spellings() -> _Spellings:
     data = tomllib.loads(raw)
     prefixes = {_compact_key(k): str(v) for k, v in data["prefixes"].items()
                 if k not in ("source", "status")}
-    named = {_compact_key(k): str(v) for k, v in data["named"].items()
+    # the levels of whole bones are validated once, at load
+    named = {_compact_key(k): parse_level(str(v)) for k, v in data["named"].items()
              if k not in ("source", "status")}
+    if not set(prefixes.values()) <= {"C", "T", "L", "S"}:
+        raise ValueError(f"vertebra_names.toml [prefixes]: regions must be C, T, L or S; "
+                         f"got {sorted(set(prefixes.values()))}.")
     before = _alternation(list(data["words"]["before"]))
     after = _alternation(list(data["words"]["after"]))
     any_prefix = _alternation(list(prefixes))
