@@ -86,6 +86,15 @@ def test_consistent_case_passes_and_says_the_image_could_not_verify(demo: Case) 
     assert sec.evaluated  # the sector map itself stands
 
 
+def test_clinic_spelled_vertebra_rois_are_used_with_their_level(demo: Case) -> None:
+    # "Bone_Vertebra_T10" was role unknown: the CT path ran and the ROI's level was lost
+    names = {"VB_T09": "Bone_Vertebra_T9", "VB_T10": "Bone_Vertebra_T10",
+             "VB_T11": "Bone_Vertebra_T11"}
+    (entry,) = _analyse(_edited(demo, names=names, plan_label="SBRT")).vertebrae
+    assert (entry.level, entry.level_source) == ("T10", "roi_name")
+    assert entry.vertebra_source == "roi:Bone_Vertebra_T10"
+
+
 def test_vertebra_rois_shifted_by_one_level_fail(demo: Case) -> None:
     sec = _analyse(_edited(demo, names=SHIFTED))
     (fail,) = _level(sec, Status.FAIL)
