@@ -175,6 +175,8 @@ def test_cli_level_contradiction_is_reported() -> None:
     ("T10 SBRT", ("T10",)), ("T9-11 SBRT", ("T9", "T10", "T11")),
     ("T12-L1 24Gy/2fx", ("T12", "L1")), ("L5/S1", ("L5", "S1")), ("Th 9", ("T9",)),
     ("SBRT 24Gy/2fx", ()), ("PTV_2400", ()), (None, ()), ("T13 SBRT", ()),
+    ("Cord D2cc", ()), ("PTV D95", ()), ("S 2 cc", ()), ("T10 2 Gy", ("T10",)),
+    ("L3 30Gy/5fx", ("L3",)), ("T9/T10", ("T9", "T10")),
 ])
 def test_text_levels(text: str | None, levels: tuple[str, ...]) -> None:
     assert text_levels(text) == levels

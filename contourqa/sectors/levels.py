@@ -56,9 +56,13 @@ if TYPE_CHECKING:
 __all__ = ["LevelClaim", "text_levels", "verify_levels"]
 
 _SOURCE = "Level verification (issue 'Sectors that hold on vertebrae we did not draw', item 5)"
+# A level in free text: no "D" (dorsal) prefix, which in a plan's texts is a dose
+# metric ("D2cc", "D95"), and no number followed by a unit ("T 20Gy", "S 2cc").
+_NOT_A_UNIT = r"(?![0-9]|[.,][0-9]|\s*(?:cc|%|c?gy|mm|cm|fx|ml)\b)"
 _TEXT_LEVEL = re.compile(
-    r"(?<![A-Za-z])(th|c|t|d|l|s)[\s_.]?0*(\d{1,2})"
-    r"(?:\s*[-\u2013/]\s*(?:(th|c|t|d|l|s)[\s_.]?)?0*(\d{1,2}))?(?![0-9])", re.IGNORECASE)
+    rf"(?<![A-Za-z0-9])(th|c|t|l|s)[\s_.]?0*(\d{{1,2}}){_NOT_A_UNIT}"
+    rf"(?:\s*[-\u2013/]\s*(?:(th|c|t|l|s)[\s_.]?)?0*(\d{{1,2}}){_NOT_A_UNIT})?",
+    re.IGNORECASE)
 #: at most this many voxels of a vertebra are looked up in the CT column
 _MAX_POINTS = 20000
 #: the CT column of the last few images (the same case is often analysed again, e.g.
