@@ -23,7 +23,7 @@ import pytest
 from datapaths import shared
 from phantom_loading import load_single_case
 
-from contourqa.anatomy.anchors import Anchor, count_levels, image_levels
+from contourqa.anatomy.anchors import Anchor, Rib, count_levels, image_levels, last_rib_pair
 from contourqa.case import Case
 from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
@@ -339,3 +339,26 @@ def test_real_ct_without_vertebra_rois_takes_the_image_level(
     assert [(c.source, c.level) for c in treated.level_sources] == [("image", "L3")]
     # the image counted it; no other source to agree or disagree with
     assert not [f for f in sec.findings if f.code.startswith("sectors.level_")]
+
+
+def _rib(side: str, z: tuple[float, float], touches: dict[int, int]) -> Rib:
+    contact = np.zeros(6, dtype=np.int64)
+    for i, n in touches.items():
+        contact[i] = n
+    return Rib(side, z, contact)
+
+
+def test_lowest_rib_pair_names_t12_even_split_between_two_vertebrae() -> None:
+    # the two 12th ribs (z -308..-258) touch vertebra 2 and 3; the 11th pair above
+    ribs = [_rib("L", (-308, -258), {2: 10}), _rib("R", (-301, -258), {3: 7}),
+            _rib("L", (-266, -231), {3: 30}), _rib("R", (-263, -231), {4: 28})]
+    assert last_rib_pair(ribs) == (2, None)
+
+
+def test_a_rib_without_its_fellow_gives_no_anchor() -> None:
+    # a lumbar rib on the left, under the pair of 12th ribs
+    ribs = [_rib("L", (-340, -320), {1: 12}), _rib("L", (-308, -258), {2: 10}),
+            _rib("R", (-301, -258), {2: 7})]
+    last, why = last_rib_pair(ribs)
+    assert last is None and "lumbar rib" in str(why)
+    assert last_rib_pair([_rib("R", (-300, -260), {2: 9})])[0] is None

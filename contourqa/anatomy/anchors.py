@@ -10,11 +10,12 @@ vertebrae, ordered inferior first, are named from the anchors found:
   when the top sacral segment's bone joins the ilia through its alae (it reaches
   ``s1_min_reach_mm`` to each side) and that vertebra's does not: a missed S1/S2
   remnant disc or an extra split of the sacrum would shift the count by one;
-* **last rib-bearing vertebra**: the lowest vertebra touched by a rib (bone jointed
-  to the column far to its side, :mod:`contourqa.anatomy.ribs`, that is not an iliac
-  wing: small, short and touching no sacral segment) is T12, when a vertebra without
-  ribs lies below it in the field (else the ribs of the vertebrae below may be out
-  of it).
+* **last rib-bearing vertebra**: the vertebra of the lowest pair of ribs (bone
+  jointed to the column far to its side, :mod:`contourqa.anatomy.ribs`, that is not
+  an iliac wing: small, short and touching no sacral segment; the lowest rib of each
+  side, at the same height) is T12, when a vertebra lies below it in the field
+  (else the ribs of the vertebrae below may be out of it); a lowest rib without its
+  fellow (a lumbar rib, or a 12th rib not found) gives no anchor.
 
 With both anchors in the field, counting from either must give the same levels (T12
 five vertebrae above L5); otherwise the anatomy is transitional (11 or 13 rib pairs, a lumbar rib, a
@@ -41,8 +42,8 @@ from contourqa.anatomy.ct import CTSegmentation, CTSegmentationOptions, segment_
 from contourqa.geometry import VolumeGeometry
 from contourqa.structures import level_index
 
-__all__ = ["Anchor", "ImageLevels", "coarse_factors", "count_levels", "grid_sizes_mm",
-           "image_levels"]
+__all__ = ["Anchor", "ImageLevels", "Rib", "coarse_factors", "count_levels", "grid_sizes_mm",
+           "image_levels", "last_rib_pair"]
 
 _ALL_LEVELS = tuple(f"{r}{i}" for r, n in (("C", 7), ("T", 12), ("L", 5), ("S", 5))
                     for i in range(1, n + 1))
@@ -152,10 +153,30 @@ def _coarse(hu: NDArray[Any], geometry: VolumeGeometry, voxel_mm: float
         direction=geometry.direction)
 
 
-def _rib_bearing(seg: CTSegmentation, labels: NDArray[np.int16], geometry: VolumeGeometry,
-                 sacral: NDArray[np.bool_]) -> dict[int, int]:
-    """CT vertebra index -> number of ribs touching it (iliac wings left out)."""
-    out: dict[int, int] = {}
+@dataclass(frozen=True, eq=False)
+class Rib:
+    """A rib jointed to the column.
+
+    Attributes
+    ----------
+    side : {"L", "R"}
+        Patient left (+x in LPS) or right of the vertebra it touches most.
+    z_mm : tuple of float
+        Its cranio-caudal extent (lowest, highest patient z, mm).
+    contact : ndarray of shape (V,), int64
+        Voxels touching each CT vertebra (inferior first).
+    """
+
+    side: str
+    z_mm: tuple[float, float]
+    contact: NDArray[np.int64]
+
+
+def _ribs(seg: CTSegmentation, labels: NDArray[np.int16], geometry: VolumeGeometry,
+          sacral: NDArray[np.bool_]) -> list[Rib]:
+    """The ribs jointed to the column (iliac wings left out), with the vertebrae they
+    touch."""
+    out: list[Rib] = []
     if seg.jointed is None or not seg.jointed.any():
         return out
     p = _params()["ribs"]
@@ -168,18 +189,47 @@ def _rib_bearing(seg: CTSegmentation, labels: NDArray[np.int16], geometry: Volum
         part = parts[grown] == lab
         if part.sum() * vcc < float(p["min_volume_cc"]):
             continue
-        z = geometry.index_to_patient(np.argwhere(part) + [g.start for g in grown])[:, 2]
-        if float(z.max() - z.min()) > float(p["max_height_mm"]):
+        offset = [g.start for g in grown]
+        pts = geometry.index_to_patient(np.argwhere(part) + offset)
+        if float(np.ptp(pts[:, 2])) > float(p["max_height_mm"]):
             continue
         ring = ndimage.binary_dilation(part) & ~part
         touched = labels[grown][ring]
         counts = np.bincount(touched[touched > 0], minlength=len(sacral) + 1)[1:]
-        if counts.sum() == 0 or (counts[sacral] > 0).any():
+        if counts.sum() < int(p["min_contact_voxels"]) or (counts[sacral] > 0).any():
             continue
-        best = int(np.argmax(counts))
-        if counts[best] >= int(p["min_contact_voxels"]):
-            out[best] = out.get(best, 0) + 1
+        mine = np.argwhere(labels[grown] == int(np.argmax(counts)) + 1) + offset
+        x_own = float(geometry.index_to_patient(mine)[:, 0].mean())
+        out.append(Rib("L" if float(pts[:, 0].mean()) > x_own else "R",
+                        (float(pts[:, 2].min()), float(pts[:, 2].max())), counts))
     return out
+
+
+def last_rib_pair(ribs: list[Rib]) -> tuple[int | None, str | None]:
+    """The CT vertebra of the lowest pair of ribs, or why there is none.
+
+    The lowest rib of each side; they are a pair when their cranio-caudal extents
+    overlap over half of the shorter, and their vertebra is the one they touch most
+    together (a 12th rib may touch the vertebra above on a coarse grid).  A lowest rib
+    on one side without its fellow is a lumbar rib or a 12th rib not found: no anchor.
+    """
+    lowest = {}
+    for side in ("L", "R"):
+        mine = [r for r in ribs if r.side == side]
+        if mine:
+            lowest[side] = min(mine, key=lambda r: r.z_mm[0] + r.z_mm[1])
+    if not lowest:
+        return None, None
+    if len(lowest) < 2:
+        return None, "ribs are found on one side only"
+    left, right = lowest["L"], lowest["R"]
+    overlap = min(left.z_mm[1], right.z_mm[1]) - max(left.z_mm[0], right.z_mm[0])
+    shorter = min(left.z_mm[1] - left.z_mm[0], right.z_mm[1] - right.z_mm[0])
+    if overlap < 0.5 * shorter:
+        low = "left" if left.z_mm[0] + left.z_mm[1] < right.z_mm[0] + right.z_mm[1] else "right"
+        return None, (f"the lowest {low} rib has no fellow on the other side at its height "
+                      f"(a lumbar rib, or a 12th rib not found)")
+    return int(np.argmax(left.contact + right.contact)), None
 
 
 def _lateral_reach_mm(hu: NDArray[np.float32], labels: NDArray[np.int16],
@@ -332,12 +382,12 @@ def image_levels(hu: NDArray[Any], geometry: VolumeGeometry, *,
                     f"the lumbosacral junction is not used: the top sacral segment's bone "
                     f"reaches {s1:.0f} mm to each side and the vertebra above {l5:.0f} mm "
                     f"(S1 with its alae reaches {limit:g} mm or more, L5 less)")
-    ribs = _rib_bearing(seg, labels, grid, sacral)
-    if ribs and min(ribs) > 0:
-        last = min(ribs)
+    last, why_not = last_rib_pair(_ribs(seg, labels, grid, sacral))
+    if why_not is not None:
+        notes.append(f"the last rib-bearing vertebra is not used: {why_not}")
+    elif last is not None and last > 0:
         anchors.append(Anchor("last_rib", last, "T12",
-                              f"the last rib-bearing vertebra ({ribs[last]} rib"
-                              f"{'s' if ribs[last] > 1 else ''})"))
+                              "the last rib-bearing vertebra (its pair of ribs)"))
     tall, gaps = _suspects(labels, grid, n, sacral)
     levels, status, message = count_levels(n, tuple(anchors), tall, gaps,
                                            tuple(bool(s) for s in sacral))
