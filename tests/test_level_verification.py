@@ -362,3 +362,12 @@ def test_a_rib_without_its_fellow_gives_no_anchor() -> None:
     last, why = last_rib_pair(ribs)
     assert last is None and "lumbar rib" in str(why)
     assert last_rib_pair([_rib("R", (-300, -260), {2: 9})])[0] is None
+
+
+def test_anchors_on_both_sides_of_a_vertebra_that_may_be_two_each_count_their_side() -> None:
+    # vertebra 4 may be two (a missed disc): no count across it, and no disagreement
+    sacral = (True, True) + (False,) * 7
+    levels, status, _ = count_levels(9, (_anchor("lumbosacral_junction", 2, "L5"),
+                                         _anchor("last_rib", 6, "T12")), {4}, set(), sacral)
+    assert status == "counted"
+    assert levels == ("S2-S5", "S1", "L5", "L4", None, "L1", "T12", "T11", "T10")

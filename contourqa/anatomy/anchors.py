@@ -319,12 +319,18 @@ def count_levels(n: int, anchors: tuple[Anchor, ...], tall: set[int], gaps: set[
         versions.append(tuple(out))
     said = "; ".join(f"{a.evidence}: vertebra {a.index + 1} from below is {a.level}"
                      for a in anchors)
-    if any(v != versions[0] for v in versions[1:]):
-        return (None,) * n, "anchors_disagree", (
-            f"the anchors disagree ({said}): transitional anatomy (11 or 13 rib pairs, a "
-            "lumbar rib, a sacralised L5 or lumbarised S1) or a vertebra missed by the "
-            "segmentation; the image level is uncertain")
-    return versions[0], "counted", f"counted from {said}"
+    # a vertebra counted from two anchors must get one level; a count stopped by a
+    # vertebra that may be two is no disagreement, the other anchor names it
+    merged: list[str | None] = [None] * n
+    for i in range(n):
+        named = {v[i] for v in versions if v[i] is not None}
+        if len(named) > 1:
+            return (None,) * n, "anchors_disagree", (
+                f"the anchors disagree ({said}): transitional anatomy (11 or 13 rib pairs, "
+                "a lumbar rib, a sacralised L5 or lumbarised S1) or a vertebra missed by "
+                "the segmentation; the image level is uncertain")
+        merged[i] = named.pop() if named else None
+    return tuple(merged), "counted", f"counted from {said}"
 
 
 def grid_sizes_mm() -> tuple[float, ...]:
