@@ -241,10 +241,12 @@ def _image_claims(case: Case, anatomy: SpineAnatomy, sec: SectorAnalysis
     grids: dict[tuple[int, int, int], float] = {}
     for mm in grid_sizes_mm():
         grids.setdefault(coarse_factors(image.geometry, mm), mm)
-    columns = [_column(image, sec, mm) for mm in grids.values()]
-    for found in columns:
+    columns = []
+    for mm in grids.values():
+        found = _column(image, sec, mm)
         if found.status != "counted":
-            return {}, found.message
+            return {}, found.message  # the other grids cannot make a count hold
+        columns.append(found)
     claims: dict[int, LevelClaim] = {}
     unmatched, unstable = [], []
     rng = np.random.default_rng(0)
