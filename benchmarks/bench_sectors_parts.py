@@ -10,9 +10,11 @@ engine's partition.
 
 Run from the repository root::
 
-    python benchmarks/bench_sectors_parts.py [--cases NAME ...] [--out benchmarks/results]
+    python benchmarks/bench_sectors_parts.py [--cases NAME ...] [--out benchmarks/results] [--png]
 
-Writes ``sectors_parts.md`` and ``sectors_parts.json`` into the output folder.
+Writes ``sectors_parts.md`` and ``sectors_parts.json`` into the output folder, and
+with ``--png`` a picture ``sectors_parts_<case>.png`` of every case the engine missed
+(truth sectors from the parts beside the engine's sectors, on the GTV's middle slice).
 """
 
 from __future__ import annotations
@@ -46,14 +48,18 @@ def _fmt(sectors: Any) -> str:
 
 
 def _run(case: Any, truth: CaseTruth, *, drop: set[str]) -> dict[str, Any]:
-    """One analysis; ``drop``: ROI names left out of the structure set's roles."""
+    """One analysis; ``drop``: ROI names left out of the structure set's roles.
+
+    ``_labels`` (not written to JSON): the engine's sector of every CT voxel it
+    labelled (0 elsewhere), or None."""
     rois = [r for r in case.structure_set.rois if r.name not in drop]
     roles = assign_roles(rois)
     t0 = time.perf_counter()
     res = analyse_sectors(case, roles, options=SectorOptions())
     seconds = time.perf_counter() - t0
     out: dict[str, Any] = {"seconds": round(seconds, 2),
-                           "findings": [f"{f.status.value}:{f.code}" for f in res.findings]}
+                           "findings": [f"{f.status.value}:{f.code}" for f in res.findings],
+                           "_labels": _ct_labels(res, case)}
     if not res.vertebrae:
         out.update(found=None, level=None, epidural=None, paraspinal=None, evaluated=False,
                    vertebra_source=None, other_levels=[])
@@ -71,7 +77,71 @@ def _run(case: Any, truth: CaseTruth, *, drop: set[str]) -> dict[str, Any]:
     return out
 
 
-def bench(names: list[str]) -> list[dict[str, Any]]:
+def _ct_labels(res: Any, case: Any) -> Any:
+    """The engine's sector labels placed on the full CT grid (sector 1-6, 0 elsewhere)."""
+    import numpy as np
+
+    if res.labels is None or res.geometry is None or case.image is None:
+        return None
+    full = np.zeros(case.image.pixels.shape, dtype=np.uint8)
+    k0, j0, i0 = res.crop_start_kji
+    s = res.labels.shape
+    full[k0:k0 + s[0], j0:j0 + s[1], i0:i0 + s[2]] = (res.labels % 10).astype(np.uint8)
+    return full
+
+
+def _picture(path: Path, name: str, case: Any, truth_dir: Path, runs: dict[str, Any]) -> None:
+    """CT, truth sectors (from the parts) and the engine's sectors on the GTV's middle
+    slice, zoomed on the treated vertebra."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    from test_data.parts_phantom import SECTOR_OF_PART
+
+    lab = np.load(truth_dir / "labels.npz")
+    lut = np.zeros(256, dtype=np.uint8)
+    for code, sec in SECTOR_OF_PART.items():
+        lut[code] = sec
+    truth_sec = np.where(lab["level_index"] == 1, lut[lab["parts"]], 0)
+    hu = case.image.pixels
+    gtv = _gtv_mask(case, hu.shape)
+    k = int(np.round(np.argwhere(gtv).mean(axis=0)[0])) if gtv.any() else hu.shape[0] // 2
+    rows, cols = np.nonzero(truth_sec.any(axis=0))
+    r0, r1 = max(rows.min() - 8, 0), rows.max() + 9
+    c0, c1 = max(cols.min() - 8, 0), cols.max() + 9
+    cmap = ListedColormap(["none", "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231",
+                           "#911eb4"])
+    panels = [("CT", None), ("truth (parts)", truth_sec)]
+    panels += [(f"engine, {m.replace('_', ' ')}", runs[m]["_labels"]) for m in runs]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.2))
+    for ax, (title, lab3) in zip(axes, panels, strict=True):
+        ax.imshow(hu[k, r0:r1, c0:c1], cmap="gray", vmin=-250, vmax=1250)
+        if lab3 is not None:
+            ax.imshow(np.ma.masked_equal(lab3[k, r0:r1, c0:c1], 0), cmap=cmap, vmin=0,
+                      vmax=6, alpha=0.55, interpolation="nearest")
+        if gtv.any():
+            ax.contour(gtv[k, r0:r1, c0:c1], [0.5], colors="white", linewidths=1.2)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle(f"{name}, slice {k} (patient left on the image's right; colours = sectors "
+                 "1 red, 2 green, 3 yellow, 4 blue, 5 orange, 6 purple; white = GTV)",
+                 fontsize=8)
+    fig.savefig(path, dpi=70, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _gtv_mask(case: Any, shape: tuple[int, ...]) -> Any:
+    from contourqa.masks import roi_mask
+
+    roi = next(r for r in case.structure_set.rois if r.name == "GTV")
+    return roi_mask(roi, case.image.geometry)
+
+
+def bench(names: list[str], *, png_dir: Path | None = None) -> list[dict[str, Any]]:
     rows = []
     for name in names:
         spec = SUITE[name]
@@ -84,6 +154,14 @@ def bench(names: list[str]) -> list[dict[str, Any]]:
             vert_names = {v for k, v in truth.roi_names.items() if k.startswith("vertebra:")}
             with_roi = _run(case, truth, drop=set())
             ct_only = _run(case, truth, drop=vert_names)
+            missed = [m for m, r in (("with_roi", with_roi), ("ct_only", ct_only))
+                      if sorted(r["found"] or ()) != list(truth.gtv_sectors)]
+            if png_dir is not None and missed:
+                png_dir.mkdir(parents=True, exist_ok=True)
+                _picture(png_dir / f"sectors_parts_{name}.png", name, case,
+                         Path(tmp) / "truth", {"with_roi": with_roi, "ct_only": ct_only})
+            with_roi.pop("_labels")
+            ct_only.pop("_labels")
         row: dict[str, Any] = {"case": name, "level": truth.level, "truth": list(truth.gtv_sectors),
                "borderline": list(truth.borderline_sectors), "epidural": truth.epidural,
                "paraspinal": truth.paraspinal, "gtv_cc": truth.gtv_cc,
@@ -222,12 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="*", default=None, help="case names (default: all)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--png", action="store_true",
+                    help="draw sectors_parts_<case>.png in --out for every missed case")
     args = ap.parse_args(argv)
     names = args.cases or list(SUITE)
     unknown = [n for n in names if n not in SUITE]
     if unknown:
         ap.error(f"unknown case(s) {unknown}; known: {sorted(SUITE)}")
-    rows = bench(names)
+    rows = bench(names, png_dir=args.out if args.png else None)
     print(write_results(rows, args.out))
     return 0
 

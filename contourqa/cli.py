@@ -53,36 +53,30 @@ def _needs_media(args: argparse.Namespace) -> bool:
     return any(f.needs_media and getattr(args, f.name, None) for f in FILE_FORMATTERS)
 
 
-def _check_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from contourqa.check import CheckOptions
-    from contourqa.dose_checks import DoseCheckOptions, PatientFactors, selected_sets
-    from contourqa.structures import load_mapping
+#: ``check`` option (argparse destination) -> keyword of
+#: :func:`contourqa.options.build_check_options`: the CLI only parses, the library builds.
+CHECK_OPTION_KEYWORDS: dict[str, str] = {
+    "prescription": "prescription_gy", "roles": "roles", "metrics": "metrics", "level": "level",
+    "constraints": "constraints", "constraint_file": "constraint_files", "prior": "prior_courses",
+    "prior_dose": "prior_doses", "assume_prior_cord_max": "assume_prior_cord_max",
+    "use_unconfirmed": "use_unconfirmed",
+    "alpha_beta": "alpha_beta_gy", "gtv_dmin": "gtv_dmin_variant",
+    "ptv_coverage": "ptv_coverage_variant", "cord_compromise": "cord_compromise",
+    "dose_grid_max_mm": "dose_grid_max_spacing_mm", "mode": "mode", "profile": "profile",
+    "waiver": "waivers", "waivers": "waiver_files", "variant": "variants", "asia": "asia_grade",
+    "bilsky": "bilsky_grade", "histology": "histology", "prior_rt": "prior_rt_overlap",
+    "age": "age_years", "sins": "sins_total", "vb_involved": "vertebral_body_involved_percent",
+    "lytic": "lytic", "baseline_vcf": "baseline_vcf", "deformity": "deformity",
+}
 
-    mapping = load_mapping(args.roles) if args.roles else None
-    try:
-        alpha_beta = {}
-        for item in args.alpha_beta:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"--alpha-beta {item!r}: expected KEY=GY, e.g. tumour=10")
-            alpha_beta[key.strip()] = float(value)
-        dose = DoseCheckOptions(
-            constraint_sets=_metrics(args.constraints) or ("auto",),
-            constraint_files=tuple(args.constraint_file), prior_courses=tuple(args.prior),
-            prior_dose_paths=tuple(args.prior_dose), use_unconfirmed=args.use_unconfirmed,
-            cord_compromise=args.cord_compromise, alpha_beta_gy=alpha_beta,
-            gtv_dmin_variant=args.gtv_dmin, ptv_coverage_variant=args.ptv_coverage,
-            dose_grid_max_spacing_mm=args.dose_grid_max_mm,
-            patient=PatientFactors(age_years=args.age, lytic=args.lytic,
-                                   baseline_vcf=args.baseline_vcf, deformity=args.deformity,
-                                   sins_total=args.sins,
-                                   vertebral_body_involved_percent=args.vb_involved))
-        selected_sets(dose)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    return CheckOptions(prescription_gy=args.prescription, role_mapping=mapping,
-                        metrics=_metrics(args.metrics), dose_checks=dose,
-                        keep_media=_needs_media(args))
+
+def _check_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from contourqa.options import build_check_options
+
+    kwargs = {kw: getattr(args, dest) for dest, kw in CHECK_OPTION_KEYWORDS.items()}
+    kwargs["metrics"] = _metrics(args.metrics)
+    kwargs["waiver_files"] = [args.waivers] if args.waivers else []
+    return build_check_options(**kwargs, keep_media=_needs_media(args))
 
 
 class _Progress:
@@ -138,7 +132,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         setattr(args, formatter.name, path)
         written.append(path)
     print(f"contourqa demo: checking the bundled spine phantom in {case_dir}")
-    options = replace(_check_options(args), dvh_workers=default_workers())
+    from contourqa.demo import DEMO_CLINICAL_INPUTS
+
+    stated = {dest: DEMO_CLINICAL_INPUTS[kw] for dest, kw in CHECK_OPTION_KEYWORDS.items()
+              if kw in DEMO_CLINICAL_INPUTS and getattr(args, dest) is None}
+    print("  the demo patient's clinical inputs (not in DICOM): " + ", ".join(
+        f"{dest}={value}" for dest, value in stated.items()))
+    options = replace(_check_options(argparse.Namespace(**{**vars(args), **stated})),
+                      dvh_workers=default_workers())
     with _Progress() as progress:
         run = check(case_dir, options=options, progress=progress)
     code = _write_reports(run, args)
@@ -235,6 +236,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"contourqa: {args.path}: no RT Plan, RT Structure Set or RT Dose found; "
               "nothing to check.", file=sys.stderr)
         return EXIT_INPUT
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    import json
+
+    from contourqa.rules import all_rules
+    from contourqa.rules.listing import describe_rules, rule_records
+
+    rules = all_rules(constraint_files=args.constraint_file)
+    if args.family:
+        rules = tuple(r for r in rules if r.family == args.family)
+    if args.json:
+        text = json.dumps(rule_records(rules), indent=2, allow_nan=False) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+            return EXIT_OK
+        Path(args.json).write_text(text, encoding="utf-8")
+    sys.stdout.write(describe_rules(rules))
     return EXIT_OK
 
 
@@ -342,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help='prior course, e.g. "30Gy/10fx,cord_max=28Gy,date=2023-05-01"')
         g.add_argument("--prior-dose", action="append", default=[], metavar="RTDOSE",
                        help="prior RTDOSE in the plan's frame of reference, one per --prior")
+        g.add_argument("--assume-prior-cord-max", action="store_true",
+                       help="for a --prior course without cord_max= or --prior-dose, assume "
+                            "a conservative cord maximum (a multiple of its prescription, "
+                            "labelled; see rules/reirradiation.toml); without this the cumulative "
+                            "re-irradiation checks are not evaluated")
         g.add_argument("--use-unconfirmed", action="store_true",
                        help="also evaluate constraints whose source is unconfirmed (labelled U)")
         g.add_argument("--alpha-beta", action="append", default=[], metavar="KEY=GY",
@@ -377,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
         v.add_argument("--vb-involved", type=float, metavar="PERCENT",
                        help="percent of the vertebral body involved by tumour")
         for flag in ("--lytic", "--baseline-vcf", "--deformity"):
-            v.add_argument(flag, action="store_const", const=True, default=None)
+            # --no-<factor> states its absence; unstated stays unknown (VCF not evaluated).
+            v.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
 
     p = sub.add_parser("check", help="check every plan under PATH")
     p.add_argument("path", metavar="PATH")
@@ -413,6 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--json", metavar="FILE", help="also write the description as JSON (- for stdout)")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("rules", help="list every rule: code, name, family, severity, citation, "
+                                     "thresholds")
+    p.add_argument("--family", choices=["upfront", "postop", "margins", "integrity", "dose"],
+                   help="only this family")
+    p.add_argument("--constraint-file", action="append", default=[], metavar="TOML",
+                   help="also list the rules of an institutional constraint set (repeatable)")
+    p.add_argument("--json", metavar="FILE", help="also write the list as JSON (- for stdout)")
+    p.set_defaults(func=cmd_rules)
 
     p = sub.add_parser("audit", help="check every case of an archive into a results database")
     p.add_argument("source", nargs="?", metavar="FOLDER", help="archive folder (any layout)")

@@ -58,6 +58,12 @@ def test_one_row_per_case_found(audit_archive: Path, audited_db) -> None:
         key, _status, _kind, _message, n_fx, rx, _qa = cases[f"CQA-{planned.folder}"]
         assert key.startswith("plan:")
         assert (n_fx, rx) == (planned.n_fractions, pytest.approx(planned.prescription_gy))
+    # not-applicable checks are counted apart (schema 3), as the checks table says
+    for key, n_na in _rows(db, "SELECT case_key, n_not_applicable FROM cases "
+                               "WHERE status = 'ok'"):
+        (count,), = _rows(db, "SELECT COUNT(*) FROM checks WHERE case_key = ? AND status = "
+                              "'not_applicable'", (key,))
+        assert n_na == count
 
 
 def test_planted_cord_overdose_fails(audited_db) -> None:
@@ -241,7 +247,7 @@ def test_schema_migrates_and_refuses_newer(tmp_path: Path) -> None:
     assert d.schema_version == 1
     d.close()
     with AuditDatabase(db) as d:
-        assert d.schema_version == SCHEMA_VERSION == 2
+        assert d.schema_version == SCHEMA_VERSION == 3
         assert d.execute("SELECT COUNT(*) FROM reports") == [(0,)]
         d.execute("UPDATE schema_meta SET value = '99' WHERE key = 'schema_version'")
         d.commit()

@@ -159,8 +159,9 @@ def test_api_docstring_examples_run() -> None:
 
     import contourqa.api
     import contourqa.node.store
+    import contourqa.options
 
-    for module in (contourqa.api, contourqa.node.store):
+    for module in (contourqa.api, contourqa.node.store, contourqa.options):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

@@ -282,6 +282,13 @@ def test_written_case_reads_back(tmp_path: Path) -> None:
         assert np.array_equal(m, vert & (labels["level_index"] == lv)), name
     canal = roi_mask(next(r for r in ss.rois if r.name == "SpinalCanal"), vg)
     assert np.array_equal(canal, labels["canal"])
+    # the designed dose: the prescription in the PTV's core, half of it in the cord
+    from contourqa.io.rtdose import read_dose
+
+    dose = read_dose(tmp_path / "dicom" / "RD.dcm")
+    assert dose.dose_gy.max() == pytest.approx(24.0, abs=0.01)
+    cord = roi_mask(next(r for r in ss.rois if r.name == "SpinalCord"), dose.geometry)
+    assert cord.any() and dose.dose_gy[cord].max() <= 12.0 + 1e-3
     assert tj["gtv_sectors"] == [6] and tj["level"] == "T9"
 
 

@@ -162,7 +162,8 @@ def _dose(scene: Scene, ptv: NDArray[np.bool_], rx: float
           ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """A designed SBRT-like dose on a coarse grid covering the CT: Rx in the PTV, halving
     every 6 mm outside it, and capped by the cord (or the thecal sac below the cord):
-    0.5 Rx within one dose-cell diagonal of it, rising 0.1 Rx per mm beyond."""
+    0.5 Rx within one dose-cell diagonal of it, rising 0.15 Rx per mm beyond (a steep
+    but attainable spine SBRT gradient)."""
     px, dz = float(scene.spacing_mm[0]), float(scene.spacing_mm[2])
     n = max(1, round(2.5 / px))
     mz = max(1, round(2.5 / dz))
@@ -181,7 +182,7 @@ def _dose(scene: Scene, ptv: NDArray[np.bool_], rx: float
         c = cord_full[sub]
         d_c = ndimage.distance_transform_edt(~c, sampling=sp) if c.any() else np.full(c.shape, 99.0)
         diag = float(np.linalg.norm(sp))
-        dose = np.minimum(dose, rx * (0.5 + 0.1 * np.maximum(d_c - diag, 0.0)))
+        dose = np.minimum(dose, rx * (0.5 + 0.15 * np.maximum(d_c - diag, 0.0)))
     dose[~scene.body[sub]] = 0.0
     step = np.array([px * n, px * n, dz * mz])
     return dose, scene.origin_mm - step, step
