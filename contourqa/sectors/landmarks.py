@@ -185,7 +185,9 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
                        left=np.inf, right=np.inf)
     prof = np.where(np.isfinite(prof), np.fmin(prof, mirror), np.where(np.isfinite(mirror),
                                                                         mirror, np.nan))
-    return bins, prof
+    out_v: NDArray[np.float64] = np.asarray(bins, dtype=np.float64)
+    out_u: NDArray[np.float64] = np.asarray(prof, dtype=np.float64)
+    return out_v, out_u
 
 
 def _lamina_back(bone: NDArray[np.bool_], coords: BoxCoordinates, post: NDArray[np.float64],

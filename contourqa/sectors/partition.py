@@ -163,7 +163,7 @@ def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
     bidx = np.argwhere(bone)
     # the axis from the bone and the lesion on its slices: a vertebra contoured
     # without its lytic half (or segmented from the CT) would turn it
-    on_slices = bone.any(axis=(1, 2))[:, None, None]
+    on_slices = np.asarray(bone.any(axis=(1, 2)), dtype=bool)[:, None, None]
     solid = bone | (lesion[box] & on_slices & ~seed) if lesion is not None else bone
     sidx = np.argwhere(solid)
     cidx = np.argwhere(seed)
