@@ -590,7 +590,10 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     if lesion is not None and lesion.any() and o.lytic_bridge_mm > 0:
         wide = ndimage.binary_closing(bone, structure=slice_disk(o.lytic_bridge_mm, geometry))
         bone = bone | (wide & lesion)
-    canal = _choose_canal(bone, hu, geometry, canal_hint, o)
+    # tumour that replaced bone still closes the ring around the canal (a lytic half
+    # body opens the canal's hole into the soft tissue otherwise)
+    closed = bone | lesion if lesion is not None else bone
+    canal = _choose_canal(closed, hu, geometry, canal_hint, o)
     if not canal.any():
         return CTSegmentation((), None, (*noisy, _problem(
             "No vertebral ring encloses a canal on the CT: the vertebrae were not "

@@ -176,7 +176,9 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
         back = np.full(len(bins), np.inf)
         np.minimum.at(back, i, u)
         rows[r] = np.where(np.isfinite(back), back, np.nan)
-    known = np.isfinite(rows).any(axis=0)
+    # a column of the body is on most of those slices; one seen on a few only is the
+    # stub of a pedicle (its lower rim, not yet joined to the arch)
+    known = np.isfinite(rows).sum(axis=0) >= 0.5 * len(per_slice)
     prof = np.full(len(bins), np.nan)
     if known.any():
         prof[known] = np.nanmedian(rows[:, known], axis=0)
@@ -185,6 +187,12 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
                        left=np.inf, right=np.inf)
     prof = np.where(np.isfinite(prof), np.fmin(prof, mirror), np.where(np.isfinite(mirror),
                                                                         mirror, np.nan))
+    # lateral to the outermost measured columns lies no body (+inf), between them an
+    # unmeasured column is left to the body wall (NaN)
+    have = np.nonzero(np.isfinite(prof))[0]
+    if len(have):
+        prof[:have[0]] = np.inf
+        prof[have[-1] + 1:] = np.inf
     out_v: NDArray[np.float64] = np.asarray(bins, dtype=np.float64)
     out_u: NDArray[np.float64] = np.asarray(prof, dtype=np.float64)
     return out_v, out_u
@@ -305,6 +313,9 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
     for s in (0, 1):
         if not np.isfinite(width[s]):
             width[s] = width[1 - s] if np.isfinite(width[1 - s]) else o.pedicle_default_width_mm
+    # the two pedicles of a vertebra are near-equal: a lesion that replaced one (lytic)
+    # or a partial segmentation narrows it, nothing widens it beyond the other
+    width = [max(width)] * 2
     width = [float(np.clip(w, o.pedicle_min_width_mm, o.pedicle_max_width_mm)) for w in width]
     s_half = float(np.median(spin)) + o.spinous_half_width_margin_mm if spin \
         else o.spinous_default_half_width_mm
@@ -384,9 +395,13 @@ def label_parts(mask: NDArray[np.bool_], coords: BoxCoordinates,
                                           coords.pixel_mm)
         joined[kk] = is_body[comps]
     bridge = joined[idx]
-    body = (u >= lm.body_wall_u[k]) \
-        & (u >= lm.body_wall_u[k] + lm.body_back_u(v) - max(coords.pixel_mm,
-                                                              lm.body_back_tolerance_mm))
+    # the body's posterior surface where it was measured (its posterolateral corners
+    # reach behind the canal's most anterior point), else the body wall
+    back = lm.body_back_u(v)
+    known = np.isfinite(back) & (back > -np.inf)
+    tol = max(0.5 * coords.pixel_mm, lm.body_back_tolerance_mm)  # voxel centres
+    body = np.where(known, u >= lm.body_wall_u[k] + back - tol,
+                    (u >= lm.body_wall_u[k]) & (back < np.inf))
     spinous = ~body & (u < lm.canal_posterior_u[k] - lm.spinous_root_offset_mm) \
         & (av <= lm.spinous_half_width_mm)
     tp = ~body & ~spinous & (av > lm.pedicle_outer_v[k, s])
