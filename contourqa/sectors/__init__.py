@@ -42,17 +42,22 @@ profile overrides it).  The steps, run by :func:`partition_vertebra`:
    per lateral position (from the slices where the body stands alone, mirrored where
    one side is missing); the *pedicle's end*, where the canal wall turns medially
    into the lamina or, if farther forward, the middle of the transverse process's
-   root (where the arch meets the articular pillar); the *pedicle's outer surface*,
+   root (where the arch meets the articular pillar), one depth for the vertebra (the
+   median over its slices, the more anterior side: a side whose bone a lesion
+   replaced shows no junction); the *pedicle's outer surface*,
    the canal's half-width plus the pedicle width, i.e. the narrowest bone between
    body and arch measured row by row (a high quantile over the slices: 4-8 mm
-   thoracic, 8-18 mm lumbar are all found); the *spinous half-width* (measured
+   thoracic, 8-18 mm lumbar are all found; the wider of the two sides, as a lytic
+   pedicle only looks narrower); the *spinous half-width* (measured
    behind the canal) and the *spinous root* (behind the laminae's posterior surface).
 4. **Envelope** (:mod:`contourqa.sectors.envelope`): where a lytic GTV replaced bone,
    the outline is restored inside the GTV from the mirror image, the neighbouring
    slices, the body's convex outline, a closing, and the vertebrae above and below
    at the same relative height; that GTV takes the part it replaced.
-5. **Parts**, first rule that holds: **body** (in front of the body wall and not
-   behind the body's posterior surface; sector 1); **spinous process** (behind the
+5. **Parts**, first rule that holds: **body** (not behind the body's posterior
+   surface where it was measured - its posterolateral corners reach behind the
+   canal's most anterior point - else in front of the body wall; nothing lateral to
+   the body's measured width; sector 1); **spinous process** (behind the
    spinous root, within the spinous half-width; 4); **transverse process** (lateral
    to the pedicle's outer surface; 3 left, 5 right); **pedicle** (in front of the
    pedicle's end and joined in-plane to the body: the bony bridge; 2 left, 6 right);

@@ -10,11 +10,15 @@ mm to the patient's left), found on the vertebra's own bone and bony canal:
   lamina (the last canal row still ``pedicle_junction_canal_fraction`` of the widest),
   or, if that lies farther forward, the middle of the transverse process's root (the
   bone within ``pedicle_tp_root_mm`` lateral of the pedicle's outer surface): where
-  the pedicle meets the articular pillar and the transverse process arises;
+  the pedicle meets the articular pillar and the transverse process arises; one
+  depth per vertebra (median over the slices, the more anterior of the two sides);
 * ``pedicle_outer_v``: the pedicle's outer surface, the canal's half-width plus the
   vertebra's pedicle width (the narrowest bone between body and arch, measured row by
-  row lateral to the canal, ``pedicle_width_quantile`` over the slices) plus
-  ``pedicle_outer_margin_mm``; the transverse process arises lateral to it;
+  row lateral to the canal, ``pedicle_width_quantile`` over the slices, the wider
+  side's for both) plus ``pedicle_outer_margin_mm``; the transverse process arises
+  lateral to it;
+* ``body_profile_u``: the body's posterior surface per lateral position, from the
+  slices where the body stands alone (columns seen on most of them; mirrored);
 * ``spinous_half_width``: half the width of the spinous process, measured
   ``spinous_base_offset_mm`` and more behind the canal; the process starts
   ``spinous_root_offset_mm`` behind the canal (the laminae meet in front of it).
@@ -352,6 +356,12 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
             edges.append(0.5 * float(run[0] + run[-1]) * px + wall[k])
         if edges:
             pend[:, s] = np.maximum(pend[:, s], float(np.median(edges)))
+    # both pedicles end at the same depth of the vertebra: a side whose bone a lesion
+    # replaced (no canal wall, no process root to measure) takes the other's, the
+    # more anterior of the two being the one whose junction was seen
+    # one junction per vertebra (the pillar is one solid): the median over its slices
+    pend = np.repeat(np.full((1, 1), float(np.nanmedian(pend.max(axis=1)))), n, axis=0) \
+        .repeat(2, axis=1) if np.isfinite(pend).any() else pend
     prof_v, prof_u = _body_profile(bone, coords, wall, hw, px)
     return VertebraLandmarks(
         body_profile_v=prof_v, body_profile_u=prof_u,
