@@ -166,7 +166,9 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
         half = float(np.nanmax(hw[k]))
         comps, is_body = _body_components(bone[k], u_k, v_k, wall[k], half, px)
         body = is_body[comps]
-        if not body.any() or (body & (u_k < wall[k] - 2.0 * half)).any():
+        # joined to the arch: bone of the body's piece behind the canal centre (a
+        # shallow cervical canal puts the laminae within a canal width of the wall)
+        if not body.any() or (body & (u_k < 0.0)).any():
             continue
         per_slice.append((u_k[body] - wall[k], v_k[body]))  # relative to the wall
     if not per_slice:
