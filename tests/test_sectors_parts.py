@@ -7,7 +7,8 @@ the GTV lies in.  It shares no code or threshold with ``contourqa.sectors``.  A
 representative subset of its suite is analysed twice, with the vertebra ROIs and from
 the CT alone: a pedicle, a lamina and the spinous process (the landmarks), epidural
 disease against a thecal-sac canal ROI (the bony canal bounds the epidural space), a
-paraspinal extension (the outer envelope) and a lytic body (the restored outline).
+paraspinal extension (the outer envelope), a lytic body (the restored outline), a lytic
+half body on 3 mm slices (CT canal closed by the tumour) and a cervical lamina.
 The GTV sector set and the epidural and paraspinal flags must equal the truth exactly.
 """
 
@@ -30,7 +31,12 @@ from contourqa.structures import assign_roles  # noqa: E402
 from test_data.parts_phantom import SUITE, CaseTruth, write_case  # noqa: E402
 
 CASES = ("T10_pedicle_left_w8", "T10_lamina_left", "T11_spinous_blastic",
-         "T10_body_epidural_sac", "T7_body_right_paraspinal", "T10_body_left_lytic")
+         "T10_body_epidural_sac", "T7_body_right_paraspinal", "T10_body_left_lytic",
+         # a lytic half body on 3 mm slices: its tumour closes the ring around the
+         # canal (the CT path lost the vertebra and read the body GTV paraspinal)
+         "L3_body_half_left_3mm",
+         # a shallow cervical canal: the laminae are no part of the body's surface
+         "C4_lamina_left")
 
 
 @pytest.fixture(scope="module")
