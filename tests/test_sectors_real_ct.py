@@ -105,7 +105,7 @@ def _anterior_error_deg(ref: np.ndarray, body: np.ndarray, canal: np.ndarray,
                         g: VolumeGeometry) -> float:
     res = partition_vertebra(ref, canal, g)
     assert res is not None
-    _, frame = res
+    frame = res.frame
     c = np.asarray(frame.canal_centre_mm[:2])
     d = g.index_to_patient(np.argwhere(body))[:, :2].mean(axis=0) - c
     a = np.asarray(frame.anterior[:2])
@@ -183,7 +183,7 @@ def _frame_errors(labels: np.ndarray, canal: np.ndarray, g: VolumeGeometry) -> d
         assert res is not None
         idx = np.argwhere(ref)
         body = np.zeros_like(ref)
-        front = g.index_to_patient(idx)[:, 1] < res[1].canal_centre_mm[1]
+        front = g.index_to_patient(idx)[:, 1] < res.frame.canal_centre_mm[1]
         body[tuple(idx[front].T)] = True
         out[lid] = _anterior_error_deg(ref, body, canal, g)
     return out

@@ -590,10 +590,15 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     if lesion is not None and lesion.any() and o.lytic_bridge_mm > 0:
         wide = ndimage.binary_closing(bone, structure=slice_disk(o.lytic_bridge_mm, geometry))
         bone = bone | (wide & lesion)
-    # tumour that replaced bone still closes the ring around the canal (a lytic half
-    # body opens the canal's hole into the soft tissue otherwise)
-    closed = bone | lesion if lesion is not None else bone
-    canal = _choose_canal(closed, hu, geometry, canal_hint, o)
+    canal = _choose_canal(bone, hu, geometry, canal_hint, o)
+    if lesion is not None and lesion.any():
+        # on slices without a canal, tumour that replaced bone closes the ring (a
+        # lytic half body opens the canal's hole into the soft tissue); elsewhere
+        # the lesion stays out of it (epidural disease is in the canal)
+        missing = ~canal.any(axis=(1, 2)) & lesion.any(axis=(1, 2))
+        if missing.any():
+            closed = _choose_canal(bone | lesion, hu, geometry, canal_hint, o)
+            canal[missing] = closed[missing]
     if not canal.any():
         return CTSegmentation((), None, (*noisy, _problem(
             "No vertebral ring encloses a canal on the CT: the vertebrae were not "
@@ -707,8 +712,8 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     flooded = watershed(-smooth, markers=markers, mask=column)
     if len(sacral):
         lat = rel[:, 0] * ant[kji[:, 0], 1] - rel[:, 1] * ant[kji[:, 0], 0]
-        alae = alae(flooded[tuple(kji.T)].astype(np.int64), lat, body, sacral, o)
-        flooded[tuple(kji[alae].T)] = 0
+        wings = alae(flooded[tuple(kji.T)].astype(np.int64), lat, body, sacral, o)
+        flooded[tuple(kji[wings].T)] = 0
     labs = np.unique(markers[markers > 0])
     vertebrae = tuple(Vertebra(mask=flooded == lab, known_level=None, roi_name=None, source="ct")
                       for lab in labs)

@@ -154,11 +154,13 @@ def _body_components(mask_k: NDArray[np.bool_], u_k: NDArray[np.float64],
 
 
 def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray[np.float64],
-                  hw: NDArray[np.float64], px: float
+                  hw: NDArray[np.float64], px: float, min_area: float,
+                  lesion: NDArray[np.bool_] | None = None
                   ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
     """The body's posterior surface per ``v`` bin, from the slices where the body's
-    component holds no bone behind the canal (not joined to the arch)."""
-    per_slice = []
+    component holds no bone behind the canal (not joined to the arch) and is at least
+    ``min_area`` of the largest such section (not an end slice cutting part of it)."""
+    per_slice: list[tuple[int, NDArray[np.float64], NDArray[np.float64]]] = []
     for k in range(bone.shape[0]):
         if not np.isfinite(wall[k]) or not bone[k].any():
             continue
@@ -170,29 +172,40 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
         # shallow cervical canal puts the laminae within a canal width of the wall)
         if not body.any() or (body & (u_k < 0.0)).any():
             continue
-        per_slice.append((u_k[body] - wall[k], v_k[body]))  # relative to the wall
-    if not per_slice:
+        per_slice.append((k, u_k[body] - wall[k], v_k[body]))  # relative to the wall
+    # the body's section in front of the wall on every slice (joined or not), the
+    # tumour that replaced its bone included
+    solid = bone if lesion is None else bone | lesion
+    front = np.zeros(bone.shape[0])
+    for k in range(bone.shape[0]):
+        if np.isfinite(wall[k]):
+            front[k] = np.count_nonzero(solid[k] & (coords.u[k] >= wall[k]))
+    largest = float(front.max(initial=0.0))
+    kept = [(u, v) for k, u, v in per_slice if front[k] >= min_area * largest]
+    if not kept:
         return None, None
-    reach = max(max(float(np.abs(v).max()) for _, v in per_slice), px)
+    reach = max(max(float(np.abs(v).max()) for _, v in kept), px)
     half_n = int(np.ceil(reach / px))
     bins = np.arange(-half_n, half_n + 1) * px  # symmetric: a missing side is mirrored
-    rows = np.full((len(per_slice), len(bins)), np.nan)
-    for r, (u, v) in enumerate(per_slice):
+    rows = np.full((len(kept), len(bins)), np.nan)
+    for r, (u, v) in enumerate(kept):
         i = np.clip(np.rint((v - bins[0]) / px).astype(np.int64), 0, len(bins) - 1)
         back = np.full(len(bins), np.inf)
         np.minimum.at(back, i, u)
         rows[r] = np.where(np.isfinite(back), back, np.nan)
     # a column of the body is on most of those slices; one seen on a few only is the
     # stub of a pedicle (its lower rim, not yet joined to the arch)
-    known = np.isfinite(rows).sum(axis=0) >= 0.5 * len(per_slice)
+    known = np.isfinite(rows).sum(axis=0) >= 0.5 * len(kept)
     prof = np.full(len(bins), np.nan)
     if known.any():
         prof[known] = np.nanmedian(rows[:, known], axis=0)
     # a one-sided defect (lytic half body) takes the other side's surface
     mirror = np.interp(-bins, bins, np.where(np.isfinite(prof), prof, np.inf),
                        left=np.inf, right=np.inf)
-    prof = np.where(np.isfinite(prof), np.fmin(prof, mirror), np.where(np.isfinite(mirror),
-                                                                        mirror, np.nan))
+    # (deeper by more than a pixel: the two sides of a healthy body differ by the
+    # grid's sampling only)
+    prof = np.where(np.isfinite(prof), np.where(mirror < prof - px, mirror, prof),
+                    np.where(np.isfinite(mirror), mirror, np.nan))
     # lateral to the outermost measured columns lies no body (+inf), between them an
     # unmeasured column is left to the body wall (NaN)
     have = np.nonzero(np.isfinite(prof))[0]
@@ -232,7 +245,8 @@ def _lamina_back(bone: NDArray[np.bool_], coords: BoxCoordinates, post: NDArray[
 
 
 def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: BoxCoordinates, *,
-                   options: PartitionOptions) -> VertebraLandmarks | None:
+                   options: PartitionOptions, lesion: NDArray[np.bool_] | None = None
+                   ) -> VertebraLandmarks | None:
     """The landmarks of one vertebra.
 
     Parameters
@@ -243,6 +257,9 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
         Its canal on the box (the bony canal where the ring exists).
     coords : BoxCoordinates
     options : PartitionOptions
+    lesion : ndarray of shape coords.shape, bool, optional
+        The GTV on the box, outside the canal: it counts in the body's section when
+        choosing the slices that cut the whole body.
 
     Returns
     -------
@@ -364,7 +381,11 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
     # one junction per vertebra (the pillar is one solid): the median over its slices
     pend = np.repeat(np.full((1, 1), float(np.nanmedian(pend.max(axis=1)))), n, axis=0) \
         .repeat(2, axis=1) if np.isfinite(pend).any() else pend
-    prof_v, prof_u = _body_profile(bone, coords, wall, hw, px)
+    prof_v, prof_u = _body_profile(bone, coords, wall, hw, px, o.pedicle_body_profile_min_area,
+                                   lesion)
+    if prof_u is not None:
+        prof_u = np.where(np.isfinite(prof_u),
+                          np.maximum(prof_u, -o.pedicle_body_max_behind_wall_mm), prof_u)
     return VertebraLandmarks(
         body_profile_v=prof_v, body_profile_u=prof_u,
         body_back_tolerance_mm=o.pedicle_body_tolerance_mm,

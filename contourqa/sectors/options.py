@@ -46,6 +46,8 @@ class PartitionOptions:
     pedicle_default_width_mm: float
     pedicle_tp_root_mm: float
     pedicle_body_tolerance_mm: float
+    pedicle_body_profile_min_area: float
+    pedicle_body_max_behind_wall_mm: float
     spinous_base_offset_mm: float
     spinous_search_half_width_mm: float
     spinous_half_width_margin_mm: float
@@ -68,7 +70,7 @@ class PartitionOptions:
         if self.bony_canal_angular_bins < 8:
             raise PartitionOptionsError('Partition option "bony_canal_angular_bins" must be >= 8.')
         for name in ("pedicle_junction_canal_fraction", "pedicle_width_quantile",
-                     "bony_canal_min_hit_fraction"):
+                     "bony_canal_min_hit_fraction", "pedicle_body_profile_min_area"):
             if not 0 < float(getattr(self, name)) <= 1:
                 raise PartitionOptionsError(f'Partition option "{name}" must be within (0, 1].')
         if not self.bony_canal_gap_factor > 1:

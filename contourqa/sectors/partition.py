@@ -185,7 +185,8 @@ def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
         origins, _ = slice_centroids(used, sub)
         coords = box_coordinates(geometry, start, shape, origins, a)
     used = np.where(np.asarray(ring.any(axis=(1, 2)))[:, None, None], ring, seed)
-    landmarks = find_landmarks(bone, used, coords, options=po)
+    landmarks = find_landmarks(bone, used, coords, options=po,
+                               lesion=lesion[box] & ~used if lesion is not None else None)
     if landmarks is None:
         return None
     restored = np.zeros_like(bone)
