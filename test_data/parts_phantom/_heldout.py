@@ -247,6 +247,6 @@ HELDOUT: dict[str, CaseSpec] = {
         anatomy=_shape("cervical", 119)),
     "C7_body_half_right_lytic": CaseSpec(
         level="C7", lesion="body_half", side="right", density="lytic",
-        vertebra_roi="Vertebra_{level}", slice_mm=2.0, pixel_mm=0.7,
+        vertebra_roi="Vertebra_{level}", gtv_roi="GTV_{level}", slice_mm=2.0, pixel_mm=0.7,
         anatomy=_shape("cervical", 120)),
 }
