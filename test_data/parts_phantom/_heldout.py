@@ -115,7 +115,8 @@ def draw_shape(region: str, *, seed: int, fixed: tuple[tuple[str, float], ...] =
         Seed of :func:`numpy.random.default_rng`; the same seed gives the same shape.
     fixed : tuple of (str, float) pairs
         Values imposed on top of the draw (a case about narrow pedicles fixes
-        ``pedicle_width_mm``).
+        ``pedicle_width_mm``; the right pedicle then has that width too unless
+        ``pedicle_width_right_mm`` is fixed as well).
 
     Returns
     -------
