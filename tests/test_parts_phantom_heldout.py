@@ -244,3 +244,11 @@ def test_a_heldout_case_writes_its_names(tmp_path: Path) -> None:
     assert truth.roi_names["gtv"] == "GTV_C7"
     tj = json.loads((tmp_path / "truth" / "truth.json").read_text())
     assert tj["spec"]["anatomy"] == [list(kv) for kv in HELDOUT["C7_body_half_right_lytic"].anatomy]
+
+
+def test_command_line_lists_the_heldout_cases() -> None:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "test_data.parts_phantom", "--list", "--suite",
+                          "heldout"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == list(HELDOUT)
