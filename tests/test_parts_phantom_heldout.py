@@ -252,3 +252,24 @@ def test_command_line_lists_the_heldout_cases() -> None:
     out = subprocess.run([sys.executable, "-m", "test_data.parts_phantom", "--list", "--suite",
                           "heldout"], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == list(HELDOUT)
+
+
+def _expected_sectors(spec: CaseSpec) -> tuple[int, ...]:
+    """ISRC sectors of a lesion kind by anatomy (knowledge base 1a), by hand."""
+    left = spec.side == "left"
+    by_kind = {"pedicle": (2,) if left else (6,), "pedicle_whole": (2,) if left else (6,),
+               "lamina": (3,) if left else (5,), "transverse_process": (3,) if left else (5,),
+               "spinous": (4,), "body_pedicle": (1, 2) if left else (1, 6)}
+    return (1,) if spec.lesion.startswith("body_") and spec.lesion != "body_pedicle" \
+        else by_kind[spec.lesion]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(HELDOUT))
+def test_every_heldout_case_has_the_truth_its_parts_give(name: str) -> None:
+    spec = HELDOUT[name]
+    t = case_truth(build_scene(_fast(spec)))
+    assert t.gtv_sectors == _expected_sectors(spec)
+    assert t.borderline_sectors == ()
+    assert t.epidural == spec.epidural and t.paraspinal == spec.paraspinal
+    assert all(v == 0.0 for v in t.gtv_other_levels_cc.values())

@@ -177,8 +177,8 @@ HELDOUT: dict[str, CaseSpec] = {
         vertebra_roi="{level} vert", gtv_roi="GTV1", slice_mm=3.0, pixel_mm=1.1,
         anatomy=_shape("lumbar", 103, canal_posterior_exponent=1.25)),
     # pedicles: narrow, wide and convergent, asymmetric, long
-    "T11_pedicle_left_narrow": CaseSpec(
-        level="T11", lesion="pedicle", side="left", vertebra_roi="Vert {level}",
+    "T11_pedicle_whole_left_narrow": CaseSpec(
+        level="T11", lesion="pedicle_whole", side="left", vertebra_roi="Vert {level}",
         slice_mm=1.0, pixel_mm=0.7, anatomy=_shape("thoracic", 104, pedicle_width_mm=5.0)),
     "L4_pedicle_right_convergent": CaseSpec(
         level="L4", lesion="pedicle", side="right", vertebra_roi="Spine_{level}",
