@@ -44,6 +44,8 @@ __all__ = ["AuditProgress", "AuditResult", "TextProgress", "audit_unit", "option
 
 #: error kinds that are not a property of the inputs, so a later run retries them
 RETRY_KINDS = frozenset({"crash"})
+#: error kinds where the tool, not the case's data, failed: the case was not checked
+UNCHECKED_KINDS = frozenset({"crash", "exception"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class AuditResult:
     elapsed_s: float
     #: largest peak resident memory reported by a worker process (MiB; None if unknown)
     peak_worker_rss_mb: float | None = None
+    #: cases of this run that could not be checked (error kind ``crash`` or
+    #: ``exception``: the tool failed, not the case's data), and the first reason
+    n_unchecked: int = 0
+    first_unchecked_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -360,6 +366,30 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def start_forkserver_beside_package() -> None:
+    """Start the multiprocessing fork server (if not running) from the folder that
+    holds the imported ``contourqa`` package.
+
+    The fork server is ``python -c ...``, so the working directory comes first on its
+    ``sys.path`` (Python 3.11 does not pass the parent's path on), and a ``contourqa/``
+    folder there (the clone, seen from its parent) would shadow an editable install as
+    a namespace package: every worker would die on import.  From the package's own
+    parent folder, ``contourqa`` is the installed package whatever the caller's working
+    directory.
+    """
+    from multiprocessing import forkserver
+
+    import contourqa
+
+    home = Path(contourqa.__file__).resolve().parents[1]
+    here = os.getcwd()
+    os.chdir(home)
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.chdir(here)
+
+
 class _ProcessExecutor:
     name = "process"
 
@@ -372,6 +402,7 @@ class _ProcessExecutor:
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
             ctx.set_forkserver_preload(["contourqa.audit.runner"])
+            start_forkserver_beside_package()
         return cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
                                       initializer=_ignore_sigint)
 
@@ -516,7 +547,9 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
                               options_hash=opts_hash, jobs=executor.jobs,
                               executor=executor.name)
         ctx = _RunContext(options, opts_json, opts_hash, __version__, run_id)
-        counts = {"checked": 0, "errors": 0, "skipped": n_skipped, "units": len(units) - len(todo)}
+        counts = {"checked": 0, "errors": 0, "skipped": n_skipped, "units": len(units) - len(todo),
+                  "unchecked": 0}
+        unchecked_reasons: list[str] = []
         peak_rss: list[float] = []
         in_flight: dict[Any, tuple[WorkUnit, dict[str, str], set[str]]] = {}
         queue = list(reversed(todo))
@@ -529,6 +562,9 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
                 produced.add(rec.case_key)
                 counts["checked"] += 1
                 counts["errors"] += rec.status == "error"
+                if rec.status == "error" and rec.error_kind in UNCHECKED_KINDS:
+                    counts["unchecked"] += 1
+                    unchecked_reasons.append(f"{rec.name}: {rec.error_kind}: {rec.error_message}")
             for key in outcome.unchanged:
                 db.restamp(key, outcome_stamp[outcome.unit_id])
                 produced.add(key)
@@ -598,7 +634,9 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
                            n_cases=n_cases, n_checked=counts["checked"],
                            n_skipped=counts["skipped"], n_errors=counts["errors"],
                            interrupted=interrupted, elapsed_s=time.perf_counter() - t_start,
-                           peak_worker_rss_mb=max(peak_rss, default=None))
+                           peak_worker_rss_mb=max(peak_rss, default=None),
+                           n_unchecked=counts["unchecked"],
+                           first_unchecked_reason=next(iter(unchecked_reasons), None))
     finally:
         db.close()
 
