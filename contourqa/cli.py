@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from contourqa.errors import ContourQAError
+from contourqa.errors import ContourQAError, require
 
 
 class UsageError(ContourQAError, ValueError):
@@ -331,6 +331,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from contourqa.node import AllowedPeer, Destination, NodeConfig, parse_size, serve
 
     check_output_path(args.storage, option="--storage", directory=True)
+    require("pynetdicom", extra="node", feature="contourqa listen")
     config = NodeConfig(
         storage_dir=Path(args.storage), ae_title=args.ae_title, host=args.host, port=args.port,
         allowed=tuple(AllowedPeer.parse(a) for a in (_metrics(args.allow) or ())),

@@ -182,3 +182,20 @@ def test_audit_whose_workers_cannot_check_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "1 case(s) could not be checked" in last and "crash" in last
+
+
+def test_listen_without_the_node_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    hide = ("import sys\n"
+            "class NoPynetdicom:\n"
+            "    @staticmethod\n"
+            "    def find_spec(name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'pynetdicom':\n"
+            "            raise ModuleNotFoundError(name)\n"
+            "sys.meta_path.insert(0, NoPynetdicom)\n")
+    proc = _cli("listen", "--storage", str(tmp_path / "store"), "--port", "0",
+                code=hide + ENTRY)
+    assert proc.returncode == 2
+    assert "pip install 'contourqa[node]'" in proc.stderr and "Traceback" not in proc.stderr
+    # the check itself needs no extra
+    proc = _cli("check", str(_rt_only(tmp_path / "case")), "--json", "-", code=hide + ENTRY)
+    assert proc.returncode in (0, 1), proc.stderr
