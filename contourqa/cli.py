@@ -82,7 +82,8 @@ def _write_reports(run, args: argparse.Namespace) -> int:  # type: ignore[no-unt
             formatter().write(run.reports, path)
             to_stdout = to_stdout or path == "-"
     if not to_stdout:
-        TerminalFormatter(colour=_colour(args)).write(run.reports, sys.stdout)
+        TerminalFormatter(colour=_colour(args), full_width=not sys.stdout.isatty()).write(
+            run.reports, sys.stdout)
     for p in run.problems:
         print(f"warning: {p.message} ({', '.join(str(f) for f in p.files)})", file=sys.stderr)
     return EXIT_FAIL if run.failed else EXIT_OK

@@ -199,3 +199,17 @@ def test_listen_without_the_node_extra_says_how_to_install_it(tmp_path: Path) ->
     # the check itself needs no extra
     proc = _cli("check", str(_rt_only(tmp_path / "case")), "--json", "-", code=hide + ENTRY)
     assert proc.returncode in (0, 1), proc.stderr
+
+
+def test_terminal_summary_piped_to_a_file_is_not_cut(tmp_path: Path) -> None:
+    case_dir = _rt_only(tmp_path / "case")
+    proc = _cli("check", str(case_dir))  # stdout is a pipe, as with > file
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "…" not in proc.stdout
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("status"))
+    assert header.split()[:2] == ["status", "check"]
+    assert all(line == line.rstrip() for line in lines)
+    (case,) = json.loads(_cli("check", str(case_dir), "--json", "-").stdout)["cases"]
+    shown = [c for c in case["checks"] if c["status"] in ("fail", "warn")]
+    assert shown and all(c["source"] in proc.stdout for c in shown if c["source"])
