@@ -217,8 +217,9 @@ def cmd_dvh(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     for f in result.problems:
         print(f"{f.status.value}: {f.structure or ''} {f.message}", file=sys.stderr)
-    print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
-          file=sys.stderr)
+    if args.verbose:
+        print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
+              file=sys.stderr)
     global _fast_exit
     _fast_exit = True
     return EXIT_OK
@@ -461,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="output file (default: stdout)")
     p.add_argument("--jobs", "-j", type=int, metavar="N",
                    help="processes sharing the ROIs (default: all cores; results do not change)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also state the DVH conventions on standard error (`check --json` "
+                        "always carries them as dvh_conventions)")
     p.set_defaults(func=cmd_dvh)
 
     p = sub.add_parser("sectors", help="ISRC sector involvement of the GTV per vertebra")
