@@ -213,3 +213,20 @@ def test_terminal_summary_piped_to_a_file_is_not_cut(tmp_path: Path) -> None:
     (case,) = json.loads(_cli("check", str(case_dir), "--json", "-").stdout)["cases"]
     shown = [c for c in case["checks"] if c["status"] in ("fail", "warn")]
     assert shown and all(c["source"] in proc.stdout for c in shown if c["source"])
+
+
+def test_dose_grid_size_in_one_order_everywhere(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(DEMO / "RD.dcm", stop_before_pixels=True)
+    want = f"{ds.Columns} x {ds.Rows} x {ds.NumberOfFrames}"  # columns x rows x frames
+    case_dir = _rt_only(tmp_path / "case")
+    text = _cli("inspect", str(case_dir)).stdout
+    assert f"grid {want} (columns x rows x frames)" in text
+    html = tmp_path / "r.html"
+    proc = _cli("check", str(case_dir), "--html", str(html), "--json", "-")
+    (case,) = json.loads(proc.stdout)["cases"]
+    assert case["case"]["dose_grid"]["shape"] == [ds.Columns, ds.Rows, int(ds.NumberOfFrames)]
+    assert f"{want} voxels" in html.read_text(encoding="utf-8")
+    # no CT in this folder, but a dose grid: the message does not claim more
+    (missing,) = [c for c in case["checks"] if c["code"] == "input.missing_image_series"] or [None]
+    if missing is not None:
+        assert "dose grid only" not in missing["message"]
