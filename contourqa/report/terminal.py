@@ -115,11 +115,11 @@ class TerminalFormatter:
         return buf.getvalue()
 
     def write(self, reports: Sequence[CaseReport], stream: TextIO) -> None:
-        out = io.StringIO() if self.full_width else stream
-        con = self._console(out)
+        buf = io.StringIO()
+        con = self._console(buf if self.full_width else stream)
         for n, r in enumerate(reports):
             if n:
                 con.print()
             self._print_case(con, r)
         if self.full_width:  # the table pads every line to its widest row
-            stream.write("\n".join(line.rstrip() for line in out.getvalue().split("\n")))
+            stream.write("\n".join(line.rstrip() for line in buf.getvalue().split("\n")))
