@@ -45,3 +45,10 @@ def test_demo_installs_the_runtime_only() -> None:
     assert "[" not in demo_install.group(0).split("pip install", 1)[1]  # no extras
     assert re.search(r"^demo: \$\(VENV\)/\.installed-runtime$", make, re.M)
     assert re.search(r"^test: \$\(VENV\)/\.installed-test", make, re.M)
+
+
+def test_readme_shows_the_example_files_in_full() -> None:
+    readme = (REPO / "README.md").read_text("utf-8")
+    for name in ("profile.toml", "waivers.toml"):
+        text = (REPO / "docs" / "examples" / name).read_text("utf-8").rstrip()
+        assert f"```toml\n{text}\n```" in readme, name
