@@ -16,7 +16,6 @@ import dataclasses
 import enum
 import hashlib
 import json
-import multiprocessing
 import os
 import signal
 import sys
@@ -37,6 +36,7 @@ from contourqa.dose_checks import DoseCheckOptions
 from contourqa.errors import AuditSourceError, ContourQAError
 from contourqa.findings import Status
 from contourqa.io.discovery import CaseFiles
+from contourqa.parallel import process_pool_context
 from contourqa.report.record import CaseReport
 
 __all__ = ["AuditProgress", "AuditResult", "TextProgress", "audit_unit", "options_json",
@@ -366,30 +366,6 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def start_forkserver_beside_package() -> None:
-    """Start the multiprocessing fork server (if not running) from the folder that
-    holds the imported ``contourqa`` package.
-
-    The fork server is ``python -c ...``, so the working directory comes first on its
-    ``sys.path`` (Python 3.11 does not pass the parent's path on), and a ``contourqa/``
-    folder there (the clone, seen from its parent) would shadow an editable install as
-    a namespace package: every worker would die on import.  From the package's own
-    parent folder, ``contourqa`` is the installed package whatever the caller's working
-    directory.
-    """
-    from multiprocessing import forkserver
-
-    import contourqa
-
-    home = Path(contourqa.__file__).resolve().parents[1]
-    here = os.getcwd()
-    os.chdir(home)
-    try:
-        forkserver.ensure_running()
-    finally:
-        os.chdir(here)
-
-
 class _ProcessExecutor:
     name = "process"
 
@@ -398,11 +374,7 @@ class _ProcessExecutor:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        if method == "forkserver":
-            ctx.set_forkserver_preload(["contourqa.audit.runner"])
-            start_forkserver_beside_package()
+        ctx = process_pool_context(preload=["contourqa.audit.runner"])
         return cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
                                       initializer=_ignore_sigint)
 
