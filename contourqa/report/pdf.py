@@ -168,17 +168,17 @@ class PdfFormatter:
         text.line(f"{r.status.upper()}  {c.name}", size=16, weight="bold",
                   colour=_STATUS_HEX.get(r.status, "#1b2631"))
         rx = f"{c.prescription_gy:g} Gy" if c.prescription_gy is not None else "unknown"
-        text.line(f"Patient {c.patient_id or 'unknown'}  |  plan {c.plan_label or 'none'}  |  "
-                  f"prescription {rx} ({c.prescription_source or 'source unknown'})  |  "
-                  f"{c.n_fractions if c.n_fractions is not None else 'unknown'} fractions",
-                  size=9, gap_in=0.05)
+        text.wrapped(f"Patient {c.patient_id or 'unknown'}  |  plan {c.plan_label or 'none'}  |  "
+                     f"prescription {rx} ({c.prescription_source or 'source unknown'})  |  "
+                     f"{c.n_fractions if c.n_fractions is not None else 'unknown'} fractions",
+                     width=110, size=9, gap_in=0.05)
         counts = ", ".join(f"{sum(f.status is s for f in r.checks)} {s.value}" for s in Status)
         text.line(f"Checks: {counts}", size=9)
         n_ne = sum(f.status is Status.NOT_EVALUATED for f in r.checks)
         if 2 * n_ne > len(r.checks):
-            text.line(f"Most checks ({n_ne} of {len(r.checks)}) could not be evaluated; the "
-                      "reasons are listed with each check (all checks, after the pictures).",
-                      size=9, colour=_STATUS_HEX["not_evaluated"], weight="bold")
+            text.wrapped(f"Most checks ({n_ne} of {len(r.checks)}) could not be evaluated; the "
+                         "reasons are listed with each check (all checks, after the pictures).",
+                         width=100, size=9, colour=_STATUS_HEX["not_evaluated"], weight="bold")
         # Page 1: the verdict and what needs attention, one line each and a short reason;
         # page 2: the DVH and the sector map; the full check list comes after the pictures.
         attention = [f for f in sorted_checks(r.checks)
