@@ -35,10 +35,12 @@ class Plan:
     """The parts of an RT Plan contourqa uses.
 
     ``prescription_gy`` is the total prescribed dose over all fractions (Gy);
-    ``prescription_source`` says which attribute gave it.  ``prescription_candidates``
-    lists every total the plan states, as ``(source, Gy)`` pairs (each
-    TargetPrescriptionDose, DeliveryMaximumDose, and the beam-dose total per dose
-    specification point), for the consistency check.
+    ``prescription_source`` says which attribute gave it.  ``beam_numbers`` are the
+    beams of the first fraction group (ReferencedBeamSequence.ReferencedBeamNumber),
+    against which beam doses are checked before they are summed.
+    ``prescription_candidates`` lists every total the plan states, as ``(source, Gy)``
+    pairs (each TargetPrescriptionDose, DeliveryMaximumDose, and the beam-dose total
+    per dose specification point), for the consistency check.
     """
 
     path: Path
@@ -54,6 +56,7 @@ class Plan:
     referenced_structure_set_uid: str | None
     plan_date: str | None = None
     target_names: tuple[str, ...] = ()
+    beam_numbers: tuple[int, ...] = ()
     problems: tuple[Finding, ...] = field(default=())
     prescription_candidates: tuple[tuple[PrescriptionSource, float], ...] = ()
 
@@ -149,6 +152,11 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
             f"{source.value}{several}, not from TargetPrescriptionDose.", path,
             status=Status.WARN))
 
+    beams: list[int] = []
+    for b in (groups[0].get("ReferencedBeamSequence", []) if groups else []):
+        number = b.get("ReferencedBeamNumber", None)
+        if number not in (None, ""):
+            beams.append(int(number))
     refs = [uid_of(item, "ReferencedSOPInstanceUID")
             for item in ds.get("ReferencedStructureSetSequence", [])]
     return Plan(
@@ -161,5 +169,5 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
         n_fractions=n_fractions, prescription_gy=prescription, prescription_source=source,
         referenced_structure_set_uid=next((r for r in refs if r), None),
         plan_date=str(ds.get("RTPlanDate", "") or "") or None,
-        target_names=tuple(targets), problems=tuple(problems),
+        target_names=tuple(targets), beam_numbers=tuple(beams), problems=tuple(problems),
         prescription_candidates=tuple(candidates))
