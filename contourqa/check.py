@@ -74,7 +74,9 @@ def _case_info(case: Case) -> CaseInfo:
     dose = None
     if case.dose is not None:
         g = case.dose.geometry
-        dose = {"shape": list(g.shape), "spacing_mm": [round(float(v), 4) for v in g.spacing_mm],
+        # shape and spacing in one order: columns, rows, frames (x, y, z)
+        dose = {"shape": [int(v) for v in g.shape[::-1]],
+                "spacing_mm": [round(float(v), 4) for v in g.spacing_mm],
                 "max_gy": round(case.dose.max_gy, 4), "summation_type": case.dose.summation_type}
     return CaseInfo(
         name=case.files.name, patient_id=case.patient_id,

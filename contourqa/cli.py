@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from contourqa.errors import ContourQAError
+from contourqa.errors import ContourQAError, require
 
 
 class UsageError(ContourQAError, ValueError):
@@ -21,6 +21,47 @@ class UsageError(ContourQAError, ValueError):
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+
+
+def check_output_path(path: str | None, *, option: str, directory: bool = False) -> None:
+    """Fail before any work when an output path cannot be written.
+
+    ``path`` is a file (or, with ``directory``, a folder created if missing) named by
+    ``option``; ``None`` and ``-`` (standard output) pass.
+
+    Raises
+    ------
+    UsageError
+        The folder that would hold it is missing or not writable, or the path is a
+        folder where a file is expected (or the reverse); the message names both.
+    """
+    if not path or path == "-":
+        return
+    target = Path(path)
+    if directory:
+        existing = target
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UsageError(f"{option} {path}: {existing} is not a folder.")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"{option} {path}: folder {existing} is not writable.")
+        return
+    parent = target.parent
+    if target.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; name a file.")
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: no such folder {parent}; create it first.")
+    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists()
+                                                    and not os.access(target, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable here.")
+
+
+def _check_report_paths(args: argparse.Namespace) -> None:
+    from contourqa.report import FILE_FORMATTERS
+
+    for formatter in FILE_FORMATTERS:
+        check_output_path(getattr(args, formatter.name, None), option=f"--{formatter.name}")
 
 
 def _metrics(text: str | None) -> tuple[str, ...] | None:
@@ -41,7 +82,8 @@ def _write_reports(run, args: argparse.Namespace) -> int:  # type: ignore[no-unt
             formatter().write(run.reports, path)
             to_stdout = to_stdout or path == "-"
     if not to_stdout:
-        TerminalFormatter(colour=_colour(args)).write(run.reports, sys.stdout)
+        TerminalFormatter(colour=_colour(args), full_width=not sys.stdout.isatty()).write(
+            run.reports, sys.stdout)
     for p in run.problems:
         print(f"warning: {p.message} ({', '.join(str(f) for f in p.files)})", file=sys.stderr)
     return EXIT_FAIL if run.failed else EXIT_OK
@@ -109,6 +151,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from contourqa.check import check
     from contourqa.parallel import default_workers
 
+    _check_report_paths(args)
     options = replace(_check_options(args), dvh_workers=default_workers())
     with _Progress() as progress:
         run = check(args.path, options=options, progress=progress)
@@ -124,6 +167,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from contourqa.report import FILE_FORMATTERS
 
     case_dir = demo_case_path()
+    check_output_path(args.out, option="--out", directory=True)
+    _check_report_paths(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -156,6 +201,7 @@ def cmd_dvh(args: argparse.Namespace) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}.")
+    check_output_path(args.json, option="--json")
     workers = args.jobs or default_workers()
     ss = read_structure_set(args.structures, workers=workers)
     dose = read_dose(args.dose, prescription_gy=args.prescription)
@@ -172,8 +218,9 @@ def cmd_dvh(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     for f in result.problems:
         print(f"{f.status.value}: {f.structure or ''} {f.message}", file=sys.stderr)
-    print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
-          file=sys.stderr)
+    if args.verbose:
+        print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
+              file=sys.stderr)
     global _fast_exit
     _fast_exit = True
     return EXIT_OK
@@ -191,6 +238,8 @@ def cmd_sectors(args: argparse.Namespace) -> int:
         opts = SectorOptions(level=args.level)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    check_output_path(args.json, option="--json")
+    check_output_path(args.png, option="--png", directory=True)
     _, cases = discover(Path(args.path))
     if not cases:
         raise UsageError(f"{args.path}: no RT Plan, RT Structure Set or RT Dose found; "
@@ -221,6 +270,7 @@ def cmd_sectors(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from contourqa.inspect import describe, inspect_path
 
+    check_output_path(args.json, option="--json")
     summary = inspect_path(args.path)
     if args.json:
         import json
@@ -265,6 +315,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
                            args.dicomweb and "dicomweb+" + args.dicomweb) if s]
     if len(sources) != 1:
         raise UsageError("name exactly one source: a folder, --orthanc URL or --dicomweb URL")
+    if "://" not in args.db:
+        check_output_path(args.db, option="--db")
     result = run_audit(sources[0], args.db, jobs=args.jobs, options=_check_options(args),
                        scheduler=args.scheduler, force=args.force,
                        progress=None if args.quiet else TextProgress(sys.stderr))
@@ -272,7 +324,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
           f"{result.n_skipped} unchanged, {result.n_errors} errors, {result.elapsed_s:.1f} s"
           + (" (interrupted; run again to resume)" if result.interrupted else ""),
           file=sys.stderr)
-    return 130 if result.interrupted else EXIT_OK
+    if result.interrupted:
+        return 130
+    if result.n_unchecked:
+        reason = " ".join(str(result.first_unchecked_reason).split())
+        print(f"contourqa audit: {result.n_unchecked} case(s) could not be checked; first: "
+              f"{reason[:300]}", file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_OK
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
@@ -282,6 +341,8 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
         raise UsageError("audit-report: name --html FILE and/or --csv FILE")
     if "://" not in args.db and not Path(args.db).is_file():
         raise UsageError(f"{args.db}: no such audit database")
+    check_output_path(args.html, option="--html")
+    check_output_path(args.csv, option="--csv")
     s = write_audit_report(args.db, html_path=args.html, csv_path=args.csv, n_worst=args.worst)
     print(f"contourqa audit-report: {s.n_cases} cases ({s.n_error} with errors) -> "
           + ", ".join(p for p in (args.html, args.csv) if p), file=sys.stderr)
@@ -291,6 +352,8 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
 def cmd_listen(args: argparse.Namespace) -> int:
     from contourqa.node import AllowedPeer, Destination, NodeConfig, parse_size, serve
 
+    check_output_path(args.storage, option="--storage", directory=True)
+    require("pynetdicom", extra="node", feature="contourqa listen")
     config = NodeConfig(
         storage_dir=Path(args.storage), ae_title=args.ae_title, host=args.host, port=args.port,
         allowed=tuple(AllowedPeer.parse(a) for a in (_metrics(args.allow) or ())),
@@ -425,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="output file (default: stdout)")
     p.add_argument("--jobs", "-j", type=int, metavar="N",
                    help="processes sharing the ROIs (default: all cores; results do not change)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also state the DVH conventions on standard error (`check --json` "
+                        "always carries them as dvh_conventions)")
     p.set_defaults(func=cmd_dvh)
 
     p = sub.add_parser("sectors", help="ISRC sector involvement of the GTV per vertebra")

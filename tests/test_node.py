@@ -26,6 +26,7 @@ from contourqa.errors import InvalidUIDError, StorageFullError
 from contourqa.node import AllowedPeer, DicomNode, NodeConfig
 from contourqa.node.completion import missing_parts
 from contourqa.node.store import ObjectStore, validate_uid
+from contourqa.report import validate_report
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "test_data" / "demo_case" / "dicom"
@@ -112,8 +113,12 @@ def _strip(obj: object) -> object:
 
 
 def _report(node: DicomNode, case_event: dict) -> dict:
+    """The one case of a report.json the node wrote (the document of `check --json`)."""
     path = node.store.root / case_event["reports"][0]
-    return json.loads(path.read_text(encoding="utf-8"))
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    validate_report(doc)
+    (case,) = doc["cases"]
+    return case
 
 
 # -- units: no network -------------------------------------------------------------------
@@ -222,7 +227,7 @@ def test_sent_case_report_matches_check_command(tmp_path: Path, lines: LogLines)
     assert len(lines.of("object")) == 51
     cli_json = tmp_path / "cli.json"
     assert main(["check", str(DEMO), "--json", str(cli_json)]) in (0, 1)
-    expected = json.loads(cli_json.read_text(encoding="utf-8"))
+    (expected,) = json.loads(cli_json.read_text(encoding="utf-8"))["cases"]
     assert _strip(sent) == _strip(expected)
     # files name the stored copies, under the storage folder
     assert all(f.startswith(str(config.storage_dir)) for f in sent["case"]["files"])

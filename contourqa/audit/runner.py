@@ -16,7 +16,6 @@ import dataclasses
 import enum
 import hashlib
 import json
-import multiprocessing
 import os
 import signal
 import sys
@@ -37,6 +36,7 @@ from contourqa.dose_checks import DoseCheckOptions
 from contourqa.errors import AuditSourceError, ContourQAError
 from contourqa.findings import Status
 from contourqa.io.discovery import CaseFiles
+from contourqa.parallel import process_pool_context
 from contourqa.report.record import CaseReport
 
 __all__ = ["AuditProgress", "AuditResult", "TextProgress", "audit_unit", "options_json",
@@ -44,6 +44,8 @@ __all__ = ["AuditProgress", "AuditResult", "TextProgress", "audit_unit", "option
 
 #: error kinds that are not a property of the inputs, so a later run retries them
 RETRY_KINDS = frozenset({"crash"})
+#: error kinds where the tool, not the case's data, failed: the case was not checked
+UNCHECKED_KINDS = frozenset({"crash", "exception"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class AuditResult:
     elapsed_s: float
     #: largest peak resident memory reported by a worker process (MiB; None if unknown)
     peak_worker_rss_mb: float | None = None
+    #: cases of this run that could not be checked (error kind ``crash`` or
+    #: ``exception``: the tool failed, not the case's data), and the first reason
+    n_unchecked: int = 0
+    first_unchecked_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -373,10 +379,7 @@ class _ProcessExecutor:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        if method == "forkserver":
-            ctx.set_forkserver_preload(["contourqa.audit.runner"])
+        ctx = process_pool_context(preload=["contourqa.audit.runner"])
         return cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
                                       initializer=_ignore_sigint)
 
@@ -521,7 +524,9 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
                               options_hash=opts_hash, jobs=executor.jobs,
                               executor=executor.name)
         ctx = _RunContext(options, opts_json, opts_hash, __version__, run_id)
-        counts = {"checked": 0, "errors": 0, "skipped": n_skipped, "units": len(units) - len(todo)}
+        counts = {"checked": 0, "errors": 0, "skipped": n_skipped, "units": len(units) - len(todo),
+                  "unchecked": 0}
+        unchecked_reasons: list[str] = []
         peak_rss: list[float] = []
         in_flight: dict[Any, tuple[WorkUnit, dict[str, str], set[str]]] = {}
         queue = list(reversed(todo))
@@ -534,6 +539,9 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
                 produced.add(rec.case_key)
                 counts["checked"] += 1
                 counts["errors"] += rec.status == "error"
+                if rec.status == "error" and rec.error_kind in UNCHECKED_KINDS:
+                    counts["unchecked"] += 1
+                    unchecked_reasons.append(f"{rec.name}: {rec.error_kind}: {rec.error_message}")
             for key in outcome.unchanged:
                 db.restamp(key, outcome_stamp[outcome.unit_id])
                 produced.add(key)
@@ -603,7 +611,9 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
                            n_cases=n_cases, n_checked=counts["checked"],
                            n_skipped=counts["skipped"], n_errors=counts["errors"],
                            interrupted=interrupted, elapsed_s=time.perf_counter() - t_start,
-                           peak_worker_rss_mb=max(peak_rss, default=None))
+                           peak_worker_rss_mb=max(peak_rss, default=None),
+                           n_unchecked=counts["unchecked"],
+                           first_unchecked_reason=next(iter(unchecked_reasons), None))
     finally:
         db.close()
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from contourqa.audit.db import AuditDatabase
 from contourqa.errors import ContourQAError
+from contourqa.report.json_report import report_document
 
 __all__ = ["AuditSummary", "CheckRate", "summarize", "write_audit_report"]
 
@@ -211,8 +212,10 @@ def write_audit_report(db_url: str | Path, *, html_path: str | Path | None = Non
                                  (r["case_key"],))
                 if got:
                     name = _safe(r["case_key"]) + ".json"
-                    (report_dir / name).write_text(
-                        json.dumps(json.loads(got[0][0]), indent=2) + "\n", encoding="utf-8")
+                    # the same document as `contourqa check --json` writes
+                    (report_dir / name).write_text(json.dumps(
+                        report_document([json.loads(got[0][0])]), indent=2) + "\n",
+                        encoding="utf-8")
                     links[r["case_key"]] = f"{report_dir.name}/{name}"
         html_path.write_text(_html(summary, _plots(summary), links), encoding="utf-8")
     return summary

@@ -110,6 +110,9 @@ class CaseFiles:
         return tuple(o.path for o in objs)
 
 
+# what contours without images are measured on (the case may have no dose grid either)
+_ON_DOSE = " (DVHs on the dose grid, where there is one)"
+
 def _candidate_files(root: Path) -> Iterable[tuple[Path, bool]]:
     """Every file under ``root`` and whether it may be DICOM (by name alone)."""
     if root.is_file():
@@ -257,7 +260,7 @@ def find_cases(index: DicomIndex) -> list[CaseFiles]:
             problems.append(input_problem(
                 "missing_image_series", f"the structure set references image series "
                 f"{', '.join(ss.referenced_series)}, which is not in the folder; contours are "
-                "evaluated on the dose grid only.", ss.path, status=Status.WARN))
+                f"checked without their images{_ON_DOSE}.", ss.path, status=Status.WARN))
         if not chosen and ss.frame_of_reference_uid is None:
             frames = ss.referenced_frames
         else:
@@ -289,7 +292,8 @@ def find_cases(index: DicomIndex) -> list[CaseFiles]:
         elif not ss.referenced_series:
             problems.append(input_problem(
                 "no_image_series", "the structure set references no image series and none "
-                "was found in its frame of reference; contours are evaluated on the dose grid only.",
+                f"was found in its frame of reference; contours are checked without images"
+                f"{_ON_DOSE}.",
                 ss.path, status=Status.WARN))
         return tuple(chosen)
 

@@ -32,7 +32,7 @@ from typing import Any, TextIO
 
 from pydicom.errors import InvalidDicomError
 
-from contourqa.errors import ContourQAError, InvalidUIDError, StorageFullError
+from contourqa.errors import ContourQAError, InvalidUIDError, StorageFullError, require
 from contourqa.node.completion import DueStudy, StudyTracker
 from contourqa.node.config import NodeConfig
 from contourqa.node.store import ObjectStore, validate_uid
@@ -177,7 +177,14 @@ class DicomNode:
         return ctx
 
     def start(self) -> DicomNode:
-        """Bind, listen and start the scheduler; returns once connections are accepted."""
+        """Bind, listen and start the scheduler; returns once connections are accepted.
+
+        Raises
+        ------
+        MissingDependencyError
+            pynetdicom (the ``node`` extra) is not installed.
+        """
+        require("pynetdicom", extra="node", feature="the DICOM node")
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 
         self._resume_stored_studies()

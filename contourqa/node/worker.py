@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import multiprocessing
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 from contourqa.check import CheckOptions
 from contourqa.findings import Finding, Status
+from contourqa.parallel import process_pool_context
 
 __all__ = ["CaseOutcome", "StudyOutcome", "WorkerPool", "case_key", "check_study"]
 
@@ -187,9 +187,7 @@ class WorkerPool:
     def _new(self) -> cf.Executor:
         if self.kind == "thread":
             return cf.ThreadPoolExecutor(self.jobs, thread_name_prefix="contourqa-check")
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() \
-            else "spawn"
-        return cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context(method))
+        return cf.ProcessPoolExecutor(self.jobs, mp_context=process_pool_context())
 
     def submit(self, *args: Any, **kwargs: Any) -> cf.Future[StudyOutcome]:
         return self._pool.submit(check_study, *args, **kwargs)

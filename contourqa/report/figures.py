@@ -302,9 +302,14 @@ def dvh_picture(report: CaseReport) -> Picture:
         handles.append(Line2D([], [], color="#555555", lw=0.8, ls=":"))
         labels.append(f"prescription {rx:g} Gy")
     fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
-    n_limits = sum(1 for f in report.checks if f.limit is not None and f.structure in names)
-    caption = (f"{len(names)} ROI(s); {len(points)} checked limit(s) drawn as open circles "
-               f"coloured by status ({n_limits} check(s) on these ROIs have a limit).")
+    drawn = {id(p.finding) for p in points}
+    undrawn = sorted({f"{f.code} ({f.unit})" if f.unit else f.code for f in report.checks
+                      if f.limit is not None and f.structure in names and id(f) not in drawn})
+    caption = (f"{len(names)} ROI(s); {len(points)} checked dose-volume limit(s) drawn as open "
+               "circles coloured by status.")
+    if undrawn:
+        caption += (" Limits that are not points of a DVH are in the check table: "
+                    + ", ".join(undrawn) + ".")
     return Picture(title, fig, caption)
 
 
@@ -321,7 +326,8 @@ def _target_centre(masks: dict[str, NDArray[np.bool_]], roles: dict[str, str]
     for role in ("gtv", "ctv", "ptv"):
         for name, m in masks.items():
             if roles.get(name) == role and m.any():
-                return np.argwhere(m).mean(axis=0), f"{role.upper()} {name}"
+                what = name if name.upper() == role.upper() else f"the {role.upper()} {name}"
+                return np.argwhere(m).mean(axis=0), f"the centre of {what}"
     return None
 
 

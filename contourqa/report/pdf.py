@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from contourqa import __version__
-from contourqa.findings import Status
+from contourqa.findings import Finding, Status
 from contourqa.report.base import sorted_checks, write_output
 from contourqa.report.record import SCHEMA_VERSION, CaseReport
 
@@ -117,6 +117,15 @@ def _picture_page(pdf: PdfPages, header: str, pictures: list[Any], dpi: int) -> 
     pdf.savefig(fig)
 
 
+#: Failed and warned checks listed on page 1 (the rest follow the pictures).
+_ATTENTION_ON_PAGE_1 = 22
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
 class PdfFormatter:
     """Writes the report as a PDF (A4 portrait), one section of pages per case.
 
@@ -131,6 +140,17 @@ class PdfFormatter:
 
     def __init__(self, *, dpi: int = 150) -> None:
         self.dpi = dpi
+
+    @staticmethod
+    def _check_line(text: "_TextPages", f: Finding) -> None:
+        vs = ""
+        if f.value is not None:
+            vs = f"   {_fmt(f.value, f.unit)}"
+            if f.limit is not None:
+                vs += f" vs {_fmt(f.limit, f.unit)}"
+        where = f" [{f.structure}]" if f.structure else ""
+        text.line(f"{f.status.value.upper():<14}{f.code}{where}{vs}", size=8, weight="bold",
+                  colour=_STATUS_HEX[f.status.value], family="monospace", gap_in=0.04)
 
     def _case(self, pdf: PdfPages, r: CaseReport) -> None:
         from contourqa.report.figures import (
@@ -148,28 +168,45 @@ class PdfFormatter:
         text.line(f"{r.status.upper()}  {c.name}", size=16, weight="bold",
                   colour=_STATUS_HEX.get(r.status, "#1b2631"))
         rx = f"{c.prescription_gy:g} Gy" if c.prescription_gy is not None else "unknown"
-        text.line(f"Patient {c.patient_id or 'unknown'}  |  plan {c.plan_label or 'none'}  |  "
-                  f"prescription {rx} ({c.prescription_source or 'source unknown'})  |  "
-                  f"{c.n_fractions if c.n_fractions is not None else 'unknown'} fractions",
-                  size=9, gap_in=0.05)
+        text.wrapped(f"Patient {c.patient_id or 'unknown'}  |  plan {c.plan_label or 'none'}  |  "
+                     f"prescription {rx} ({c.prescription_source or 'source unknown'})  |  "
+                     f"{c.n_fractions if c.n_fractions is not None else 'unknown'} fractions",
+                     width=110, size=9, gap_in=0.05)
         counts = ", ".join(f"{sum(f.status is s for f in r.checks)} {s.value}" for s in Status)
         text.line(f"Checks: {counts}", size=9)
         n_ne = sum(f.status is Status.NOT_EVALUATED for f in r.checks)
         if 2 * n_ne > len(r.checks):
-            text.line(f"Most checks ({n_ne} of {len(r.checks)}) could not be evaluated; the "
-                      "reasons are listed with each check below.", size=9,
-                      colour=_STATUS_HEX["not_evaluated"], weight="bold")
-        text.heading("Checks (fail and warn first)")
+            text.wrapped(f"Most checks ({n_ne} of {len(r.checks)}) could not be evaluated; the "
+                         "reasons are listed with each check (all checks, after the pictures).",
+                         width=100, size=9, colour=_STATUS_HEX["not_evaluated"], weight="bold")
+        # Page 1: the verdict and what needs attention, one line each and a short reason;
+        # page 2: the DVH and the sector map; the full check list comes after the pictures.
+        attention = [f for f in sorted_checks(r.checks)
+                     if f.status in (Status.FAIL, Status.WARN)]
+        text.heading(f"Needs attention ({len(attention)} failed or warned)")
+        if not attention:
+            text.line("No check failed or warned.", size=8.5)
+        for f in attention[:_ATTENTION_ON_PAGE_1]:
+            self._check_line(text, f)
+            text.line(_short(f.message, 150), size=7.0, colour="#1b2631", gap_in=0.025)
+        if len(attention) > _ATTENTION_ON_PAGE_1:
+            text.line(f"... and {len(attention) - _ATTENTION_ON_PAGE_1} more, in the list of "
+                      "all checks after the pictures.", size=8)
+        text.close()
+
+        sectors = sector_pictures(r)
+        if not sectors:
+            sectors = [Picture("ISRC sector map", caption=sectors_missing_reason(r))]
+        _picture_page(pdf, header, [dvh_picture(r), sectors[0]], self.dpi)
+        rest = [slice_picture(r), *sectors[1:]]
+        for start in range(0, len(rest), 2):
+            _picture_page(pdf, header, rest[start:start + 2], self.dpi)
+
+        text = _TextPages(pdf, header)
+        text.heading("All checks (fail and warn first), with their reasons and sources")
         not_applicable = [f for f in r.checks if f.status is Status.NOT_APPLICABLE]
         for f in sorted_checks([f for f in r.checks if f.status is not Status.NOT_APPLICABLE]):
-            vs = ""
-            if f.value is not None:
-                vs = f"   {_fmt(f.value, f.unit)}"
-                if f.limit is not None:
-                    vs += f" vs {_fmt(f.limit, f.unit)}"
-            where = f" [{f.structure}]" if f.structure else ""
-            text.line(f"{f.status.value.upper():<14}{f.code}{where}{vs}", size=8, weight="bold",
-                      colour=_STATUS_HEX[f.status.value], family="monospace", gap_in=0.04)
+            self._check_line(text, f)
             text.wrapped(f.message, size=7.5, indent_in=0.2, width=125)
             if f.source:
                 text.wrapped(f"Source: {f.source}", size=6.5, colour="#566573", indent_in=0.2,
@@ -181,16 +218,6 @@ class PdfFormatter:
                 where = f" [{f.structure}]" if f.structure else ""
                 text.wrapped(f"{f.code}{where}: {f.message}", size=7,
                              colour=_STATUS_HEX["not_applicable"], width=130)
-        text.close()
-
-        _picture_page(pdf, header, [dvh_picture(r), slice_picture(r)], self.dpi)
-        sectors = sector_pictures(r)
-        if not sectors:
-            sectors = [Picture("ISRC sector map", caption=sectors_missing_reason(r))]
-        for start in range(0, len(sectors), 2):
-            _picture_page(pdf, header, sectors[start:start + 2], self.dpi)
-
-        text = _TextPages(pdf, header)
         text.heading("DVH metrics [uncertainty band]")
         names, rows = metric_table(r)
         if not rows:

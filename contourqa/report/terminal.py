@@ -21,6 +21,7 @@ from contourqa.report.record import CaseReport
 
 __all__ = ["TerminalFormatter", "value_vs_limit"]
 
+_UNLIMITED = 1_000_000  # characters: "no width" for rich, which needs one
 _STYLE = {"fail": "bold red", "incomplete": "bold magenta", "warn": "bold yellow",
           "pass": "bold green", "not_evaluated": "magenta", "not_applicable": "dim"}
 
@@ -48,17 +49,23 @@ class TerminalFormatter:
     width : int or None
         Line width in characters (long cells are cut with an ellipsis); None: the
         terminal's width when colour is on, else 120.
+    full_width : bool
+        No line width at all: every cell and line whole (for a file or a pipe, where
+        nothing wraps and a cut would lose text); ``width`` is then ignored.
     """
 
-    def __init__(self, *, colour: bool = False, max_lines: int = 25, width: int | None = None) -> None:
+    def __init__(self, *, colour: bool = False, max_lines: int = 25, width: int | None = None,
+                 full_width: bool = False) -> None:
         self.colour = colour
         self.max_lines = max_lines
         self.width = width
+        self.full_width = full_width
 
     def _console(self, stream: TextIO) -> Console:
+        width = self.width if self.width or self.colour else 120
         return Console(file=stream, force_terminal=self.colour, no_color=not self.colour,
                        color_system="standard" if self.colour else None,
-                       width=self.width if self.width or self.colour else 120,
+                       width=_UNLIMITED if self.full_width else width,
                        highlight=False, emoji=False, soft_wrap=False)
 
     def _print_case(self, con: Console, r: CaseReport) -> None:
@@ -79,7 +86,7 @@ class TerminalFormatter:
             for name, kw in (("status", {"no_wrap": True}), ("check", {"no_wrap": True}),
                              ("ROI", {"no_wrap": True}), ("value vs limit", {"no_wrap": True}),
                              ("source", {"no_wrap": True, "overflow": "ellipsis",
-                                         "max_width": 48})):
+                                         "max_width": None if self.full_width else 48})):
                 table.add_column(name, **kw)  # type: ignore[arg-type]
             for f in serious:
                 label = f.status.value.upper()
@@ -118,8 +125,11 @@ class TerminalFormatter:
         return buf.getvalue()
 
     def write(self, reports: Sequence[CaseReport], stream: TextIO) -> None:
-        con = self._console(stream)
+        buf = io.StringIO()
+        con = self._console(buf if self.full_width else stream)
         for n, r in enumerate(reports):
             if n:
                 con.print()
             self._print_case(con, r)
+        if self.full_width:  # the table pads every line to its widest row
+            stream.write("\n".join(line.rstrip() for line in buf.getvalue().split("\n")))
