@@ -23,6 +23,14 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 
 
+def _say(text: str) -> None:
+    """One line on standard error, control characters escaped (messages quote ROI
+    names and file contents, which may hold ANSI escape sequences)."""
+    from contourqa.report.text import printable
+
+    print(printable(text), file=sys.stderr)
+
+
 def _metrics(text: str | None) -> tuple[str, ...] | None:
     return tuple(m.strip() for m in text.split(",") if m.strip()) if text else None
 
@@ -43,7 +51,7 @@ def _write_reports(run, args: argparse.Namespace) -> int:  # type: ignore[no-unt
     if not to_stdout:
         TerminalFormatter(colour=_colour(args)).write(run.reports, sys.stdout)
     for p in run.problems:
-        print(f"warning: {p.message} ({', '.join(str(f) for f in p.files)})", file=sys.stderr)
+        _say(f"warning: {p.message} ({', '.join(str(f) for f in p.files)})")
     return EXIT_FAIL if run.failed else EXIT_OK
 
 
@@ -106,7 +114,12 @@ class _Progress:
 
     def __call__(self, n: int, total: int, name: str) -> None:
         if self._status is not None:
-            self._status.update(f"[{n + 1}/{total}] loading and checking {name[:60]}")
+            from rich.markup import escape
+
+            from contourqa.report.text import printable
+
+            self._status.update(f"[{n + 1}/{total}] loading and checking "
+                                f"{escape(printable(name[:60]))}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -170,7 +183,7 @@ def cmd_dvh(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     for f in result.problems:
-        print(f"{f.status.value}: {f.structure or ''} {f.message}", file=sys.stderr)
+        _say(f"{f.status.value}: {f.structure or ''} {f.message}")
     print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
           file=sys.stderr)
     global _fast_exit
@@ -208,7 +221,7 @@ def cmd_sectors(args: argparse.Namespace) -> int:
             sector_png(res, Path(args.png) / f"case{n + 1}",
                        ct=case.image.pixels if case.image is not None else None)
         for f in res.findings:
-            print(f"{f.status.value}: {f.code}: {f.message}", file=sys.stderr)
+            _say(f"{f.status.value}: {f.code}: {f.message}")
     text = json.dumps(out, indent=2, allow_nan=False) + "\n"
     if args.json and args.json != "-":
         Path(args.json).write_text(text, encoding="utf-8")
@@ -219,6 +232,7 @@ def cmd_sectors(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from contourqa.inspect import describe, inspect_path
+    from contourqa.report.text import printable
 
     summary = inspect_path(args.path)
     if args.json:
@@ -230,7 +244,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         else:
             Path(args.json).write_text(text, encoding="utf-8")
     if args.json != "-":
-        sys.stdout.write(describe(summary))
+        sys.stdout.write(printable(describe(summary), keep_newlines=True))
     if not summary.cases:
         print(f"contourqa: {args.path}: no RT Plan, RT Structure Set or RT Dose found; "
               "nothing to check.", file=sys.stderr)
@@ -497,7 +511,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ContourQAError as exc:
         if args.debug:
             raise
-        print(f"contourqa: error: {exc}", file=sys.stderr)
+        _say(f"contourqa: error: {exc}")
+        return EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001
+        # A defect no reader or check turned into a finding: one line, exit 2, never a
+        # traceback (--debug shows it). The check pipeline records such defects per
+        # case; this catches what happens outside a case (discovery, report writing).
+        if args.debug:
+            raise
+        _say(f"contourqa: error: unexpected {type(exc).__name__}: {str(exc)[:500]} "
+             "(a contourqa defect met on this input; run with --debug for the traceback "
+             "and please report it)")
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("contourqa: interrupted", file=sys.stderr)

@@ -26,6 +26,7 @@ from contourqa.errors import DicomReadError, GeometryError, UnsupportedDicomErro
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.io.rtdose import check_grid_size
 
 __all__ = ["ImageSeries", "read_image_series", "SPACING_TOLERANCE_MM"]
 
@@ -223,6 +224,8 @@ def _read_series(paths: list[Path], datasets: Sequence[Dataset] | None) -> Image
 
     iop = _floats(first, "ImageOrientationPatient", 6, first_path)
     spacing = _floats(first, "PixelSpacing", 2, first_path)
+    check_grid_size(first_path, rows=first.get("Rows"), columns=first.get("Columns"),
+                    frames=len(dss))
     rows, cols = int(first.Rows), int(first.Columns)
     row_dir, col_dir = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
     if abs(float(row_dir @ col_dir)) > 1e-3:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,12 @@ from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of
 from contourqa.io.rawdicom import RawDataset, read_raw_or_none
+from contourqa.limits import input_limits
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["DoseGrid", "PlanningSystemDVH", "read_dose", "sum_doses"]
+__all__ = ["DoseGrid", "PlanningSystemDVH", "check_grid_size", "read_dose", "sum_doses"]
 
 RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 _OFFSET_TOL_MM = 1e-3
@@ -117,6 +119,29 @@ def _dvh_sequence(ds: Dataset | RawDataset, path: Path,
     return tuple(out)
 
 
+def check_grid_size(path: Path, *, rows: object, columns: object, frames: object) -> None:
+    """Refuse a grid whose Rows x Columns x Frames (or slices) exceeds ``max_voxels``
+    before any pixel is decoded: a header may declare a grid far larger than its
+    pixel data, and a compressed or deflated one can decode to it.
+
+    Raises
+    ------
+    DicomReadError
+        A size that is not a positive integer, or a grid beyond the limit.
+    """
+    sizes = []
+    for name, value in (("Rows", rows), ("Columns", columns), ("NumberOfFrames", frames)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+                or int(value) < 1:
+            raise DicomReadError(path, f"{name} {value!r} is not a positive integer")
+        sizes.append(int(value))
+    n = sizes[0] * sizes[1] * sizes[2]
+    if n > input_limits().max_voxels:
+        raise DicomReadError(
+            path, f"the grid of {sizes[2]} x {sizes[0]} x {sizes[1]} = {n} voxels exceeds "
+            f"{input_limits().where('max_voxels')}; not decoded")
+
+
 def _slice_positions(ds: Dataset | RawDataset, path: Path, n_frames: int) -> NDArray[np.float64]:
     """Frame offsets (mm) along the slice normal, relative to ImagePositionPatient."""
     raw = ds.get("GridFrameOffsetVector", None)
@@ -125,6 +150,9 @@ def _slice_positions(ds: Dataset | RawDataset, path: Path, n_frames: int) -> NDA
             return np.zeros(1)
         raise GeometryError(f"{path}: multi-frame RT Dose without GridFrameOffsetVector.")
     offsets = np.asarray([float(v) for v in raw], dtype=np.float64)
+    if not np.all(np.abs(offsets) <= input_limits().max_coordinate_mm):
+        raise GeometryError(f"{path}: GridFrameOffsetVector holds values that are not finite "
+                            f"or beyond {input_limits().where('max_coordinate_mm')} mm.")
     if len(offsets) != n_frames:
         raise GeometryError(f"{path}: GridFrameOffsetVector has {len(offsets)} entries for "
                             f"{n_frames} frames.")
@@ -183,18 +211,27 @@ def _read_dose(path: Path, ds: Dataset | RawDataset, *,
             "(--prescription) so that the grid can be scaled to Gy.")
     if units not in ("GY", "RELATIVE"):
         raise DoseUnitsError(f"{path}: DoseUnits {units!r} is neither GY nor RELATIVE.")
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    check_grid_size(path, rows=ds.get("Rows"), columns=ds.get("Columns"), frames=n_frames)
+    scaling = float(ds.get("DoseGridScaling", 1.0) or 1.0)
+    if not math.isfinite(scaling):
+        raise DicomReadError(path, f"DoseGridScaling {scaling} is not a finite number")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pixels = ds.pixel_array
     except Exception as exc:  # pixel decoders raise many types; name the file
         raise DicomReadError(path, f"dose pixel data cannot be decoded ({exc})") from exc
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     pixels = np.asarray(pixels, dtype=np.float64).reshape(n_frames, int(ds.Rows), int(ds.Columns))
-    scaling = float(ds.get("DoseGridScaling", 1.0) or 1.0)
     dose = pixels * scaling
     if units == "RELATIVE":
         dose = dose * float(prescription_gy)  # type: ignore[arg-type]
+    limit = input_limits().max_dose_gy
+    if dose.size and not float(np.max(np.abs(dose))) <= limit:  # also catches NaN
+        raise DicomReadError(
+            path, f"dose values reach {float(np.max(np.abs(dose))):.4g} Gy (DoseGridScaling "
+            f"{scaling:g}), not finite or beyond {input_limits().where('max_dose_gy')} Gy: "
+            "corrupt scaling or pixel data")
 
     offsets = _slice_positions(ds, path, n_frames)
     if n_frames > 1:
