@@ -182,7 +182,10 @@ def cmd_dvh(args: argparse.Namespace) -> int:
         Path(args.json).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
-    for f in result.problems:
+    # What reading the structure set found about the ROIs reported (a contour dropped
+    # for a corrupt coordinate changes their numbers), then what the DVH found.
+    wanted = set(args.roi or [r.name for r in ss.rois])
+    for f in [p for p in ss.problems if p.structure in wanted] + list(result.problems):
         _say(f"{f.status.value}: {f.structure or ''} {f.message}")
     print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
           file=sys.stderr)

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
 __all__ = ["LIMITS_FILE", "InputLimits", "input_limits"]
 
@@ -71,7 +72,10 @@ def input_limits() -> InputLimits:
     if set(data) != fields:
         raise ValueError(f"{LIMITS_FILE}: expected the limits {sorted(fields)}, "
                          f"found {sorted(data)}.")
-    kinds = {name: f.type for name, f in InputLimits.__dataclass_fields__.items()}
-    values = {name: (int if kinds[name] == "int" else float)(entry["value"])
-              for name, entry in data.items()}
+    values: dict[str, Any] = {}
+    for name, f in InputLimits.__dataclass_fields__.items():
+        value = data[name].get("value") if isinstance(data[name], dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{LIMITS_FILE}: [{name}] value must be a positive number.")
+        values[name] = int(value) if f.type == "int" else float(value)
     return InputLimits(**values)

@@ -291,10 +291,13 @@ def _read_series(paths: list[Path], datasets: Sequence[Dataset] | None) -> Image
     volume = _rescaled_volume(dss, paths, order, rows, cols)
     volume.flags.writeable = False
 
-    geometry = VolumeGeometry.from_dicom(
-        image_position=positions[0].tolist(), image_orientation=iop.tolist(),
-        pixel_spacing=spacing.tolist(),
-        slice_spacing_mm=step, shape=(len(dss), rows, cols))
+    try:
+        geometry = VolumeGeometry.from_dicom(
+            image_position=positions[0].tolist(), image_orientation=iop.tolist(),
+            pixel_spacing=spacing.tolist(),
+            slice_spacing_mm=step, shape=(len(dss), rows, cols))
+    except GeometryError as exc:  # name the file
+        raise GeometryError(f"{first_path}: {exc}") from exc
     series_uid = uid_of(first, "SeriesInstanceUID")
     if series_uid is None:
         problems.append(input_problem(

@@ -223,9 +223,10 @@ def _read_dose(path: Path, ds: Dataset | RawDataset, *,
     except Exception as exc:  # pixel decoders raise many types; name the file
         raise DicomReadError(path, f"dose pixel data cannot be decoded ({exc})") from exc
     pixels = np.asarray(pixels, dtype=np.float64).reshape(n_frames, int(ds.Rows), int(ds.Columns))
-    dose = pixels * scaling
-    if units == "RELATIVE":
-        dose = dose * float(prescription_gy)  # type: ignore[arg-type]
+    with np.errstate(over="ignore", invalid="ignore"):  # checked against max_dose_gy below
+        dose = pixels * scaling
+        if units == "RELATIVE":
+            dose = dose * float(prescription_gy)  # type: ignore[arg-type]
     limit = input_limits().max_dose_gy
     if dose.size and not float(np.max(np.abs(dose))) <= limit:  # also catches NaN
         raise DicomReadError(
@@ -242,11 +243,14 @@ def _read_dose(path: Path, ds: Dataset | RawDataset, *,
         step = float(steps.mean())
     else:
         step = float(ds.get("SliceThickness", 1.0) or 1.0)
-    geometry = VolumeGeometry.from_dicom(
-        image_position=[float(v) for v in ds.ImagePositionPatient],
-        image_orientation=[float(v) for v in ds.ImageOrientationPatient],
-        pixel_spacing=[float(v) for v in ds.PixelSpacing],
-        slice_spacing_mm=step, shape=(n_frames, int(ds.Rows), int(ds.Columns)))
+    try:
+        geometry = VolumeGeometry.from_dicom(
+            image_position=[float(v) for v in ds.ImagePositionPatient],
+            image_orientation=[float(v) for v in ds.ImageOrientationPatient],
+            pixel_spacing=[float(v) for v in ds.PixelSpacing],
+            slice_spacing_mm=step, shape=(n_frames, int(ds.Rows), int(ds.Columns)))
+    except GeometryError as exc:  # name the file
+        raise GeometryError(f"{path}: {exc}") from exc
     dose.flags.writeable = False
     problems: list[Finding] = []
     dvhs = _dvh_sequence(ds, path, problems)
