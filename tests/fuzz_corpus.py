@@ -15,7 +15,8 @@ names a mutation that can be rebuilt.  Categories:
 ``header_bomb``
     RD and CT headers declaring huge Rows, Columns or NumberOfFrames, a
     GridFrameOffsetVector that is huge, non-finite or of the wrong length, a non-finite
-    or huge DoseGridScaling, zero, tiny or non-finite spacings and positions.
+    or huge DoseGridScaling, zero, tiny or non-finite spacings and positions; RP with a
+    NaN or huge prescription, zero or huge fractions.
 ``deflate_bomb``
     An RT Dose in the deflated transfer syntax whose dataset inflates beyond
     ``max_inflated_bytes`` (about 1 MB on disk).
@@ -224,6 +225,16 @@ def _dose_bombs(b: _Builder) -> None:
         b.case(f"header_bomb-rd-{label}", "header_bomb", "RD.dcm", _save(rd))
         for k, v in keep.items():
             setattr(rd, k, v)
+    for label, (keyword, value, where) in {
+            "rx-nan": ("TargetPrescriptionDose", "NaN", "dose reference"),
+            "rx-huge": ("TargetPrescriptionDose", "1e308", "dose reference"),
+            "fx-zero": ("NumberOfFractionsPlanned", "0", "fraction group"),
+            "fx-huge": ("NumberOfFractionsPlanned", "2147483647", "fraction group")}.items():
+        rp = pydicom.dcmread(DEMO / "RP.dcm")
+        item = rp.DoseReferenceSequence[0] if where == "dose reference" \
+            else rp.FractionGroupSequence[0]
+        _set(item, keyword, value)
+        b.case(f"header_bomb-rp-{label}", "header_bomb", "RP.dcm", _save(rp))
     ct = pydicom.dcmread(DEMO / "CT_010.dcm")
     for label, changes in {"rows": {"Rows": 65535, "Columns": 65535},
                            "spacing-zero": {"PixelSpacing": [0, 0]},

@@ -37,7 +37,8 @@ TIMEOUT_S = 300
 CHECK = (
     "coordinates-nan", "coordinates-roi-scaled-1000", "coordinates-too-many-contours",
     "names-mathtext", "names-ansi", "names-formula", "names-rich-markup", "names-bad-bytes",
-    "header_bomb-rd-scaling-huge", "header_bomb-ct-rows", "deflate_bomb-rd",
+    "header_bomb-rd-scaling-huge", "header_bomb-ct-rows", "header_bomb-rp-rx-nan",
+    "header_bomb-rp-fx-zero", "deflate_bomb-rd",
     "bytes-meta-group-length-vr-length",
 )
 CHECK_PDF = ("names-mathtext", "coordinates-nan")

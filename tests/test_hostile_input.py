@@ -297,6 +297,38 @@ def test_a_corrupt_dose_scaling_is_refused(tmp_path, scaling):
         read_dose(tmp_path / "RD.dcm")
 
 
+@pytest.mark.parametrize("keyword, value, code", [
+    ("TargetPrescriptionDose", "NaN", "input.malformed_prescription"),
+    ("NumberOfFractionsPlanned", "0", "input.malformed_fraction_number")])
+def test_a_corrupt_plan_is_a_finding_and_every_report_is_valid(tmp_path, keyword, value, code):
+    """A NaN prescription made the SARIF writer raise (NaN is not JSON) and 0 fractions
+    a ZeroDivisionError in the checks."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.tag import Tag
+
+    from contourqa.check import check
+    from contourqa.report import JsonFormatter, SarifFormatter, validate_sarif
+
+    ds = pydicom.dcmread(DEMO / "RP.dcm")
+    item = ds.DoseReferenceSequence[0] if keyword == "TargetPrescriptionDose" \
+        else ds.FractionGroupSequence[0]
+    tag = Tag(tag_for_keyword(keyword))
+    raw = value.encode() + (b" " if len(value) % 2 else b"")
+    item._dict[tag] = RawDataElement(tag, "DS" if "Dose" in keyword else "IS", len(raw), raw,
+                                     0, False, True)
+    case = _case(tmp_path)
+    _write(ds, case / "RP.dcm")
+    run = check(case)
+    (report,) = run.reports
+    codes = [c.code for c in report.checks]
+    assert code in codes and "input.case_unusable" not in codes
+    JsonFormatter().render(run.reports)
+    import json
+
+    validate_sarif(json.loads(SarifFormatter().render(run.reports)))
+
+
 # ------------------------------------------------------------ 9. too many contours
 def test_an_roi_beyond_the_contour_limit_is_reported_and_not_evaluated(tmp_path):
     from pydicom.dataset import Dataset

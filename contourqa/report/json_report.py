@@ -12,17 +12,17 @@ from typing import Any, ClassVar
 
 from contourqa.report.record import CaseReport
 
-__all__ = ["JsonFormatter", "report_schema", "validate_report"]
+__all__ = ["JsonFormatter", "json_safe", "report_schema", "validate_report"]
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities are not JSON: they become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -46,7 +46,7 @@ class JsonFormatter:
     needs_media: ClassVar[bool] = False
 
     def render(self, reports: Sequence[CaseReport]) -> str:
-        objs = [_clean(r.to_json()) for r in reports]
+        objs = [json_safe(r.to_json()) for r in reports]
         payload: Any = objs[0] if len(objs) == 1 else objs
         return json.dumps(payload, indent=2, allow_nan=False) + "\n"
 
