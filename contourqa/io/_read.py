@@ -16,8 +16,8 @@ from contourqa.limits import input_limits
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["DEFLATED_SYNTAX", "check_regular_file", "inflated_size", "malformed_values_named",
-           "read_dataset", "uid_of"]
+__all__ = ["DEFLATED_SYNTAX", "check_grid_size", "check_regular_file", "inflated_size",
+           "malformed_values_named", "read_dataset", "uid_of"]
 
 #: Deflated Explicit VR Little Endian (PS3.5 A.5): the dataset after the file meta is
 #: one raw deflate stream.
@@ -153,6 +153,29 @@ def _check_not_truncated(ds: Dataset, path: Path, inflated: int | None = None) -
         raise DicomReadError(
             path, f"truncated file: element {tag} needs {length} bytes from offset "
             f"{tell} but the file ends at byte {size}")
+
+
+def check_grid_size(path: Path, *, rows: object, columns: object, frames: object) -> None:
+    """Refuse a grid whose Rows x Columns x Frames (or slices) exceeds ``max_voxels``
+    before any pixel is decoded: a header may declare a grid far larger than its
+    pixel data, and a compressed or deflated one can decode to it.
+
+    Raises
+    ------
+    DicomReadError
+        A size that is not a positive integer, or a grid beyond the limit.
+    """
+    sizes = []
+    for name, value in (("Rows", rows), ("Columns", columns), ("NumberOfFrames", frames)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+                or int(value) < 1:
+            raise DicomReadError(path, f"{name} {value!r} is not a positive integer")
+        sizes.append(int(value))
+    n = sizes[0] * sizes[1] * sizes[2]
+    if n > input_limits().max_voxels:
+        raise DicomReadError(
+            path, f"the grid of {sizes[2]} x {sizes[0]} x {sizes[1]} = {n} voxels exceeds "
+            f"{input_limits().where('max_voxels')}; not decoded")
 
 
 def uid_of(ds: Any, keyword: str) -> str | None:

@@ -25,8 +25,7 @@ from pydicom.dataset import Dataset
 from contourqa.errors import DicomReadError, GeometryError, UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
-from contourqa.io._read import malformed_values_named, read_dataset, uid_of
-from contourqa.io.rtdose import check_grid_size
+from contourqa.io._read import check_grid_size, malformed_values_named, read_dataset, uid_of
 
 __all__ = ["ImageSeries", "read_image_series", "SPACING_TOLERANCE_MM"]
 

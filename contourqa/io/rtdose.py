@@ -14,14 +14,14 @@ from numpy.typing import NDArray
 from contourqa.errors import DicomReadError, DoseUnitsError, GeometryError, UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
-from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.io._read import check_grid_size, malformed_values_named, read_dataset, uid_of
 from contourqa.io.rawdicom import RawDataset, read_raw_or_none
 from contourqa.limits import input_limits
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["DoseGrid", "PlanningSystemDVH", "check_grid_size", "read_dose", "sum_doses"]
+__all__ = ["DoseGrid", "PlanningSystemDVH", "read_dose", "sum_doses"]
 
 RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 _OFFSET_TOL_MM = 1e-3
@@ -117,29 +117,6 @@ def _dvh_sequence(ds: Dataset | RawDataset, path: Path,
             "of prescription although DoseUnits is GY); those statistics are ignored, the "
             "histograms are kept.", path, status=Status.WARN))
     return tuple(out)
-
-
-def check_grid_size(path: Path, *, rows: object, columns: object, frames: object) -> None:
-    """Refuse a grid whose Rows x Columns x Frames (or slices) exceeds ``max_voxels``
-    before any pixel is decoded: a header may declare a grid far larger than its
-    pixel data, and a compressed or deflated one can decode to it.
-
-    Raises
-    ------
-    DicomReadError
-        A size that is not a positive integer, or a grid beyond the limit.
-    """
-    sizes = []
-    for name, value in (("Rows", rows), ("Columns", columns), ("NumberOfFrames", frames)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
-                or int(value) < 1:
-            raise DicomReadError(path, f"{name} {value!r} is not a positive integer")
-        sizes.append(int(value))
-    n = sizes[0] * sizes[1] * sizes[2]
-    if n > input_limits().max_voxels:
-        raise DicomReadError(
-            path, f"the grid of {sizes[2]} x {sizes[0]} x {sizes[1]} = {n} voxels exceeds "
-            f"{input_limits().where('max_voxels')}; not decoded")
 
 
 def _slice_positions(ds: Dataset | RawDataset, path: Path, n_frames: int) -> NDArray[np.float64]:
