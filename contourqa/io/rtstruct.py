@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import warnings
-from collections import defaultdict
+from collections import abc, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -180,6 +180,14 @@ def _contour_values(item: Dataset) -> NDArray[np.float64] | None:
     if data is None:
         return None
     return np.asarray([float(v) for v in data], dtype=np.float64)
+
+
+def _one_text(value: object) -> str:
+    """A text element as one string: a backslash in a name (the DICOM value delimiter,
+    not allowed in LO) makes pydicom split it; the parts are joined back as written."""
+    if isinstance(value, abc.Sequence) and not isinstance(value, (str, bytes)):
+        return "\\".join(str(v) for v in value).strip()  # pydicom's MultiValue
+    return str(value or "").strip()
 
 
 def _references(ds: Dataset) -> tuple[list[str], list[str], list[str]]:
@@ -441,7 +449,7 @@ def _read(path: Path, ds: Dataset | RawDataset, *, workers: int = 1) -> Structur
     roi_info: dict[int, tuple[str, str | None]] = {}
     for item in ds.get("StructureSetROISequence", []):
         number = int(item.get("ROINumber", -1))
-        roi_info[number] = (str(item.get("ROIName", "") or f"ROI {number}").strip(),
+        roi_info[number] = (_one_text(item.get("ROIName", "")) or f"ROI {number}",
                             str(item.get("ROIGenerationAlgorithm", "") or "") or None)
         roi_for[number] = uid_of(item, "ReferencedFrameOfReferenceUID")
 
