@@ -23,6 +23,7 @@ __all__ = ["DEFLATED_SYNTAX", "check_grid_size", "check_regular_file", "inflated
 #: one raw deflate stream.
 DEFLATED_SYNTAX = "1.2.840.10008.1.2.1.99"
 _INFLATE_CHUNK = 1 << 20
+_META_HEAD = 1 << 14  # bytes read to find the file meta's end (real ones: < 1 KiB)
 
 # pydicom is imported where a file is read with it, not with this module: its import
 # (~0.1 s) would double the time of a DVH run that reads its files with
@@ -109,8 +110,13 @@ def inflated_size(path: Path) -> int | None:
     from contourqa.io.rawdicom import dataset_offset
 
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
+        head = fh.read(_META_HEAD)
         found = dataset_offset(head)
+        if found is None and DEFLATED_SYNTAX.encode() in head:
+            # deflated, but the file meta does not end within the first bytes (padded
+            # with large elements): its dataset cannot be measured, so it is not read
+            raise DicomReadError(path, "deflated file whose file meta group exceeds "
+                                       f"{_META_HEAD} bytes; not read")
         if found is None or found[1] != DEFLATED_SYNTAX:
             return None
         fh.seek(found[0])

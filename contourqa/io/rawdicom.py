@@ -210,7 +210,7 @@ def dataset_offset(head: bytes) -> tuple[int, str] | None:
         syntax = raw_text(meta.get(0x00020010))
     except (RawFallback, struct.error):
         return None
-    if syntax is None or end >= len(head) and len(head) >= (1 << 16):
+    if syntax is None or end >= len(head):
         return None
     return end, syntax
 
