@@ -406,3 +406,18 @@ def test_limits_are_data_with_a_rationale():
     for key, entry in data.items():
         assert entry["value"] == getattr(limits, key)
         assert len(entry["rationale"]) > 60 and entry["status"] == "D", key
+
+
+def test_an_unexpected_error_outside_a_case_is_one_line_and_exit_2(monkeypatch, capsys):
+    """What no reader or check turned into a finding still ends without a traceback."""
+    import contourqa.inspect as inspect_module
+    from contourqa.cli import main
+
+    def broken(path):  # type: ignore[no-untyped-def]
+        raise TypeError("\x1b[31mboom")
+
+    monkeypatch.setattr(inspect_module, "inspect_path", broken)
+    assert main(["inspect", str(DEMO)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected TypeError: \\x1b[31mboom" in err
+    assert "\x1b" not in err
