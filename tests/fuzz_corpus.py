@@ -25,7 +25,8 @@ names a mutation that can be rebuilt.  Categories:
     spreadsheet formulas, ANSI escapes and other control characters, bidirectional
     overrides, invalid UTF-8 bytes, 10,000 characters.
 ``bytes``
-    Random byte flips in the headers of each file, and a zero file meta group length.
+    Random byte flips in the headers of each file and anywhere in RS and RD, a zero
+    file meta group length, and one whose length pydicom cannot parse.
 
 The node helper's test can feed the same mutated files to the DICOM node
 (``Mutation.mutated`` is the file to send).
@@ -320,6 +321,13 @@ def _byte_flips(b: _Builder, rng: random.Random) -> None:
                 k = rng.randrange(128, min(len(data), 2000))
                 mutated[k] = rng.randrange(256)
             b.case(f"bytes-{target.split('.')[0]}-{n}", "bytes", target, bytes(mutated))
+    for target in ("RS.dcm", "RD.dcm"):  # anywhere: contour data, pixel data, sequences
+        data = (DEMO / target).read_bytes()
+        for n in range(2):
+            mutated = bytearray(data)
+            for _ in range(rng.randint(4, 32)):
+                mutated[rng.randrange(128, len(data))] = rng.randrange(256)
+            b.case(f"bytes-{target.split('.')[0]}-deep-{n}", "bytes", target, bytes(mutated))
     rp = bytearray((DEMO / "RP.dcm").read_bytes())
     at = rp.index(b"\x02\x00\x00\x00UL\x04\x00", 128)
     rp[at + 8:at + 12] = b"\x00\x00\x00\x00"

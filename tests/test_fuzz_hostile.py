@@ -44,7 +44,8 @@ CHECK = (
 CHECK_PDF = ("names-mathtext", "coordinates-nan")
 #: Mutations also run through ``dvh`` (besides every coordinate and RT Dose header one).
 DVH_EXTRA = ("names-ansi", "names-mathtext", "deflate_bomb-rd", "truncation-RS-131",
-             "truncation-RD-300", "bytes-RS-0", "bytes-RD-0")
+             "truncation-RD-300", "bytes-RS-0", "bytes-RD-0", "bytes-RS-deep-0",
+             "bytes-RD-deep-0")
 
 
 def _cap() -> None:
