@@ -64,6 +64,14 @@ def _check_report_paths(args: argparse.Namespace) -> None:
         check_output_path(getattr(args, formatter.name, None), option=f"--{formatter.name}")
 
 
+def _say(text: str) -> None:
+    """One line on standard error, control characters escaped (messages quote ROI
+    names and file contents, which may hold ANSI escape sequences)."""
+    from contourqa.report.text import printable
+
+    print(printable(text), file=sys.stderr)
+
+
 def _metrics(text: str | None) -> tuple[str, ...] | None:
     return tuple(m.strip() for m in text.split(",") if m.strip()) if text else None
 
@@ -85,7 +93,7 @@ def _write_reports(run, args: argparse.Namespace) -> int:  # type: ignore[no-unt
         TerminalFormatter(colour=_colour(args), full_width=not sys.stdout.isatty()).write(
             run.reports, sys.stdout)
     for p in run.problems:
-        print(f"warning: {p.message} ({', '.join(str(f) for f in p.files)})", file=sys.stderr)
+        _say(f"warning: {p.message} ({', '.join(str(f) for f in p.files)})")
     return EXIT_FAIL if run.failed else EXIT_OK
 
 
@@ -142,7 +150,12 @@ class _Progress:
 
     def __call__(self, n: int, total: int, name: str) -> None:
         if self._status is not None:
-            self._status.update(f"[{n + 1}/{total}] loading and checking {name[:60]}")
+            from rich.markup import escape
+
+            from contourqa.report.text import printable
+
+            self._status.update(f"[{n + 1}/{total}] loading and checking "
+                                f"{escape(printable(name[:60]))}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -216,11 +229,13 @@ def cmd_dvh(args: argparse.Namespace) -> int:
         Path(args.json).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
-    for f in result.problems:
-        print(f"{f.status.value}: {f.structure or ''} {f.message}", file=sys.stderr)
+    # What reading the structure set found about the ROIs reported (a contour dropped
+    # for a corrupt coordinate changes their numbers), then what the DVH found.
+    wanted = set(args.roi or [r.name for r in ss.rois])
+    for f in [p for p in ss.problems if p.structure in wanted] + list(result.problems):
+        _say(f"{f.status.value}: {f.structure or ''} {f.message}")
     if args.verbose:
-        print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
-              file=sys.stderr)
+        _say("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()))
     global _fast_exit
     _fast_exit = True
     return EXIT_OK
@@ -258,7 +273,7 @@ def cmd_sectors(args: argparse.Namespace) -> int:
             sector_png(res, Path(args.png) / f"case{n + 1}",
                        ct=case.image.pixels if case.image is not None else None)
         for f in res.findings:
-            print(f"{f.status.value}: {f.code}: {f.message}", file=sys.stderr)
+            _say(f"{f.status.value}: {f.code}: {f.message}")
     text = json.dumps(out, indent=2, allow_nan=False) + "\n"
     if args.json and args.json != "-":
         Path(args.json).write_text(text, encoding="utf-8")
@@ -269,6 +284,7 @@ def cmd_sectors(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from contourqa.inspect import describe, inspect_path
+    from contourqa.report.text import printable
 
     check_output_path(args.json, option="--json")
     summary = inspect_path(args.path)
@@ -281,7 +297,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         else:
             Path(args.json).write_text(text, encoding="utf-8")
     if args.json != "-":
-        sys.stdout.write(describe(summary))
+        sys.stdout.write(printable(describe(summary), keep_newlines=True))
     if not summary.cases:
         print(f"contourqa: {args.path}: no RT Plan, RT Structure Set or RT Dose found; "
               "nothing to check.", file=sys.stderr)
@@ -598,7 +614,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ContourQAError as exc:
         if args.debug:
             raise
-        print(f"contourqa: error: {exc}", file=sys.stderr)
+        _say(f"contourqa: error: {exc}")
+        return EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001
+        # A defect no reader or check turned into a finding: one line, exit 2, never a
+        # traceback (--debug shows it). The check pipeline records such defects per
+        # case; this catches what happens outside a case (discovery, report writing).
+        if args.debug:
+            raise
+        _say(f"contourqa: error: unexpected {type(exc).__name__}: {str(exc)[:500]} "
+             "(a contourqa defect met on this input; run with --debug for the traceback "
+             "and please report it)")
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("contourqa: interrupted", file=sys.stderr)

@@ -38,6 +38,7 @@ from contourqa.findings import Status
 from contourqa.io.discovery import CaseFiles
 from contourqa.parallel import process_pool_context
 from contourqa.report.record import CaseReport
+from contourqa.report.text import printable
 
 __all__ = ["AuditProgress", "AuditResult", "TextProgress", "audit_unit", "options_json",
            "run_audit"]
@@ -136,7 +137,7 @@ class TextProgress:
         eta = "--:--" if p.eta_s is None else _mmss(p.eta_s)
         line = (f"[{p.units_done}/{p.units_total}] {p.cases_per_min:5.1f} cases/min  ETA {eta}  "
                 f"checked {p.n_checked}  skipped {p.n_skipped}  errors {p.n_errors}  "
-                f"{p.label[:40]}")
+                f"{printable(p.label[:40])}")  # a label from the files: no escapes
         if self.tty:
             end = "\n" if final else ""
             self.stream.write(f"\r{line:<120}{end}")

@@ -115,19 +115,24 @@ _ON_DOSE = " (DVHs on the dose grid, where there is one)"
 
 def _candidate_files(root: Path) -> Iterable[tuple[Path, bool]]:
     """Every file under ``root`` and whether it may be DICOM (by name alone)."""
-    if root.is_file():
-        yield root, True
+    if not root.is_dir():
+        yield root, True  # one file named on the command line: read_dataset says what it is
         return
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
+            path = Path(dirpath) / name
+            # Regular files only: opening a FIFO blocks until a writer comes, a device
+            # may never end (a symbolic link to a regular file is followed).
             maybe = not (name.upper() == "DICOMDIR" or name.startswith(".")
-                         or Path(name).suffix.lower() in _SKIP_SUFFIXES)
-            yield Path(dirpath) / name, maybe
+                         or Path(name).suffix.lower() in _SKIP_SUFFIXES) and path.is_file()
+            yield path, maybe
 
 
 def _looks_like_dicom(path: Path) -> bool:
     """Cheap test: 'DICM' at 128, or a plausible little-endian group 0x0002/0x0008 tag."""
+    if not path.is_file():
+        return True  # read_dataset refuses it, naming the file (see _candidate_files)
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)
@@ -210,8 +215,9 @@ def index_folder(root: str | Path) -> DicomIndex:
             continue
         try:
             obj = _index_one(path, ds)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            problems.append(input_problem("unreadable_file", f"malformed header ({exc})", path,
+        except Exception as exc:  # noqa: BLE001 - any defect of one header is that file's finding
+            problems.append(input_problem("unreadable_file", f"malformed header "
+                                          f"({type(exc).__name__}: {exc})", path,
                                           status=Status.WARN))
             continue
         uid = obj.sop_instance_uid

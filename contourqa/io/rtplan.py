@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.limits import input_limits
 
 __all__ = ["Plan", "PrescriptionSource", "read_plan"]
 
@@ -93,6 +94,12 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
     if groups:
         value = groups[0].get("NumberOfFractionsPlanned", None)
         n_fractions = int(value) if value not in (None, "") else None
+        if n_fractions is not None and n_fractions < 1:
+            # 0 or negative: no number of fractions (a division by it would fail)
+            problems.append(input_problem(
+                "malformed_fraction_number", f"NumberOfFractionsPlanned is {n_fractions}; "
+                "ignored.", path))
+            n_fractions = None
         if len(groups) > 1:
             problems.append(input_problem(
                 "several_fraction_groups", f"the plan has {len(groups)} fraction groups; "
@@ -115,6 +122,15 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
             target_doses.append(float(ref.TargetPrescriptionDose))
         if ref.get("DeliveryMaximumDose", None) not in (None, ""):
             max_doses.append(float(ref.DeliveryMaximumDose))
+    # A NaN, infinite or absurd dose is corrupt, not a prescription (limits.toml).
+    dose_limit = input_limits().max_dose_gy
+    sane = [d for d in target_doses + max_doses if 0.0 <= d <= dose_limit]
+    if len(sane) < len(target_doses) + len(max_doses):
+        problems.append(input_problem(
+            "malformed_prescription", "a TargetPrescriptionDose or DeliveryMaximumDose is not "
+            f"a number between 0 and {input_limits().where('max_dose_gy')} Gy; ignored.", path))
+        target_doses = [d for d in target_doses if 0.0 <= d <= dose_limit]
+        max_doses = [d for d in max_doses if 0.0 <= d <= dose_limit]
     if target_doses:
         prescription, source = max(target_doses), PrescriptionSource.TARGET_PRESCRIPTION_DOSE
     elif max_doses:
@@ -130,7 +146,9 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
             key: object = (tuple(round(float(v), 1) for v in point) if point
                            else b.get("ReferencedDoseReferenceNumber", None))
             point_sums[key] = point_sums.get(key, 0.0) + float(b.BeamDose)
-        point_sums = {k: v for k, v in point_sums.items() if v > 0}
+        # a NaN, infinite or absurd beam dose is corrupt, not a prescription (limits.toml)
+        point_sums = {k: v for k, v in point_sums.items()
+                      if 0 < v * n_fractions <= dose_limit}
         candidates += [(PrescriptionSource.BEAM_DOSE_SUM, v * n_fractions)
                        for v in point_sums.values()]
     if prescription is None and point_sums and n_fractions:

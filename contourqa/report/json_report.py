@@ -18,18 +18,18 @@ from typing import Any, ClassVar
 from contourqa import __version__
 from contourqa.report.record import SCHEMA_VERSION, CaseReport
 
-__all__ = ["JsonFormatter", "report_document", "report_schema", "validate_case",
+__all__ = ["JsonFormatter", "json_safe", "report_document", "report_schema", "validate_case",
            "validate_report"]
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities are not JSON: they become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -42,7 +42,7 @@ def report_schema() -> dict[str, Any]:
 def report_document(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The JSON document around case records (``CaseReport.to_json()`` dicts)."""
     return {"schema_version": SCHEMA_VERSION, "contourqa_version": __version__,
-            "cases": [_clean(c) for c in cases]}
+            "cases": [json_safe(c) for c in cases]}
 
 
 def validate_report(obj: dict[str, Any]) -> None:
@@ -69,7 +69,7 @@ class JsonFormatter:
     needs_media: ClassVar[bool] = False
 
     def render(self, reports: Sequence[CaseReport]) -> str:
-        payload = report_document([r.to_json() for r in reports])
+        payload = report_document([json_safe(r.to_json()) for r in reports])
         return json.dumps(payload, indent=2, allow_nan=False) + "\n"
 
     def write(self, reports: Sequence[CaseReport], path: str | Path) -> None:

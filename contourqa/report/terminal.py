@@ -1,6 +1,9 @@
 """Terminal summary: one screen per case, failures and warnings first, then counts.
 
-Drawn with ``rich``; colour only when asked (the CLI asks when standard output is a
+Text from the files (ROI names, IDs, messages that quote them) is passed to ``rich``
+as :class:`~rich.text.Text`, never as markup, with control characters escaped: a name
+holding ``[/]`` or an ANSI escape sequence prints as it reads.  Drawn with ``rich``;
+colour only when asked (the CLI asks when standard output is a
 terminal and ``NO_COLOR`` is unset), plain text when piped.
 """
 
@@ -18,6 +21,7 @@ from rich.text import Text
 from contourqa.findings import Finding, Status
 from contourqa.report.base import sorted_checks
 from contourqa.report.record import CaseReport
+from contourqa.report.text import printable
 
 __all__ = ["TerminalFormatter", "value_vs_limit"]
 
@@ -74,10 +78,11 @@ class TerminalFormatter:
         fx = str(c.n_fractions) if c.n_fractions is not None else "unknown"
         head = Text()
         head.append(f"{r.status.upper():<11}", style=_STYLE.get(r.status, ""))
-        head.append(c.name, style="bold")
+        head.append(printable(c.name), style="bold")
         con.print(head)
-        con.print(f"  patient {c.patient_id or 'unknown'} | plan {c.plan_label or 'none'} | "
-                  f"{rx} in {fx} fractions", overflow="ellipsis", no_wrap=True)
+        con.print(Text(printable(f"  patient {c.patient_id or 'unknown'} | plan "
+                                 f"{c.plan_label or 'none'} | {rx} in {fx} fractions")),
+                  overflow="ellipsis", no_wrap=True)
         shown = [f for f in sorted_checks(r.checks)
                  if f.status not in (Status.PASS, Status.NOT_APPLICABLE)]
         serious = [f for f in shown if f.status in (Status.FAIL, Status.WARN)][: self.max_lines]
@@ -92,15 +97,17 @@ class TerminalFormatter:
                 label = f.status.value.upper()
                 if f.message.startswith("WAIVED"):  # contourqa.rules.apply_profile
                     label += " (waived)"
-                table.add_row(Text(label, style=_STYLE[f.status.value]), f.code,
-                              f.structure or "", value_vs_limit(f), f.source or "")
+                table.add_row(Text(label, style=_STYLE[f.status.value]),
+                              *(Text(printable(t)) for t in (f.code, f.structure or "",
+                                                             value_vs_limit(f), f.source or "")))
             con.print(table)
         rest = [f for f in shown if f.status is Status.NOT_EVALUATED]
         room = max(self.max_lines - len(serious), 0)
         for f in rest[:room]:
             line = Text("  ")
             line.append("NOT_EVALUATED ", style=_STYLE["not_evaluated"])
-            line.append(f"{f.code}{f' [{f.structure}]' if f.structure else ''}: {f.message}")
+            line.append(printable(f"{f.code}{f' [{f.structure}]' if f.structure else ''}: "
+                                  f"{f.message}"))
             con.print(line, overflow="ellipsis", no_wrap=True)
         hidden = len(shown) - len(serious) - min(room, len(rest))
         if hidden > 0:
