@@ -321,7 +321,8 @@ def test_malformed_and_crafted_objects_are_refused_and_node_keeps_serving(
         lines.wait_for(lambda e: e["event"] == "object" and "StudyInstanceUID ''"
                        in e.get("error", ""))
         # still serving
-        ok = subprocess.run([dcmtk("echoscu"), "-aet", "TPS", "127.0.0.1", str(node.port)],
+        ok = subprocess.run([dcmtk("echoscu"), "-aet", "TPS", "-aec", "CONTOURQA", "127.0.0.1",
+                             str(node.port)],
                             capture_output=True, timeout=30)
         assert ok.returncode == 0
     assert [p for p in tmp_path.rglob("escape*")] == [crafted / "escape.dcm"]

@@ -40,7 +40,7 @@ from contourqa.io.discovery import CaseFiles
 from contourqa.report.record import CaseReport
 
 __all__ = ["AuditProgress", "AuditResult", "TextProgress", "audit_unit", "options_json",
-           "run_audit"]
+           "record_from_report", "run_audit"]
 
 #: error kinds that are not a property of the inputs, so a later run retries them
 RETRY_KINDS = frozenset({"crash"})
@@ -253,7 +253,16 @@ def _base(ctx: _RunContext, unit: WorkUnit, key: str, files: CaseFiles | None) -
     return fields
 
 
-def _record_from_report(report: CaseReport, base: dict[str, Any]) -> CaseRecord:
+def record_from_report(report: CaseReport, base: dict[str, Any]) -> CaseRecord:
+    """The audit database row of one checked case.
+
+    Parameters
+    ----------
+    report : CaseReport
+    base : dict
+        The row's identity and provenance columns (``case_key``, ``unit_id``,
+        ``tool_version``, ``options_hash`` ...), as the runner and the node build them.
+    """
     j = report.to_json()
     info = j["case"]
     errors = _input_errors(report)
@@ -348,7 +357,7 @@ def audit_unit(unit: WorkUnit, ctx: _RunContext, known: Mapping[str, str]) -> Un
                     check_s=time.perf_counter() - t1, wall_s=time.perf_counter() - t0))
                 continue
             check_s = time.perf_counter() - t1
-            rec = _record_from_report(report, base)
+            rec = record_from_report(report, base)
             records.append(dataclasses.replace(rec, check_s=check_s,
                                                wall_s=time.perf_counter() - t0))
     return UnitOutcome(unit.unit_id, tuple(records), tuple(unchanged), _peak_rss_mb())
