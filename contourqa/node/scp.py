@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -148,6 +149,10 @@ def _door_server_class(node: DicomNode) -> type:
     from pynetdicom.transport import ThreadedAssociationServer
 
     class _DoorServer(ThreadedAssociationServer):  # type: ignore[misc]
+        # listen() backlog: connections beyond it wait for SYN retries (1 s, 3 s ...)
+        # before the door even sees them
+        request_queue_size = 64
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._pending: dict[str, int] = {}  # admitted, association thread not yet up
             self._door_lock = threading.Lock()
@@ -201,17 +206,20 @@ def _door_server_class(node: DicomNode) -> type:
     return _DoorServer
 
 
-def _drop_partial_object(assoc: Any) -> None:
+def _drop_partial_object(assoc: Any, *, close: bool) -> None:
     """Remove the temporary file of a data set whose association ended mid-transfer.
 
     pynetdicom removes it after the C-STORE handler ran, but an aborted transfer never
-    reaches the handler and its file would stay in the temporary folder."""
+    reaches the handler and its file would stay in the temporary folder.  ``close``
+    only when the connection has closed: the connection's reader thread (the one that
+    signals that) is the one writing to the file."""
     message = getattr(getattr(assoc, "dimse", None), "message", None)
     fh = getattr(message, "_data_set_file", None)
     if fh is None:
         return
     try:
-        # unlinked, not closed: the association's thread may still be writing to it
+        if close:
+            fh.close()
         os.unlink(fh.name)
     except OSError:
         pass
@@ -441,7 +449,7 @@ class DicomNode:
             self._store_done.wait_for(lambda: rec is None or rec.in_flight == 0,
                                       timeout=_END_WAIT_S)
             rec = self._assocs.pop(id(assoc), None)
-        _drop_partial_object(assoc)
+        _drop_partial_object(assoc, close=getattr(event.event, "name", "") == "EVT_CONN_CLOSE")
         if rec is None:
             return
         outcome = "released" if assoc.is_released else "aborted" if assoc.is_aborted else \
@@ -608,8 +616,11 @@ class DicomNode:
                     failures = 0
                 except Exception as exc:  # noqa: BLE001
                     failures += 1
-                    _event("scheduler_error", error=describe_exception(exc), consecutive=failures)
-                    self._stopping.wait(min(0.1 * 2 ** min(failures, 6), 5.0))
+                    _event("scheduler_error", error=describe_exception(exc),
+                           consecutive=failures)
+                    if self._stopping.wait(min(0.1 * 2 ** min(failures, 6), 5.0)) \
+                            and failures > 1:
+                        return  # stopping, and the rounds keep failing: give up
         finally:
             if not self._stopping.is_set():
                 self._scheduler_died.set()
@@ -652,20 +663,22 @@ class DicomNode:
             if not block and not run.future.done():
                 continue
             try:
-                outcome = run.future.result()
-            except cf.process.BrokenProcessPool as exc:
-                assert self._pool is not None
-                self._pool.restart()
-                outcome = StudyOutcome(study, run.due.generation, (), 0.0,
-                                       error=f"the check worker died: {exc}")
-            except Exception as exc:  # noqa: BLE001
-                # a defect of the check (or of one hostile study) ends as that study's
-                # error, never as the scheduler's
-                outcome = StudyOutcome(study, run.due.generation, (), 0.0,
-                                       error=f"the check raised {describe_exception(exc)}")
-            try:
+                try:
+                    outcome = run.future.result()
+                except BrokenProcessPool as exc:
+                    assert self._pool is not None
+                    self._pool.restart()
+                    outcome = StudyOutcome(study, run.due.generation, (), 0.0,
+                                           error=f"the check worker died: {exc}")
+                except Exception as exc:  # noqa: BLE001
+                    # a defect of the check (or of one hostile study) ends as that
+                    # study's error, never as the scheduler's
+                    outcome = StudyOutcome(study, run.due.generation, (), 0.0,
+                                           error=f"the check raised {describe_exception(exc)}")
                 self._finish(run, outcome)
             finally:
+                # collected once, whatever happened: a run left here would be retried
+                # (and fail) on every round
                 with self._sched_lock:
                     del self._running[study]
 
