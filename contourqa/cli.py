@@ -248,7 +248,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     result = run_audit(sources[0], args.db, jobs=args.jobs, options=_check_options(args),
                        scheduler=args.scheduler, force=args.force,
                        progress=None if args.quiet else TextProgress(sys.stderr))
-    print(f"contourqa audit: {result.n_cases} cases in {args.db}: {result.n_checked} checked, "
+    print(f"contourqa audit: {result.n_cases} cases in {result.db_url}: {result.n_checked} checked, "
           f"{result.n_skipped} unchanged, {result.n_errors} errors, {result.elapsed_s:.1f} s"
           + (" (interrupted; run again to resume)" if result.interrupted else ""),
           file=sys.stderr)
@@ -261,7 +261,7 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     if not (args.html or args.csv):
         raise UsageError("audit-report: name --html FILE and/or --csv FILE")
     if "://" not in args.db and not Path(args.db).is_file():
-        raise UsageError(f"{args.db}: no such audit database")
+        raise UsageError(f"{args.db}: no such audit database")  # a path: no password
     s = write_audit_report(args.db, html_path=args.html, csv_path=args.csv, n_worst=args.worst)
     print(f"contourqa audit-report: {s.n_cases} cases ({s.n_error} with errors) -> "
           + ", ".join(p for p in (args.html, args.csv) if p), file=sys.stderr)
