@@ -103,6 +103,7 @@ def test_kill_9_of_an_audit_takes_its_workers_and_the_next_run_marks_it_interrup
         [sys.executable, "-c", "from contourqa.cli import run; run()", "audit",
          str(two_demo_copies), "--db", str(db), "-j", "2", "-q"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    family: set[int] = set()
     try:
         deadline = time.monotonic() + 60
         # the forkserver and two workers (and multiprocessing's resource tracker)
@@ -118,8 +119,8 @@ def test_kill_9_of_an_audit_takes_its_workers_and_the_next_run_marks_it_interrup
         while any(_alive(p) for p in family) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not [p for p in family if _alive(p)], "workers outlived the killed audit"
-    finally:
-        for p in _descendants(proc.pid) | {proc.pid}:
+    finally:  # whatever the outcome, leave no process behind (orphans included)
+        for p in family | _descendants(proc.pid) | {proc.pid}:
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:

@@ -744,3 +744,33 @@ def test_a_dead_scheduler_refuses_objects_and_stops_the_node(
     (obj,) = lines.of("object")
     assert (obj["outcome"], obj["status"]) == ("not_checking", "0xA700")
     assert not [p for p in (tmp_path / "storage").rglob("*.dcm")]
+
+
+def test_listen_limit_flags_reach_the_node_and_defaults_match_the_help() -> None:
+    """The CLI's limit flags reach NodeConfig; absent, NodeConfig's defaults apply and
+    are the ones the help states."""
+    from contourqa.cli import build_parser
+    from contourqa.node import config as node_config
+
+    parser = build_parser()
+    listen = next(a for a in parser._subparsers._group_actions[0].choices.items()  # type: ignore[union-attr]
+                  if a[0] == "listen")[1]
+    helps = {a.dest: a.help for a in listen._actions}
+    assert "(default: 1G)" in helps["max_object"] and node_config.DEFAULT_MAX_OBJECT_BYTES == 1 << 30
+    for dest, value in (("max_associations", node_config.DEFAULT_MAX_ASSOCIATIONS),
+                        ("max_per_address", node_config.DEFAULT_MAX_PER_ADDRESS),
+                        ("acse_timeout", node_config.DEFAULT_ACSE_TIMEOUT_S),
+                        ("network_timeout", node_config.DEFAULT_NETWORK_TIMEOUT_S)):
+        assert f"(default: {value:g})" in helps[dest], dest
+    from contourqa.cli import listen_config
+
+    base = ["listen", "--storage", "/tmp/unused-storage"]
+    default = listen_config(parser.parse_args(base))
+    assert (default.max_object_bytes, default.max_per_address, default.accept_deflated) == (
+        node_config.DEFAULT_MAX_OBJECT_BYTES, node_config.DEFAULT_MAX_PER_ADDRESS, False)
+    given = listen_config(parser.parse_args([
+        *base, "--max-object", "200M", "--max-associations", "5", "--max-per-address", "2",
+        "--acse-timeout", "3", "--network-timeout", "7", "--accept-deflated"]))
+    assert (given.max_object_bytes, given.max_associations, given.max_per_address,
+            given.acse_timeout_s, given.network_timeout_s, given.accept_deflated) == (
+        200 << 20, 5, 2, 3.0, 7.0, True)
