@@ -365,38 +365,47 @@ def audit_unit(unit: WorkUnit, ctx: _RunContext, known: Mapping[str, str]) -> Un
 
 
 # -- executors ---------------------------------------------------------------------------
-#: seconds between a worker's checks that its parent is still there
+#: seconds between a worker's checks that the audit process is still there
 _PARENT_POLL_S = 1.0
 
 
-def _init_worker() -> None:
+def _init_worker(audit_pid: int) -> None:
     """Initializer of every audit worker process.
 
     The main process owns Ctrl-C (it stops submitting and lets running cases finish),
-    so workers ignore SIGINT.  A worker must not outlive its parent (a ``kill -9`` of
-    the audit left them blocked on their pipe forever): on Linux the kernel sends it
-    SIGKILL when its parent dies (``PR_SET_PDEATHSIG``), and everywhere a daemon
-    thread ends it when its parent process changes.
+    so workers ignore SIGINT.  A worker must not outlive the audit (a ``kill -9`` of it
+    left workers blocked on their pipe forever).  Workers are children of
+    multiprocessing's fork server, which itself lives as long as they do (each holds
+    its keep-alive pipe), so the parent-death signal alone does not reach them: a
+    daemon thread ends the worker when the audit process ``audit_pid`` is gone, and
+    when the audit is the direct parent (the ``spawn`` method) the kernel sends
+    SIGKILL at once (Linux ``PR_SET_PDEATHSIG``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
+    if sys.platform.startswith("linux") and os.getppid() == audit_pid:
         import ctypes
 
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
-    if os.getppid() != parent:  # the parent died before the above took effect
-        os._exit(1)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
-                     name="contourqa-parent-watch").start()
+    threading.Thread(target=_exit_with_audit, args=(audit_pid,), daemon=True,
+                     name="contourqa-audit-watch").start()
 
 
-def _exit_with_parent(parent: int) -> None:
-    while os.getppid() == parent:
+def _exit_with_audit(audit_pid: int) -> None:
+    stat = Path(f"/proc/{audit_pid}/stat")
+    while True:
+        try:
+            os.kill(audit_pid, 0)
+        except (ProcessLookupError, PermissionError):  # gone (or its pid reused)
+            os._exit(1)
+        try:  # Linux: killed but not yet reaped by its own parent is gone too
+            if stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                os._exit(1)
+        except (OSError, IndexError):
+            pass
         time.sleep(_PARENT_POLL_S)
-    os._exit(1)
 
 
 class _ProcessExecutor:
@@ -412,7 +421,7 @@ class _ProcessExecutor:
         if method == "forkserver":
             ctx.set_forkserver_preload(["contourqa.audit.runner"])
         return cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
-                                      initializer=_init_worker)
+                                      initializer=_init_worker, initargs=(os.getpid(),))
 
     @property
     def window(self) -> int:

@@ -8,8 +8,18 @@ C-STORE handler validates the UIDs, writes the file atomically
 (or idle) studies to a :class:`~contourqa.node.worker.WorkerPool` and writes the
 reports next to the study.
 
-Every association, object, case and check run is one JSON line on the
-``contourqa.node`` logger.
+The door (limits in :class:`~contourqa.node.config.NodeConfig`): a connection over
+the total or per-address cap is closed as it is accepted; a silent one is closed after
+the ACSE timeout; the called AE title must be the node's and the calling one allowed;
+deflated transfer syntaxes are refused unless configured; objects are streamed to a
+temporary file and an association whose object grows past the size limit is aborted
+as it arrives; a data set whose SOP Class is not its presentation context's is refused.
+
+The scheduler survives what a check raises (the study gets an error outcome); if its
+thread dies all the same, objects are refused and :func:`serve` returns non-zero.
+
+Every connection refused, association, object, case and check run is one JSON line on
+the ``contourqa.node`` logger.
 """
 
 from __future__ import annotations
