@@ -251,8 +251,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     result = run_audit(sources[0], args.db, jobs=args.jobs, options=_check_options(args),
                        scheduler=args.scheduler, force=args.force,
                        progress=None if args.quiet else TextProgress(sys.stderr))
-    print(f"contourqa audit: {result.n_cases} cases in {result.db_url}: {result.n_checked} checked, "
-          f"{result.n_skipped} unchanged, {result.n_errors} errors, {result.elapsed_s:.1f} s"
+    # result.db_url: the database with its password replaced by ***
+    print(f"contourqa audit: {result.n_cases} cases in {result.db_url}: "
+          f"{result.n_checked} checked, {result.n_skipped} unchanged, {result.n_errors} errors, "
+          f"{result.elapsed_s:.1f} s"
           + (" (interrupted; run again to resume)" if result.interrupted else ""),
           file=sys.stderr)
     return 130 if result.interrupted else EXIT_OK

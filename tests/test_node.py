@@ -746,22 +746,25 @@ def test_a_dead_scheduler_refuses_objects_and_stops_the_node(
     assert not [p for p in (tmp_path / "storage").rglob("*.dcm")]
 
 
-def test_listen_limit_flags_reach_the_node_and_defaults_match_the_help() -> None:
+def test_listen_limit_flags_reach_the_node_and_defaults_match_the_help(
+        capsys: pytest.CaptureFixture[str]) -> None:
     """The CLI's limit flags reach NodeConfig; absent, NodeConfig's defaults apply and
     are the ones the help states."""
     from contourqa.cli import build_parser
     from contourqa.node import config as node_config
 
     parser = build_parser()
-    listen = next(a for a in parser._subparsers._group_actions[0].choices.items()  # type: ignore[union-attr]
-                  if a[0] == "listen")[1]
-    helps = {a.dest: a.help for a in listen._actions}
-    assert "(default: 1G)" in helps["max_object"] and node_config.DEFAULT_MAX_OBJECT_BYTES == 1 << 30
-    for dest, value in (("max_associations", node_config.DEFAULT_MAX_ASSOCIATIONS),
-                        ("max_per_address", node_config.DEFAULT_MAX_PER_ADDRESS),
-                        ("acse_timeout", node_config.DEFAULT_ACSE_TIMEOUT_S),
-                        ("network_timeout", node_config.DEFAULT_NETWORK_TIMEOUT_S)):
-        assert f"(default: {value:g})" in helps[dest], dest
+    with pytest.raises(SystemExit):
+        parser.parse_args(["listen", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert node_config.DEFAULT_MAX_OBJECT_BYTES == 1 << 30
+    assert "as it arrives (default: 1G)" in text
+    for flag, value in (("--max-associations", node_config.DEFAULT_MAX_ASSOCIATIONS),
+                        ("--max-per-address", node_config.DEFAULT_MAX_PER_ADDRESS),
+                        ("--acse-timeout", node_config.DEFAULT_ACSE_TIMEOUT_S),
+                        ("--network-timeout", node_config.DEFAULT_NETWORK_TIMEOUT_S)):
+        after = text.split(f"{flag} ", 2)[-1]
+        assert after.split("(default: ", 1)[1].startswith(f"{value:g})"), flag
     from contourqa.cli import listen_config
 
     base = ["listen", "--storage", "/tmp/unused-storage"]
