@@ -66,6 +66,41 @@ def _unreadable(kind: str, exc: ContourQAError, path: Path) -> Finding:
     return input_problem(f"unreadable_{kind}", str(exc), path)
 
 
+def _beam_doses_incomplete(doses: list[DoseGrid], plan: Plan | None) -> str | None:
+    """Why the beam doses do not make up the plan's fraction group, or ``None``.
+
+    Each beam dose must name its beam (ReferencedRTPlanSequence >
+    ReferencedFractionGroupSequence > ReferencedBeamSequence), every beam of the
+    plan's first fraction group must have exactly one dose, and no other dose kind
+    may be mixed in.
+    """
+    kinds = sorted({d.summation_type for d in doses})
+    if kinds != ["BEAM"]:
+        return f"beam doses are mixed with {', '.join(k for k in kinds if k != 'BEAM')} doses"
+    if plan is None or not plan.beam_numbers:
+        return ("the plan's beams are unknown (no RT Plan, or no ReferencedBeamSequence in its "
+                "first fraction group), so the beam doses cannot be shown to be complete")
+    unnamed = [d.paths[0].name for d in doses
+               if not [b for b in d.referenced_beam_numbers if b >= 0]]
+    if unnamed:
+        return f"beam dose(s) {', '.join(unnamed)} name no beam of the plan"
+    counts: dict[int, int] = {}
+    for d in doses:
+        for b in set(d.referenced_beam_numbers):
+            counts[b] = counts.get(b, 0) + 1
+    planned = set(plan.beam_numbers)
+    problems = []
+    if (absent := sorted(planned - set(counts))):
+        problems.append("no dose for " + ", ".join(f"beam {b}" for b in absent)
+                        + f" of the plan's {len(planned)} beams")
+    if (twice := sorted(b for b, k in counts.items() if k > 1)):
+        problems.append("more than one dose for " + ", ".join(f"beam {b}" for b in twice))
+    if (foreign := sorted(set(counts) - planned)):
+        problems.append("doses for " + ", ".join(f"beam {b}" for b in foreign)
+                        + ", which the plan's first fraction group does not list")
+    return "; ".join(problems) or None
+
+
 def _choose_dose(doses: list[DoseGrid], plan: Plan | None, problems: list[Finding]) -> DoseGrid | None:
     """The plan's total dose: a PLAN dose if there is one, else the sum of beam doses,
     scaled by the number of fractions when the grid holds one fraction's dose."""
@@ -85,6 +120,14 @@ def _choose_dose(doses: list[DoseGrid], plan: Plan | None, problems: list[Findin
                 status=Status.WARN))
         dose = plan_doses[0]
     else:
+        if any(d.summation_type == "BEAM" for d in doses):
+            missing = _beam_doses_incomplete(doses, plan)
+            if missing:
+                problems.append(input_problem(
+                    "incomplete_beam_doses", f"{missing}: the beam doses are not summed and "
+                    "dose checks are not evaluated (a partial dose would understate every "
+                    "organ-at-risk dose).", *[d.paths[0] for d in doses]))
+                return None
         try:
             dose = sum_doses(doses) if len(doses) > 1 else doses[0]
         except ContourQAError as exc:

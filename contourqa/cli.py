@@ -73,6 +73,7 @@ def _check_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             constraint_sets=_metrics(args.constraints) or ("auto",),
             constraint_files=tuple(args.constraint_file), prior_courses=tuple(args.prior),
             prior_dose_paths=tuple(args.prior_dose), use_unconfirmed=args.use_unconfirmed,
+            assume_prior_cord_max=args.assume_prior_cord_max,
             cord_compromise=args.cord_compromise, alpha_beta_gy=alpha_beta,
             gtv_dmin_variant=args.gtv_dmin, ptv_coverage_variant=args.ptv_coverage,
             dose_grid_max_spacing_mm=args.dose_grid_max_mm,
@@ -362,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help='prior course, e.g. "30Gy/10fx,cord_max=28Gy,date=2023-05-01"')
         g.add_argument("--prior-dose", action="append", default=[], metavar="RTDOSE",
                        help="prior RTDOSE in the plan's frame of reference, one per --prior")
+        g.add_argument("--assume-prior-cord-max", action="store_true",
+                       help="for a --prior course without cord_max= or --prior-dose, assume "
+                            "a conservative cord maximum (a multiple of its prescription, "
+                            "labelled; see rules/reirradiation.toml); without this the cumulative "
+                            "re-irradiation checks are not evaluated")
         g.add_argument("--use-unconfirmed", action="store_true",
                        help="also evaluate constraints whose source is unconfirmed (labelled U)")
         g.add_argument("--alpha-beta", action="append", default=[], metavar="KEY=GY",
@@ -397,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
         v.add_argument("--vb-involved", type=float, metavar="PERCENT",
                        help="percent of the vertebral body involved by tumour")
         for flag in ("--lytic", "--baseline-vcf", "--deformity"):
-            v.add_argument(flag, action="store_const", const=True, default=None)
+            # --no-<factor> states its absence; unstated stays unknown (VCF not evaluated).
+            v.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
 
     p = sub.add_parser("check", help="check every plan under PATH")
     p.add_argument("path", metavar="PATH")

@@ -24,24 +24,50 @@ def case_dir(tmp_path):
     return tmp_path
 
 
-def _write_scaled_dose(src: Path, dst: Path, *, factor: float, summation: str) -> None:
+def _write_scaled_dose(src: Path, dst: Path, *, factor: float, summation: str,
+                       beam: int | None = None) -> None:
     ds = pydicom.dcmread(src)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.DoseSummationType = summation
     ds.DoseGridScaling = float(ds.DoseGridScaling) * factor
+    if beam is not None:  # ReferencedRTPlanSequence > fraction group 1 > this beam
+        ref, group = pydicom.Dataset(), pydicom.Dataset()
+        ref.ReferencedBeamNumber = beam
+        group.ReferencedFractionGroupNumber = 1
+        group.ReferencedBeamSequence = [ref]
+        ds.ReferencedRTPlanSequence[0].ReferencedFractionGroupSequence = [group]
     ds.save_as(dst, enforce_file_format=True)
 
 
 def test_beam_doses_are_summed(case_dir):
+    # One dose per beam of the plan's fraction group (unequal shares summing to 1).
     reference = read_dose(case_dir / "RD.dcm")
+    plan = pydicom.dcmread(case_dir / "RP.dcm")
+    beams = [int(b.ReferencedBeamNumber)
+             for b in plan.FractionGroupSequence[0].ReferencedBeamSequence]
+    weights = np.arange(1, len(beams) + 1) / np.arange(1, len(beams) + 1).sum()
+    for beam, factor in zip(beams, weights):
+        _write_scaled_dose(case_dir / "RD.dcm", case_dir / f"RD_beam{beam}.dcm",
+                           factor=float(factor), summation="BEAM", beam=beam)
+    (case_dir / "RD.dcm").unlink()
+    (files,) = discover(case_dir)[1]
+    case = load_case(files)
+    np.testing.assert_allclose(case.dose.dose_gy, reference.dose_gy, atol=1e-9)
+    assert "input.summed_doses" in {p.code for p in case.problems}
+
+
+def test_beam_doses_naming_no_beam_are_not_summed(case_dir):
+    # Two BEAM doses that do not say which beams they are: nothing shows that they
+    # make up the plan's seven beams, so no dose (and no dose check) rather than a guess.
     for n, factor in enumerate((0.25, 0.75)):
         _write_scaled_dose(case_dir / "RD.dcm", case_dir / f"RD_beam{n}.dcm", factor=factor,
                            summation="BEAM")
     (case_dir / "RD.dcm").unlink()
     (files,) = discover(case_dir)[1]
     case = load_case(files)
-    np.testing.assert_allclose(case.dose.dose_gy, reference.dose_gy, atol=1e-9)
-    assert "input.summed_doses" in {p.code for p in case.problems}
+    assert case.dose is None
+    (f,) = [p for p in case.problems if p.code == "input.incomplete_beam_doses"]
+    assert "name no beam" in f.message and "RD_beam0.dcm" in f.message
 
 
 def test_fraction_dose_is_scaled_by_the_number_of_fractions(case_dir):

@@ -20,6 +20,9 @@ knowledge-base status.  Finding codes:
 - ``imaging.ct_slice_spacing``, ``imaging.ct_slice_thickness``,
   ``imaging.mr_sequences``, ``imaging.mr_registration``
 - ``dose.grid_resolution``
+- ``dose.relative_scaling`` (a RELATIVE RTDOSE: the assumption and its effect)
+- ``contour.oar_extent`` (an organ-at-risk contour that stops short of where its
+  constraints matter: those constraints are not evaluated)
 """
 
 from __future__ import annotations
@@ -113,4 +116,4 @@ def evaluate_dose_checks(case: Case, roles: RoleTable, dvh_report: DVHReport | N
     out: list[Finding] = []
     for name in options.checks:
         out += CHECK_GROUPS[name](ctx)
-    return out
+    return out + ctx.side_findings()

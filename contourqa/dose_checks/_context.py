@@ -8,6 +8,13 @@ from dataclasses import replace
 
 from contourqa.case import Case
 from contourqa.constraints.library import load_rules
+from contourqa.dose_checks.coverage import (
+    extent_shortfall,
+    grid_bounds_mm,
+    near_target,
+    planes_outside_grid,
+    target_extent_mm,
+)
 from contourqa.dose_checks.options import DoseCheckOptions
 from contourqa.dvh import DVH, DVHMetric, DVHOptions, DVHReport, compute_dvh, metric_band
 from contourqa.errors import ContourQAError, MetricError
@@ -56,6 +63,8 @@ class DoseContext:
         self._dvhs: dict[tuple[str, str | None], DVH] = {}
         self._bands: dict[tuple[str, str | None], dict[str, Band]] = {}
         self._errors: dict[tuple[str, str | None], str] = {}
+        self._oar_problems: dict[str, str | None] = {}
+        self._side_findings: dict[tuple[str, str | None], Finding] = {}
 
     # ---------------------------------------------------------------- plan facts
     @property
@@ -69,6 +78,16 @@ class DoseContext:
     @property
     def has_dose(self) -> bool:
         return self.case.dose is not None and self.case.structure_set is not None
+
+    @property
+    def relative_reference_gy(self) -> float | None:
+        """The dose 1.0 of a RELATIVE RTDOSE was taken to mean (Gy), else ``None``."""
+        dose = self.case.dose
+        return dose.relative_reference_gy if dose is not None else None
+
+    def side_findings(self) -> list[Finding]:
+        """Findings the checks raised on the way (``contour.oar_extent``), once each."""
+        return list(self._side_findings.values())
 
     def rois_with(self, role: Role) -> tuple[RoleAssignment, ...]:
         """ROIs with this role that have closed contours."""
@@ -119,6 +138,108 @@ class DoseContext:
         if not kept:
             raise ContourQAError(f"{roi.name} has no contour within {margin:g} mm of the target")
         return replace(roi, name=f"{roi.name} [target levels +/-{margin:g} mm]", contours=kept)
+
+    # ---------------------------------------------------------------- OAR coverage
+    def _target_extent(self, target_roles: list[str]) -> tuple[tuple[float, float] | None, str]:
+        """z range (mm) of the first target role present, and its name."""
+        for role_name in target_roles:
+            rois = [r for a in self.rois_with(Role(role_name))
+                    if (r := self._roi(a.roi_name)) is not None]
+            extent = target_extent_mm(rois)
+            if extent is not None:
+                return extent, ", ".join(r.name for r in rois)
+        return None, ""
+
+    def oar_problem(self, roi_name: str, role: Role) -> str | None:
+        """Why no constraint on this ROI can be judged from the plan, or ``None``.
+
+        The ROI must reach the margin beyond the target's cranio-caudal extent when
+        its role is listed in ``rules/oar_extent.toml`` (else a ``contour.oar_extent``
+        finding is added), and its part near the target must lie inside the dose
+        grid.  The reason names the part that is missing.
+        """
+        if roi_name not in self._oar_problems:
+            self._oar_problems[roi_name] = (self._extent_problem(roi_name, role)
+                                            or self._dose_coverage_problem(roi_name))
+        return self._oar_problems[roi_name]
+
+    def _extent_problem(self, roi_name: str, role: Role) -> str | None:
+        rule = load_rules("oar_extent")["oar_extent"]
+        roi = self._roi(roi_name)
+        if role.value not in rule["roles"] or roi is None or roi.is_empty:
+            return None
+        margin = float(rule["margin_mm"])
+        source = f"{rule['source']} (status {rule['status']})"
+        extent, targets = self._target_extent(list(rule["target_roles"]))
+        code = "contour.oar_extent"
+        if extent is None:
+            reason = (f"no target ROI ({', '.join(rule['target_roles'])}) shows where "
+                      f"{roi_name} must be contoured (at least {margin:g} mm beyond the "
+                      "target's cranio-caudal extent)")
+            self._side_findings[(code, roi_name)] = Finding(
+                code=code, status=Status.NOT_EVALUATED, structure=roi_name, source=source,
+                message=f"{reason[0].upper()}{reason[1:]}: its constraints are not evaluated.")
+            return f"its cranio-caudal extent cannot be checked: {reason}"
+        short = extent_shortfall(roi, target_z_mm=extent, margin_mm=margin)
+        if short is None:
+            return None
+        where = "below" if short.side == "inferior" else "above"
+        if short.reach_mm >= 0:
+            reach = f"reaches only {fmt(short.reach_mm, 'mm')} {where} the target"
+        else:
+            reach = (f"stops {fmt(-short.reach_mm, 'mm')} short of the target's "
+                     f"{short.side} end")
+        text = (f"{roi_name} {reach} ({targets}: z = {fmt(extent[0])} to {fmt(extent[1])} mm; "
+                f"{roi_name} {short.side} end at z = {fmt(short.roi_end_mm, 'mm')}); its "
+                f"constraints need it contoured at least {margin:g} mm beyond the target's "
+                "cranio-caudal extent")
+        self._side_findings[(code, roi_name)] = Finding(
+            code=code, status=Status.WARN, structure=roi_name, value=short.reach_mm,
+            limit=margin, unit="mm", source=source,
+            message=f"{text}: its dose constraints are not evaluated (the dose of the part "
+                    "contoured is not the organ's).")
+        return f"contour extent too short: {text} (contour.oar_extent)"
+
+    def _dose_coverage_problem(self, roi_name: str) -> str | None:
+        rule = load_rules("oar_extent")["dose_coverage"]
+        dose, roi = self.case.dose, self._roi(roi_name)
+        if dose is None or roi is None or roi.is_empty:
+            return None
+        tol = float(rule["tolerance_cc"])
+        try:
+            whole = self.dvh(roi_name)
+        except ContourQAError:
+            return None  # the metric itself says why
+        if whole.volume_outside_dose_cc <= tol:
+            return None
+        margin = float(rule["margin_mm"])
+        extent, _ = self._target_extent(list(rule["target_roles"]))
+        part, cc = roi, whole.volume_outside_dose_cc
+        where = "and no target ROI shows whether that part matters"
+        if extent is not None:
+            lo, hi = extent[0] - margin, extent[1] + margin
+            sub = near_target(roi, z_range_mm=(lo, hi))
+            if sub is None:
+                return None
+            try:
+                cc = compute_dvh(sub, dose, options=self.dvh_options).volume_outside_dose_cc
+            except (ContourQAError, ValueError) as exc:  # could not tell: no verdict
+                return (f"{fmt(whole.volume_outside_dose_cc, 'cc')} of {roi_name} lies outside "
+                        f"the dose grid and its part near the target cannot be measured ({exc})")
+            if cc <= tol:
+                return None
+            part = sub
+            where = (f"within {margin:g} mm of the target's cranio-caudal extent "
+                     f"(z = {fmt(lo)} to {fmt(hi)} mm)")
+        bounds = grid_bounds_mm(dose.geometry)
+        planes = planes_outside_grid(part, dose.geometry)
+        which = (f"; its contour planes z = {fmt(planes[0])} to {fmt(planes[-1])} mm "
+                 f"({len(planes)}) lie wholly or partly outside it" if planes else
+                 "; the end caps of its planes reach beyond it")
+        return (f"{fmt(cc, 'cc')} of {roi_name} {where} lies outside the dose grid (grid z = "
+                f"{fmt(bounds[2, 0])} to {fmt(bounds[2, 1])} mm, x = {fmt(bounds[0, 0])} to "
+                f"{fmt(bounds[0, 1])} mm, y = {fmt(bounds[1, 0])} to {fmt(bounds[1, 1])} mm)"
+                f"{which}")
 
     def subvolume_description(self, kind: str) -> str:
         rule = load_rules("subvolume")[kind]

@@ -6,6 +6,13 @@ one carries the limit is unsettled).  Point maxima are reported as the true maxi
 and as D0.03cc and D0.035cc, and the set's own definition is the one compared,
 except where that definition is unconfirmed (U): then the true maximum, the
 stricter value, is compared unless ``use_unconfirmed`` is set.
+
+A constraint is judged only when its ROI is contoured where it matters and has dose
+there (:meth:`DoseContext.oar_problem`, thresholds in ``rules/oar_extent.toml``);
+otherwise it is not evaluated, except that a maximum-type value already over its
+upper limit on the part that is there is a failure (a lower bound).  With a RELATIVE
+dose grid, ``dose.relative_scaling`` states the scaling assumption and the reference
+dose at which each absolute verdict would change.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from collections import defaultdict
 
 from contourqa.constraints.model import Constraint, ConstraintSet
 from contourqa.dose_checks._context import DoseContext, fmt, not_evaluated
-from contourqa.dvh import DVHMetric
+from contourqa.dvh import DVHMetric, MetricKind
 from contourqa.errors import ContourQAError
 from contourqa.findings import Finding, Status
 from contourqa.radiobiology import Course, eqd2_gy
@@ -104,14 +111,26 @@ def _evaluate_one(ctx: DoseContext, cset: ConstraintSet, c: Constraint, roi: str
     where = f"{roi} ({role.value})"
     if c.subvolume:
         where += f", {ctx.subvolume_description(c.subvolume)}"
+    problem = ctx.oar_problem(roi, role)
     try:
         limit, caution = c.limit_in_unit(ctx.prescription_gy)
         value = ctx.metric(roi, metric, c.subvolume)
     except (ContourQAError, ValueError) as exc:
-        return not_evaluated(code, f"{where}: {metric} not evaluated: {exc}.", structure=roi,
-                             source=_source(cset, c))
-    band = ctx.band(roi, metric, c.subvolume)
+        return not_evaluated(code, f"{where}: {metric} not evaluated: {problem or exc}.",
+                             structure=roi, source=_source(cset, c))
     holds = c.comparison.holds(value, limit)
+    if problem is not None:
+        if holds or not _lower_bound(c, metric):
+            return not_evaluated(code, f"{where}: {metric} not evaluated: {problem}.",
+                                 structure=roi, source=_source(cset, c))
+        return Finding(
+            code=code, status=Status.FAIL if c.severity == "fail" else Status.WARN,
+            structure=roi, value=value, limit=limit, unit=c.unit, source=_source(cset, c),
+            message=(f"{where}: {metric} is at least {fmt(value, c.unit)}, against "
+                     f"{c.comparison.value} {fmt(limit, c.unit)} for {n} fx: limit not met. "
+                     "The value is a lower bound, from the part with dose and contours only "
+                     f"({problem}): the missing part can only raise it."))
+    band = ctx.band(roi, metric, c.subvolume)
     band_holds = band is None or all(c.comparison.holds(b, limit) for b in band)
     in_caution = caution is not None and not c.comparison.holds(value, caution) \
         and value != caution
@@ -138,11 +157,64 @@ def _evaluate_one(ctx: DoseContext, cset: ConstraintSet, c: Constraint, roi: str
         msg.append(f"({c.note}.)")
     if c.status == "U":
         msg.append("UNCONFIRMED constraint (knowledge-base status U), evaluated on request.")
+    if ctx.relative_reference_gy is not None and _absolute(c, metric):
+        msg.append(f"Dose from a RELATIVE RTDOSE, 1.0 ASSUMED to be "
+                   f"{fmt(ctx.relative_reference_gy, 'Gy')} (see dose.relative_scaling).")
     return Finding(code=code, status=status, message=" ".join(msg), structure=roi, value=value,
                    limit=limit, unit=unit, source=_source(cset, c))
 
 
-def _evaluate_set(ctx: DoseContext, cset: ConstraintSet) -> list[Finding]:
+def _lower_bound(c: Constraint, metric: DVHMetric) -> bool:
+    """Whether the metric on part of the organ is a lower bound of its value on the
+    whole, so that exceeding an upper limit there is a valid failure."""
+    return c.comparison.is_upper and not c.subvolume and metric.kind in (
+        MetricKind.DMAX, MetricKind.DOSE_AT_CC, MetricKind.VOLUME_CC_AT_GY)
+
+
+def _absolute(c: Constraint, metric: DVHMetric) -> bool:
+    """Whether the result depends on the absolute dose scale (not a share of the
+    prescription compared with a share of it)."""
+    return not (c.of_prescription or metric.needs_prescription)
+
+
+def _relative_scaling(ctx: DoseContext, absolute: list[tuple[Finding, Constraint]]
+                      ) -> list[Finding]:
+    """One finding stating the RELATIVE-dose assumption and, for each absolute dose
+    constraint evaluated, the reference dose at which its verdict would change."""
+    ref = ctx.relative_reference_gy
+    if ref is None:
+        return []
+    lines = []
+    for f, c in absolute:
+        if f.value is None or f.limit is None or f.status is Status.NOT_EVALUATED:
+            continue
+        head = (f"{f.code} {f.structure}: {fmt(f.value, f.unit or '')} vs "
+                f"{c.comparison.value} {fmt(f.limit, f.unit or '')} ({f.status.value})")
+        if f.unit != "Gy" or not f.value > 0:
+            lines.append(f"{head}, a volume at an absolute dose level: it moves with the "
+                         "reference too")
+            continue
+        k = f.limit / f.value
+        holds = c.comparison.holds(f.value, f.limit)
+        changes = "above" if holds == c.comparison.is_upper else "below"
+        lines.append(f"{head}: the verdict changes if the reference is {changes} {k:.2f} x "
+                     f"{fmt(ref, 'Gy')} = {fmt(k * ref, 'Gy')}")
+    text = "; ".join(lines) if lines else "no absolute dose constraint was evaluated"
+    return [Finding(
+        code="dose.relative_scaling", status=Status.WARN, value=ref, unit="Gy",
+        source="DICOM PS3.3 C.8.8.3 (DoseUnits RELATIVE: relative to an implicit reference)",
+        message=(f"The dose grid is RELATIVE and was scaled with 1.0 = {fmt(ref, 'Gy')} (the "
+                 "prescription): an ASSUMPTION every absolute dose constraint rests on. A "
+                 "true reference k times this one multiplies every dose by k. Effect: "
+                 f"{text}. Limits in percent of the prescription are not affected; the "
+                 "GTV Dmin criterion and the re-irradiation EQD2 rest on the assumption "
+                 "too."))]
+
+
+def _evaluate_set(ctx: DoseContext, cset: ConstraintSet,
+                  absolute: list[tuple[Finding, Constraint]]) -> list[Finding]:
+    """The findings of one set; those of absolute-dose constraints are also appended to
+    ``absolute`` with their constraint."""
     n = ctx.n_fractions
     assert n is not None
     out: list[Finding] = []
@@ -187,7 +259,12 @@ def _evaluate_set(ctx: DoseContext, cset: ConstraintSet) -> list[Finding]:
                 f"({c.metric} {c.comparison.value} {c.limit:g}) not evaluated.",
                 source=_source(cset, c)))
             continue
-        out += [_evaluate_one(ctx, cset, c, name, role) for name, role in rois]
+        for name, role in rois:
+            f = _evaluate_one(ctx, cset, c, name, role)
+            metric, _ = resolve_metric(c, cset, use_unconfirmed=ctx.options.use_unconfirmed)
+            if _absolute(c, metric):
+                absolute.append((f, c))
+            out.append(f)
     return out
 
 
@@ -205,6 +282,7 @@ def evaluate_constraint_sets(ctx: DoseContext, sets: tuple[ConstraintSet, ...]) 
         return [not_evaluated("dose.constraints", f"No dose grid or structure set: constraint "
                               f"sets {names} not evaluated.")]
     out: list[Finding] = []
+    absolute: list[tuple[Finding, Constraint]] = []
     for cset in sets:
-        out += _evaluate_set(ctx, cset)
-    return out
+        out += _evaluate_set(ctx, cset, absolute)
+    return out + _relative_scaling(ctx, absolute)

@@ -86,6 +86,11 @@ class DoseCheckOptions:
         RTDOSE files of prior courses in the plan's frame of reference, one per
         entry of ``prior_courses`` (same order): the prior cord/thecal-sac maximum is
         read from them.
+    assume_prior_cord_max : bool
+        When a prior course states no ``cord_max`` and has no RTDOSE, assume its cord
+        Pmax was the labelled conservative multiple of its prescription in
+        ``rules/reirradiation.toml`` (``prior_pmax_assumption``, status D).  Off by
+        default: the cumulative re-irradiation rules are then not evaluated.
     cord_compromise : bool
         Use the "cord compromise" row of the Redmond 2017 table.
     alpha_beta_gy : mapping of str to float
@@ -113,6 +118,7 @@ class DoseCheckOptions:
     use_unconfirmed: bool = False
     prior_courses: tuple[Course, ...] = ()
     prior_dose_paths: tuple[Path, ...] = ()
+    assume_prior_cord_max: bool = False
     cord_compromise: bool = False
     alpha_beta_gy: Mapping[str, float] = field(default_factory=dict)
     gtv_dmin_variant: str = "review"

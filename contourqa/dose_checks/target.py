@@ -1,7 +1,9 @@
 """Target dose: GTV Dmin/D98/D95 (local-control predictors) and PTV coverage.
 
 Knowledge base 0.4, 0.6 and 5.  Missing coverage is a warning, never a failure:
-normal-tissue constraints take priority over target coverage (review 0.4).
+normal-tissue constraints take priority over target coverage (review 0.4).  A target
+partly outside the dose grid gets a verdict only where the missing part cannot change
+it (GTV Dmin below its threshold; PTV coverage with both bounds on one side).
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ def gtv_dmin_threshold_gy(variant: dict[str, Any], *, n_fractions: int,
     total = total_dose_for_bed_gy(bed_gy=bed, n_fractions=n_fractions, alpha_beta_gy=alpha_beta_gy)
     return total, (f"{base_gy:g} Gy/{base_n} fx converted at equal BED ({fmt(bed, 'Gy')}, tumour "
                    f"alpha/beta {alpha_beta_gy:g} Gy) to {fmt(total, 'Gy')} in {n_fractions} fx")
+
+
+def _outside_cc(ctx: DoseContext, roi_name: str) -> str:
+    """``"<x> cc"`` of the ROI outside the dose grid (beyond the tolerance of
+    ``rules/oar_extent.toml``), or ``""``."""
+    tol = float(load_rules("oar_extent")["dose_coverage"]["tolerance_cc"])
+    try:
+        cc = ctx.dvh(roi_name).volume_outside_dose_cc
+    except ContourQAError:
+        return ""
+    return fmt(cc, "cc") if cc > tol else ""
 
 
 def _gtv(ctx: DoseContext) -> list[Finding]:
@@ -97,6 +110,17 @@ def _gtv(ctx: DoseContext) -> list[Finding]:
             how += f" (alpha/beta from {ab_from})"
         comparison = Comparison(variant["comparison"])
         band = ctx.band(a.roi_name, DVHMetric.parse("Dmin"))
+        outside = _outside_cc(ctx, a.roi_name)
+        if outside and comparison.holds(dmin, threshold):
+            # The part outside the grid may hold a lower minimum: only "below" is certain.
+            out.append(Finding(
+                code="dose.gtv_dmin", status=Status.NOT_EVALUATED, structure=a.roi_name,
+                value=dmin, limit=threshold, unit="Gy", source=source,
+                message=(f"{a.roi_name}: {outside} lies outside the dose grid; Dmin "
+                         f"{fmt(dmin, 'Gy')} of the part inside is only an upper bound, so "
+                         f"{comparison.value} {fmt(threshold, 'Gy')} ({how}) is not evaluated. "
+                         f"{summary}.")))
+            continue
         if not comparison.holds(dmin, threshold):
             status, verdict = Status.WARN, "below the threshold associated with local control"
         elif band is not None and not all(comparison.holds(b, threshold) for b in band):
@@ -142,6 +166,23 @@ def _ptv(ctx: DoseContext) -> list[Finding]:
             out.append(not_evaluated("dose.ptv_coverage", f"{a.roi_name}: coverage not "
                                      f"evaluated: {exc}.", structure=a.roi_name, source=source))
             continue
+        outside = _outside_cc(ctx, a.roi_name)
+        if outside:
+            # Coverage of the whole lies between "nothing outside is covered" and
+            # "everything outside is"; a verdict only when both bounds agree.
+            covered, total = dvh.volume_at_dose_cc(rx), dvh.volume_cc
+            low = 100.0 * covered / total
+            high = 100.0 * (covered + dvh.volume_outside_dose_cc) / total
+            if comparison.holds(low, limit) != comparison.holds(high, limit):
+                out.append(Finding(
+                    code="dose.ptv_coverage", status=Status.NOT_EVALUATED, structure=a.roi_name,
+                    value=cov, limit=limit, unit="%", source=source,
+                    message=(f"{a.roi_name}: {outside} lies outside the dose grid; coverage by "
+                             f"the prescription {fmt(rx, 'Gy')} is between {fmt(low, '%')} and "
+                             f"{fmt(high, '%')} of the volume, on both sides of "
+                             f"{comparison.value} {limit:g}%: not evaluated.")))
+                continue
+            cov = low
         ok = comparison.holds(cov, limit)
         status = Status.PASS if ok else Status.WARN
         note = ""

@@ -18,12 +18,14 @@ __all__ = ["evaluate_vcf"]
 
 
 def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
-    """One ``vcf.risk`` finding: WARN with reasons when any factor is present."""
+    """One ``vcf.risk`` finding: WARN with reasons when any factor is present; PASS only
+    when every factor is known and absent, else NOT_EVALUATED naming the unknown ones."""
     rules = load_rules("vcf")
     p = ctx.options.patient
     reasons: list[str] = []
     unknown: list[str] = []
-    absent: list[str] = []   # factors known absent whose source is worth showing
+    absent: list[str] = []   # factors known absent, with their source
+    below: list[str] = []    # numeric factors known and under their threshold
     sources: list[str] = []
     dpf = None
     if ctx.prescription_gy is not None and ctx.n_fractions:
@@ -49,6 +51,8 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
             reasons.append(f"{label} {fmt(value, unit)} {r['comparison']} "
                            f"{fmt(float(r[limit_key]), unit)}{origin(field)}")
             sources.append(r["source"])
+        else:
+            below.append(f"{label} {fmt(value, unit)}{origin(field)}")
 
     numeric(p.vertebral_body_involved_percent, "vertebral_body_involved_percent",
             "vertebral_body_involved", "min_percent", "vertebral body involved", "%")
@@ -63,7 +67,7 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
             sources.append(rules[key]["source"])
             if key == "lytic" and key in p.evidence:  # measured: cite the derived thresholds
                 sources.append(rules["gtv_density"]["source"])
-        elif key in p.evidence:
+        else:
             absent.append(f"{label}{origin(key)}")
     sins = rules["sins"]
     if p.sins_total is not None:
@@ -78,17 +82,29 @@ def evaluate_vcf(ctx: DoseContext) -> list[Finding]:
                            "surgical consultation warranted")
             sources.append(sins["source"])
     tail = f" Not known: {', '.join(unknown)}." if unknown else ""
+    if below:
+        tail = f" Below threshold: {', '.join(below)}.{tail}"
     if absent:
         tail = f" Absent: {', '.join(absent)}.{tail}"
     if reasons:
         return [Finding(code="vcf.risk", status=Status.WARN, value=dpf, unit="Gy",
                         message=f"VCF risk factors present: {'; '.join(reasons)}.{tail}",
                         source="; ".join(dict.fromkeys(sources)))]
-    if dpf is None:
-        return [Finding(code="vcf.risk", status=Status.NOT_EVALUATED,
-                        message=f"VCF risk not evaluated: no risk factor known.{tail}",
+    if unknown:
+        # Absent among the known factors says nothing about the unknown ones: no pass.
+        known = f" (dose per fraction {fmt(dpf, 'Gy')})" if dpf is not None else ""
+        return [Finding(code="vcf.risk", status=Status.NOT_EVALUATED, value=dpf,
+                        unit="Gy" if dpf is not None else None,
+                        message=(f"VCF risk not evaluated: no risk factor present among those "
+                                 f"known{known}, but {len(unknown)} factor(s) are unknown.{tail}"
+                                 " State them to evaluate it (command line: --age, "
+                                 "--vb-involved, --[no-]lytic, --[no-]baseline-vcf, "
+                                 "--[no-]deformity)."),
                         source=rule["source"])]
     return [Finding(code="vcf.risk", status=Status.PASS, value=dpf, unit="Gy",
-                    message=(f"No VCF risk factor present among those known (dose per fraction "
-                             f"{fmt(dpf, 'Gy')}).{tail}"),
-                    source=rule["source"])]
+                    message=(f"No VCF risk factor present; every factor is known (dose per "
+                             f"fraction {fmt(dpf, 'Gy')}).{tail}"),
+                    source="; ".join(dict.fromkeys(
+                        [rule["source"]] + [rules[k]["source"] for k in
+                                            ("vertebral_body_involved", "age", "lytic",
+                                             "baseline_vcf", "deformity")])))]

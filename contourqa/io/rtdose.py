@@ -57,6 +57,10 @@ class DoseGrid:
     dose_type : str
         DoseType (``PHYSICAL``, ``EFFECTIVE``, ``ERROR``).
     referenced_plan_uids : tuple of str
+    relative_reference_gy : float or None
+        Set when the file's DoseUnits is ``RELATIVE``: the dose (Gy) its value 1.0 was
+        taken to mean (the prescription given to :func:`read_dose`); ``None`` for a
+        dose in Gy.  Every absolute dose read from the grid rests on that assumption.
     """
 
     paths: tuple[Path, ...]
@@ -70,6 +74,7 @@ class DoseGrid:
     referenced_beam_numbers: tuple[int, ...] = ()
     planning_system_dvhs: tuple[PlanningSystemDVH, ...] = ()
     problems: tuple[Finding, ...] = field(default=())
+    relative_reference_gy: float | None = None
 
     @property
     def max_gy(self) -> float:
@@ -212,6 +217,17 @@ def _read_dose(path: Path, ds: Dataset | RawDataset, *,
         slice_spacing_mm=step, shape=(n_frames, int(ds.Rows), int(ds.Columns)))
     dose.flags.writeable = False
     problems: list[Finding] = []
+    reference = None
+    if units == "RELATIVE":
+        reference = float(prescription_gy)  # type: ignore[arg-type]
+        problems.append(input_problem(
+            "relative_dose_scaled",
+            f"DoseUnits is RELATIVE: the grid was multiplied by {reference:g} Gy, assuming that "
+            "1.0 means the prescription (PS3.3 C.8.8.3 leaves the reference implicit). Every "
+            "absolute dose read from it (organ-at-risk maxima, V<x>Gy, GTV Dmin, "
+            "re-irradiation EQD2) scales with this assumption: were 1.0 another dose, each "
+            "would be off by the same factor; limits in percent of the prescription are not "
+            "affected.", path, status=Status.WARN))
     dvhs = _dvh_sequence(ds, path, problems)
     plans = tuple(u for item in ds.get("ReferencedRTPlanSequence", [])
                   if (u := uid_of(item, "ReferencedSOPInstanceUID")))
@@ -225,7 +241,8 @@ def _read_dose(path: Path, ds: Dataset | RawDataset, *,
         frame_of_reference_uid=uid_of(ds, "FrameOfReferenceUID"), geometry=geometry,
         dose_gy=dose, summation_type=str(ds.get("DoseSummationType", "PLAN")).upper(),
         dose_type=str(ds.get("DoseType", "PHYSICAL")).upper(), referenced_plan_uids=plans,
-        referenced_beam_numbers=tuple(beams), planning_system_dvhs=dvhs, problems=tuple(problems))
+        referenced_beam_numbers=tuple(beams), planning_system_dvhs=dvhs, problems=tuple(problems),
+        relative_reference_gy=reference)
 
 
 def sum_doses(doses: list[DoseGrid]) -> DoseGrid:
@@ -257,4 +274,6 @@ def sum_doses(doses: list[DoseGrid]) -> DoseGrid:
         dose_type=first.dose_type,
         referenced_plan_uids=tuple(dict.fromkeys(u for d in doses for u in d.referenced_plan_uids)),
         referenced_beam_numbers=tuple(b for d in doses for b in d.referenced_beam_numbers),
-        planning_system_dvhs=())
+        planning_system_dvhs=(),
+        relative_reference_gy=next((d.relative_reference_gy for d in doses
+                                    if d.relative_reference_gy is not None), None))

@@ -34,7 +34,9 @@ class Plan:
     """The parts of an RT Plan contourqa uses.
 
     ``prescription_gy`` is the total prescribed dose over all fractions (Gy);
-    ``prescription_source`` says which attribute gave it.
+    ``prescription_source`` says which attribute gave it.  ``beam_numbers`` are the
+    beams of the first fraction group (ReferencedBeamSequence.ReferencedBeamNumber),
+    against which beam doses are checked before they are summed.
     """
 
     path: Path
@@ -50,6 +52,7 @@ class Plan:
     referenced_structure_set_uid: str | None
     plan_date: str | None = None
     target_names: tuple[str, ...] = ()
+    beam_numbers: tuple[int, ...] = ()
     problems: tuple[Finding, ...] = field(default=())
 
     @property
@@ -125,6 +128,11 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
             "prescription_fallback", f"prescription {prescription:.2f} Gy taken from "
             f"{source.value}, not from TargetPrescriptionDose.", path, status=Status.WARN))
 
+    beams: list[int] = []
+    for b in (groups[0].get("ReferencedBeamSequence", []) if groups else []):
+        number = b.get("ReferencedBeamNumber", None)
+        if number not in (None, ""):
+            beams.append(int(number))
     refs = [uid_of(item, "ReferencedSOPInstanceUID")
             for item in ds.get("ReferencedStructureSetSequence", [])]
     return Plan(
@@ -137,4 +145,4 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
         n_fractions=n_fractions, prescription_gy=prescription, prescription_source=source,
         referenced_structure_set_uid=next((r for r in refs if r), None),
         plan_date=str(ds.get("RTPlanDate", "") or "") or None,
-        target_names=tuple(targets), problems=tuple(problems))
+        target_names=tuple(targets), beam_numbers=tuple(beams), problems=tuple(problems))
