@@ -511,7 +511,7 @@ class DicomNode:
     def _store(self, event: Any, fields: dict[str, Any]) -> tuple[int, str]:
         from pydicom import dcmread
 
-        from contourqa.io.discovery import _index_one
+        from contourqa.io.discovery import index_object
 
         request_uid = str(event.request.AffectedSOPInstanceUID or "")
         request_class = str(event.request.AffectedSOPClassUID or "")
@@ -547,7 +547,7 @@ class DicomNode:
                                    f"{request_class}) differs from the negotiated {negotiated}")
                 return _UID_MISMATCH, "refused"
             path = self.store.path_for(study, series, sop)
-            obj = _index_one(path, ds)
+            obj = index_object(path, ds)
             data = None if source is not None else event.encoded_dataset(include_meta=True)
         except InvalidUIDError as exc:
             fields["error"] = str(exc)
