@@ -10,9 +10,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from contourqa.errors import ContourQAError, require
+
+if TYPE_CHECKING:
+    from contourqa.node import NodeConfig
 
 
 class UsageError(ContourQAError, ValueError):
@@ -336,8 +339,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     result = run_audit(sources[0], args.db, jobs=args.jobs, options=_check_options(args),
                        scheduler=args.scheduler, force=args.force,
                        progress=None if args.quiet else TextProgress(sys.stderr))
-    print(f"contourqa audit: {result.n_cases} cases in {args.db}: {result.n_checked} checked, "
-          f"{result.n_skipped} unchanged, {result.n_errors} errors, {result.elapsed_s:.1f} s"
+    # result.db_url: the database with its password replaced by ***
+    print(f"contourqa audit: {result.n_cases} cases in {result.db_url}: "
+          f"{result.n_checked} checked, {result.n_skipped} unchanged, {result.n_errors} errors, "
+          f"{result.elapsed_s:.1f} s"
           + (" (interrupted; run again to resume)" if result.interrupted else ""),
           file=sys.stderr)
     if result.interrupted:
@@ -356,7 +361,7 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     if not (args.html or args.csv):
         raise UsageError("audit-report: name --html FILE and/or --csv FILE")
     if "://" not in args.db and not Path(args.db).is_file():
-        raise UsageError(f"{args.db}: no such audit database")
+        raise UsageError(f"{args.db}: no such audit database")  # a path: no password
     check_output_path(args.html, option="--html")
     check_output_path(args.csv, option="--csv")
     s = write_audit_report(args.db, html_path=args.html, csv_path=args.csv, n_worst=args.worst)
@@ -365,12 +370,19 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_listen(args: argparse.Namespace) -> int:
-    from contourqa.node import AllowedPeer, Destination, NodeConfig, parse_size, serve
+def listen_config(args: argparse.Namespace) -> NodeConfig:
+    """The :class:`~contourqa.node.NodeConfig` of ``contourqa listen``'s arguments.
 
-    check_output_path(args.storage, option="--storage", directory=True)
-    require("pynetdicom", extra="node", feature="contourqa listen")
-    config = NodeConfig(
+    A limit flag left out takes NodeConfig's documented default."""
+    from contourqa.node import AllowedPeer, Destination, NodeConfig, parse_size
+
+    limits: dict[str, Any] = {k: v for k, v in (
+        ("max_object_bytes", parse_size(args.max_object) if args.max_object else None),
+        ("max_associations", args.max_associations),
+        ("max_per_address", args.max_per_address),
+        ("acse_timeout_s", args.acse_timeout),
+        ("network_timeout_s", args.network_timeout)) if v is not None}
+    return NodeConfig(
         storage_dir=Path(args.storage), ae_title=args.ae_title, host=args.host, port=args.port,
         allowed=tuple(AllowedPeer.parse(a) for a in (_metrics(args.allow) or ())),
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
@@ -378,7 +390,15 @@ def cmd_listen(args: argparse.Namespace) -> int:
         idle_s=args.idle, report_formats=_metrics(args.formats) or (), jobs=args.jobs,
         audit_db=args.db, check_options=_check_options(args),
         destination=Destination.parse(args.send_to, document=args.send_as)
-        if args.send_to else None)
+        if args.send_to else None, accept_deflated=args.accept_deflated, **limits)
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from contourqa.node import serve
+
+    check_output_path(args.storage, option="--storage", directory=True)
+    require("pynetdicom", extra="node", feature="contourqa listen")
+    config = listen_config(args)
     import logging
 
     handler = logging.StreamHandler(sys.stderr)
@@ -564,6 +584,24 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     n.add_argument("--tls-ca", metavar="PEM", help="require client certificates from this CA")
     n.add_argument("--max-storage", metavar="SIZE", help="refuse objects beyond, e.g. 20G")
+    # Defaults of the limits: NodeConfig's (contourqa/node/config.py), applied when a
+    # flag is absent; the help repeats them.
+    n.add_argument("--max-object", metavar="SIZE",
+                   help="abort an association whose object grows past this as it arrives "
+                        "(default: 1G)")
+    n.add_argument("--max-associations", type=int, metavar="N",
+                   help="connections open at once, in all (default: 32)")
+    n.add_argument("--max-per-address", type=int, metavar="N",
+                   help="connections open at once from one IP address; more are closed "
+                        "on accept (default: 8)")
+    n.add_argument("--acse-timeout", type=float, metavar="SECONDS",
+                   help="close a connection that sends no association request within this "
+                        "(default: 10)")
+    n.add_argument("--network-timeout", type=float, metavar="SECONDS",
+                   help="abort an association silent this long (default: 30)")
+    n.add_argument("--accept-deflated", action="store_true",
+                   help="also accept the deflated transfer syntaxes (off: a small deflated "
+                        "object can inflate to gigabytes)")
     n.add_argument("--idle", type=float, default=60.0, metavar="SECONDS",
                    help="check an incomplete study this long after its last object "
                         "(default: %(default)s)")

@@ -250,8 +250,10 @@ def test_schema_migrates_and_refuses_newer(tmp_path: Path) -> None:
     assert d.schema_version == 1
     d.close()
     with AuditDatabase(db) as d:
-        assert d.schema_version == SCHEMA_VERSION == 3
+        assert d.schema_version == SCHEMA_VERSION == 4
         assert d.execute("SELECT COUNT(*) FROM reports") == [(0,)]
+        assert d.execute("SELECT host, pid FROM runs") == []  # version 4's columns
+        assert d.execute("SELECT COUNT(n_not_applicable) FROM cases") == [(0,)]  # version 3
         d.execute("UPDATE schema_meta SET value = '99' WHERE key = 'schema_version'")
         d.commit()
     with pytest.raises(AuditDatabaseError, match="newer contourqa"):

@@ -25,7 +25,8 @@ from contourqa.errors import DicomReadError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.io._read import read_dataset, uid_of
 
-__all__ = ["IndexedObject", "DicomIndex", "CaseFiles", "index_folder", "find_cases", "discover"]
+__all__ = ["IndexedObject", "DicomIndex", "CaseFiles", "index_folder", "find_cases", "discover",
+           "index_object"]
 
 _IMAGE_MODALITIES = {"CT", "MR", "PT"}
 _HEADER_TAGS = [
@@ -400,3 +401,17 @@ def discover(root: str | Path) -> tuple[DicomIndex, list[CaseFiles]]:
     """Index ``root`` and group it into cases."""
     index = index_folder(root)
     return index, find_cases(index)
+
+
+def index_object(path: Path, ds: Dataset) -> IndexedObject:
+    """The index entry of one data set already read (the DICOM node indexes what it
+    receives, before writing it to ``path``).
+
+    Parameters
+    ----------
+    path : Path
+        Where the object is (or will be) stored.
+    ds : pydicom.Dataset
+        Its header; pixel data is not needed.
+    """
+    return _index_one(path, ds)
