@@ -43,19 +43,13 @@ PathLike = str | Path
 def _options(*, mode: Mode, constraints: str | Sequence[str], prescription_gy: float | None,
              level: str | None, metrics: Sequence[str] | None, roles: PathLike | None,
              keep_media: bool) -> CheckOptions:
-    from contourqa.dose_checks import DoseCheckOptions, selected_sets
-    from contourqa.structures import load_mapping
+    from contourqa.options import build_check_options
 
     if mode not in ("full", "contours"):
         raise ValueError(f'Argument "mode" must be "full" or "contours", not {mode!r}.')
-    sets = (constraints,) if isinstance(constraints, str) else tuple(constraints)
-    dose = DoseCheckOptions(constraint_sets=sets)
-    selected_sets(dose)  # unknown set names raise here, naming the known ones
-    return CheckOptions(prescription_gy=prescription_gy,
-                        role_mapping=load_mapping(roles) if roles is not None else None,
-                        metrics=tuple(metrics) if metrics is not None else None,
-                        compute_dvh=mode == "full", dose_checks=dose, level=level,
-                        keep_media=keep_media)
+    return build_check_options(constraints=constraints, prescription_gy=prescription_gy,
+                               roles=roles, metrics=metrics, level=level,
+                               compute_dvh=mode == "full", keep_media=keep_media)
 
 
 def _index_files(paths: Sequence[PathLike]) -> DicomIndex:
@@ -159,7 +153,10 @@ def check(path_or_files: PathLike | Sequence[PathLike], *, mode: Mode = "full",
     keep_media : bool
         Keep the loaded case and DVH curves on each report (HTML/PDF pictures).
     options : CheckOptions, optional
-        Every option at once; then the keyword options above must be left alone.
+        Every option at once (build it with
+        :func:`contourqa.options.build_check_options`: rule mode, profile, waivers,
+        variants, prior courses, ...); then the keyword options above must be left
+        alone.
 
     Returns
     -------

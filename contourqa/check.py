@@ -19,7 +19,8 @@ from contourqa.io.discovery import CaseFiles, DicomIndex, discover
 from contourqa.dose_checks import DoseCheckOptions, evaluate_dose_checks
 from contourqa.report.media import SectorPicture
 from contourqa.report.record import CaseInfo, CaseReport, StructureInfo
-from contourqa.rules import RuleOptions, evaluate_contouring_rules
+from contourqa.rules import RuleOptions, apply_profile, evaluate_contouring_rules
+from contourqa.rules.scope import GTV_OUTSIDE_CODE
 from contourqa.sectors import SectorAnalysis, SectorOptions, analyse_sectors
 from contourqa.structures import RoleTable, assign_roles
 
@@ -98,6 +99,7 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     case = load_case(files, prescription_gy=options.prescription_gy, series_cache=series_cache)
     timings["load"] = time.perf_counter() - t0
     checks: list[Finding] = list(case.problems)
+    rule_options = options.rules or RuleOptions()
 
     t0 = time.perf_counter()
     table = _roles(case, options)
@@ -114,7 +116,15 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         sectors_json = sec.to_json()
         timings["sectors"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        checks += evaluate_contouring_rules(case, table, sec, options=options.rules or RuleOptions())
+        rule_findings = evaluate_contouring_rules(case, table, sec, options=rule_options,
+                                                  apply_levels=False)
+        if any(f.code == "rules.spine_scope" for f in rule_findings):
+            # not a spine target: a GTV outside the vertebrae is expected, not missing data
+            checks = [replace(f, status=Status.NOT_APPLICABLE, message=f"{f.message} Not a "
+                              "spine target: see rules.spine_scope.")
+                      if f.code == GTV_OUTSIDE_CODE and f.status is Status.NOT_EVALUATED else f
+                      for f in checks]
+        checks += rule_findings
         timings["contouring_rules"] = time.perf_counter() - t0
 
     result = None
@@ -161,6 +171,8 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     checks += evaluate_dose_checks(case, table, result,
                                    options=_with_image_findings(options.dose_checks, sec))
     timings["dose_checks"] = time.perf_counter() - t0
+    # the profile's levels and the waivers, once, on every finding (dose checks too)
+    checks = apply_profile(checks, rule_options)
 
     structures = []
     if case.structure_set is not None:

@@ -53,37 +53,30 @@ def _needs_media(args: argparse.Namespace) -> bool:
     return any(f.needs_media and getattr(args, f.name, None) for f in FILE_FORMATTERS)
 
 
-def _check_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from contourqa.check import CheckOptions
-    from contourqa.dose_checks import DoseCheckOptions, PatientFactors, selected_sets
-    from contourqa.structures import load_mapping
+#: ``check`` option (argparse destination) -> keyword of
+#: :func:`contourqa.options.build_check_options`: the CLI only parses, the library builds.
+CHECK_OPTION_KEYWORDS: dict[str, str] = {
+    "prescription": "prescription_gy", "roles": "roles", "metrics": "metrics", "level": "level",
+    "constraints": "constraints", "constraint_file": "constraint_files", "prior": "prior_courses",
+    "prior_dose": "prior_doses", "use_unconfirmed": "use_unconfirmed",
+    "assume_prior_cord_max": "assume_prior_cord_max",
+    "alpha_beta": "alpha_beta_gy", "gtv_dmin": "gtv_dmin_variant",
+    "ptv_coverage": "ptv_coverage_variant", "cord_compromise": "cord_compromise",
+    "dose_grid_max_mm": "dose_grid_max_spacing_mm", "mode": "mode", "profile": "profile",
+    "waiver": "waivers", "waivers": "waiver_files", "variant": "variants", "asia": "asia_grade",
+    "bilsky": "bilsky_grade", "histology": "histology", "prior_rt": "prior_rt_overlap",
+    "age": "age_years", "sins": "sins_total", "vb_involved": "vertebral_body_involved_percent",
+    "lytic": "lytic", "baseline_vcf": "baseline_vcf", "deformity": "deformity",
+}
 
-    mapping = load_mapping(args.roles) if args.roles else None
-    try:
-        alpha_beta = {}
-        for item in args.alpha_beta:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"--alpha-beta {item!r}: expected KEY=GY, e.g. tumour=10")
-            alpha_beta[key.strip()] = float(value)
-        dose = DoseCheckOptions(
-            constraint_sets=_metrics(args.constraints) or ("auto",),
-            constraint_files=tuple(args.constraint_file), prior_courses=tuple(args.prior),
-            prior_dose_paths=tuple(args.prior_dose), use_unconfirmed=args.use_unconfirmed,
-            assume_prior_cord_max=args.assume_prior_cord_max,
-            cord_compromise=args.cord_compromise, alpha_beta_gy=alpha_beta,
-            gtv_dmin_variant=args.gtv_dmin, ptv_coverage_variant=args.ptv_coverage,
-            dose_grid_max_spacing_mm=args.dose_grid_max_mm,
-            patient=PatientFactors(age_years=args.age, lytic=args.lytic,
-                                   baseline_vcf=args.baseline_vcf, deformity=args.deformity,
-                                   sins_total=args.sins,
-                                   vertebral_body_involved_percent=args.vb_involved))
-        selected_sets(dose)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    return CheckOptions(prescription_gy=args.prescription, role_mapping=mapping,
-                        metrics=_metrics(args.metrics), dose_checks=dose,
-                        keep_media=_needs_media(args))
+
+def _check_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from contourqa.options import build_check_options
+
+    kwargs = {kw: getattr(args, dest) for dest, kw in CHECK_OPTION_KEYWORDS.items()}
+    kwargs["metrics"] = _metrics(args.metrics)
+    kwargs["waiver_files"] = [args.waivers] if args.waivers else []
+    return build_check_options(**kwargs, keep_media=_needs_media(args))
 
 
 class _Progress:
@@ -236,6 +229,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"contourqa: {args.path}: no RT Plan, RT Structure Set or RT Dose found; "
               "nothing to check.", file=sys.stderr)
         return EXIT_INPUT
+    return EXIT_OK
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    import json
+
+    from contourqa.rules import all_rules
+    from contourqa.rules.listing import describe_rules, rule_records
+
+    rules = all_rules(constraint_files=args.constraint_file)
+    if args.family:
+        rules = tuple(r for r in rules if r.family == args.family)
+    if args.json:
+        text = json.dumps(rule_records(rules), indent=2, allow_nan=False) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+            return EXIT_OK
+        Path(args.json).write_text(text, encoding="utf-8")
+    sys.stdout.write(describe_rules(rules))
     return EXIT_OK
 
 
@@ -420,6 +432,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--json", metavar="FILE", help="also write the description as JSON (- for stdout)")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("rules", help="list every rule: code, name, family, severity, citation, "
+                                     "thresholds")
+    p.add_argument("--family", choices=["upfront", "postop", "margins", "integrity", "dose"],
+                   help="only this family")
+    p.add_argument("--constraint-file", action="append", default=[], metavar="TOML",
+                   help="also list the rules of an institutional constraint set (repeatable)")
+    p.add_argument("--json", metavar="FILE", help="also write the list as JSON (- for stdout)")
+    p.set_defaults(func=cmd_rules)
 
     p = sub.add_parser("audit", help="check every case of an archive into a results database")
     p.add_argument("source", nargs="?", metavar="FOLDER", help="archive folder (any layout)")

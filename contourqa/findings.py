@@ -23,6 +23,11 @@ class Status(str, enum.Enum):
     FAIL = "fail"
     WARN = "warn"
     NOT_EVALUATED = "not_evaluated"
+    #: The check does not concern this case (a post-operative rule on an intact spine,
+    #: a constraint set for other fraction numbers, a rule switched off by a profile):
+    #: shown folded, never changes the case's verdict.  Unlike ``NOT_EVALUATED``
+    #: (the check concerns the case but data is missing: the case is incomplete).
+    NOT_APPLICABLE = "not_applicable"
 
 
 @dataclass(frozen=True)

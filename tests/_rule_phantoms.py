@@ -85,6 +85,98 @@ def plant_nonuniform_prv(ds: pydicom.Dataset) -> None:
         _set_points(item, p)
 
 
+def plant_target_off_spine(ds: pydicom.Dataset) -> None:
+    """GTV, CTV and PTV moved 45 mm to the patient's left, into soft tissue (a lung or
+    chest-wall target beside the spine): the body ellipse's semi-axis is 72 mm and the
+    PTV reaches 17 + 2 mm from its centre, so the whole target stays in the body, and
+    the nearest bone (the left transverse process, x <= 28 mm) is more than 5 mm away
+    from the GTV.  No vertebra is involved: the spine rules do not apply."""
+    for name in ("GTV", "CTV", "PTV"):
+        for item in _roi_contours(ds, name):
+            p = _points(item)
+            p[:, 0] += 45.0
+            _set_points(item, p)
+
+
+def plant_second_target(ds: pydicom.Dataset, *, ptv_shift_mm: float) -> None:
+    """A second target one level down (T11, 24 mm inferior: 18 mm body + 6 mm disc):
+    ``GTV_2``, ``CTV_2`` and ``PTV_2``, copies of GTV, CTV and PTV moved by -24 mm in z
+    (16 CT slices of 1.5 mm), with ``PTV_2`` also moved ``ptv_shift_mm`` to the
+    patient's left.  The phantom's PTV is the CTV expanded by 2 mm, so a 4 mm shift
+    leaves a crescent of CTV_2 up to 2 mm outside PTV_2 on the right (cut back only
+    where the cord is) and makes the margin 0-6 mm instead of a uniform 2 mm."""
+    dz = -24.0
+    for name, kind, dx in (("GTV", "GTV", 0.0), ("CTV", "CTV", 0.0), ("PTV", "PTV", ptv_shift_mm)):
+        planes: dict[float, list[np.ndarray]] = {}
+        for z, items in _planes(ds, name).items():
+            planes[round(z + dz, 3)] = [_points(c) + [dx, 0.0, 0.0] for c in items]
+        add_gtv_roi(ds, f"{name}_2", planes, interpreted_type=kind)
+
+
+def _vb_t11_item(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """The middle contour of VB_T11 (a vertebra no target touches)."""
+    seq = _roi_contours(ds, "VB_T11")
+    return seq[len(seq) // 2]
+
+
+def plant_open_contour(ds: pydicom.Dataset) -> None:
+    """One VB_T11 polygon marked OPEN_PLANAR (its points unchanged)."""
+    _vb_t11_item(ds).ContourGeometricType = "OPEN_PLANAR"
+
+
+def plant_duplicate_polygon(ds: pydicom.Dataset) -> None:
+    """One VB_T11 polygon written twice on its plane (even-odd: it cancels itself)."""
+    seq = _roi_contours(ds, "VB_T11")
+    seq.append(copy_item(_vb_t11_item(ds)))
+
+
+def plant_off_slice(ds: pydicom.Dataset) -> None:
+    """One VB_T11 polygon moved 0.5 mm up, between two 1.5 mm CT slices."""
+    item = _vb_t11_item(ds)
+    p = _points(item)
+    p[:, 2] += 0.5
+    _set_points(item, p)
+
+
+def _square(ds: pydicom.Dataset, name: str, x_mm: float, *, kind: str = "ORGAN") -> None:
+    """A new ROI ``name``: a 6 x 6 mm square centred at (``x_mm``, 0) on the five middle
+    planes of the BODY contour (0.18 cc at 1.5 mm planes)."""
+    planes = list(_planes(ds, "BODY"))
+    mid = len(planes) // 2
+    sq = np.array([[-3, -3, 0], [3, -3, 0], [3, 3, 0], [-3, 3, 0]], dtype=float) + [x_mm, 0, 0]
+    add_gtv_roi(ds, name, {z: [sq] for z in planes[mid - 2:mid + 3]}, interpreted_type=kind)
+
+
+def plant_outside_body(ds: pydicom.Dataset) -> None:
+    """``Esophagus``: a 6 mm square 76 mm left of the axis: outside the BODY ellipse
+    (semi-axis 72 mm) but inside the CT (160 x 1 mm pixels: +/- 80 mm)."""
+    _square(ds, "Esophagus", 76.0)
+
+
+def plant_off_ct(ds: pydicom.Dataset) -> None:
+    """``Esophagus``: a 6 mm square 100 mm left of the axis, off the CT's 160 mm."""
+    _square(ds, "Esophagus", 100.0)
+
+
+def plant_nonstandard_name(ds: pydicom.Dataset) -> None:
+    """A small soft-tissue ROI named ``my contour 1`` (no TG-263 name or variant)."""
+    _square(ds, "my contour 1", 45.0)
+
+
+def _empty_roi(ds: pydicom.Dataset, name: str) -> None:
+    add_gtv_roi(ds, name, {}, interpreted_type="ORGAN")
+
+
+def plant_empty_organ(ds: pydicom.Dataset) -> None:
+    """An ``Esophagus`` ROI without contours (not a target or the cord: a warning)."""
+    _empty_roi(ds, "Esophagus")
+
+
+def plant_empty_cord_prv(ds: pydicom.Dataset) -> None:
+    """A ``SpinalCord_PRV05`` ROI without contours (a cord PRV: a failure)."""
+    _empty_roi(ds, "SpinalCord_PRV05")
+
+
 def copy_item(item: pydicom.Dataset) -> pydicom.Dataset:
     return copy.deepcopy(item)
 
@@ -118,7 +210,8 @@ def _with_z(pts: np.ndarray, z: float) -> np.ndarray:
     return out
 
 
-def add_gtv_roi(ds: pydicom.Dataset, name: str, planes: dict[float, list[np.ndarray]]) -> None:
+def add_gtv_roi(ds: pydicom.Dataset, name: str, planes: dict[float, list[np.ndarray]], *,
+                interpreted_type: str = "GTV") -> None:
     """Add a GTV ROI with ``planes`` (z -> polygons, each (N, 3) LPS mm) to the structure set.
 
     One item each in StructureSetROISequence, ROIContourSequence and
@@ -142,7 +235,7 @@ def add_gtv_roi(ds: pydicom.Dataset, name: str, planes: dict[float, list[np.ndar
     obs = pydicom.Dataset()
     obs.ObservationNumber = max(int(o.ObservationNumber) for o in ds.RTROIObservationsSequence) + 1
     obs.ReferencedROINumber = number
-    obs.RTROIInterpretedType = "GTV"
+    obs.RTROIInterpretedType = interpreted_type
     obs.ROIInterpreter = ""
     ds.RTROIObservationsSequence.append(obs)
 
@@ -209,18 +302,45 @@ def plant_target_levels(ds: pydicom.Dataset, *, superior: str, inferior: str) ->
         seq.extend(new)
 
 
+def plant_disease_t9_t11(ds: pydicom.Dataset) -> None:
+    """Disease over three levels: CTV and PTV stretched over VB_T09-VB_T11
+    (:func:`plant_target_levels`) and the GTV's cross-section (inside the body, sector
+    1) on every plane from the top of VB_T09 to the bottom of VB_T11, so the GTV
+    involves the bodies of T9, T10 and T11 (through the discs between them)."""
+    plant_target_levels(ds, superior="VB_T09", inferior="VB_T11")
+    section = [_points(c) for c in next(iter(_planes(ds, "GTV").values()))]
+    body = {z: items[0] for z, items in _planes(ds, "BODY").items()}
+    top, bottom = max(_planes(ds, "VB_T09")), min(_planes(ds, "VB_T11"))
+    seq = _roi_contours(ds, "GTV")
+    seq.clear()
+    seq.extend(_contour_item(body[z], _with_z(p, z)) for z in body if bottom <= z <= top
+               for p in section)
+
+
 PLANTS: dict[str, Callable[[pydicom.Dataset], None]] = {
     "gtv_outside_ctv": plant_gtv_outside_ctv,
     "missing_plane": plant_missing_plane,
     "stray_island": plant_stray_island,
     "self_crossing": plant_self_crossing,
     "nonuniform_prv": plant_nonuniform_prv,
+    "target_off_spine": plant_target_off_spine,
+    "open_contour": plant_open_contour,
+    "duplicate_polygon": plant_duplicate_polygon,
+    "off_slice": plant_off_slice,
+    "outside_body": plant_outside_body,
+    "off_ct": plant_off_ct,
+    "nonstandard_name": plant_nonstandard_name,
+    "empty_organ": plant_empty_organ,
+    "empty_cord_prv": plant_empty_cord_prv,
+    "second_target": functools.partial(plant_second_target, ptv_shift_mm=0.0),
+    "second_target_shifted_ptv": functools.partial(plant_second_target, ptv_shift_mm=4.0),
     "preop_gtv_body": plant_preop_gtv_body,
     "preop_gtv_anterior": plant_preop_gtv_anterior,
     "preop_gtv_from_ctv": plant_preop_gtv_from_ctv,
     # needs levels T9-T12 in the phantom
     "target_t9_t11": functools.partial(plant_target_levels, superior="VB_T09", inferior="VB_T11"),
     "target_t9_t12": functools.partial(plant_target_levels, superior="VB_T09", inferior="VB_T12"),
+    "disease_t9_t11": plant_disease_t9_t11,
 }
 
 

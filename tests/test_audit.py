@@ -241,7 +241,7 @@ def test_schema_migrates_and_refuses_newer(tmp_path: Path) -> None:
     assert d.schema_version == 1
     d.close()
     with AuditDatabase(db) as d:
-        assert d.schema_version == SCHEMA_VERSION == 2
+        assert d.schema_version == SCHEMA_VERSION == 3
         assert d.execute("SELECT COUNT(*) FROM reports") == [(0,)]
         d.execute("UPDATE schema_meta SET value = '99' WHERE key = 'schema_version'")
         d.commit()

@@ -40,8 +40,13 @@ def _load_cases() -> list[Any]:
     for path in sorted(CASES_DIR.glob("*.yml")):
         data = yaml.safe_load(path.read_text("utf-8"))
         for case in data["cases"]:
-            params.append(pytest.param(data["rule"], case, id=f"{path.stem}:{case['name']}"))
+            rule = case.get("rule", data["rule"])
+            params.append(pytest.param(rule, case, id=f"{path.stem}:{case['name']}"))
     return params
+
+
+_STATUS_ORDER = [Status.NOT_APPLICABLE, Status.PASS, Status.NOT_EVALUATED, Status.WARN,
+                 Status.FAIL]
 
 
 @pytest.fixture(scope="session")
@@ -80,14 +85,35 @@ def test_rule_case(phantoms: PhantomCache, rule: str, case: dict[str, Any]) -> N
     mine = [f for f in findings if f.code == rule]
     assert mine, f"rule {rule} gave no finding"
     if "status" in case:
-        worst = max(mine, key=lambda f: [Status.PASS, Status.NOT_EVALUATED, Status.WARN,
-                                         Status.FAIL].index(f.status))
+        worst = max(mine, key=lambda f: _STATUS_ORDER.index(f.status))
         assert worst.status is Status(case["status"]), [f.message for f in mine]
+    # a rule never reports worse than its declared severity
+    declared = {r.code: r.severity for r in builtin_rules()}
+    for f in findings:
+        if f.code in declared and f.status in RAISED:
+            assert _STATUS_ORDER.index(f.status) <= _STATUS_ORDER.index(declared[f.code]), \
+                (f.code, f.status, declared[f.code], f.message)
     if "value" in case:
         values = [f.value for f in mine if f.value is not None]
         assert values, [f.message for f in mine]
         assert values[0] == pytest.approx(case["value"], abs=case.get("value_tol", 0.0)), \
             [f.message for f in mine]
+
+
+def test_every_rule_has_a_failing_and_a_passing_case() -> None:
+    """Every rule: a case whose worst status for it is its declared severity (fail, or
+    warn for a warning rule) and one where it passes; reported-only rules (severity
+    pass, the cut-backs) a passing one."""
+    seen: dict[str, set[str]] = {}
+    for param in _load_cases():
+        rule, case = param.values
+        if "status" in case:
+            seen.setdefault(rule, set()).add(case["status"])
+    for r in builtin_rules():
+        statuses = seen.get(r.code, set())
+        assert "pass" in statuses, f"{r.code}: no passing rule case"
+        if r.severity is not Status.PASS:
+            assert r.severity.value in statuses, f"{r.code}: no {r.severity.value} rule case"
 
 
 def test_every_rule_reports_on_every_case(phantoms: PhantomCache) -> None:
@@ -96,9 +122,9 @@ def test_every_rule_reports_on_every_case(phantoms: PhantomCache) -> None:
     for rule in builtin_rules():
         assert rule.code in codes
         assert rule.citation
-    # postop rules are not_evaluated in upfront mode, with the mode evidence
+    # postop rules are not applicable in upfront mode, with the mode evidence
     hw = [f for f in findings if f.code == "postop.hardware_in_ctv"]
-    assert hw[0].status is Status.NOT_EVALUATED and "upfront" in hw[0].message
+    assert hw[0].status is Status.NOT_APPLICABLE and "upfront" in hw[0].message
     assert all(f.source for f in findings)
 
 
@@ -128,7 +154,7 @@ def test_profile_relevels_disables_and_waives(phantoms: PhantomCache, tmp_path: 
                                    options=RuleOptions(mode="upfront", profile=load_profile(prof)))
     by = {f.code: f for f in fs}
     assert by["ctv.unjustified_sector"].status is Status.FAIL
-    assert by["contour.name"].status is Status.NOT_EVALUATED
+    assert by["contour.name"].status is Status.NOT_APPLICABLE
     assert "switched off" in by["contour.name"].message
     waiver = Waiver(code="ctv.unjustified_sector", reason="marrow signal on MRI in sector 2")
     fs = evaluate_contouring_rules(case, roles, sec, options=RuleOptions(

@@ -124,10 +124,13 @@ def test_unconfirmed_point_definition_compares_true_max() -> None:
     assert pmax and all(f.status is Status.PASS for f in pmax)
 
 
-def test_fraction_number_without_constraint_is_not_evaluated() -> None:
+def test_fraction_number_without_constraint_is_not_applicable() -> None:
+    # a set for other fraction numbers does not concern the plan (never a pass, and
+    # no "incomplete" verdict either); an unknown fraction number is not evaluated
     ctx = TableContext(_cord(10.0), _ROLES, n_fractions=2)
     found = evaluate_constraint_sets(ctx, (builtin_sets()["tg101"],))
-    assert [(f.code, f.status) for f in found] == [("dose.tg101.fractions", Status.NOT_EVALUATED)]
+    assert [(f.code, f.status) for f in found] == [("dose.tg101.fractions",
+                                                    Status.NOT_APPLICABLE)]
     ctx = TableContext(_cord(10.0), _ROLES, n_fractions=None)
     assert evaluate_constraint_sets(ctx, (builtin_sets()["hytec2021"],))[0].status \
         is Status.NOT_EVALUATED
@@ -138,6 +141,18 @@ def test_missing_role_is_not_evaluated() -> None:
     found = evaluate_constraint_sets(ctx, (builtin_sets()["sahgal2013"],))
     assert [(f.code, f.status) for f in found] == [
         ("dose.sahgal2013.thecal_sac_pmax", Status.NOT_EVALUATED)]
+
+
+def test_thecal_sac_limit_falls_back_to_the_canal() -> None:
+    # No thecal-sac ROI: the canal contains the sac, so its maximum (18 Gy) bounds the
+    # sac's from above and the 3 fx limit of 20.3 Gy (Sahgal 2013, KB 3a) holds.
+    ctx = TableContext({**_cord(10.0), "Canal": {"Dmax": 18.0, "D0.03cc": 18.0,
+                                                 "D0.035cc": 18.0}},
+                       {**_ROLES, "Canal": Role.SPINAL_CANAL}, n_fractions=3)
+    found = evaluate_constraint_sets(ctx, (builtin_sets()["sahgal2013"],))
+    assert [(f.code, f.status, f.structure) for f in found] == [
+        ("dose.sahgal2013.thecal_sac_pmax", Status.PASS, "Canal")]
+    assert "spinal canal" in found[0].message
 
 
 def test_redmond_row_follows_the_prior_course() -> None:

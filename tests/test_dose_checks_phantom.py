@@ -98,6 +98,9 @@ def test_real_plans_never_crash(folder: str) -> None:
         assert "prescription.schedule" in codes and "vcf.risk" in codes
         # Brain SRS and the dicompyler example have no spine roles: not evaluated, no pass.
         cord = [f for f in found if f.code.startswith("dose.hytec2021")]
-        assert cord and all(f.status is Status.NOT_EVALUATED for f in cord)
-        assert all(f.status is Status.NOT_EVALUATED for f in found
+        # (the 25 fx breast plan: HyTEC has no row for it, not applicable)
+        assert cord and all(f.status in (Status.NOT_EVALUATED, Status.NOT_APPLICABLE)
+                            for f in cord)
+        # (a threshold published for 1 fx only is not applicable to other schedules)
+        assert all(f.status in (Status.NOT_EVALUATED, Status.NOT_APPLICABLE) for f in found
                    if f.code == "dose.gtv_dmin")

@@ -77,12 +77,16 @@ def test_terminal_is_plain_when_piped_and_coloured_on_request():
     plain = TerminalFormatter(colour=False).render(reports)
     assert "\x1b[" not in plain
     first = plain.splitlines()[0]
-    assert first.startswith("INCOMPLETE") and reports[0].case.name in first
+    # the demo (a first course, upfront, 2 fx) is complete: rules that do not concern
+    # it (post-operative, re-irradiation, sets for other fraction numbers) are folded
+    assert first.startswith("WARN") and reports[0].case.name in first
     assert "dose.ptv_coverage" in plain and "68.18 % vs 85 %" in plain
     counts = {s: sum(f.status.value == s for f in reports[0].checks)
-              for s in ("pass", "fail", "warn", "not_evaluated")}
+              for s in ("pass", "fail", "warn", "not_evaluated", "not_applicable")}
+    assert counts["not_evaluated"] == 0 and counts["not_applicable"] >= 7
     assert ", ".join(f"{n} {s}" for s, n in counts.items()) in plain
-    assert plain.index("WARN") < plain.index("NOT_EVALUATED")  # attention first
+    assert f"{counts['not_applicable']} not applicable to this case (folded" in plain
+    assert "postop.asia" not in plain  # folded, not listed
     assert "\x1b[" in TerminalFormatter(colour=True).render(reports)
 
 
@@ -104,9 +108,13 @@ def test_cli_writes_every_requested_format(tmp_path, capsys):
             "--sarif", str(tmp_path / "r.sarif")]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "INCOMPLETE" in out
+    assert out.startswith("WARN ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.sarif"]
-    validate_sarif(json.loads((tmp_path / "r.sarif").read_text()))
+    sarif = json.loads((tmp_path / "r.sarif").read_text())
+    validate_sarif(sarif)
+    kinds = {r["ruleId"]: r["kind"] for r in sarif["runs"][0]["results"]}
+    assert kinds["dose.reirradiation"] == kinds["postop.asia"] == "notApplicable"
+    assert "not_applicable" in (tmp_path / "r.csv").read_text()
 
 
 def test_cli_sarif_to_stdout_replaces_the_terminal_summary(capsys):
@@ -117,10 +125,15 @@ def test_cli_sarif_to_stdout_replaces_the_terminal_summary(capsys):
 def test_demo_writes_every_format(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--no-colour"]) == 0
-    assert "INCOMPLETE" in capsys.readouterr().out
+    # the demo phantom reads WARN (PTV coverage, dose grid, no MR), never INCOMPLETE:
+    # what does not concern it is folded as not applicable
+    assert capsys.readouterr().out.splitlines()[1].startswith("WARN ")
     assert sorted(p.name for p in out.iterdir()) == [
         "report.csv", "report.html", "report.json", "report.pdf", "report.sarif"]
     validate_report(json.loads((out / "report.json").read_text()))
     validate_sarif(json.loads((out / "report.sarif").read_text()))
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
-    assert 'id="dvh-plot-0"' in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert 'id="dvh-plot-0"' in html
+    assert '<details class="callout" id="not-applicable-0">' in html  # collapsed
+    assert json.loads((out / "report.json").read_text())["status"] == "warn"

@@ -32,7 +32,7 @@ Schema (version 2)
         structure set, dose or images, frame of reference mismatch), ``source`` (the unit could not be fetched), ``crash``
         (the worker process died); NULL when ok.  ``crash`` rows are retried.
     ``error_message``, ``qa_status`` (the report's pass | warn | fail | incomplete),
-    ``n_fail``, ``n_warn``, ``n_not_evaluated``
+    ``n_fail``, ``n_warn``, ``n_not_evaluated``, ``n_not_applicable`` (schema 3)
     ``tool_version``, ``options_hash`` (SHA-256 of ``options_json``), ``options_json``
     ``content_hash``
         SHA-256 over the sorted SHA-256 digests of the case's files (independent of
@@ -69,7 +69,7 @@ __all__ = ["SCHEMA_VERSION", "AuditDatabase", "CaseRecord", "CheckRow", "RoiRow"
            "utc_now"]
 
 #: Version the migrations below bring a database to.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utc_now() -> str:
@@ -81,6 +81,7 @@ _CASE_COLUMNS: tuple[str, ...] = (
     "case_key", "unit_id", "unit_stamp", "name", "patient_id", "plan_label", "plan_uid",
     "structure_set_uid", "frame_of_reference_uid", "n_fractions", "prescription_gy", "status",
     "error_kind", "error_message", "qa_status", "n_fail", "n_warn", "n_not_evaluated",
+    "n_not_applicable",
     "tool_version", "options_hash", "options_json", "content_hash", "n_files", "n_bytes",
     "checked_at", "wall_s", "check_s", "timings_json", "run_id")
 _CHECK_COLUMNS = ("case_key", "seq", "code", "status", "structure", "value", "limit_value",
@@ -122,6 +123,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX checks_code_status ON checks (code, status)",
         "CREATE INDEX rois_role ON rois (role)",
     ),
+    # checks that do not concern the case (status not_applicable), counted apart
+    3: ("ALTER TABLE cases ADD COLUMN n_not_applicable INTEGER",),
 }
 
 
@@ -178,6 +181,7 @@ class CaseRecord:
     n_fail: int | None = None
     n_warn: int | None = None
     n_not_evaluated: int | None = None
+    n_not_applicable: int | None = None
     content_hash: str | None = None
     n_files: int | None = None
     n_bytes: int | None = None

@@ -184,6 +184,10 @@ def options_json(options: CheckOptions) -> str:
     """
     if options.dose_checks is None:
         options = dataclasses.replace(options, dose_checks=DoseCheckOptions())
+    if options.rules is None:
+        from contourqa.rules import RuleOptions
+
+        options = dataclasses.replace(options, rules=RuleOptions())
     return json.dumps(_canonical(options), sort_keys=True, separators=(",", ":"))
 
 
@@ -278,6 +282,7 @@ def _record_from_report(report: CaseReport, base: dict[str, Any]) -> CaseRecord:
         error_message="; ".join(errors) or None, qa_status=report.status,
         n_fail=statuses.count(Status.FAIL), n_warn=statuses.count(Status.WARN),
         n_not_evaluated=statuses.count(Status.NOT_EVALUATED),
+        n_not_applicable=statuses.count(Status.NOT_APPLICABLE),
         timings_json=json.dumps(report.timings_s, sort_keys=True), checks=checks,
         rois=tuple(rois), report_json=json.dumps(j, sort_keys=True))
 

@@ -41,6 +41,14 @@ def not_evaluated(code: str, message: str, *, structure: str | None = None,
                    source=source)
 
 
+def not_applicable(code: str, message: str, *, structure: str | None = None,
+                   source: str | None = None, value: float | None = None,
+                   unit: str | None = None) -> Finding:
+    """A check that does not concern this case (never changes the case's verdict)."""
+    return Finding(code=code, status=Status.NOT_APPLICABLE, message=message, structure=structure,
+                   source=source, value=value, unit=unit)
+
+
 class DoseContext:
     """DVHs and bands of the ROIs the checks need, reusing the run's DVH report.
 

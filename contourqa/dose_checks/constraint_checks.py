@@ -17,10 +17,12 @@ dose at which each absolute verdict would change.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 
 from contourqa.constraints.model import Constraint, ConstraintSet
-from contourqa.dose_checks._context import DoseContext, fmt, not_evaluated
+
+from contourqa.dose_checks._context import DoseContext, fmt, not_applicable, not_evaluated
 from contourqa.dvh import DVHMetric, MetricKind
 from contourqa.errors import ContourQAError
 from contourqa.findings import Finding, Status
@@ -221,10 +223,11 @@ def _evaluate_set(ctx: DoseContext, cset: ConstraintSet,
     cover = ", ".join(str(k) for k in sorted(cset.fractions))
     applicable = cset.for_fractions(n)
     if not applicable:
-        return [not_evaluated(
+        # a set for other fraction numbers does not concern this plan
+        return [not_applicable(
             f"dose.{cset.name}.fractions",
             f"{cset.title}: no constraint for {n} fraction(s) (the set covers {cover}); "
-            "not evaluated.", source=cset.citation)]
+            "not applicable to this plan.", source=cset.citation)]
     row, why = _prior_row(ctx, cset)
     if any(c.prior_rt for c in applicable):
         if row is None:
@@ -243,8 +246,15 @@ def _evaluate_set(ctx: DoseContext, cset: ConstraintSet,
     # Prefetch bands per (ROI, subvolume) so each ROI's variants are computed once.
     wanted: dict[tuple[str, str | None], list[DVHMetric]] = defaultdict(list)
     plan: list[tuple[Constraint, list[tuple[str, Role]]]] = []
+    surrogate: set[str] = set()
     for c in applicable:
         rois = [(a.roi_name, role) for role in c.roles for a in ctx.rois_with(role)]
+        if not rois and Role.THECAL_SAC in c.roles:
+            # No thecal sac: the spinal canal holds it, so the canal's maximum is at least
+            # the sac's and the limit is checked conservatively (KB 3a: the same values
+            # apply to the cord and to the thecal sac).
+            rois = [(a.roi_name, Role.THECAL_SAC) for a in ctx.rois_with(Role.SPINAL_CANAL)]
+            surrogate |= {name for name, _ in rois}
         plan.append((c, rois))
         metric, _ = resolve_metric(c, cset, use_unconfirmed=ctx.options.use_unconfirmed)
         for name, _role in rois:
@@ -261,6 +271,10 @@ def _evaluate_set(ctx: DoseContext, cset: ConstraintSet,
             continue
         for name, role in rois:
             f = _evaluate_one(ctx, cset, c, name, role)
+            if name in surrogate:
+                f = dataclasses.replace(f, message=f"{f.message} No thecal-sac ROI: evaluated on "
+                                        f"{name} (spinal canal), which contains the thecal sac "
+                                        "(conservative).")
             metric, _ = resolve_metric(c, cset, use_unconfirmed=ctx.options.use_unconfirmed)
             if _absolute(c, metric):
                 absolute.append((f, c))

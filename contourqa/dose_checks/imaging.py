@@ -166,9 +166,12 @@ def _mr(ctx: DoseContext) -> list[Finding]:
     source = f"{rule['source']} ({rule['status']})"
     mrs = [s for s in ctx.case.secondary_images if s.modality == "MR"]
     if not mrs:
-        return [not_evaluated("imaging.mr_sequences", "No MR series in the case: the "
-                              f"recommended sequences ({', '.join(rule['required'])}) and their "
-                              "registration are not evaluated.", source=source)]
+        # a warning to confirm, not "incomplete": the case as sent holds no MR, so either
+        # the target was drawn on CT alone or the MR was not exported with the plan
+        return [Finding(code="imaging.mr_sequences", status=Status.WARN, message=(
+            "No MR series in the case: confirm that the target and cord were delineated on "
+            f"MRI (recommended sequences: {', '.join(rule['required'])}); the sequences and "
+            "their registration could not be checked."), source=source)]
     found: dict[str, list[str]] = {}
     out: list[Finding] = []
     for s in mrs:

@@ -17,7 +17,7 @@ import datetime as dt
 
 from contourqa.constraints.library import load_rules
 from contourqa.constraints.model import Comparison
-from contourqa.dose_checks._context import DoseContext, fmt, not_evaluated
+from contourqa.dose_checks._context import DoseContext, fmt, not_applicable, not_evaluated
 from contourqa.dvh import DVHMetric, compute_dvh
 from contourqa.errors import ContourQAError
 from contourqa.findings import Finding, Status
@@ -128,8 +128,9 @@ def evaluate_reirradiation(ctx: DoseContext) -> list[Finding]:
     courses = ctx.options.prior_courses
     rules = load_rules("reirradiation")
     if not courses:
-        return [not_evaluated("dose.reirradiation", "No prior radiotherapy course given "
-                              "(--prior): re-irradiation limits not evaluated.")]
+        return [not_applicable("dose.reirradiation", "No prior radiotherapy course given "
+                               "(--prior): a first course; re-irradiation limits do not "
+                               "apply.")]
     n = ctx.n_fractions
     ab = float(rules["alpha_beta_gy"])
     role, names = _pmax_structure(ctx)

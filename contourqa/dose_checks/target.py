@@ -12,7 +12,7 @@ from typing import Any
 
 from contourqa.constraints.library import load_rules
 from contourqa.constraints.model import Comparison
-from contourqa.dose_checks._context import DoseContext, fmt, not_evaluated
+from contourqa.dose_checks._context import DoseContext, fmt, not_applicable, not_evaluated
 from contourqa.dvh import DVHMetric
 from contourqa.errors import ContourQAError
 from contourqa.findings import Finding, Status
@@ -87,10 +87,12 @@ def _gtv(ctx: DoseContext) -> list[Finding]:
             if text == "Dmin":
                 continue
             code = f"dose.gtv_{text.lower().rstrip('%')}"
-            out.append(not_evaluated(
+            # reported only: no threshold, so it cannot change the verdict
+            out.append(not_applicable(
                 code, f"{a.roi_name}: {text} = {fmt(values[text], 'Gy')} (reported: a "
                 f"local-control predictor with no confirmed threshold).", structure=a.roi_name,
-                source=f"{reported['source']} ({reported['status']})"))
+                source=f"{reported['source']} ({reported['status']})", value=values[text],
+                unit="Gy"))
         dmin = values.get("Dmin")
         if dmin is None:
             out.append(not_evaluated("dose.gtv_dmin", f"{a.roi_name}: Dmin not evaluable.",
@@ -102,7 +104,9 @@ def _gtv(ctx: DoseContext) -> list[Finding]:
             continue
         threshold, how = gtv_dmin_threshold_gy(variant, n_fractions=n, alpha_beta_gy=ab)
         if threshold is None:
-            out.append(Finding(code="dose.gtv_dmin", status=Status.NOT_EVALUATED,
+            # the threshold is published for other fraction numbers: not applicable to
+            # this plan unless a tumour alpha/beta converts it (the message says how)
+            out.append(Finding(code="dose.gtv_dmin", status=Status.NOT_APPLICABLE,
                                message=f"{a.roi_name}: {summary}; {how}.", structure=a.roi_name,
                                value=dmin, unit="Gy", source=source))
             continue

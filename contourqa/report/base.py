@@ -14,11 +14,12 @@ __all__ = ["STATUS_ORDER", "FileFormatter", "sorted_checks", "write_output"]
 
 #: Order in which checks are shown: what needs attention first.
 STATUS_ORDER: dict[Status, int] = {Status.FAIL: 0, Status.WARN: 1, Status.NOT_EVALUATED: 2,
-                                   Status.PASS: 3}
+                                   Status.PASS: 3, Status.NOT_APPLICABLE: 4}
 
 
 def sorted_checks(checks: Sequence[Finding]) -> list[Finding]:
-    """Checks in display order: fail, warn, not evaluated, pass (stable within each)."""
+    """Checks in display order: fail, warn, not evaluated, pass, not applicable (stable
+    within each)."""
     return sorted(checks, key=lambda f: STATUS_ORDER[f.status])
 
 

@@ -104,14 +104,17 @@ class HtmlFormatter:
         from contourqa.report.figures import case_pictures, sectors_missing_reason
 
         pics = case_pictures(report)
-        checks = sorted_checks(report.checks)
-        counts = [(s, sum(f.status.value == s for f in report.checks)) for s in _STATUSES]
+        checks = sorted_checks([f for f in report.checks if f.status is not Status.NOT_APPLICABLE])
+        counts = [(s, sum(f.status.value == s for f in report.checks))
+                  for s in (*_STATUSES, Status.NOT_APPLICABLE.value)]
         names, rows = metric_table(report)
         not_evaluated: list[Finding] = [f for f in checks if f.status is Status.NOT_EVALUATED]
         return {
             "report": report, "checks": checks, "counts": counts,
             "failed_or_warned": [f for f in checks if f.status in (Status.FAIL, Status.WARN)],
             "not_evaluated": not_evaluated,
+            # folded: checks that do not concern this case (never change the verdict)
+            "not_applicable": [f for f in report.checks if f.status is Status.NOT_APPLICABLE],
             "mostly_not_evaluated": 2 * len(not_evaluated) > len(checks),
             "dvh": self._picture(pics["dvh"]), "slices": self._picture(pics["slices"]),
             "sectors": [self._picture(p) for p in pics["sectors"]],  # type: ignore[union-attr]

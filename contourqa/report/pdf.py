@@ -28,7 +28,7 @@ __all__ = ["PdfFormatter"]
 _A4_IN = (8.27, 11.69)
 _MARGIN_IN = 0.55
 _STATUS_HEX = {"fail": "#c0392b", "warn": "#d35400", "pass": "#1e8449",
-               "not_evaluated": "#7d3c98", "incomplete": "#7d3c98"}
+               "not_evaluated": "#7d3c98", "incomplete": "#7d3c98", "not_applicable": "#808b96"}
 
 
 class _TextPages:
@@ -160,7 +160,8 @@ class PdfFormatter:
                       "reasons are listed with each check below.", size=9,
                       colour=_STATUS_HEX["not_evaluated"], weight="bold")
         text.heading("Checks (fail and warn first)")
-        for f in sorted_checks(r.checks):
+        not_applicable = [f for f in r.checks if f.status is Status.NOT_APPLICABLE]
+        for f in sorted_checks([f for f in r.checks if f.status is not Status.NOT_APPLICABLE]):
             vs = ""
             if f.value is not None:
                 vs = f"   {_fmt(f.value, f.unit)}"
@@ -173,6 +174,13 @@ class PdfFormatter:
             if f.source:
                 text.wrapped(f"Source: {f.source}", size=6.5, colour="#566573", indent_in=0.2,
                              width=140)
+        if not_applicable:
+            text.heading(f"Not applicable to this case ({len(not_applicable)}; no effect on the "
+                         "verdict)")
+            for f in not_applicable:
+                where = f" [{f.structure}]" if f.structure else ""
+                text.wrapped(f"{f.code}{where}: {f.message}", size=7,
+                             colour=_STATUS_HEX["not_applicable"], width=130)
         text.close()
 
         _picture_page(pdf, header, [dvh_picture(r), slice_picture(r)], self.dpi)

@@ -11,7 +11,8 @@ from contourqa.findings import Finding, Status
 if TYPE_CHECKING:
     from contourqa.report.media import ReportMedia
 
-__all__ = ["SCHEMA_VERSION", "CaseInfo", "CaseReport", "StructureInfo", "overall_status"]
+__all__ = ["SCHEMA_VERSION", "VERDICT_ORDER", "CaseInfo", "CaseReport", "StructureInfo",
+           "overall_status"]
 
 #: Version of the JSON report layout (``contourqa/schemas/report.schema.json``).
 SCHEMA_VERSION = "1.0"
@@ -42,10 +43,15 @@ class StructureInfo:
     evidence: str | None = None
 
 
+#: Case verdicts, worst first: ``fail > incomplete > warn > pass``.
+VERDICT_ORDER: tuple[str, ...] = ("fail", "incomplete", "warn", "pass")
+
+
 def overall_status(checks: tuple[Finding, ...] | list[Finding]) -> str:
-    """``fail`` if any check failed; ``incomplete`` if any could not be evaluated;
-    ``warn`` if any warned; else ``pass``.  Never ``pass`` when something was not
-    evaluated."""
+    """The case verdict (:data:`VERDICT_ORDER`): ``fail`` if any check failed;
+    ``incomplete`` if any could not be evaluated; ``warn`` if any warned; else
+    ``pass``.  Never ``pass`` when something was not evaluated; not-applicable
+    checks never change the verdict."""
     statuses = {c.status for c in checks}
     if Status.FAIL in statuses:
         return "fail"

@@ -3,14 +3,15 @@
 Status mapping (SARIF 2.1.0 sections 3.27.9 ``kind`` and 3.27.10 ``level``; a
 level other than ``none`` is only allowed with kind ``fail``):
 
-=============  ==========  =========
-contourqa      kind        level
-=============  ==========  =========
-fail           fail        error
-warn           fail        warning
-not_evaluated  open        none
-pass           pass        none
-=============  ==========  =========
+==============  =============  =========
+contourqa       kind           level
+==============  =============  =========
+fail            fail           error
+warn            fail           warning
+not_evaluated   open           none
+pass            pass           none
+not_applicable  notApplicable  none
+==============  =============  =========
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _KIND_LEVEL: dict[Status, tuple[str, str]] = {
     Status.WARN: ("fail", "warning"),
     Status.NOT_EVALUATED: ("open", "none"),
     Status.PASS: ("pass", "none"),
+    Status.NOT_APPLICABLE: ("notApplicable", "none"),
 }
 
 
@@ -67,6 +69,8 @@ def _result(f: Finding, rule_index: int, case_name: str) -> dict[str, Any]:
     text = f.message
     if f.status is Status.NOT_EVALUATED:
         text = f"Not evaluated: {text}"
+    elif f.status is Status.NOT_APPLICABLE:
+        text = f"Not applicable: {text}"
     result: dict[str, Any] = {
         "ruleId": f.code, "ruleIndex": rule_index, "kind": kind, "level": level,
         "message": {"text": text},

@@ -22,7 +22,7 @@ from contourqa.report.record import CaseReport
 __all__ = ["TerminalFormatter", "value_vs_limit"]
 
 _STYLE = {"fail": "bold red", "incomplete": "bold magenta", "warn": "bold yellow",
-          "pass": "bold green", "not_evaluated": "magenta"}
+          "pass": "bold green", "not_evaluated": "magenta", "not_applicable": "dim"}
 
 
 def value_vs_limit(f: Finding) -> str:
@@ -71,7 +71,8 @@ class TerminalFormatter:
         con.print(head)
         con.print(f"  patient {c.patient_id or 'unknown'} | plan {c.plan_label or 'none'} | "
                   f"{rx} in {fx} fractions", overflow="ellipsis", no_wrap=True)
-        shown = [f for f in sorted_checks(r.checks) if f.status is not Status.PASS]
+        shown = [f for f in sorted_checks(r.checks)
+                 if f.status not in (Status.PASS, Status.NOT_APPLICABLE)]
         serious = [f for f in shown if f.status in (Status.FAIL, Status.WARN)][: self.max_lines]
         if serious:
             table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
@@ -81,7 +82,10 @@ class TerminalFormatter:
                                          "max_width": 48})):
                 table.add_column(name, **kw)  # type: ignore[arg-type]
             for f in serious:
-                table.add_row(Text(f.status.value.upper(), style=_STYLE[f.status.value]), f.code,
+                label = f.status.value.upper()
+                if f.message.startswith("WAIVED"):  # contourqa.rules.apply_profile
+                    label += " (waived)"
+                table.add_row(Text(label, style=_STYLE[f.status.value]), f.code,
                               f.structure or "", value_vs_limit(f), f.source or "")
             con.print(table)
         rest = [f for f in shown if f.status is Status.NOT_EVALUATED]
@@ -94,6 +98,12 @@ class TerminalFormatter:
         hidden = len(shown) - len(serious) - min(room, len(rest))
         if hidden > 0:
             con.print(f"  ... {hidden} more (see the HTML or JSON report)")
+        n_na = sum(f.status is Status.NOT_APPLICABLE for f in r.checks)
+        if n_na:
+            # folded: they do not concern this case and never change the verdict
+            con.print(Text(f"  {n_na} not applicable to this case (folded; listed in the HTML "
+                           "and JSON reports)", style=_STYLE["not_applicable"]),
+                      overflow="ellipsis", no_wrap=True)
         counts = {s: sum(f.status is s for f in r.checks) for s in Status}
         line = Text("  ")
         for n, (s, k) in enumerate(counts.items()):

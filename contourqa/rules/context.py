@@ -129,12 +129,17 @@ class RuleContext:
     def params(self, rule: Rule) -> dict[str, Any]:
         """The rule's table from its data file, with enabled variants and the
         profile's overrides merged in."""
-        data = rule_data(rule.rule_set)
-        table = dict(data.get(rule.code, {}))
+        return self.params_for(rule.rule_set, rule.code)
+
+    def params_for(self, rule_set: str, code: str) -> dict[str, Any]:
+        """The table of rule ``code`` in the data file ``rule_set``, with enabled
+        variants and the profile's overrides merged in."""
+        data = rule_data(rule_set)
+        table = dict(data.get(code, {}))
         variants = table.pop("variants", {})
         for name in sorted(self.options.all_variants & set(variants)):
             table = deep_merge(table, variants[name])
-        return deep_merge(table, self.options.profile.params.get(rule.code, {}))
+        return deep_merge(table, self.options.profile.params.get(code, {}))
 
     def data(self, rule_set: str, key: str) -> dict[str, Any]:
         """Any table of a rule-set file (e.g. the ISRC table), variants merged."""

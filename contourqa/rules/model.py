@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from contourqa.rules.context import RuleContext
 
 __all__ = [
+    "FAMILIES",
     "RULE_SETS",
     "Mode",
     "Profile",
@@ -45,6 +46,10 @@ __all__ = [
 
 #: Rule sets, one TOML data file each (``contourqa/rules/data/<set>.toml``).
 RULE_SETS: tuple[str, ...] = ("upfront", "postop", "margins", "integrity", "mode")
+#: Rule families, one module each in ``contourqa/rules/``: the rule sets above (but
+#: ``mode``, which holds the mode and scope heuristics) and ``dose``, whose
+#: thresholds are the constraint sets and rule files of ``contourqa/constraints/data``.
+FAMILIES: tuple[str, ...] = ("upfront", "postop", "margins", "integrity", "dose")
 
 
 class RuleConfigError(ContourQAError, ValueError):
@@ -83,14 +88,25 @@ class Rule:
     citation : str
         Knowledge-base rows and the paper the rule encodes.
     severity : Status
-        Intrinsic status of a violation (``FAIL`` or ``WARN``).
+        Status of a violation (``FAIL`` or ``WARN``): the worst status the rule
+        reports (some rules report a milder ``WARN`` in documented cases; never worse
+        than declared, which the tests check).  A profile re-levels it.  ``PASS`` for
+        a rule that reports a measurement and never judges it (the PTV cut-backs).
     rule_set : str
-        The data file holding its thresholds (one of :data:`RULE_SETS`).
+        The family: the data file holding its thresholds (one of :data:`RULE_SETS`),
+        or ``dose`` (thresholds in ``contourqa/constraints/data``).
     modes : frozenset of Mode
-        Modes in which the rule runs; in the other mode it reports not_evaluated.
-    check : callable
+        Modes in which the rule runs; in the other mode it is not applicable.
+    check : callable or None
         ``check(ctx, params) -> list[Finding]``; ``params`` is the rule's table of its
         rule-set file merged with profile overrides.  Returns at least one finding.
+        None for the dose rules, which :mod:`contourqa.dose_checks` evaluates.
+    spine_only : bool
+        The rule concerns spine targets only (not applicable when the target involves
+        no vertebra, see :mod:`contourqa.rules.scope`).
+    thresholds : mapping or None
+        For the dose rules: their thresholds (listed by ``contourqa rules``); the
+        other rules' thresholds are their table in the rule-set file.
     """
 
     code: str
@@ -98,14 +114,28 @@ class Rule:
     citation: str
     severity: Status
     rule_set: str
-    check: CheckFunction
+    check: CheckFunction | None
     modes: frozenset[Mode] = frozenset({Mode.UPFRONT, Mode.POSTOP})
+    spine_only: bool = False
+    thresholds: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.severity not in (Status.FAIL, Status.WARN):
-            raise ValueError(f'Rule {self.code}: "severity" must be FAIL or WARN.')
-        if self.rule_set not in RULE_SETS:
-            raise ValueError(f'Rule {self.code}: "rule_set" must be one of {RULE_SETS}.')
+        if self.severity not in (Status.FAIL, Status.WARN, Status.PASS):
+            raise ValueError(f'Rule {self.code}: "severity" must be FAIL, WARN or PASS '
+                             "(reported, never judged).")
+        if self.rule_set not in (*RULE_SETS, "dose"):
+            raise ValueError(f'Rule {self.code}: "rule_set" must be one of {RULE_SETS} or dose.')
+
+    @property
+    def family(self) -> str:
+        """The rule's family (module of ``contourqa/rules``)."""
+        return self.rule_set
+
+    def data(self) -> dict[str, Any]:
+        """The rule's shipped thresholds, with its source and status (variants apart)."""
+        if self.thresholds is not None:
+            return dict(self.thresholds)
+        return dict(rule_data(self.rule_set).get(self.code, {}))
 
 
 @cache
@@ -153,6 +183,8 @@ class Waiver:
     reason: str
     structure: str | None = None
     author: str | None = None
+    #: where it was given (``--waiver`` or a file path), for error messages
+    origin: str = "--waiver"
 
     def __post_init__(self) -> None:
         if not self.code.strip():
@@ -202,9 +234,19 @@ def load_waivers(path: str | Path) -> tuple[Waiver, ...]:
     for n, entry in enumerate(data.get("waiver", [])):
         if not isinstance(entry, dict) or "code" not in entry:
             raise RuleConfigError(f"Waiver file {path}: [[waiver]] #{n + 1} needs a code.")
+        _known_keys(entry, {"code", "reason", "structure", "author"},
+                    f"Waiver file {path}: [[waiver]] #{n + 1}")
         out.append(Waiver(code=str(entry["code"]), reason=str(entry.get("reason", "")),
-                          structure=entry.get("structure"), author=entry.get("author")))
+                          structure=entry.get("structure"), author=entry.get("author"),
+                          origin=str(path)))
     return tuple(out)
+
+
+def _known_keys(table: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise RuleConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(sorted(known))}.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,6 +270,8 @@ class Profile:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     variants: tuple[str, ...] = ()
     waivers: tuple[Waiver, ...] = ()
+    #: the file it was read from (for error messages); None when built in code
+    origin: str | None = None
 
 
 def load_profile(path: str | Path) -> Profile:
@@ -243,6 +287,7 @@ def load_profile(path: str | Path) -> Profile:
         Unreadable file, bad level, a waiver without a reason.
     """
     data = _read_toml(path, "Profile")
+    _known_keys(data, {"name", "variants", "rules", "waiver"}, f"Profile {path}")
     levels: dict[str, RuleLevel] = {}
     params: dict[str, dict[str, Any]] = {}
     for code, table in data.get("rules", {}).items():
@@ -261,11 +306,14 @@ def load_profile(path: str | Path) -> Profile:
     for n, entry in enumerate(data.get("waiver", [])):
         if not isinstance(entry, dict) or "code" not in entry:
             raise RuleConfigError(f"Profile {path}: [[waiver]] #{n + 1} needs a code.")
+        _known_keys(entry, {"code", "reason", "structure", "author"},
+                    f"Profile {path}: [[waiver]] #{n + 1}")
         waivers.append(Waiver(code=str(entry["code"]), reason=str(entry.get("reason", "")),
-                              structure=entry.get("structure"), author=entry.get("author")))
+                              structure=entry.get("structure"), author=entry.get("author"),
+                              origin=str(path)))
     return Profile(name=str(data.get("name", Path(path).stem)), levels=levels, params=params,
                    variants=tuple(str(v) for v in data.get("variants", ())),
-                   waivers=tuple(waivers))
+                   waivers=tuple(waivers), origin=str(path))
 
 
 _ASIA = ("A", "B", "C", "D", "E")

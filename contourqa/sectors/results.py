@@ -50,6 +50,11 @@ class VertebraSectors:
     density : BoneDensity or None
         CT density of the GTV's bone against the rest of this vertebra's bone
         (lytic, blastic, mixed); None when not measured.
+    gtv_parts : tuple of str or None
+        Anatomical parts the GTV involves, among ``body``, ``pedicle_left``,
+        ``pedicle_right``, ``lamina_left``, ``lamina_right``,
+        ``transverse_process_left``, ``transverse_process_right``, ``spinous``;
+        None when not known (the ISRC-07 lamina rows then read sectors 3 and 5).
     """
 
     index: int
@@ -72,6 +77,7 @@ class VertebraSectors:
     ctv_sectors: tuple[int, ...]
     ctv_epidural_cc: float
     density: BoneDensity | None = None
+    gtv_parts: tuple[str, ...] | None = None
 
     @property
     def gtv_sector_pct(self) -> tuple[float, ...]:
@@ -105,6 +111,7 @@ class VertebraSectors:
             "ctv_sector_cc": per_sector(self.ctv_sector_cc, 4),
             "ctv_epidural_cc": round(self.ctv_epidural_cc, 4),
             "frame": self.frame.to_json(),
+            "gtv_parts": None if self.gtv_parts is None else list(self.gtv_parts),
             **self._density_json(),
         }
 

@@ -492,7 +492,7 @@ def check_name(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
 
 
 _SRC = "knowledge base 8 (TG-263); contourqa physics-review checks (D)"
-EMPTY = Rule(code="contour.empty", name="Empty ROI", citation=_SRC, severity=Status.WARN,
+EMPTY = Rule(code="contour.empty", name="Empty ROI", citation=_SRC, severity=Status.FAIL,
              rule_set="integrity", check=check_empty, modes=_BOTH)
 OPEN = Rule(code="contour.open", name="Open or degenerate contour",
             citation="DICOM PS3.3 C.8.8.6; " + _SRC, severity=Status.FAIL, rule_set="integrity",

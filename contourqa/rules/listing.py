@@ -1,0 +1,81 @@
+"""What ``contourqa rules`` prints: every rule with its code, name, family,
+severity, citation and thresholds (a list a physicist can read before trusting the
+tool), as JSON-ready records or plain text."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from contourqa.rules.model import Mode, Rule
+
+__all__ = ["describe_rules", "rule_records"]
+
+_META = ("source", "status", "variants")
+
+
+def _record(rule: Rule) -> dict[str, Any]:
+    data = rule.data()
+    return {
+        "code": rule.code, "name": rule.name, "family": rule.family,
+        "severity": "report" if rule.severity.value == "pass" else rule.severity.value,
+        "citation": rule.citation,
+        "modes": sorted(m.value for m in rule.modes) if rule.family != "dose"
+        else [Mode.UPFRONT.value, Mode.POSTOP.value],
+        "spine_only": rule.spine_only,
+        "source": data.get("source"), "kb_status": data.get("status"),
+        "thresholds": {k: v for k, v in data.items() if k not in _META},
+        "variants": data.get("variants", {}),
+    }
+
+
+def rule_records(rules: Sequence[Rule]) -> list[dict[str, Any]]:
+    """One JSON-ready record per rule (code, name, family, severity, citation, modes,
+    spine_only, source, kb_status, thresholds, variants)."""
+    return [_record(r) for r in rules]
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, dict) and {"metric", "comparison", "limit"} <= set(v):
+        # a constraint: "Dpoint <= 17 Gy (2 fx; spinal_cord, cord_prv; status C)"
+        fx = ", ".join(str(n) for n in v.get("fractions", ()))
+        prior = f"; prior RT {v['prior_rt']}" if v.get("prior_rt") else ""
+        return (f"{v['metric']} {v['comparison']} {_value(v['limit'])} {v.get('unit', '')} "
+                f"({fx} fx; {', '.join(v.get('roles', ()))}{prior}; status "
+                f"{v.get('status', '?')})")
+    if isinstance(v, list) and v and all(isinstance(d, dict) and "label" in d for d in v):
+        return "; ".join(f"{d['label']} [{d.get('status', '?')}]" for d in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True)
+    return str(v)
+
+
+def describe_rules(rules: Sequence[Rule], *, width: int = 100) -> str:
+    """Plain text: per family, each rule's code, severity, name, citation and
+    thresholds (one per line, with the knowledge-base status)."""
+    out: list[str] = []
+    family = None
+    for rec in rule_records(rules):
+        if rec["family"] != family:
+            family = rec["family"]
+            out.append(f"\n== {family} ==")
+        scope = "" if rec["family"] == "dose" else f"  [{'/'.join(rec['modes'])}" + \
+            (", spine targets" if rec["spine_only"] else "") + "]"
+        out.append(f"{rec['code']}  ({rec['severity']})  {rec['name']}{scope}")
+        out += textwrap.wrap(f"citation: {rec['citation']}", width=width,
+                             initial_indent="    ", subsequent_indent="      ")
+        if rec["source"] and rec["source"] != rec["citation"]:
+            out += textwrap.wrap(f"source: {rec['source']} (status {rec['kb_status']})",
+                                 width=width, initial_indent="    ",
+                                 subsequent_indent="      ")
+        for key, value in rec["thresholds"].items():
+            out += textwrap.wrap(f"{key} = {_value(value)}", width=width,
+                                 initial_indent="    ", subsequent_indent="      ")
+        for name, table in rec["variants"].items():
+            out += textwrap.wrap(f"variant {name}: {_value(table)}", width=width,
+                                 initial_indent="    ", subsequent_indent="      ")
+    return "\n".join(out).lstrip("\n") + "\n"
