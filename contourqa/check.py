@@ -171,6 +171,10 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     checks += evaluate_dose_checks(case, table, result,
                                    options=_with_image_findings(options.dose_checks, sec))
     timings["dose_checks"] = time.perf_counter() - t0
+    if case.structure_set is not None and case.dose is not None and options.compute_dvh:
+        t0 = time.perf_counter()
+        checks += _plan_quality(case, table, rule_options, options, extra)
+        timings["plan_quality"] = time.perf_counter() - t0
     # the profile's levels and the waivers, once, on every finding (dose checks too)
     checks = apply_profile(checks, rule_options)
 
@@ -191,6 +195,24 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
                       dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
                       extra=extra, timings_s=timings, media=media)
+
+
+def _plan_quality(case: Case, table: RoleTable, rule_options: RuleOptions,
+                  options: CheckOptions, extra: dict[str, Any]) -> list[Finding]:
+    """The plan-quality findings (reported, never judged); the section into ``extra``."""
+    from contourqa.rules.plan_quality import compute_plan_quality, plan_quality_findings
+
+    try:
+        pq = compute_plan_quality(case, table, options=rule_options, workers=options.dvh_workers)
+    except (ContourQAError, ValueError, MemoryError) as exc:
+        # reported quantities only: a failure is shown, and judges nothing
+        return [Finding(code="plan.conformity", status=Status.NOT_APPLICABLE,
+                        message=f"Plan quality could not be computed: {type(exc).__name__}: "
+                                f"{exc}")]
+    if pq is None:
+        return []
+    extra["plan_quality"] = pq.to_json()
+    return plan_quality_findings(pq)
 
 
 def _with_image_findings(dose_options: DoseCheckOptions | None,

@@ -30,7 +30,7 @@ from contourqa.masks import roi_mask
 
 __all__ = [
     "GapFalloff", "HotSpot", "PlanQuality", "Quantity", "conformity_and_gradient",
-    "contour_surface_points", "cord_gap_falloff", "coverage_excluding", "dose_at_points_gy",
+    "cell_corner_range_gy", "contour_surface_points", "cord_gap_falloff", "coverage_excluding", "dose_at_points_gy",
     "dose_beyond_distance", "hot_spot", "plan_quality_of_rois",
 ]
 
@@ -133,6 +133,9 @@ class PlanQuality:
             "notes": list(self.notes),
         }
 
+
+#: dose comparisons tolerate this much floating-point rounding, Gy (not a clinical value)
+_ROUNDING_GY = 1e-9
 
 # -- dose sampling ---------------------------------------------------------------------
 def dose_at_points_gy(dose: DoseGrid, *, points_mm: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -374,17 +377,18 @@ def coverage_excluding(*, ptv: ROI, exclude: ROI, dose: DoseGrid, prescription_g
     """Share (%) of the PTV outside ``exclude`` receiving at least the prescription.
 
     Voxels of in-plane spacing ``grid_mm`` on the PTV's contour planes (each plane
-    weighted by its slab thickness), dose trilinearly interpolated at their centres.
-    The band spans the share with the dose raised/lowered by the largest difference
-    between the trilinear dose and its nearest grid node at those voxels.
+    equally weighted), dose trilinearly interpolated at their centres.
+    The band counts, instead of the trilinear dose, the lowest and the highest node
+    dose of each voxel's dose-grid cell.
     """
     pts = np.concatenate([c.points_mm for c in ptv.closed_contours])
     lo, hi = pts[:, :2].min(axis=0) - grid_mm, pts[:, :2].max(axis=0) + grid_mm
     zs = np.array(sorted({round(float(c.points_mm[0, 2]), 4) for c in ptv.closed_contours}))
     n = np.maximum(np.ceil((hi - lo) / grid_mm).astype(int), 1)
     dz = float(np.median(np.diff(zs))) if len(zs) > 1 else 1.0
-    covered = total = 0.0
     doses: list[NDArray[np.float64]] = []
+    lows: list[NDArray[np.float64]] = []
+    highs: list[NDArray[np.float64]] = []
     for z in zs:
         # voxel centres half a step off the grid's corner: not on round-number edges
         g = VolumeGeometry(shape=(1, int(n[1]), int(n[0])),
@@ -393,34 +397,41 @@ def coverage_excluding(*, ptv: ROI, exclude: ROI, dose: DoseGrid, prescription_g
         sel = roi_mask(ptv, g) & ~roi_mask(exclude, g)
         if not sel.any():
             continue
-        kji = np.argwhere(sel).astype(np.float64)
-        dv = dose_at_points_gy(dose, points_mm=g.index_to_patient(kji))
-        doses.append(np.nan_to_num(dv, nan=0.0))
+        pts_mm = g.index_to_patient(np.argwhere(sel).astype(np.float64))
+        doses.append(np.nan_to_num(dose_at_points_gy(dose, points_mm=pts_mm), nan=0.0))
+        cmin, cmax = cell_corner_range_gy(dose, points_mm=pts_mm)
+        lows.append(cmin)
+        highs.append(cmax)
     if not doses:
         return Quantity("plan.coverage_ex_prv", f"PTV outside {exclude.name} V100%", None, "%",
                         reason=f"the PTV lies entirely inside {exclude.name}")
-    allv = np.concatenate(doses)
-    total = float(len(allv))
-    covered = float((allv >= prescription_gy).sum())
-    step = 0.5 * float(np.max(dose.geometry.spacing_mm))
-    # the trilinear dose is within (local gradient x half spacing) of a node; the
-    # band re-counts the voxels within that margin of the prescription
-    grad = _max_gradient(dose) * step
-    lo_c = float((allv >= prescription_gy + grad).sum())
-    hi_c = float((allv >= prescription_gy - grad).sum())
+    allv, total = np.concatenate(doses), float(sum(len(d) for d in doses))
+    # interpolation rounding (a flat 14.0 Gy region interpolates to 13.999...)
+    rx = prescription_gy - _ROUNDING_GY
+    # any dose interpolated inside a grid cell lies between its corner nodes' doses
+    lo_c = float((np.concatenate(lows) >= rx).sum())
+    hi_c = float((np.concatenate(highs) >= rx).sum())
     return Quantity("plan.coverage_ex_prv", f"PTV outside {exclude.name} V100%",
-                    100 * covered / total, "%", band=(100 * lo_c / total, 100 * hi_c / total))
+                    100 * float((allv >= rx).sum()) / total, "%",
+                    band=(100 * lo_c / total, 100 * hi_c / total))
 
 
-def _max_gradient(dose: DoseGrid) -> float:
-    """Largest node-to-node dose difference per mm, Gy/mm (a bound on interpolation error)."""
+def cell_corner_range_gy(dose: DoseGrid, *, points_mm: NDArray[np.float64]
+                         ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Lowest and highest node dose of the grid cell holding each point, Gy (0 outside
+    the grid): the range any interpolation inside the cell can give."""
+    kji = dose.geometry.patient_to_index(np.asarray(points_mm, np.float64).reshape(-1, 3))
+    shape = np.asarray(dose.geometry.shape)
     d = np.asarray(dose.dose_gy, np.float64)
-    sp = _array_spacing(dose.geometry)
-    out = 0.0
-    for axis in range(3):
-        if d.shape[axis] > 1:
-            out = max(out, float(np.abs(np.diff(d, axis=axis)).max()) / float(sp[axis]))
-    return out
+    inside = np.all((kji >= -1e-6) & (kji <= shape - 1 + 1e-6), axis=1)
+    base = np.clip(np.floor(kji).astype(int), 0, np.maximum(shape - 2, 0))
+    lo = np.full(len(kji), np.inf)
+    hi = np.full(len(kji), -np.inf)
+    for off in np.ndindex(2, 2, 2):
+        idx = np.minimum(base + np.asarray(off), shape - 1)
+        v = d[idx[:, 0], idx[:, 1], idx[:, 2]]
+        lo, hi = np.minimum(lo, v), np.maximum(hi, v)
+    return np.where(inside, lo, 0.0), np.where(inside, hi, 0.0)
 
 
 def plan_quality_of_rois(*, dose: DoseGrid, prescription_gy: float | None, ptv: ROI | None,
