@@ -177,6 +177,20 @@ def plant_empty_cord_prv(ds: pydicom.Dataset) -> None:
     _empty_roi(ds, "SpinalCord_PRV05")
 
 
+def plant_oar_at_cutback(ds: pydicom.Dataset) -> None:
+    """The shifted second target (:func:`plant_second_target`, PTV_2 4 mm left) with an
+    ``Esophagus`` ROI where PTV_2 leaves CTV_2 uncovered: a rectangle x -26..-14.8 mm,
+    y -24..14 mm, on CTV_2's planes.  CTV_2 (the body ellipse, semi-axes 17 x 13 mm
+    about (0, -5)) reaches x = -17 mm and PTV_2 only about -15 mm, so every uncovered
+    voxel of the crescent (centres at x -16.5..-14.5 on the 1 mm grid) lies within 1 mm
+    of the rectangle's voxels: a cut-back at a critical OAR, allowed and reported
+    apart; the margin on the left (6 mm) still makes PTV_2 non-uniform."""
+    plant_second_target(ds, ptv_shift_mm=4.0)
+    rect = np.array([[-26, -24, 0], [-14.8, -24, 0], [-14.8, 14, 0], [-26, 14, 0]], dtype=float)
+    add_gtv_roi(ds, "Esophagus", {z: [rect] for z in _planes(ds, "CTV_2")},
+                interpreted_type="ORGAN")
+
+
 def copy_item(item: pydicom.Dataset) -> pydicom.Dataset:
     return copy.deepcopy(item)
 
@@ -334,6 +348,7 @@ PLANTS: dict[str, Callable[[pydicom.Dataset], None]] = {
     "empty_cord_prv": plant_empty_cord_prv,
     "second_target": functools.partial(plant_second_target, ptv_shift_mm=0.0),
     "second_target_shifted_ptv": functools.partial(plant_second_target, ptv_shift_mm=4.0),
+    "oar_at_cutback": plant_oar_at_cutback,
     "preop_gtv_body": plant_preop_gtv_body,
     "preop_gtv_anterior": plant_preop_gtv_anterior,
     "preop_gtv_from_ctv": plant_preop_gtv_from_ctv,

@@ -17,6 +17,7 @@ from contourqa.io.rtstruct import ROI
 from contourqa.rules.common import (
     finding,
     level_name,
+    nest,
     not_evaluated,
     outside_findings,
     sector_problem,
@@ -34,30 +35,38 @@ _POSTOP = frozenset({Mode.POSTOP})
 
 
 def check_preop_extent(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
-    """``postop.preop_extent``: the CTV covers the pre-operative GTV (PO-02)."""
+    """``postop.preop_extent``: the CTV covers the pre-operative GTV (PO-02); each
+    pre-operative GTV against the CTV that holds most of it (several targets)."""
     code = "postop.preop_extent"
-    ctv, note = ctx.roi(Role.CTV)
+    ctvs = ctx.rois(Role.CTV)
     _, pre = target_rois(ctx)
-    if ctv is None:
-        return not_evaluated(code, f"Not evaluated: {note}.", params)
+    if not ctvs:
+        return not_evaluated(code, "Not evaluated: no non-empty ctv ROI.", params)
     if not pre:
         return not_evaluated(code, "Not evaluated: no pre-operative GTV ROI (a GTV whose name "
-                             "matches "
-                   f"{params['preop_name_pattern']!r}); registered pre-operative images are not "
-                   "used by this version.", params, structure=ctv.name)
-    return outside_findings(ctx, code, pre, ctv, params, what="the pre-operative ", note=note)
+                             f"matches {params['preop_name_pattern']!r}); registered "
+                             "pre-operative images are not used by this version.", params,
+                             structure=ctvs[0].name)
+    out: list[Finding] = []
+    for roi, ctv in nest(ctx, pre, ctvs):
+        chosen = ctv if ctv is not None else ctvs[0]
+        note = None if len(ctvs) == 1 or ctv is not None else \
+            f"no CTV holds any of it; compared with {chosen.name}"
+        out += outside_findings(ctx, code, [roi], chosen, params, what="the pre-operative ",
+                                note=note)
+    return out
 
 
 def check_hardware_in_ctv(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
-    """``postop.hardware_in_ctv``: instrumentation (hardware-density voxels) inside the
-    CTV; a warning, since involved hardware may be included (PO-05)."""
+    """``postop.hardware_in_ctv``: instrumentation (hardware-density voxels) inside a
+    CTV (each CTV); a warning, since involved hardware may be included (PO-05)."""
     code = "postop.hardware_in_ctv"
-    ctv, note = ctx.roi(Role.CTV)
-    if ctv is None:
-        return not_evaluated(code, f"Not evaluated: {note}.", params)
+    ctvs = ctx.rois(Role.CTV)
+    if not ctvs:
+        return not_evaluated(code, "Not evaluated: no non-empty ctv ROI.", params)
     if ctx.case.image is None:
         return not_evaluated(code, "Not evaluated: no CT to find hardware by density.", params,
-                   structure=ctv.name)
+                             structure=ctvs[0].name)
     hu = float(ctx.data("mode", "auto")["hardware_hu"])
     geo, _ = ctx.grid
     assert geo is not None
@@ -65,14 +74,17 @@ def check_hardware_in_ctv(ctx: RuleContext, params: Mapping[str, Any]) -> list[F
     k, j, i = start
     s = geo.shape
     hw = ctx.case.image.pixels[k:k + s[0], j:j + s[1], i:i + s[2]] > hu
-    n = int((hw & ctx.mask(ctv)).sum())
     limit = int(params["min_voxels"])
-    status = Status.WARN if n >= limit else Status.PASS
-    return [finding(code, status, (f"{n} voxel(s) ({n * ctx.voxel_cc:.3f} cc) above {hu:g} HU "
-                              f"(instrumentation) inside {ctv.name}"
-                              + (": hardware is not included in the CTV unless involved; "
-                                 "confirm involvement." if status is Status.WARN else ".")),
-               params, structure=ctv.name, value=float(n), limit=float(limit), unit="voxels")]
+    out = []
+    for ctv in ctvs:
+        n = int((hw & ctx.mask(ctv)).sum())
+        status = Status.WARN if n >= limit else Status.PASS
+        out.append(finding(code, status, (
+            f"{n} voxel(s) ({n * ctx.voxel_cc:.3f} cc) above {hu:g} HU (instrumentation) "
+            f"inside {ctv.name}" + (": hardware is not included in the CTV unless involved; "
+                                    "confirm involvement." if status is Status.WARN else ".")),
+            params, structure=ctv.name, value=float(n), limit=float(limit), unit="voxels"))
+    return out
 
 
 def _preop_sectors(ctx: RuleContext, pre: Sequence[ROI]) -> SectorAnalysis | None:

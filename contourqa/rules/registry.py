@@ -116,11 +116,12 @@ def validate_rule_options(options: RuleOptions, *,
 
 
 def _relevel(f: Finding, level: RuleLevel | None) -> Finding:
-    if level is None or f.status not in (Status.FAIL, Status.WARN):
-        return f
-    if level is RuleLevel.OFF:
+    if level is RuleLevel.OFF and f.status is not Status.NOT_APPLICABLE:
+        # whatever it found: the rule does not concern this institution's cases
         return dataclasses.replace(f, status=Status.NOT_APPLICABLE,
                                    message=f"Switched off by profile: {f.message}")
+    if level is None or level is RuleLevel.OFF or f.status not in (Status.FAIL, Status.WARN):
+        return f
     return dataclasses.replace(f, status=Status(level.value))
 
 
