@@ -85,7 +85,7 @@ def test_terminal_is_plain_when_piped_and_coloured_on_request():
     assert "dose.ptv_coverage" in plain and "68.18 % vs 85 %" in plain
     counts = {s: sum(f.status.value == s for f in reports[0].checks)
               for s in ("pass", "fail", "warn", "not_evaluated", "not_applicable")}
-    assert counts["not_evaluated"] == 0 and counts["not_applicable"] >= 7
+    assert counts["not_evaluated"] == 1 and counts["not_applicable"] >= 7
     assert ", ".join(f"{n} {s}" for s, n in counts.items()) in plain
     assert f"{counts['not_applicable']} not applicable to this case (folded" in plain
     assert "postop.asia" not in plain  # folded, not listed
@@ -110,7 +110,7 @@ def test_cli_writes_every_requested_format(tmp_path, capsys):
             "--sarif", str(tmp_path / "r.sarif")]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.startswith("WARN ")
+    assert out.startswith("INCOMPLETE ")  # main: vcf.risk not evaluated (unknown factors)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.sarif"]
     sarif = json.loads((tmp_path / "r.sarif").read_text())
     validate_sarif(sarif)
@@ -127,9 +127,9 @@ def test_cli_sarif_to_stdout_replaces_the_terminal_summary(capsys):
 def test_demo_writes_every_format(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--no-colour"]) == 0
-    # the demo phantom reads WARN (PTV coverage, dose grid, no MR), never INCOMPLETE:
+    # the demo phantom reads INCOMPLETE only for vcf.risk (main: unknown VCF factors);
     # what does not concern it is folded as not applicable
-    assert capsys.readouterr().out.splitlines()[1].startswith("WARN ")
+    assert capsys.readouterr().out.splitlines()[1].startswith("INCOMPLETE ")
     assert sorted(p.name for p in out.iterdir()) == [
         "report.csv", "report.html", "report.json", "report.pdf", "report.sarif"]
     validate_report(json.loads((out / "report.json").read_text()))
@@ -138,4 +138,4 @@ def test_demo_writes_every_format(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert 'id="dvh-plot-0"' in html
     assert '<details class="callout" id="not-applicable-0">' in html  # collapsed
-    assert json.loads((out / "report.json").read_text())["status"] == "warn"
+    assert json.loads((out / "report.json").read_text())["status"] == "incomplete"
