@@ -109,12 +109,16 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
 
     sectors_json = None
     sec = None
+    extra: dict[str, Any] = {}
     if case.structure_set is not None:
         t0 = time.perf_counter()
         sec = analyse_sectors(case, table, options=SectorOptions(level=options.level))
         checks += list(sec.findings)
         sectors_json = sec.to_json()
         timings["sectors"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rule_options = _with_epidural(case, table, rule_options, checks, extra)
+        timings["epidural"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         rule_findings = evaluate_contouring_rules(case, table, sec, options=rule_options,
                                                   apply_levels=False)
@@ -131,7 +135,6 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     dvh_values: dict[str, dict[str, float | None]] = {}
     conventions: dict[str, Any] = {}
     volumes: dict[int, float] = {}
-    extra: dict[str, Any] = {}
     if case.structure_set is not None and case.dose is not None and options.compute_dvh:
         from contourqa.dvh import DEFAULT_METRICS, dvh_report
 
@@ -195,6 +198,29 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
                       dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
                       extra=extra, timings_s=timings, media=media)
+
+
+def _with_epidural(case: Case, table: RoleTable, rule_options: RuleOptions,
+                   checks: list[Finding], extra: dict[str, Any]) -> RuleOptions:
+    """Measure the epidural geometry (findings appended to ``checks``, the section into
+    ``extra``) and, when the user gave no Bilsky grade, the rule options with the grade
+    estimated from the contours (labelled as such in the findings that use it)."""
+    from contourqa.rules.epidural import compute_epidural_geometry, epidural_findings
+
+    try:
+        eg = compute_epidural_geometry(case, table, options=rule_options)
+    except (ContourQAError, ValueError, MemoryError) as exc:
+        checks.append(Finding(code="epidural.cord_gap", status=Status.NOT_EVALUATED,
+                              message=f"Epidural geometry could not be measured: "
+                                      f"{type(exc).__name__}: {exc}"))
+        return rule_options
+    if eg is None:
+        return rule_options
+    extra["epidural_geometry"] = eg.to_json()
+    checks += epidural_findings(eg, options=rule_options)
+    if rule_options.bilsky_grade is None and eg.worst_bilsky is not None:
+        return replace(rule_options, bilsky_grade=eg.worst_bilsky, bilsky_estimated=True)
+    return rule_options
 
 
 def _plan_quality(case: Case, table: RoleTable, rule_options: RuleOptions,

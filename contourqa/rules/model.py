@@ -339,6 +339,9 @@ class RuleOptions:
     asia_grade : {"A", "B", "C", "D", "E"} or None
     bilsky_grade : {"0", "1a", "1b", "1c", "2", "3"} or None
         Post-operative Bilsky ESCC grade of the residual disease.
+    bilsky_estimated : bool
+        ``bilsky_grade`` was estimated from the contours (GTV, thecal sac, cord; see
+        :mod:`contourqa.epidural`), not given: the findings say so.
     histology : str or None
         Primary histology (``renal``, ``breast``, ...), matched against the
         radio-resistant / radio-sensitive lists of the post-operative data.
@@ -352,6 +355,7 @@ class RuleOptions:
     variants: Sequence[str] = ()
     asia_grade: str | None = None
     bilsky_grade: str | None = None
+    bilsky_estimated: bool = False
     histology: str | None = None
     prior_rt_overlap: bool | None = None
 
