@@ -218,6 +218,18 @@ def _with_epidural(case: Case, table: RoleTable, rule_options: RuleOptions,
         return rule_options
     extra["epidural_geometry"] = eg.to_json()
     checks += epidural_findings(eg, options=rule_options)
+    from contourqa.rules.conus import compute_conus, conus_findings
+
+    try:
+        reading, has_cauda = compute_conus(case, table)
+    except (ContourQAError, ValueError) as exc:
+        checks.append(Finding(code="conus.level", status=Status.NOT_EVALUATED,
+                              message=f"The conus could not be located: {exc}"))
+        return rule_options if rule_options.bilsky_grade is not None or eg.worst_bilsky is None \
+            else replace(rule_options, bilsky_grade=eg.worst_bilsky, bilsky_estimated=True)
+    if reading is not None:
+        extra["conus"] = reading.to_json()
+        checks += conus_findings(reading, has_cauda_roi=has_cauda, options=rule_options)
     if rule_options.bilsky_grade is None and eg.worst_bilsky is not None:
         return replace(rule_options, bilsky_grade=eg.worst_bilsky, bilsky_estimated=True)
     return rule_options
