@@ -62,3 +62,31 @@ def test_rules_lists_the_new_rules_with_citations() -> None:
                         ("epidural.bilsky_estimate", "Bilsky")):
         block = proc.stdout[proc.stdout.index(code):]
         assert cited in block[:600], code
+
+
+def test_lumbar_case_with_the_cord_drawn_into_l3_raises_the_finding(tmp_path: Path) -> None:
+    """The demo relabelled lumbar (VB_T09/T10/T11 -> VB_L2/L3/L4): its cord ROI runs
+    through every vertebra, so it reaches L4, below L2: drawn through the cauda."""
+    import shutil
+
+    import pydicom
+
+    case = tmp_path / "lumbar"
+    shutil.copytree(DEMO, case)
+    ds = pydicom.dcmread(case / "RS.dcm")
+    for r in ds.StructureSetROISequence:
+        r.ROIName = {"VB_T09": "VB_L2", "VB_T10": "VB_L3", "VB_T11": "VB_L4"}.get(r.ROIName,
+                                                                                r.ROIName)
+    ds.save_as(case / "RS.dcm")
+    proc = _cli("check", str(case), "--json", "-")
+    data = json.loads(proc.stdout)
+    r = data[0] if isinstance(data, list) else data
+    jsonschema.validate(r, SCHEMA)
+    assert r["conus"]["conus_level"] == "L4"
+    f = [c for c in r["checks"] if c["code"] == "conus.cord_in_cauda"]
+    assert [c["status"] for c in f] == ["warn"] and "through the cauda equina" in f[0]["message"]
+    # the thoracic original: the cord ends at T11 (its lowest vertebra ROI), no finding
+    proc = _cli("check", str(DEMO), "--json", "-")
+    data = json.loads(proc.stdout)
+    r = data[0] if isinstance(data, list) else data
+    assert [c["status"] for c in r["checks"] if c["code"] == "conus.cord_in_cauda"] == ["pass"]
