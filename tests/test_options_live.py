@@ -44,7 +44,7 @@ def _report(*args: str, cwd: Path = REPO) -> Report:
     proc = _cli("check", *args, "--json", "-", cwd=cwd)
     assert proc.returncode in (0, 1), proc.stderr
     data = json.loads(proc.stdout)
-    return data[0] if isinstance(data, list) else data
+    return data["cases"][0]
 
 
 def _readme_files(folder: Path) -> dict[str, str]:

@@ -143,4 +143,4 @@ def test_demo_writes_every_format(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert 'id="dvh-plot-0"' in html
     assert '<details class="callout" id="not-applicable-0">' in html  # collapsed
-    assert json.loads((out / "report.json").read_text())["status"] == "incomplete"
+    assert json.loads((out / "report.json").read_text())["cases"][0]["status"] == "warn"
