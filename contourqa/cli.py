@@ -312,7 +312,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     import json
 
     from contourqa.rules import all_rules
-    from contourqa.rules.listing import describe_rules, rule_records
+    from contourqa.rules.listing import describe_data_findings, describe_rules, rule_records
 
     rules = all_rules(constraint_files=args.constraint_file)
     if args.family:
@@ -324,6 +324,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
             return EXIT_OK
         Path(args.json).write_text(text, encoding="utf-8")
     sys.stdout.write(describe_rules(rules))
+    if not args.family:
+        sys.stdout.write(describe_data_findings())
     return EXIT_OK
 
 
@@ -544,7 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rules", help="list every rule: code, name, family, severity, citation, "
                                      "thresholds")
-    p.add_argument("--family", choices=["upfront", "postop", "margins", "integrity", "dose"],
+    # contourqa.rules.model.FAMILIES (not imported here: it loads the rules; a test
+    # keeps the two equal)
+    p.add_argument("--family", choices=["upfront", "postop", "margins", "integrity", "dose",
+                                        "plan_quality", "epidural", "conus", "analysis"],
                    help="only this family")
     p.add_argument("--constraint-file", action="append", default=[], metavar="TOML",
                    help="also list the rules of an institutional constraint set (repeatable)")
