@@ -11,9 +11,9 @@ from typing import Any
 
 from contourqa.rules.model import Mode, Rule
 
-__all__ = ["describe_rules", "rule_records"]
+__all__ = ["describe_data_findings", "describe_rules", "rule_records"]
 
-_META = ("source", "status", "variants")
+_META = ("source", "status", "variants", "name", "severity")  # name, severity: analysis.toml
 
 
 def _record(rule: Rule) -> dict[str, Any]:
@@ -79,3 +79,14 @@ def describe_rules(rules: Sequence[Rule], *, width: int = 100) -> str:
             out += textwrap.wrap(f"variant {name}: {_value(table)}", width=width,
                                  initial_indent="    ", subsequent_indent="      ")
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+def describe_data_findings(*, width: int = 100) -> str:
+    """Plain text: the families of findings about the input data, which are not rules
+    (``contourqa/rules/data/analysis.toml`` ``[data_findings]``)."""
+    from contourqa.rules.analysis import data_finding_families
+
+    out = ["", "== findings about the input data (not rules; they make a case incomplete) =="]
+    for prefix, what in data_finding_families().items():
+        out += textwrap.wrap(f"{prefix}.*  {what}", width=width, subsequent_indent="    ")
+    return "\n".join(out) + "\n"
