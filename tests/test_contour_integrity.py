@@ -141,7 +141,7 @@ def _disc(cx: float, cy: float, r: float, z: float) -> "Contour":
 def _gap_findings(rois: list) -> list:
     from types import SimpleNamespace
 
-    from contourqa.contour_integrity import check_gap
+    from contourqa.rules.integrity import check_gap
     from contourqa.rules.model import rule_data
 
     ctx = SimpleNamespace(case=SimpleNamespace(structure_set=SimpleNamespace(rois=tuple(rois)),
@@ -156,7 +156,7 @@ def _roi(name: str, contours: list) -> "ROI":
 
 
 def test_projected_overlap_of_discs_by_hand() -> None:
-    from contourqa.contour_integrity import projected_overlap
+    from contourqa.rules.integrity import projected_overlap
 
     a, b = _disc(0, 0, 10, 0).points_mm, _disc(0, 0, 5, 3).points_mm
     assert projected_overlap([a], [b], pixel_mm=0.25) == pytest.approx(1.0, abs=0.02)
