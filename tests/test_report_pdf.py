@@ -43,7 +43,7 @@ def test_verdict_attention_dvh_and_sector_map_on_pages_1_and_2(tmp_path):
                               capture_output=True, text=True, timeout=60).stdout
 
     one, two = page(1), page(2)
-    assert "INCOMPLETE" in one and "Needs attention (2 failed or warned)" in one
+    assert "INCOMPLETE" in one and "Needs attention (4 failed or warned)" in one
     assert "dose.ptv_coverage" in one and "dose.grid_resolution" in one
     assert "Cumulative DVH" in two and "Sector map T10" in two
     assert "All checks" not in one + two  # the full list follows the pictures
