@@ -6,7 +6,7 @@
 >>> sets = select_sets(["hytec2021"], files=["institution.toml"])   # doctest: +SKIP
 """
 
-from contourqa.constraints.library import AUTO, builtin_sets, load_rules, select_sets
+from contourqa.constraints.library import AUTO, builtin_sets, coverage_gaps, load_rules, select_sets
 from contourqa.constraints.model import (
                                          POINT_METRIC,
                                          STATUSES,
@@ -14,12 +14,14 @@ from contourqa.constraints.model import (
                                          Constraint,
                                          ConstraintFileError,
                                          ConstraintSet,
+                                         CoverageGap,
                                          load_constraint_set,
                                          parse_constraint_set,
+                                         parse_coverage_gaps,
 )
 
 __all__ = [
     "AUTO", "POINT_METRIC", "STATUSES", "Comparison", "Constraint", "ConstraintFileError",
-    "ConstraintSet", "builtin_sets", "load_constraint_set", "load_rules", "parse_constraint_set",
-    "select_sets",
+    "ConstraintSet", "CoverageGap", "builtin_sets", "coverage_gaps", "load_constraint_set",
+    "load_rules", "parse_constraint_set", "parse_coverage_gaps", "select_sets",
 ]
