@@ -2,7 +2,8 @@
 
 >>> from contourqa.constraints import builtin_sets, select_sets
 >>> sorted(builtin_sets())                                   # doctest: +SKIP
-['bmc2025', 'hytec2021', 'quantec2010', 'redmond2017', 'rtog0631', 'sahgal2013', 'tg101']
+['bmc2025', 'cox2012', 'hytec2021', 'quantec2010', 'redmond2017', 'rtog0631', 'sahgal2013',
+ 'tg101']
 >>> sets = select_sets(["hytec2021"], files=["institution.toml"])   # doctest: +SKIP
 """
 
