@@ -7,7 +7,14 @@
 >>> sets = select_sets(["hytec2021"], files=["institution.toml"])   # doctest: +SKIP
 """
 
-from contourqa.constraints.library import AUTO, builtin_sets, coverage_gaps, load_rules, select_sets
+from contourqa.constraints.library import (
+    AUTO,
+    builtin_sets,
+    check_coverage_gaps,
+    coverage_gaps,
+    load_rules,
+    select_sets,
+)
 from contourqa.constraints.model import (
                                          POINT_METRIC,
                                          STATUSES,
@@ -23,6 +30,6 @@ from contourqa.constraints.model import (
 
 __all__ = [
     "AUTO", "POINT_METRIC", "STATUSES", "Comparison", "Constraint", "ConstraintFileError",
-    "ConstraintSet", "CoverageGap", "builtin_sets", "coverage_gaps", "load_constraint_set",
+    "ConstraintSet", "CoverageGap", "builtin_sets", "check_coverage_gaps", "coverage_gaps", "load_constraint_set",
     "load_rules", "parse_constraint_set", "parse_coverage_gaps", "select_sets",
 ]

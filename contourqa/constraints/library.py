@@ -23,7 +23,8 @@ from contourqa.constraints.model import (
     parse_coverage_gaps,
 )
 
-__all__ = ["AUTO", "builtin_sets", "coverage_gaps", "load_rules", "select_sets"]
+__all__ = ["AUTO", "builtin_sets", "check_coverage_gaps", "coverage_gaps", "load_rules",
+           "select_sets"]
 
 #: The selection keyword for "every set marked auto that covers the plan's fractions".
 AUTO = "auto"
@@ -53,21 +54,34 @@ def coverage_gaps() -> tuple[CoverageGap, ...]:
     Raises
     ------
     ConstraintFileError
-        A gap that a built-in constraint (of status other than U) covers: the gap
-        list and the sets disagree.
+        A gap that a built-in constraint covers (:func:`check_coverage_gaps`).
     """
     item = resources.files("contourqa.constraints").joinpath("data", "coverage", "gaps.toml")
     origin = "contourqa:constraints/data/coverage/gaps.toml"
     gaps = parse_coverage_gaps(tomllib.loads(item.read_text(encoding="utf-8")), origin=origin)
+    check_coverage_gaps(gaps, builtin_sets().values(), origin=origin)
+    return gaps
+
+
+def check_coverage_gaps(gaps: Iterable[CoverageGap], sets: Iterable[ConstraintSet], *,
+                        origin: str) -> None:
+    """Refuse a gap that a constraint of ``sets`` (of status C, S or D) covers: the
+    gap list and the sets must not drift apart.
+
+    Raises
+    ------
+    ConstraintFileError
+        Naming ``origin``, the gap, the fraction numbers and the constraint.
+    """
+    sets = tuple(sets)
     for gap in gaps:
-        for cs in builtin_sets().values():
+        for cs in sets:
             for c in cs.constraints:
                 both = set(c.fractions) & set(gap.fractions)
                 if c.status != "U" and both and set(c.roles) & set(gap.roles):
                     raise ConstraintFileError(
                         f"{origin}: gap {gap.id!r} lists {sorted(both)} fx, but {cs.name} "
                         f"constraint {c.id!r} gives a value there: remove it from the gap.")
-    return gaps
 
 
 @cache
