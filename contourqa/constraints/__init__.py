@@ -30,6 +30,7 @@ from contourqa.constraints.model import (
 
 __all__ = [
     "AUTO", "POINT_METRIC", "STATUSES", "Comparison", "Constraint", "ConstraintFileError",
-    "ConstraintSet", "CoverageGap", "builtin_sets", "check_coverage_gaps", "coverage_gaps", "load_constraint_set",
-    "load_rules", "parse_constraint_set", "parse_coverage_gaps", "select_sets",
+    "ConstraintSet", "CoverageGap", "builtin_sets", "check_coverage_gaps", "coverage_gaps",
+    "load_constraint_set", "load_rules", "parse_constraint_set", "parse_coverage_gaps",
+    "select_sets",
 ]
