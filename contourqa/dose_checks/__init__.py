@@ -9,7 +9,8 @@ Each check group is one module with one function, listed explicitly in
 :mod:`contourqa.constraints` (constraint sets and rules), each with its citation and
 knowledge-base status.  Finding codes:
 
-- ``prescription.schedule``
+- ``prescription.schedule``, ``prescription.consistency`` (above the plan's maximum
+  dose, or sources that disagree)
 - ``dose.<set>.<check>`` (constraint sets; plus ``.fractions``, ``.prior_rt``,
   ``.unconfirmed`` when a set or some of its constraints do not apply)
 - ``dose.gap.<id>`` (an organ at risk and fraction number with no published

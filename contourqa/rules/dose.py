@@ -99,6 +99,17 @@ def set_rules(sets: Iterable[Any]) -> tuple[Rule, ...]:
                             citation=cset.citation, severity=Status.FAIL if severe
                             else Status.WARN, rule_set="dose", check=None,
                             thresholds=thresholds))
+        # what the set reports when it does not concern the plan (other fraction
+        # numbers) or lacks the prior course its rows need: reported, never judged
+        out.append(Rule(code=f"dose.{cset.name}.fractions",
+                        name=f"{cset.title}: covers the plan's fraction number",
+                        citation=cset.citation, severity=Status.PASS, rule_set="dose",
+                        check=None, thresholds={"fractions": sorted(cset.fractions)}))
+        if any(c.prior_rt for c in cset.constraints):
+            out.append(Rule(code=f"dose.{cset.name}.prior_rt",
+                            name=f"{cset.title}: prior course for its re-irradiation rows",
+                            citation=cset.citation, severity=Status.PASS, rule_set="dose",
+                            check=None, thresholds={}))
     return tuple(out)
 
 

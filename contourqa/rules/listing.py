@@ -12,12 +12,12 @@ from typing import Any
 from contourqa.rules.dose import GAP_PREFIX
 from contourqa.rules.model import Mode, Rule
 
-__all__ = ["coverage_lines", "describe_rules", "rule_records"]
+__all__ = ["coverage_lines", "describe_data_findings", "describe_rules", "rule_records"]
 
 #: Fraction numbers of the coverage summary (the knowledge base's 1-5, KB 3).
 _COVERAGE_FRACTIONS = (1, 2, 3, 4, 5)
 
-_META = ("source", "status", "variants")
+_META = ("source", "status", "variants", "name", "severity")  # name, severity: analysis.toml
 
 
 def _record(rule: Rule) -> dict[str, Any]:
@@ -155,3 +155,14 @@ def describe_rules(rules: Sequence[Rule], *, width: int = 100) -> str:
         for line in coverage:
             out += _pack(line.split("; "), width=width)
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+def describe_data_findings(*, width: int = 100) -> str:
+    """Plain text: the families of findings about the input data, which are not rules
+    (``contourqa/rules/data/analysis.toml`` ``[data_findings]``)."""
+    from contourqa.rules.analysis import data_finding_families
+
+    out = ["", "== findings about the input data (not rules; they make a case incomplete) =="]
+    for prefix, what in data_finding_families().items():
+        out += textwrap.wrap(f"{prefix}.*  {what}", width=width, subsequent_indent="    ")
+    return "\n".join(out) + "\n"
