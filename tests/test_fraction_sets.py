@@ -279,12 +279,17 @@ def test_two_fraction_esophagus_and_plexus_on_an_analytic_dose(base_gy: float,
 
 
 def test_four_fraction_kidney_on_an_analytic_dose_is_not_evaluated_by_design() -> None:
+    """The organ's values are reported with the gap, never judged: Dmax is the dose at
+    the top end cap, 12 + 0.25 * 31 = 19.75 Gy; Dmean that of the middle, 12 Gy."""
     ctx = _analytic_ctx(12.0, n_fractions=4, extra=("Kidney_L",))
     found = evaluate_coverage_gaps(ctx, select_sets(None))
     by = {(f.code, f.structure): f.status for f in found if f.structure}
     assert by == {("dose.gap.esophagus", "Esophagus"): Status.NOT_EVALUATED,
                   ("dose.gap.sacral_plexus", "SacralPlex"): Status.NOT_EVALUATED,
                   ("dose.gap.kidney", "Kidney_L"): Status.NOT_EVALUATED}
+    (f,) = [f for f in found if f.structure == "Kidney_L"]
+    assert f.value == pytest.approx(19.75, abs=0.01) and f.unit == "Gy" and f.limit is None
+    assert "Dmean 12 Gy" in f.message and "not evaluated by design" in f.message
 
 
 # ----------------------------------------------------------------- listing, README

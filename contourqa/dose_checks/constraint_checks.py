@@ -38,6 +38,8 @@ __all__ = ["evaluate_constraint_sets", "evaluate_coverage_gaps", "resolve_metric
            "status_against_limit"]
 
 _SIDE_BY_SIDE = ("Dmax", "D0.03cc", "D0.035cc")
+#: What a coverage-gap finding reports about the organ (values, never judged).
+_GAP_METRICS = ("Dmax", "D0.03cc", "Dmean")
 _PRIOR_NONE = "none"
 _PRIOR_NONE_COMPROMISE = "none_cord_compromise"
 
@@ -324,12 +326,18 @@ def evaluate_coverage_gaps(ctx: DoseContext, sets: tuple[ConstraintSet, ...]) ->
             out.append(_absent(gap.code, roles, f"the gap ({what})", source=source))
             continue
         for name, role in rois:
-            out.append(not_evaluated(
-                gap.code, f"{name} ({role.value}): {what} in the knowledge base "
-                f"({gap.reason}): not evaluated by design, no limit is invented. Its DVH "
-                "is in the report; judge it against your institution's limit (an "
-                "institutional constraint file closes this gap).", structure=name,
-                source=source))
+            # the values are reported, never judged (issue 18: "not evaluated, with the value")
+            shown = {t: ctx.try_metric(name, t) for t in _GAP_METRICS}
+            values = ", ".join(f"{t} {fmt(v, 'Gy')}" for t, v in shown.items() if v is not None)
+            dmax = shown.get("Dmax")
+            out.append(Finding(
+                code=gap.code, status=Status.NOT_EVALUATED, structure=name, value=dmax,
+                unit="Gy" if dmax is not None else None, source=source,
+                message=(f"{name} ({role.value}): {what} in the knowledge base "
+                         f"({gap.reason}): not evaluated by design, no limit is invented. "
+                         f"{values or 'No dose value could be computed'} (reported, not "
+                         "judged); judge it against your institution's limit (an "
+                         "institutional constraint file closes this gap).")))
     return out
 
 
