@@ -316,3 +316,20 @@ def test_readme_lists_every_gap() -> None:
     for g in coverage_gaps():
         assert f"`{g.code}`" in text, g.code
     assert "not evaluated by design" in text
+
+
+@pytest.mark.parametrize("name, role", [
+    ("Esophagus", Role.ESOPHAGUS), ("BrachialPlex_L", Role.BRACHIAL_PLEXUS),
+    ("BrachialPlex_R", Role.BRACHIAL_PLEXUS), ("Bowel_Small", Role.BOWEL_SMALL),
+    ("Bowel_Large", Role.BOWEL_LARGE), ("Kidney_L", Role.KIDNEY), ("Kidney_R", Role.KIDNEY),
+    ("Skin", Role.SKIN), ("CaudaEquina", Role.CAUDA_EQUINA), ("SacralPlex", Role.SACRAL_PLEXUS),
+])
+def test_tg263_names_reach_the_constraints_or_gaps(name: str, role: Role) -> None:
+    """The TG-263 names (KB 8) get their role from the structures tables, and every
+    fraction number gives that role a constraint or a listed gap."""
+    roi = make_roi([(0.0, [circle(0.0, 0.0, 5.0)])], name=name)
+    (a,) = assign_roles([roi])
+    assert a.role is role
+    for n in (1, 2, 3, 4, 5):
+        assert role in _covered(n) or any(role in g.roles and n in g.fractions
+                                           for g in coverage_gaps()), (name, n)
