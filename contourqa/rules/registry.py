@@ -222,7 +222,10 @@ def evaluate_contouring_rules(case: Case, roles: RoleTable, sectors: SectorAnaly
     todo = rules if rules is not None else builtin_rules()
     scope_params = deep_merge(rule_data("mode")["spine_target"],
                               options.profile.params.get("mode.spine_target", {}))
-    is_spine, why = spine_target(sectors, scope_params)
+    names = [a.roi_name for a in roles if a.role.is_target]
+    plan = getattr(case, "plan", None)
+    names += [n for n in (getattr(plan, "label", None),) if n]
+    is_spine, why = spine_target(sectors, scope_params, names)
     if is_spine is False:
         skipped = [r.code for r in todo if r.spine_only]
         out.append(Finding(
