@@ -10,11 +10,16 @@ engine's partition.
 
 Run from the repository root::
 
-    python benchmarks/bench_sectors_parts.py [--cases NAME ...] [--out benchmarks/results] [--png]
+    python benchmarks/bench_sectors_parts.py [--suite {tuning,heldout}] [--cases NAME ...]
+        [--out benchmarks/results] [--png]
 
-Writes ``sectors_parts.md`` and ``sectors_parts.json`` into the output folder, and
-with ``--png`` a picture ``sectors_parts_<case>.png`` of every case the engine missed
-(truth sectors from the parts beside the engine's sectors, on the GTV's middle slice).
+``--suite tuning`` (the default) scores ``SUITE``, the cases the engine may be tuned
+on, and writes ``sectors_parts.md`` and ``sectors_parts.json``; ``--suite heldout``
+scores ``HELDOUT`` (vertebra shapes drawn from seeded ranges, never to be tuned on)
+and writes ``sectors_parts_heldout.md`` and ``sectors_parts_heldout.json``, so that
+the two figures are never mixed.  With ``--png``, a picture
+``sectors_parts[_heldout]_<case>.png`` of every case the engine missed (truth
+sectors from the parts beside the engine's sectors, on the GTV's middle slice).
 """
 
 from __future__ import annotations
@@ -36,9 +41,27 @@ from contourqa.case import load_case  # noqa: E402
 from contourqa.io.discovery import discover  # noqa: E402
 from contourqa.sectors import SectorOptions, analyse_sectors  # noqa: E402
 from contourqa.structures import assign_roles  # noqa: E402
-from test_data.parts_phantom import SUITE, CaseTruth, write_case  # noqa: E402
+from test_data.parts_phantom import SUITE, CaseSpec, CaseTruth, write_case  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
+#: Suite name -> (file stem of the results, what the suite is).
+SUITES: dict[str, tuple[str, str]] = {
+    "tuning": ("sectors_parts", "suite `SUITE`, the cases the engine may be tuned on"),
+    "heldout": ("sectors_parts_heldout",
+                "suite `HELDOUT`, held out: vertebra shapes drawn from seeded ranges "
+                "(`draw_shape`), never to be tuned on"),
+}
+
+
+def suite_cases(suite: str) -> dict[str, CaseSpec]:
+    """The cases of ``suite`` (``tuning`` or ``heldout``)."""
+    if suite == "heldout":
+        from test_data.parts_phantom import HELDOUT
+
+        return HELDOUT
+    if suite == "tuning":
+        return SUITE
+    raise ValueError(f"Argument 'suite' must be one of {sorted(SUITES)}, not {suite!r}.")
 
 
 def _fmt(sectors: Any) -> str:
@@ -90,7 +113,8 @@ def _ct_labels(res: Any, case: Any) -> Any:
     return full
 
 
-def _picture(path: Path, name: str, case: Any, truth_dir: Path, runs: dict[str, Any]) -> None:
+def _picture(path: Path, name: str, case: Any, truth_dir: Path, runs: dict[str, Any],
+             gtv_name: str) -> None:
     """CT, truth sectors (from the parts) and the engine's sectors on the GTV's middle
     slice, zoomed on the treated vertebra."""
     import matplotlib
@@ -108,7 +132,7 @@ def _picture(path: Path, name: str, case: Any, truth_dir: Path, runs: dict[str, 
         lut[code] = sec
     truth_sec = np.where(lab["level_index"] == 1, lut[lab["parts"]], 0)
     hu = case.image.pixels
-    gtv = _gtv_mask(case, hu.shape)
+    gtv = _gtv_mask(case, gtv_name)
     k = int(np.round(np.argwhere(gtv).mean(axis=0)[0])) if gtv.any() else hu.shape[0] // 2
     rows, cols = np.nonzero(truth_sec.any(axis=0))
     r0, r1 = max(rows.min() - 8, 0), rows.max() + 9
@@ -134,17 +158,20 @@ def _picture(path: Path, name: str, case: Any, truth_dir: Path, runs: dict[str, 
     plt.close(fig)
 
 
-def _gtv_mask(case: Any, shape: tuple[int, ...]) -> Any:
+def _gtv_mask(case: Any, gtv_name: str) -> Any:
     from contourqa.masks import roi_mask
 
-    roi = next(r for r in case.structure_set.rois if r.name == "GTV")
+    roi = next(r for r in case.structure_set.rois if r.name == gtv_name)
     return roi_mask(roi, case.image.geometry)
 
 
-def bench(names: list[str], *, png_dir: Path | None = None) -> list[dict[str, Any]]:
+def bench(names: list[str], *, png_dir: Path | None = None, suite: str = "tuning"
+          ) -> list[dict[str, Any]]:
+    specs = suite_cases(suite)
+    stem = SUITES[suite][0]
     rows = []
     for name in names:
-        spec = SUITE[name]
+        spec = specs[name]
         with tempfile.TemporaryDirectory() as tmp:
             t0, c0 = time.perf_counter(), time.process_time()
             truth = write_case(spec, tmp, name=name)
@@ -158,8 +185,9 @@ def bench(names: list[str], *, png_dir: Path | None = None) -> list[dict[str, An
                       if sorted(r["found"] or ()) != list(truth.gtv_sectors)]
             if png_dir is not None and missed:
                 png_dir.mkdir(parents=True, exist_ok=True)
-                _picture(png_dir / f"sectors_parts_{name}.png", name, case,
-                         Path(tmp) / "truth", {"with_roi": with_roi, "ct_only": ct_only})
+                _picture(png_dir / f"{stem}_{name}.png", name, case,
+                         Path(tmp) / "truth", {"with_roi": with_roi, "ct_only": ct_only},
+                         truth.roi_names["gtv"])
             with_roi.pop("_labels")
             ct_only.pop("_labels")
         row: dict[str, Any] = {"case": name, "level": truth.level, "truth": list(truth.gtv_sectors),
@@ -168,6 +196,7 @@ def bench(names: list[str], *, png_dir: Path | None = None) -> list[dict[str, An
                "gtv_parts_cc": {k: v for k, v in truth.gtv_parts.items() if v > 0},
                "gtv_other_levels_cc": truth.gtv_other_levels_cc,
                "vertebra_roi": spec.vertebra_roi, "canal_roi": spec.canal_roi,
+               "gtv_roi": truth.roi_names["gtv"], "shape": spec.extras(),
                "generate_s": round(gen_s, 2), "generate_cpu_s": round(gen_cpu, 2),
                "with_roi": with_roi, "ct_only": ct_only}
         for mode in ("with_roi", "ct_only"):
@@ -204,17 +233,19 @@ def _yn(v: bool) -> str:
     return "yes" if v else "**no**"
 
 
-def write_results(rows: list[dict[str, Any]], out: Path) -> str:
+def write_results(rows: list[dict[str, Any]], out: Path, *, suite: str = "tuning") -> str:
     n = len(rows)
+    stem, what = SUITES[suite]
+    title = "ISRC sectors on the parts phantom (truth by anatomical part)"
     lines = [
-        "# ISRC sectors on the parts phantom (truth by anatomical part)",
+        f"# {title}{', HELD-OUT cases' if suite == 'heldout' else ''}",
         "",
         f"Machine and date: {machine_stamp()}",
         "",
         f"Engine (repository commit): {_engine_commit()}",
         "",
         "Generated by `python benchmarks/bench_sectors_parts.py` from "
-        "`test_data/parts_phantom` (suite `SUITE`). Truth: the sector of each bone voxel is "
+        f"`test_data/parts_phantom` ({what}; `--suite {suite}`). Truth: the sector of each bone voxel is "
         "the sector of the anatomical part it belongs to (body 1; left pedicle 2; left "
         "lamina, transverse and articular processes 3; spinous process 4; right lamina, "
         "transverse and articular processes 5; right pedicle 6); a sector is involved when "
@@ -289,26 +320,30 @@ def write_results(rows: list[dict[str, Any]], out: Path) -> str:
               "jobs).", ""]
     text = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sectors_parts.md").write_text(text, encoding="utf-8")
-    (out / "sectors_parts.json").write_text(
-        json.dumps({"machine": machine_stamp(), "rows": rows, "totals": tot}, indent=1) + "\n",
-        encoding="utf-8")
+    (out / f"{stem}.md").write_text(text, encoding="utf-8")
+    (out / f"{stem}.json").write_text(
+        json.dumps({"machine": machine_stamp(), "suite": suite, "rows": rows, "totals": tot},
+                   indent=1) + "\n", encoding="utf-8")
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--suite", choices=sorted(SUITES), default="tuning",
+                    help="tuning: SUITE (default); heldout: HELDOUT, written to "
+                         "sectors_parts_heldout.md/.json (never tune on it)")
     ap.add_argument("--cases", nargs="*", default=None, help="case names (default: all)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--png", action="store_true",
                     help="draw sectors_parts_<case>.png in --out for every missed case")
     args = ap.parse_args(argv)
-    names = args.cases or list(SUITE)
-    unknown = [n for n in names if n not in SUITE]
+    cases = suite_cases(args.suite)
+    names = args.cases or list(cases)
+    unknown = [n for n in names if n not in cases]
     if unknown:
-        ap.error(f"unknown case(s) {unknown}; known: {sorted(SUITE)}")
-    rows = bench(names, png_dir=args.out if args.png else None)
-    print(write_results(rows, args.out))
+        ap.error(f"unknown case(s) {unknown} in suite {args.suite}; known: {sorted(cases)}")
+    rows = bench(names, png_dir=args.out if args.png else None, suite=args.suite)
+    print(write_results(rows, args.out, suite=args.suite))
     return 0
 
 

@@ -74,7 +74,9 @@ def _case_info(case: Case) -> CaseInfo:
     dose = None
     if case.dose is not None:
         g = case.dose.geometry
-        dose = {"shape": list(g.shape), "spacing_mm": [round(float(v), 4) for v in g.spacing_mm],
+        # shape and spacing in one order: columns, rows, frames (x, y, z)
+        dose = {"shape": [int(v) for v in g.shape[::-1]],
+                "spacing_mm": [round(float(v), 4) for v in g.spacing_mm],
                 "max_gy": round(case.dose.max_gy, 4), "summation_type": case.dose.summation_type}
     return CaseInfo(
         name=case.files.name, patient_id=case.patient_id,
@@ -109,12 +111,16 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
 
     sectors_json = None
     sec = None
+    extra: dict[str, Any] = {}
     if case.structure_set is not None:
         t0 = time.perf_counter()
         sec = analyse_sectors(case, table, options=SectorOptions(level=options.level))
         checks += list(sec.findings)
         sectors_json = sec.to_json()
         timings["sectors"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rule_options = _with_epidural(case, table, rule_options, checks, extra)
+        timings["epidural"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         rule_findings = evaluate_contouring_rules(case, table, sec, options=rule_options,
                                                   apply_levels=False)
@@ -131,7 +137,6 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     dvh_values: dict[str, dict[str, float | None]] = {}
     conventions: dict[str, Any] = {}
     volumes: dict[int, float] = {}
-    extra: dict[str, Any] = {}
     if case.structure_set is not None and case.dose is not None and options.compute_dvh:
         from contourqa.dvh import DEFAULT_METRICS, dvh_report
 
@@ -171,6 +176,10 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     checks += evaluate_dose_checks(case, table, result,
                                    options=_with_image_findings(options.dose_checks, sec))
     timings["dose_checks"] = time.perf_counter() - t0
+    if case.structure_set is not None and case.dose is not None and options.compute_dvh:
+        t0 = time.perf_counter()
+        checks += _plan_quality(case, table, rule_options, options, extra)
+        timings["plan_quality"] = time.perf_counter() - t0
     # the profile's levels and the waivers, once, on every finding (dose checks too)
     checks = apply_profile(checks, rule_options)
 
@@ -191,6 +200,59 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
                       dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
                       extra=extra, timings_s=timings, media=media)
+
+
+def _with_epidural(case: Case, table: RoleTable, rule_options: RuleOptions,
+                   checks: list[Finding], extra: dict[str, Any]) -> RuleOptions:
+    """Measure the epidural geometry (findings appended to ``checks``, the section into
+    ``extra``) and, when the user gave no Bilsky grade, the rule options with the grade
+    estimated from the contours (labelled as such in the findings that use it)."""
+    from contourqa.rules.epidural import compute_epidural_geometry, epidural_findings
+
+    try:
+        eg = compute_epidural_geometry(case, table, options=rule_options)
+    except (ContourQAError, ValueError, MemoryError) as exc:
+        checks.append(Finding(code="epidural.cord_gap", status=Status.NOT_EVALUATED,
+                              message=f"Epidural geometry could not be measured: "
+                                      f"{type(exc).__name__}: {exc}"))
+        return rule_options
+    if eg is None:
+        return rule_options
+    extra["epidural_geometry"] = eg.to_json()
+    checks += epidural_findings(eg, options=rule_options)
+    from contourqa.rules.conus import compute_conus, conus_findings
+
+    try:
+        reading, has_cauda = compute_conus(case, table)
+    except (ContourQAError, ValueError) as exc:
+        checks.append(Finding(code="conus.level", status=Status.NOT_EVALUATED,
+                              message=f"The conus could not be located: {exc}"))
+        return rule_options if rule_options.bilsky_grade is not None or eg.worst_bilsky is None \
+            else replace(rule_options, bilsky_grade=eg.worst_bilsky, bilsky_estimated=True)
+    if reading is not None:
+        extra["conus"] = reading.to_json()
+        checks += conus_findings(reading, has_cauda_roi=has_cauda, options=rule_options)
+    if rule_options.bilsky_grade is None and eg.worst_bilsky is not None:
+        return replace(rule_options, bilsky_grade=eg.worst_bilsky, bilsky_estimated=True)
+    return rule_options
+
+
+def _plan_quality(case: Case, table: RoleTable, rule_options: RuleOptions,
+                  options: CheckOptions, extra: dict[str, Any]) -> list[Finding]:
+    """The plan-quality findings (reported, never judged); the section into ``extra``."""
+    from contourqa.rules.plan_quality import compute_plan_quality, plan_quality_findings
+
+    try:
+        pq = compute_plan_quality(case, table, options=rule_options, workers=options.dvh_workers)
+    except (ContourQAError, ValueError, MemoryError) as exc:
+        # reported quantities only: a failure is shown, and judges nothing
+        return [Finding(code="plan.conformity", status=Status.NOT_APPLICABLE,
+                        message=f"Plan quality could not be computed: {type(exc).__name__}: "
+                                f"{exc}")]
+    if pq is None:
+        return []
+    extra["plan_quality"] = pq.to_json()
+    return plan_quality_findings(pq)
 
 
 def _with_image_findings(dose_options: DoseCheckOptions | None,
@@ -243,8 +305,9 @@ def _broken_case_report(files: CaseFiles, exc: Exception) -> CaseReport:
     info = CaseInfo(name=files.name, patient_id=None, plan_label=None, n_fractions=None,
                     prescription_gy=None, prescription_source=None, frame_of_reference_uid=None,
                     files=tuple(str(p) for p in files.files))
+    what = str(exc) if isinstance(exc, ContourQAError) else f"{type(exc).__name__}: {exc}"
     finding = Finding(code="input.case_unusable", status=Status.NOT_EVALUATED,
-                      message=f"The case could not be checked: {exc}",
+                      message=f"The case could not be checked: {what[:500]}",
                       files=tuple(files.files[:3]))
     return CaseReport(case=info, structures=(), checks=(*files.problems, finding))
 
@@ -274,8 +337,9 @@ def check(path: str | Path, *, options: CheckOptions = CheckOptions(),
             progress(n, len(cases), files.name)
         try:
             reports.append(check_case(files, options=options, series_cache=cache))
-        except (ContourQAError, ValueError, MemoryError) as exc:
-            # A defect in one case's data that a reader did not turn into a finding:
-            # record it on that case and go on with the others.
+        except Exception as exc:  # noqa: BLE001
+            # A defect in one case's data that a reader did not turn into a finding, or
+            # one of contourqa's own met on it: record it on that case (an error
+            # outcome: the check of this case did not complete) and go on with the others.
             reports.append(_broken_case_report(files, exc))
     return CheckRun(root=root, index=index, reports=tuple(reports), problems=index.problems)

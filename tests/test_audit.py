@@ -26,6 +26,7 @@ from contourqa.audit import AuditDatabase, FolderSource, run_audit, write_audit_
 from contourqa.audit.db import SCHEMA_VERSION
 from contourqa.audit.sources import _multipart_parts
 from contourqa.errors import AuditDatabaseError, AuditSourceError
+from contourqa.report import validate_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -212,7 +213,9 @@ def test_audit_report_html_and_csv(audited_db, tmp_path: Path) -> None:
     assert float(hot["cord_limit_gy"]) == pytest.approx(17.0)
     # the worst cases link to their JSON reports, written beside the page
     links = sorted((tmp_path / "audit_reports").glob("*.json"))
-    assert links and json.loads(links[0].read_text())["case"]["files"]
+    doc = json.loads(links[0].read_text())
+    validate_report(doc)  # the same document as `contourqa check --json`
+    assert len(doc["cases"]) == 1 and doc["cases"][0]["case"]["files"]
     # worst first: most failed checks, then cord Dmax closest to (or over) its limit
     summary = write_audit_report(db)
     n_fail = [r["n_fail"] for r in summary.worst]
@@ -247,8 +250,10 @@ def test_schema_migrates_and_refuses_newer(tmp_path: Path) -> None:
     assert d.schema_version == 1
     d.close()
     with AuditDatabase(db) as d:
-        assert d.schema_version == SCHEMA_VERSION == 3
+        assert d.schema_version == SCHEMA_VERSION == 4
         assert d.execute("SELECT COUNT(*) FROM reports") == [(0,)]
+        assert d.execute("SELECT host, pid FROM runs") == []  # version 4's columns
+        assert d.execute("SELECT COUNT(n_not_applicable) FROM cases") == [(0,)]  # version 3
         d.execute("UPDATE schema_meta SET value = '99' WHERE key = 'schema_version'")
         d.commit()
     with pytest.raises(AuditDatabaseError, match="newer contourqa"):

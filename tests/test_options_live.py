@@ -44,22 +44,27 @@ def _report(*args: str, cwd: Path = REPO) -> Report:
     proc = _cli("check", *args, "--json", "-", cwd=cwd)
     assert proc.returncode in (0, 1), proc.stderr
     data = json.loads(proc.stdout)
-    return data[0] if isinstance(data, list) else data
+    return data["cases"][0]
 
 
 def _readme_files(folder: Path) -> dict[str, str]:
-    """The README's example files (TOML blocks whose first line names the file) written
-    into ``folder``, and its example command lines."""
+    """The README's example files (TOML blocks whose first line names the file under
+    ``docs/examples``) written into ``folder`` as the README shows them, and its example
+    command lines.  The shipped files must be what the README shows."""
     text = (REPO / "README.md").read_text("utf-8")
+    (folder / "docs" / "examples").mkdir(parents=True)
     for block in re.findall(r"```toml\n(.*?)```", text, re.S):
-        m = re.match(r"# (ours\.toml|waivers\.toml)\b", block)
+        m = re.match(r"# (docs/examples/(?:profile|waivers)\.toml)\b", block)
         if m:
+            assert (REPO / m.group(1)).read_text("utf-8") == block, m.group(1)
             (folder / m.group(1)).write_text(block, "utf-8")
     section = text[text.index("### Profiles, waivers and modes"):text.index("### Check options")]
     commands = re.findall(r"^contourqa check .*$", section, re.M)
-    assert len(commands) == 2 and (folder / "ours.toml").is_file() \
-        and (folder / "waivers.toml").is_file()
+    assert len(commands) == 2 and (folder / PROFILE).is_file() and (folder / WAIVERS).is_file()
     return {"profile": commands[0], "postop": commands[1]}
+
+
+PROFILE, WAIVERS = "docs/examples/profile.toml", "docs/examples/waivers.toml"
 
 
 _OURS_SET = '''[set]
@@ -95,8 +100,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Report]:
     (tmp / "ours_set.toml").write_text(_OURS_SET, "utf-8")
     demo = str(tmp / "test_data" / "demo_case" / "dicom")
     # the README's profile/waiver example with every other option of this run added
-    everything = [*shlex.split(readme["postop"])[2:], "--profile", "ours.toml", "--waivers",
-                  "waivers.toml", "--waiver", "vcf.risk=factors reviewed with the surgeon",
+    everything = [*shlex.split(readme["postop"])[2:], "--profile", PROFILE, "--waivers",
+                  WAIVERS, "--waiver", "vcf.risk=factors reviewed with the surgeon",
                   "--prescription", "22", "--roles", "roles.toml", "--metrics", "Dmax,D2cc",
                   "--constraints", "hytec2021,rtog0631", "--constraint-file", "ours_set.toml",
                   "--use-unconfirmed", "--prior", "30Gy/10fx,date=2023-05-01",

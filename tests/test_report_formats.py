@@ -28,8 +28,9 @@ from contourqa.report.figures import constraint_points
 def test_json_is_the_canonical_record_without_arrays():
     r = demo_run().reports[0]
     assert r.media is not None and r.media.dvhs  # arrays kept beside the record ...
-    obj = json.loads(JsonFormatter().render([r]))
-    validate_report(obj)
+    doc = json.loads(JsonFormatter().render([r]))
+    validate_report(doc)
+    (obj,) = doc["cases"]
     assert "media" not in obj  # ... never inside it
     assert len(json.dumps(obj)) < 100_000
 
@@ -142,4 +143,4 @@ def test_demo_writes_every_format(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert 'id="dvh-plot-0"' in html
     assert '<details class="callout" id="not-applicable-0">' in html  # collapsed
-    assert json.loads((out / "report.json").read_text())["status"] == "warn"
+    assert json.loads((out / "report.json").read_text())["cases"][0]["status"] == "warn"

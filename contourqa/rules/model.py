@@ -45,11 +45,13 @@ __all__ = [
 ]
 
 #: Rule sets, one TOML data file each (``contourqa/rules/data/<set>.toml``).
-RULE_SETS: tuple[str, ...] = ("upfront", "postop", "margins", "integrity", "mode")
+RULE_SETS: tuple[str, ...] = ("upfront", "postop", "margins", "integrity", "mode",
+                              "plan_quality", "epidural", "conus", "analysis")
 #: Rule families, one module each in ``contourqa/rules/``: the rule sets above (but
 #: ``mode``, which holds the mode and scope heuristics) and ``dose``, whose
 #: thresholds are the constraint sets and rule files of ``contourqa/constraints/data``.
-FAMILIES: tuple[str, ...] = ("upfront", "postop", "margins", "integrity", "dose")
+FAMILIES: tuple[str, ...] = ("upfront", "postop", "margins", "integrity", "dose",
+                              "plan_quality", "epidural", "conus", "analysis")
 
 
 class RuleConfigError(ContourQAError, ValueError):
@@ -337,6 +339,9 @@ class RuleOptions:
     asia_grade : {"A", "B", "C", "D", "E"} or None
     bilsky_grade : {"0", "1a", "1b", "1c", "2", "3"} or None
         Post-operative Bilsky ESCC grade of the residual disease.
+    bilsky_estimated : bool
+        ``bilsky_grade`` was estimated from the contours (GTV, thecal sac, cord; see
+        :mod:`contourqa.epidural`), not given: the findings say so.
     histology : str or None
         Primary histology (``renal``, ``breast``, ...), matched against the
         radio-resistant / radio-sensitive lists of the post-operative data.
@@ -350,6 +355,7 @@ class RuleOptions:
     variants: Sequence[str] = ()
     asia_grade: str | None = None
     bilsky_grade: str | None = None
+    bilsky_estimated: bool = False
     histology: str | None = None
     prior_rt_overlap: bool | None = None
 

@@ -186,8 +186,10 @@ def check_asia(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
 
 def check_bilsky(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
     """``postop.bilsky``: post-operative Bilsky grade 3 residual is a contraindication."""
-    return _grade_rule("postop.bilsky", ctx.options.bilsky_grade,
-                       "post-operative Bilsky grade", params)
+    what = "post-operative Bilsky grade" + (
+        " (ESTIMATED from contours, not read on axial T2 MRI; see epidural.bilsky_estimate)"
+        if ctx.options.bilsky_estimated else "")
+    return _grade_rule("postop.bilsky", ctx.options.bilsky_grade, what, params)
 
 
 def check_indication(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:

@@ -16,9 +16,16 @@ parameter of theirs is reused: the phantom is an independent reference for them.
 
 See ``test_data/parts_phantom/README.md`` for the anatomy, the truth criterion and
 the suite.
+
+:data:`SUITE` is the tuning suite (each region's default vertebra shape).
+``HELDOUT`` (from :mod:`._heldout`, loaded on first use) holds cases whose vertebra
+shapes are drawn from seeded ranges (:func:`draw_shape`): keep it out of any tuning,
+and report its figures apart.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._anatomy import (
     PART_NAMES,
@@ -43,12 +50,15 @@ from ._case import (
 from ._lesions import LESIONS
 from ._scene import HU, CaseSpec, Scene, build_scene
 
+if TYPE_CHECKING:  # loaded on first use (see __getattr__ below)
+    from ._heldout import HELDOUT, SHAPE_RANGES, draw_shape, shape_problems
+
 __all__ = [
-    "HU", "LESIONS", "MIN_EPIDURAL_CC", "MIN_PARASPINAL_CC", "MIN_SECTOR_CC",
+    "HELDOUT", "HU", "LESIONS", "MIN_EPIDURAL_CC", "MIN_PARASPINAL_CC", "MIN_SECTOR_CC",
     "MIN_SECTOR_PCT", "PARASPINAL_MARGIN_MM", "PART_NAMES", "SECTOR_OF_PART", "SUB_LABEL",
     "SUITE", "CanalSection", "CaseSpec", "CaseTruth", "PartsVertebra", "Scene",
     "VertebraParams", "build_scene", "build_vertebra", "canal_section", "case_truth",
-    "write_case",
+    "write_case", "draw_shape", "shape_problems", "SHAPE_RANGES",
 ]
 
 _BV = "Bone_Vertebra_{level}"
@@ -126,3 +136,12 @@ SUITE: dict[str, CaseSpec] = {
     "T10_pedicle_left_3mm": CaseSpec(level="T10", lesion="pedicle", side="left",
                                      slice_mm=3.0, pixel_mm=1.0),
 }
+
+
+def __getattr__(name: str) -> Any:
+    # the held-out cases draw and check 20 shapes (about half a second): only on use
+    if name in ("HELDOUT", "draw_shape", "shape_problems", "SHAPE_RANGES"):
+        from . import _heldout
+
+        return getattr(_heldout, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

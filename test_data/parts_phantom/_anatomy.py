@@ -99,6 +99,18 @@ class VertebraParams:
     Defaults are a mid-thoracic vertebra; :meth:`for_region` gives cervical (C5-C6),
     thoracic (T9-T10) and lumbar (L3) sizes from published adult morphometry ranges
     (body width and depth, canal, pedicle, processes), rounded.
+
+    The last five fields vary the shape beyond scaling (their defaults give the
+    suite's shapes): ``body_anterior_exponent`` is the superellipse exponent of the
+    body's anterior half (2 an ellipse, larger a boxier front; ``body_squareness`` is
+    the posterior half's); ``body_concavity_radius_factor`` the radius of the concave
+    posterior wall in canal half-widths (smaller: a deeper, narrower, more
+    kidney-shaped notch); ``body_shift_mm`` moves the body anteriorly away from the
+    posterior arch (longer pedicles and a deeper canal in front; negative: shorter);
+    ``canal_posterior_exponent`` is the superellipse exponent of the laminar arch
+    behind the canal (2 round, 1.2-1.6 the triangular lumbar canal with a posterior
+    apex); ``pedicle_width_right_mm`` makes the pedicles asymmetric (None: the right
+    pedicle is as wide as the left, ``pedicle_width_mm``).
     """
 
     region: Region = "thoracic"
@@ -135,6 +147,12 @@ class VertebraParams:
     body_squareness: float = 2.6
     pedicle_anchor_mm: float = 3.0
     ribs: bool = False
+    # shape variations (defaults: the suite's shapes, unchanged) -----------------------
+    body_anterior_exponent: float = 2.0
+    body_concavity_radius_factor: float = 1.25
+    body_shift_mm: float = 0.0
+    canal_posterior_exponent: float = 2.0
+    pedicle_width_right_mm: float | None = None
 
     @classmethod
     def for_region(cls, region: str, **changes: object) -> VertebraParams:
@@ -176,15 +194,28 @@ class VertebraParams:
         skip = {"region", "pedicle_convergence_deg", "pedicle_z_frac", "junction_y_frac",
                 "facet_axis", "lamina_shingle", "tp_angle_deg", "foramen_transversarium",
                 "spinous_incline_deg", "cortical_mm", "ribs", "disc_height_mm", "body_squareness",
-                "facet_offset_mm", "facet_half_thickness_mm"}
+                "facet_offset_mm", "facet_half_thickness_mm", "body_anterior_exponent",
+                "body_concavity_radius_factor", "canal_posterior_exponent"}
         changes = {k: getattr(self, k) * factor for k in self.__dataclass_fields__
-                   if k not in skip}
+                   if k not in skip and getattr(self, k) is not None}
         return replace(self, **changes)
 
     # derived landmarks --------------------------------------------------------------
     @property
     def body_centre_y_mm(self) -> float:
-        return -self.canal_half_depth_mm + self.body_concavity_mm - self.body_half_depth_mm
+        return (-self.canal_half_depth_mm + self.body_concavity_mm - self.body_half_depth_mm
+                - self.body_shift_mm)
+
+    @property
+    def canal_front_y_mm(self) -> float:
+        """y of the canal's anterior wall (the body's posterior wall) at the midline."""
+        return -self.canal_half_depth_mm - self.body_shift_mm
+
+    def pedicle_w(self, side: int) -> float:
+        """Transverse width of the left (``side`` +1) or right (-1) pedicle (mm)."""
+        if side < 0 and self.pedicle_width_right_mm is not None:
+            return self.pedicle_width_right_mm
+        return self.pedicle_width_mm
 
     @property
     def junction_y_mm(self) -> float:
@@ -195,14 +226,14 @@ class VertebraParams:
     def pedicle_z_mm(self) -> float:
         return self.pedicle_z_frac * self.body_height_mm
 
-    def junction_x_mm(self) -> float:
+    def junction_x_mm(self, side: int = 1) -> float:
         """|x| of the pedicle's axis at the junction: its medial face on the canal."""
-        return self.canal_half_width_mm + self.pedicle_width_mm / 2.0
+        return self.canal_half_width_mm + self.pedicle_w(side) / 2.0
 
-    def pedicle_length_mm(self) -> float:
+    def pedicle_length_mm(self, side: int = 1) -> float:
         """From the junction to ``pedicle_anchor_mm`` inside the body's outline (along
         the pedicle's axis, at its own lateral position)."""
-        start, u = self.pedicle_axis(1)
+        start, u = self.pedicle_axis(side)
         t = np.arange(0.0, 80.0, 0.1)
         pts = start[None, :] + t[:, None] * u[None, :]
         inside = body_outline(self, pts[:, 0], pts[:, 1])
@@ -214,15 +245,15 @@ class VertebraParams:
     def pedicle_axis(self, side: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(start at the junction, unit direction towards the body) in the axial plane."""
         phi = math.radians(self.pedicle_convergence_deg)
-        start = np.array([side * self.junction_x_mm(), self.junction_y_mm])
+        start = np.array([side * self.junction_x_mm(side), self.junction_y_mm])
         u = np.array([-side * math.sin(phi), -math.cos(phi)])
         return start, u
 
     def pillar_centre(self, side: int) -> NDArray[np.float64]:
-        return np.array([side * self.junction_x_mm(), self.junction_y_mm + 0.5])
+        return np.array([side * self.junction_x_mm(side), self.junction_y_mm + 0.5])
 
-    def pillar_half_width_mm(self) -> float:
-        return max(self.pedicle_width_mm / 2.0 + 0.5, 4.0)
+    def pillar_half_width_mm(self, side: int = 1) -> float:
+        return max(self.pedicle_w(side) / 2.0 + 0.5, 4.0)
 
     def tp_axis(self, side: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(start, unit direction) of the transverse process bar in the axial plane."""
@@ -235,11 +266,11 @@ class VertebraParams:
     def foramen_centre(self, side: int) -> NDArray[np.float64]:
         """Centre of the foramen transversarium, lateral to the pedicle's middle."""
         start, u = self.pedicle_axis(side)
-        mid = start + u * self.pedicle_length_mm() * 0.45
+        mid = start + u * self.pedicle_length_mm(side) * 0.45
         normal = np.array([u[1], -u[0]])
         if normal[0] * side < 0:
             normal = -normal
-        return mid + normal * (self.pedicle_width_mm / 2.0 + self.foramen_radius_mm + 1.2)
+        return mid + normal * (self.pedicle_w(side) / 2.0 + self.foramen_radius_mm + 1.2)
 
     @property
     def foramen_radius_mm(self) -> float:
@@ -321,10 +352,10 @@ def _body_r(p: VertebraParams, x: NDArray[np.float64], y: NDArray[np.float64]
     n = p.body_squareness
     dy = y - p.body_centre_y_mm
     # rounder anteriorly (ellipse), squarer posteriorly
-    expo = np.where(dy > 0, n, 2.0)
+    expo = np.where(dy > 0, n, p.body_anterior_exponent)
     r = np.abs(x / p.body_half_width_mm) ** expo + np.abs(dy / p.body_half_depth_mm) ** expo
-    rc = p.canal_half_width_mm * 1.25
-    yc = -p.canal_half_depth_mm + rc
+    rc = p.canal_half_width_mm * p.body_concavity_radius_factor
+    yc = p.canal_front_y_mm + rc
     concave = x ** 2 + (y - yc) ** 2 < rc ** 2
     return np.where(concave, 2.0, r)
 
@@ -343,19 +374,20 @@ def solids(p: VertebraParams) -> list[Solid]:
 
     out.append(Solid(BODY, (-aw, aw, yb - bd, yb + bd, -hb / 2, hb / 2), body))
     zp, hp = p.pedicle_z_mm, p.pedicle_height_mm
-    w = p.pedicle_width_mm
     ext = p.articular_extension_mm()
     cw, cd, tl = p.canal_half_width_mm, p.canal_half_depth_mm, p.lamina_thickness_mm
-    length = p.pedicle_length_mm()
+    ne = p.canal_posterior_exponent
     per_side: dict[int, list[Solid]] = {PEDICLE_L: [], ARTICULAR_L: [], LAMINA_L: [], TP_L: []}
     for side, ped, art, lam, tp in ((1, PEDICLE_L, ARTICULAR_L, LAMINA_L, TP_L),
                                     (-1, PEDICLE_R, ARTICULAR_R, LAMINA_R, TP_R)):
         start, u = p.pedicle_axis(side)
+        w = p.pedicle_w(side)
+        length = p.pedicle_length_mm(side)
         end = start + u * length
 
         def pedicle(x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64],
-                    start: NDArray[np.float64] = start, u: NDArray[np.float64] = u
-                    ) -> NDArray[np.bool_]:
+                    start: NDArray[np.float64] = start, u: NDArray[np.float64] = u,
+                    w: float = w, length: float = length) -> NDArray[np.bool_]:
             t, d = _segment_coords(x, y, start, u)
             return ((t >= 0) & (t <= length)
                     & ((d / (w / 2)) ** 2 + ((z - zp) / (hp / 2)) ** 2 <= 1.0))
@@ -365,11 +397,12 @@ def solids(p: VertebraParams) -> list[Solid]:
             min(start[1], end[1]) - w / 2, max(start[1], end[1]) + w / 2,
             zp - hp / 2, zp + hp / 2), pedicle))
         a = p.pillar_centre(side)
-        rx, ry = p.pillar_half_width_mm(), p.pillar_half_depth_mm
+        rx, ry = p.pillar_half_width_mm(side), p.pillar_half_depth_mm
         o, ht = p.facet_offset_mm, p.facet_half_thickness_mm
 
         def articular(x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64],
-                      a: NDArray[np.float64] = a, side: int = side) -> NDArray[np.bool_]:
+                      a: NDArray[np.float64] = a, side: int = side, rx: float = rx
+                      ) -> NDArray[np.bool_]:
             pillar = ((((x - a[0]) / rx) ** 2 + ((y - a[1]) / ry) ** 2 <= 1.0)
                       & (z >= zp - hp / 2 - 1.0) & (z <= zp + hp / 2 + 1.0))
             if p.facet_axis == "x":   # sagittal facets (lumbar): superior process lateral
@@ -389,8 +422,13 @@ def solids(p: VertebraParams) -> list[Solid]:
 
         def lamina(x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64],
                    side: int = side) -> NDArray[np.bool_]:
-            inner = (x / cw) ** 2 + (y / cd) ** 2 >= 1.0
-            outer = (x / (cw + tl)) ** 2 + (y / (cd + tl)) ** 2 <= 1.0
+            if ne == 2.0:
+                inner = (x / cw) ** 2 + (y / cd) ** 2 >= 1.0
+                outer = (x / (cw + tl)) ** 2 + (y / (cd + tl)) ** 2 <= 1.0
+            else:  # a superellipse arch behind the canal (in front of y = 0: an ellipse)
+                e = np.where(y > 0, ne, 2.0)
+                inner = np.abs(x / cw) ** e + np.abs(y / cd) ** e >= 1.0
+                outer = np.abs(x / (cw + tl)) ** e + np.abs(y / (cd + tl)) ** e <= 1.0
             lo, hi = p.lamina_z_range(y)
             return (inner & outer & (y >= p.junction_y_mm - 1.0) & (side * x >= 0)
                     & (z >= lo) & (z <= hi))
@@ -544,9 +582,9 @@ def canal_section(p: VertebraParams) -> CanalSection:
     ValueError
         The ring is not closed (the parameters leave a gap between the parts).
     """
-    half = p.canal_half_width_mm + 2 * p.pedicle_width_mm + 10.0
+    half = p.canal_half_width_mm + 2 * max(p.pedicle_w(1), p.pedicle_w(-1)) + 10.0
     xs = np.arange(-half, half + 1e-9, _CANAL_STEP_MM)
-    ys = np.arange(-p.canal_half_depth_mm - 8.0, p.canal_half_depth_mm + p.lamina_thickness_mm
+    ys = np.arange(p.canal_front_y_mm - 8.0, p.canal_half_depth_mm + p.lamina_thickness_mm
                    + 8.0, _CANAL_STEP_MM)
     xx, yy = np.meshgrid(xs, ys, indexing="ij")
     zz = np.full_like(xx, p.pedicle_z_mm)
@@ -626,8 +664,10 @@ def build_vertebra(params: VertebraParams, *, spacing_mm: float = 0.5) -> PartsV
     if spacing_mm <= 0:
         raise ValueError("Argument 'spacing_mm' must be positive.")
     p = params
-    reach_x = max(p.body_half_width_mm, p.junction_x_mm() + p.pillar_half_width_mm(),
-                  p.junction_x_mm() + p.tp_length_mm + 2 * p.tp_half_thickness_mm + 8.0) + 2.0
+    jx = max(p.junction_x_mm(1), p.junction_x_mm(-1))
+    reach_x = max(p.body_half_width_mm, jx + max(p.pillar_half_width_mm(1),
+                                                 p.pillar_half_width_mm(-1)),
+                  jx + p.tp_length_mm + 2 * p.tp_half_thickness_mm + 8.0) + 2.0
     if p.ribs:
         reach_x += 40.0
     y_lo = p.body_centre_y_mm - p.body_half_depth_mm - 2.0

@@ -215,8 +215,9 @@ def write_case(spec: CaseSpec, out_dir: str | Path, *, name: str = "case") -> Ca
     sp_zyx = scene.spacing_mm[::-1]
     treated = scene.level_index == scene.treated_index
     vert_parts = np.isin(scene.parts, list(VERTEBRA_PARTS))
+    gtv_name = spec.gtv_roi.format(level=spec.level)
     roi_masks: list[tuple[str, str, NDArray[np.bool_]]] = [("BODY", "EXTERNAL", scene.body),
-                                                           ("GTV", "GTV", scene.gtv)]
+                                                           (gtv_name, "GTV", scene.gtv)]
     ctv = scene.gtv.copy()
     if spec.ctv:
         allowed = (treated & vert_parts) | (scene.canal if truth.epidural else False)
@@ -230,7 +231,7 @@ def write_case(spec: CaseSpec, out_dir: str | Path, *, name: str = "case") -> Ca
         roi_masks.append(("CaudaEquina", "ORGAN", scene.sac))
     else:
         roi_masks.append(("SpinalCord", "ORGAN", scene.cord))
-    names: dict[str, str] = {"gtv": "GTV", "ptv": "PTV", "body": "BODY"}
+    names: dict[str, str] = {"gtv": gtv_name, "ptv": "PTV", "body": "BODY"}
     if spec.ctv:
         names["ctv"] = "CTV"
     if spec.canal_roi != "none":
@@ -242,7 +243,7 @@ def write_case(spec: CaseSpec, out_dir: str | Path, *, name: str = "case") -> Ca
             nm = spec.vertebra_roi.format(level=lv.name)
             roi_masks.append((nm, "ORGAN", vert_parts & (scene.level_index == li)))
             names[f"vertebra:{lv.name}"] = nm
-    rois = [RoiPlanes(nm, typ, _COLORS.get(nm, (160, 160, 255)),
+    rois = [RoiPlanes(nm, typ, _COLORS.get(nm, _COLORS.get(typ, (160, 160, 255))),
                       contours_from_mask(m, origin_mm=scene.origin_mm,
                                          spacing_mm=scene.spacing_mm))
             for nm, typ, m in roi_masks]
@@ -257,7 +258,7 @@ def write_case(spec: CaseSpec, out_dir: str | Path, *, name: str = "case") -> Ca
                         target_roi="PTV", plan_label=f"{spec.level} SBRT",
                         prescription_gy=rx, n_fractions=spec.n_fractions, isocentre_mm=iso,
                         dose_gy=dose, dose_origin_mm=d_origin, dose_spacing_mm=d_spacing)
-    spec_json = asdict(spec)
+    spec_json = spec.to_json()
     truth = CaseTruth(**{**truth.__dict__, "roi_names": names, "spec": spec_json,
                          "files": {"dicom": "dicom", "truth": "truth/truth.json",
                                    "labels": "truth/labels.npz", **files}})

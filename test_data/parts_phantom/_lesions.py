@@ -86,13 +86,13 @@ def _body_diffuse(p: VertebraParams, side: int) -> list[Primitive]:
 
 def _pedicle_point(p: VertebraParams, side: int, frac: float) -> tuple[float, float, float]:
     start, u = p.pedicle_axis(side)
-    m = start + u * p.pedicle_length_mm() * frac
+    m = start + u * p.pedicle_length_mm(side) * frac
     return float(m[0]), float(m[1]), p.pedicle_z_mm
 
 
 def _pedicle(p: VertebraParams, side: int) -> list[Primitive]:
     """Inside one pedicle, clear of the body and the pillar."""
-    w = p.pedicle_width_mm
+    w = p.pedicle_w(side)
     return [Primitive(_pedicle_point(p, side, 0.4), (0.42 * w, 0.42 * w,
                                                      0.35 * p.pedicle_height_mm),
                       _parts(_side_codes(side)["pedicle"]))]
@@ -101,7 +101,7 @@ def _pedicle(p: VertebraParams, side: int) -> list[Primitive]:
 def _pedicle_whole(p: VertebraParams, side: int) -> list[Primitive]:
     """The whole pedicle, from the body's outline to the pillar's."""
     c = _pedicle_point(p, side, 0.5)
-    big = (p.pedicle_length_mm(), p.pedicle_length_mm(), p.pedicle_height_mm)
+    big = (p.pedicle_length_mm(side), p.pedicle_length_mm(side), p.pedicle_height_mm)
     return [Primitive(c, big, _parts(_side_codes(side)["pedicle"]))]
 
 
@@ -114,10 +114,14 @@ def _body_bilateral(p: VertebraParams, side: int) -> list[Primitive]:
 
 
 def _lamina_point(p: VertebraParams, side: int) -> tuple[float, float, float]:
+    """Mid-thickness of one lamina, 55 deg round its arch from the side."""
     ang = math.radians(55.0)
     cw, cd, tl = p.canal_half_width_mm, p.canal_half_depth_mm, p.lamina_thickness_mm
-    x = side * (cw + tl / 2) * math.cos(ang)
-    y = (cd + tl / 2) * math.sin(ang)
+    c, s = math.cos(ang), math.sin(ang)
+    if p.canal_posterior_exponent != 2.0:  # a point of the superellipse arch
+        c, s = c ** (2.0 / p.canal_posterior_exponent), s ** (2.0 / p.canal_posterior_exponent)
+    x = side * (cw + tl / 2) * c
+    y = (cd + tl / 2) * s
     return x, y, p.lamina_z_centre(y)
 
 
@@ -142,7 +146,7 @@ def _transverse(p: VertebraParams, side: int) -> list[Primitive]:
 def _articular(p: VertebraParams, side: int) -> list[Primitive]:
     a = p.pillar_centre(side)
     return [Primitive((float(a[0]), float(a[1]), p.pedicle_z_mm),
-                      (p.pillar_half_width_mm(), p.pillar_half_depth_mm,
+                      (p.pillar_half_width_mm(side), p.pillar_half_depth_mm,
                        0.5 * p.pedicle_height_mm), _parts(_side_codes(side)["articular"]))]
 
 
@@ -179,7 +183,7 @@ _BONE = ("vertebra", frozenset[int]())
 
 def _pedicle_base(p: VertebraParams, side: int) -> list[Primitive]:
     """Across the junction of the pedicle with the body (any bone of the vertebra)."""
-    w = p.pedicle_width_mm
+    w = p.pedicle_w(side)
     return [Primitive(_pedicle_point(p, side, 0.9), (0.6 * w + 1.0, 0.6 * w + 1.0,
                                                      0.4 * p.pedicle_height_mm), _BONE)]
 
@@ -187,7 +191,7 @@ def _pedicle_base(p: VertebraParams, side: int) -> list[Primitive]:
 def _pillar_junction(p: VertebraParams, side: int) -> list[Primitive]:
     """Across the pedicle-lamina junction: pedicle, pillar, lamina root, TP root."""
     a = p.pillar_centre(side)
-    r = p.pillar_half_width_mm() + 2.0
+    r = p.pillar_half_width_mm(side) + 2.0
     return [Primitive((float(a[0]), float(a[1]) - 1.0, p.pedicle_z_mm),
                       (r, r + 1.0, 0.4 * p.pedicle_height_mm), _BONE)]
 
@@ -244,7 +248,8 @@ def epidural_extension(kind: str, p: VertebraParams, side: int) -> Primitive:
     z = p.pedicle_z_mm * 0.5
     if where == "anterior":
         x = 0.0 if kind in ("body_central", "body_diffuse") else side * 0.35 * cw
-        return Primitive((x, -cd, z), (0.7 * cw, 0.5 * cd, 9.0), ("epidural", frozenset()))
+        y = -cd if p.body_shift_mm == 0.0 else p.canal_front_y_mm + 0.5 * p.body_shift_mm
+        return Primitive((x, y, z), (0.7 * cw, 0.5 * cd, 9.0), ("epidural", frozenset()))
     if where == "posterior":
         return Primitive((side * 0.3 * cw, cd, z), (0.7 * cw, 0.5 * cd, 9.0),
                          ("epidural", frozenset()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -96,6 +96,20 @@ class CaseSpec:
         Standard deviation of the Gaussian CT noise (seeded from the spec).
     ctv : bool
         Write a CTV (GTV + 3 mm within the treated vertebra's bone) besides the PTV.
+    anatomy : tuple of (str, float) pairs
+        Changes to the region's :class:`VertebraParams` (field name, value), applied
+        after ``pedicle_width_mm`` and ``ribs``: body, canal, pedicle, lamina and
+        process shapes (see :func:`draw_shape` for the held-out cases' draws).
+    level_shift_mm : tuple of float
+        Lateral (local x, mm) displacement of the level above and of the level below
+        relative to the treated one (a scoliotic step), ramped across each disc; the
+        bony canal, thecal sac and cord follow it.
+    gtv_roi : str
+        Name template of the GTV ROI (``"GTV"``, ``"GTV_{level}"``).
+
+    The last three fields are left out of the spec's ``repr`` and, at their defaults,
+    out of :meth:`key` and of ``truth.json``: a case that does not use them writes the
+    same bytes as before they existed.
     """
 
     level: str = "T10"
@@ -117,6 +131,9 @@ class CaseSpec:
     ctv: bool = True
     prescription_gy: float = 24.0
     n_fractions: int = 2
+    anatomy: tuple[tuple[str, float], ...] = field(default=(), repr=False)
+    level_shift_mm: tuple[float, float] = field(default=(0.0, 0.0), repr=False)
+    gtv_roi: str = field(default="GTV", repr=False)
 
     def __post_init__(self) -> None:
         if self.level not in _ORDER or self.level in ("C1", "C2", "T1", "L5"):
@@ -128,6 +145,12 @@ class CaseSpec:
             raise ValueError("Argument 'slice_mm' must be within [0.5, 5] mm.")
         if abs(self.axial_rotation_deg) > 30 or abs(self.tilt_deg) > 15:
             raise ValueError("Rotation must be within +/-30 deg and tilt within +/-15 deg.")
+        known = set(VertebraParams.__dataclass_fields__) - {"region", "ribs"}
+        bad = [k for k, _ in self.anatomy if k not in known]
+        if bad:
+            raise ValueError(f"Argument 'anatomy' names unknown VertebraParams fields {bad}.")
+        if len(self.level_shift_mm) != 2 or max(map(abs, self.level_shift_mm)) > 15.0:
+            raise ValueError("Argument 'level_shift_mm' must be two shifts within +/-15 mm.")
 
     @property
     def region(self) -> str:
@@ -141,10 +164,32 @@ class CaseSpec:
         changes: dict[str, object] = {"ribs": self.ribs}
         if self.pedicle_width_mm is not None:
             changes["pedicle_width_mm"] = float(self.pedicle_width_mm)
+        changes.update(dict(self.anatomy))
         return VertebraParams.for_region(self.region, **changes)
 
+    def extras(self) -> dict[str, object]:
+        """The fields left out of ``repr`` that differ from their defaults."""
+        out: dict[str, object] = {}
+        if self.anatomy:
+            out["anatomy"] = [list(kv) for kv in self.anatomy]
+        if tuple(self.level_shift_mm) != (0.0, 0.0):
+            out["level_shift_mm"] = list(self.level_shift_mm)
+        if self.gtv_roi != "GTV":
+            out["gtv_roi"] = self.gtv_roi
+        return out
+
     def key(self) -> str:
-        return repr(self)
+        """Seed of the noise and of the UIDs: the spec's ``repr`` (and its extras)."""
+        extras = self.extras()
+        return repr(self) + (f" {extras!r}" if extras else "")
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as written to ``truth.json`` (extras only when they are set)."""
+        d = asdict(self)
+        for k in ("anatomy", "level_shift_mm", "gtv_roi"):
+            d.pop(k)
+        d.update(self.extras())
+        return d
 
 
 def neighbour_levels(level: str) -> tuple[str, str, str]:
@@ -159,6 +204,7 @@ class LevelModel:
     params: VertebraParams
     z_mm: float                   # local z of the body's middle
     solids: tuple[Solid, ...]
+    x_mm: float = 0.0             # local lateral shift (scoliotic step)
 
 
 @dataclass
@@ -213,13 +259,26 @@ def _levels(spec: CaseSpec) -> tuple[LevelModel, ...]:
             p = replace(p, ribs=False)
         out.append((name, k, p))
     models = []
+    shift = {1: float(spec.level_shift_mm[0]), 0: 0.0, -1: float(spec.level_shift_mm[1])}
     for name, k, p in out:
         if k == 0:
             z = 0.0
         else:
             z = k * (base.body_height_mm / 2 + p.body_height_mm / 2 + base.disc_height_mm)
-        models.append(LevelModel(name, p, z, tuple(solids(p))))
+        models.append(LevelModel(name, p, z, tuple(solids(p)), shift[k]))
     return tuple(models)
+
+
+def _canal_shift(levels: tuple[LevelModel, ...], lz: NDArray[np.float64]
+                 ) -> NDArray[np.float64]:
+    """Lateral shift (mm) of the canal at local height ``lz``: that of the level there,
+    ramped linearly across each disc from the treated level's endplate."""
+    treated = levels[1]
+    half = treated.params.body_height_mm / 2
+    disc = treated.params.disc_height_mm
+    up = np.clip((lz - half) / disc, 0.0, 1.0) * levels[0].x_mm
+    down = np.clip((-half - lz) / disc, 0.0, 1.0) * levels[2].x_mm
+    return np.asarray(up + down, dtype=float)
 
 
 def _torso(region: str) -> tuple[float, float, float]:
@@ -339,7 +398,7 @@ def _solid_boxes(levels: tuple[LevelModel, ...], rot: NDArray[np.float64],
         row = []
         for s in lv.solids:
             x0, x1, y0, y1, z0, z1 = s.box
-            corners = np.array([[x, y, z + lv.z_mm] for x in (x0, x1) for y in (y0, y1)
+            corners = np.array([[x + lv.x_mm, y, z + lv.z_mm] for x in (x0, x1) for y in (y0, y1)
                                 for z in (z0, z1)])
             c = corners @ rot.T + off
             row.append(np.array([c[:, 0].min(), c[:, 0].max(), c[:, 1].min(), c[:, 1].max(),
@@ -372,7 +431,8 @@ def _slice_fields(spec: CaseSpec, levels: tuple[LevelModel, ...],
             if c1 <= c0 or r1 <= r0:
                 continue
             sub = parts[r0:r1, c0:c1]
-            hit = s.inside(lx[r0:r1, c0:c1], ly[r0:r1, c0:c1], lz[r0:r1, c0:c1] - lv.z_mm)
+            sx = lx[r0:r1, c0:c1] if lv.x_mm == 0.0 else lx[r0:r1, c0:c1] - lv.x_mm
+            hit = s.inside(sx, ly[r0:r1, c0:c1], lz[r0:r1, c0:c1] - lv.z_mm)
             hit &= sub == 0
             sub[hit] = s.code
             lev[r0:r1, c0:c1][hit] = li
@@ -389,18 +449,20 @@ def _slice_fields(spec: CaseSpec, levels: tuple[LevelModel, ...],
             near |= (zl <= bot + 1.0) & (zl >= bot - p.disc_height_mm - 1.0)
         if not near.any():
             continue
-        disc = near & body_outline(p, lx, ly) & ~bone
+        disc = near & body_outline(p, lx if lv.x_mm == 0.0 else lx - lv.x_mm, ly) & ~bone
         parts[disc] = DISC
         lev[disc] = li
-    canal_m = canal.contains(lx, ly) & ~bone
+    # the canal, sac and cord follow a scoliotic step of the neighbours
+    cx = lx if levels[0].x_mm == levels[2].x_mm == 0.0 else lx - _canal_shift(levels, lz)
+    canal_m = canal.contains(cx, ly) & ~bone
     p = levels[1].params
     cw, cd = p.canal_half_width_mm, p.canal_half_depth_mm
-    sac = canal_m & ((lx / (0.75 * cw)) ** 2 + ((ly - 0.05 * cd) / (0.75 * cd)) ** 2 <= 1.0)
+    sac = canal_m & ((cx / (0.75 * cw)) ** 2 + ((ly - 0.05 * cd) / (0.75 * cd)) ** 2 <= 1.0)
     if spec.region == "lumbar":
         cord = np.zeros(shape, dtype=bool)
     else:
         ca, cb = (6.5, 4.0) if spec.region == "cervical" else (4.5, 4.0)
-        cord = (lx / ca) ** 2 + ((ly + 0.5) / cb) ** 2 <= 1.0
+        cord = (cx / ca) ** 2 + ((ly + 0.5) / cb) ** 2 <= 1.0
     gtv = np.zeros(shape, dtype=bool)
     treated_bone = (lev == 1) & bone & (parts != RIB_L) & (parts != RIB_R)
     for prim in prims:
