@@ -55,9 +55,10 @@ profile overrides it).  The steps, run by :func:`partition_vertebra`:
    slices, the body's convex outline, a closing, and the vertebrae above and below
    at the same relative height; that GTV takes the part it replaced.
 5. **Parts**, first rule that holds: **body** (not behind the body's posterior
-   surface where it was measured - its posterolateral corners reach behind the
-   canal's most anterior point - else in front of the body wall; nothing lateral to
-   the body's measured width; sector 1); **spinous process** (behind the
+   surface where it was measured - on the slices that cut the whole body without
+   its arch; its posterolateral corners reach behind the canal's most anterior point,
+   by at most ``pedicle.body_max_behind_wall_mm`` - else in front of the body wall;
+   nothing lateral to the body's measured width; sector 1); **spinous process** (behind the
    spinous root, within the spinous half-width; 4); **transverse process** (lateral
    to the pedicle's outer surface; 3 left, 5 right); **pedicle** (in front of the
    pedicle's end and joined in-plane to the body: the bony bridge; 2 left, 6 right);
