@@ -120,6 +120,9 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         rule_options = _with_epidural(case, table, rule_options, checks, extra)
         timings["epidural"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        checks += _fusion(case, table, rule_options, options, extra)
+        timings["fusion"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         rule_findings = evaluate_contouring_rules(case, table, sec, options=rule_options,
                                                   apply_levels=False)
         if any(f.code == "rules.spine_scope" for f in rule_findings):
@@ -233,6 +236,21 @@ def _with_epidural(case: Case, table: RoleTable, rule_options: RuleOptions,
     if rule_options.bilsky_grade is None and eg.worst_bilsky is not None:
         return replace(rule_options, bilsky_grade=eg.worst_bilsky, bilsky_estimated=True)
     return rule_options
+
+
+def _fusion(case: Case, table: RoleTable, rule_options: RuleOptions, options: CheckOptions,
+            extra: dict[str, Any]) -> list[Finding]:
+    """The MR-CT fusion findings at the treated level; the section into ``extra``."""
+    from contourqa.rules.fusion import FUSION_CODE, compute_fusion, fusion_findings
+
+    try:
+        reading = compute_fusion(case, table, level=options.level, options=rule_options)
+    except (ContourQAError, ValueError, MemoryError) as exc:
+        return [Finding(code=FUSION_CODE, status=Status.NOT_EVALUATED,
+                        message=f"The MR-CT fusion could not be measured: "
+                                f"{type(exc).__name__}: {exc}")]
+    extra["fusion"] = reading.to_json()
+    return fusion_findings(reading, options=rule_options)
 
 
 def _plan_quality(case: Case, table: RoleTable, rule_options: RuleOptions,

@@ -39,10 +39,11 @@ def all_rules(*, constraint_files: Iterable[str | Path] = ()) -> tuple[Rule, ...
     from contourqa.rules.dose import dose_rules
     from contourqa.rules.conus import CONUS_RULES
     from contourqa.rules.epidural import EPIDURAL_RULES
+    from contourqa.rules.fusion import FUSION_RULES
     from contourqa.rules.plan_quality import PLAN_QUALITY_RULES
 
     return (*builtin_rules(), *dose_rules(constraint_files), *PLAN_QUALITY_RULES,
-            *EPIDURAL_RULES, *CONUS_RULES)
+            *EPIDURAL_RULES, *CONUS_RULES, *FUSION_RULES)
 
 
 def rule_by_code(code: str) -> Rule:
