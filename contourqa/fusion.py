@@ -56,9 +56,11 @@ class FusionSettings:
         Multi-resolution pyramid, coarse first (1 = full resolution in the box).
     max_iterations : int
         Per pyramid level.
+    initial_step_mm : float
+        The optimiser's first step (mm, rotations scaled by the physical shift they
+        cause); it only shrinks from there.  Larger steps overshoot into far minima.
     min_step_mm : float
-        The optimiser stops when its step falls below this (mm, via physical-shift
-        scaling of the rotation parameters).
+        The optimiser stops when its step falls below this (mm).
     min_mr_coverage : float
         Share (0-1) of the box the registered MR must cover.
     """
@@ -67,6 +69,7 @@ class FusionSettings:
     smoothing_mm: float = 1.0
     shrink_factors: tuple[int, ...] = (2, 1)
     max_iterations: int = 200
+    initial_step_mm: float = 0.25
     min_step_mm: float = 1e-3
     min_mr_coverage: float = 0.9
 
@@ -77,6 +80,7 @@ class FusionSettings:
                    smoothing_mm=float(table.get("smoothing_mm", 1.0)),
                    shrink_factors=tuple(int(v) for v in table.get("shrink_factors", (2, 1))),
                    max_iterations=int(table.get("max_iterations", 200)),
+                   initial_step_mm=float(table.get("initial_step_mm", 0.25)),
                    min_step_mm=float(table.get("min_step_mm", 1e-3)),
                    min_mr_coverage=float(table.get("min_mr_coverage", 0.9)))
 
@@ -282,7 +286,7 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
     reg.SetMetricSamplingStrategy(reg.NONE)  # every voxel: deterministic, the box is small
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=settings.min_step_mm,
+        learningRate=settings.initial_step_mm, minStep=settings.min_step_mm,
         numberOfIterations=settings.max_iterations, relaxationFactor=0.5,
         gradientMagnitudeTolerance=1e-8)
     reg.SetOptimizerScalesFromPhysicalShift()
@@ -292,10 +296,19 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
     reg.SetInitialTransform(euler, inPlace=True)
     reg.SetNumberOfThreads(1)  # the sum over voxels in one order: the same answer every run
     try:
+        start = float(reg.MetricEvaluate(fixed, moving))  # the REG as given
         reg.Execute(fixed, moving)
     except RuntimeError as exc:
         raise FusionError(f"the registration failed: {str(exc).strip().splitlines()[-1]}") \
             from exc
+    iterations = int(reg.GetOptimizerIteration())
+    final = float(reg.MetricEvaluate(fixed, moving))  # at the fitted transform, full resolution
+    # a fit that did not settle, or ended worse than where it started, measured nothing
+    if iterations >= settings.max_iterations:
+        raise FusionError(f"the fit did not converge in {settings.max_iterations} iterations.")
+    if final > start + 1e-3 * abs(start):
+        raise FusionError(f"the fit ended with a worse mutual information ({final:.4f}) than "
+                          f"the registration as given ({start:.4f}).")
     rot = np.asarray(euler.GetMatrix(), dtype=np.float64).reshape(3, 3)
     about = np.asarray(euler.GetCenter(), dtype=np.float64)
     # displacement of the box centre, whatever centre the transform ended with
@@ -309,8 +322,7 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
         rotation_axis=axis,
         max_displacement_mm=float(np.linalg.norm(moved - corners, axis=1).max()),
         box_lower_mm=lower, box_upper_mm=upper,
-        mutual_information=float(reg.GetMetricValue()),
-        iterations=int(reg.GetOptimizerIteration()),
+        mutual_information=final, iterations=iterations,
         stop_reason=str(reg.GetOptimizerStopConditionDescription()))
 
 

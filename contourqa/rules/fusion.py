@@ -171,8 +171,9 @@ def fusion_findings(reading: FusionReading, *, options: RuleOptions) -> list[Fin
                     f"against the CT (up to {r.max_displacement_mm:.2f} mm at the box corners)")
         limits = f"limits {max_shift:g} mm and {max_rot:g} deg"
         if shift_over or rot_over:
-            over = " and ".join(w for w, o in (("shift", shift_over), ("rotation", rot_over)) if o)
-            msg = (f"{head}: {where}, {measured}; the {over} exceed(s) the {limits}: the "
+            over = ("the shift and the rotation exceed" if shift_over and rot_over else
+                    "the shift exceeds" if shift_over else "the rotation exceeds")
+            msg = (f"{head}: {where}, {measured}; {over} the {limits}: the "
                    "registration is off at the treated vertebra (even if it is good "
                    "elsewhere); contours drawn on this MR (cord, epidural disease) may be "
                    "displaced there. Re-register on this vertebra and review them.")
