@@ -57,3 +57,12 @@ def test_check_warns_a_fusion_off_at_the_treated_level(tmp_path: Path) -> None:
     # the MR is seen as registered by the imaging check too
     reg = [c for c in r["checks"] if c["code"] == "imaging.mr_registration"]
     assert [c["status"] for c in reg] == ["pass"]
+
+
+def test_rules_lists_the_fusion_rule_with_its_citation() -> None:
+    proc = subprocess.run([*ENTRY, "rules"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    block = proc.stdout[proc.stdout.index("fusion.treated_level"):][:900]
+    assert "(warn)" in block and "Institutional default, not in the knowledge base" in block
+    assert "max_shift_mm = 1" in block and "max_rotation_deg = 1" in block
