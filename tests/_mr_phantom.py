@@ -96,9 +96,15 @@ def mr_pixels(ct: ImageSeries, *, move: LocalMove | None, spacing_mm: tuple[floa
         q = (p[inside] - move.centre - move.t) @ move.r + move.centre  # R^-1 = R^T
         p = p.copy()
         p[inside] = q
-    idx = g.patient_to_index(p)
-    # beyond the CT the anatomy continues as its edge (a real MR field of view goes on)
-    vals = map_coordinates(signal, idx.T, order=1, mode="nearest")
+    # a slice integrates its thickness (partial volume): average samples across it
+    n_sub = max(1, int(np.ceil(sp[2] / float(g.spacing_mm[2]))) * 2 - 1)
+    normal = ct_from_mr[:3, 2]  # the MR slice normal, in CT space
+    vals = np.zeros(len(p))
+    for off in (np.arange(n_sub) - (n_sub - 1) / 2) * (sp[2] / n_sub):
+        idx = g.patient_to_index(p + off * normal)
+        # beyond the CT the anatomy continues as its edge (a real MR field of view goes on)
+        vals += map_coordinates(signal, idx.T, order=1, mode="nearest")
+    vals /= n_sub
     rng = np.random.default_rng(seed)
     vals = vals + rng.normal(0.0, noise, vals.shape)
     return np.clip(vals, 0, None).reshape(geom.shape).astype(np.float32), geom
