@@ -245,39 +245,51 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
         raise FusionError('Argument "mr_to_ct" must be a finite 4x4 matrix.')
     lower = np.minimum(np.asarray(box_lower_mm, float), np.asarray(box_upper_mm, float))
     upper = np.maximum(np.asarray(box_lower_mm, float), np.asarray(box_upper_mm, float))
-    fixed_px, fixed_geom = _crop(ct, lower, upper, pad_mm=0.0)
-    if min(fixed_geom.shape) < 4:
-        raise FusionError(f"the box covers only {fixed_geom.shape} CT voxels.")
+    box_px, box_geom = _crop(ct, lower, upper, pad_mm=0.0)
+    if min(box_geom.shape) < 4:
+        raise FusionError(f"the box covers only {box_geom.shape} CT voxels.")
     # coverage: the box's voxel centres (subsampled) mapped into the MR
-    kk, jj, ii = (np.linspace(0, n - 1, min(n, 12)) for n in fixed_geom.shape)
+    kk, jj, ii = (np.linspace(0, n - 1, min(n, 12)) for n in box_geom.shape)
     grid = np.stack(np.meshgrid(kk, jj, ii, indexing="ij"), axis=-1).reshape(-1, 3)
-    pts_ct = fixed_geom.index_to_patient(grid)
+    pts_ct = box_geom.index_to_patient(grid)
     ct_to_mr = np.linalg.inv(m)
     pts_mr = pts_ct @ ct_to_mr[:3, :3].T + ct_to_mr[:3, 3]
     coverage = float(mr.geometry.contains(pts_mr, tol_voxels=0.5).mean())
     if coverage < settings.min_mr_coverage:
         raise FusionError(f"the registered MR covers {coverage:.0%} of the box around the "
                           f"treated level (at least {settings.min_mr_coverage:.0%} needed).")
-    mr_lo, mr_hi = pts_mr.min(axis=0), pts_mr.max(axis=0)
-    moving_px, moving_geom = _crop(mr, mr_lo, mr_hi, pad_mm=15.0)
+    # The MR is the fixed image (its voxels inside the box, by a mask) and the CT the
+    # moving one: interpolating the finer CT keeps the metric smooth when the MR has
+    # thick slices (3-5 mm), where interpolating the MR put a kink at every slice.
+    fixed_px, fixed_geom = _crop(mr, pts_mr.min(axis=0), pts_mr.max(axis=0), pad_mm=0.0)
+    kji = np.stack(np.meshgrid(*(np.arange(n) for n in fixed_geom.shape), indexing="ij"),
+                   axis=-1).reshape(-1, 3)
+    at_ct = fixed_geom.index_to_patient(kji.astype(np.float64)) @ m[:3, :3].T + m[:3, 3]
+    in_box = np.all((at_ct >= lower) & (at_ct <= upper), axis=1).reshape(fixed_geom.shape)
+    if int(in_box.sum()) < 64:
+        raise FusionError(f"only {int(in_box.sum())} MR voxels lie in the box.")
+    moving_px, moving_geom = _crop(ct, lower, upper, pad_mm=15.0)
 
     fixed = _image(fixed_px, fixed_geom)
     moving = _image(moving_px, moving_geom)
+    mask = sitk.GetImageFromArray(in_box.astype(np.uint8))
+    mask.CopyInformation(fixed)
     if settings.smoothing_mm > 0:
         fixed = sitk.SmoothingRecursiveGaussian(fixed, settings.smoothing_mm)
         moving = sitk.SmoothingRecursiveGaussian(moving, settings.smoothing_mm)
     centre = (lower + upper) / 2.0
-    # The REG matrix as an affine centred on the box centre (x -> A (x - c) + c + t'
-    # with t' = b - c + A c is x -> A x + b).  SimpleITK 2.5 gives the optimised
-    # transform the moving initial transform's centre (fixed parameters); with both
-    # centred on the box the rotation is about the box, as intended, and the
-    # translation at the centre is read from the final transform's own centre below.
-    a_mat, b_vec = ct_to_mr[:3, :3], ct_to_mr[:3, 3]
-    c3 = tuple(float(v) for v in centre)
+    centre_mr = ct_to_mr[:3, :3] @ centre + ct_to_mr[:3, 3]
+    # The REG matrix (MR -> CT) as an affine centred on the box centre in the MR frame
+    # (y -> A (y - c) + c + t' with t' = b - c + A c is y -> A y + b).  SimpleITK 2.5
+    # gives the optimised transform the moving initial transform's centre (fixed
+    # parameters); with both centred on the box the rotation is about the box, as
+    # intended, and the final transform is read with its own centre below.
+    a_mat, b_vec = m[:3, :3], m[:3, 3]
+    c3 = tuple(float(v) for v in centre_mr)
     initial = sitk.AffineTransform(3)
     initial.SetCenter(c3)
     initial.SetMatrix(tuple(float(v) for v in a_mat.ravel()))
-    initial.SetTranslation(tuple(float(v) for v in b_vec - centre + a_mat @ centre))
+    initial.SetTranslation(tuple(float(v) for v in b_vec - centre_mr + a_mat @ centre_mr))
     euler = sitk.Euler3DTransform()
     euler.SetCenter(c3)
 
@@ -292,6 +304,7 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
     reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
     reg.SetSmoothingSigmasPerLevel([0.0] * len(settings.shrink_factors))
+    reg.SetMetricFixedMask(mask)
     reg.SetMovingInitialTransform(initial)
     reg.SetInitialTransform(euler, inPlace=True)
     reg.SetNumberOfThreads(1)  # the sum over voxels in one order: the same answer every run
@@ -309,14 +322,20 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
     if final > start + 1e-3 * abs(start):
         raise FusionError(f"the fit ended with a worse mutual information ({final:.4f}) than "
                           f"the registration as given ({start:.4f}).")
-    rot = np.asarray(euler.GetMatrix(), dtype=np.float64).reshape(3, 3)
+    # the fit S maps MR points to where the REG should have sent them: CT(M S y) = MR(y);
+    # the MR's anatomy sits, in CT space, at D(p) = M S^-1 M^-1 p where the CT's is at p
+    r_s = np.asarray(euler.GetMatrix(), dtype=np.float64).reshape(3, 3)
     about = np.asarray(euler.GetCenter(), dtype=np.float64)
-    # displacement of the box centre, whatever centre the transform ended with
-    t = rot @ (centre - about) + about + np.asarray(euler.GetTranslation(), float) - centre
+    s4 = np.eye(4)
+    s4[:3, :3] = r_s
+    s4[:3, 3] = about + np.asarray(euler.GetTranslation(), float) - r_s @ about
+    d4 = m @ np.linalg.inv(s4) @ ct_to_mr
+    rot = d4[:3, :3]
+    t = rot @ centre + d4[:3, 3] - centre
     angle, axis = _axis_angle(rot)
     corners = np.array([[x, y, z] for x in (lower[0], upper[0]) for y in (lower[1], upper[1])
                         for z in (lower[2], upper[2])])
-    moved = (corners - centre) @ rot.T + centre + t
+    moved = corners @ rot.T + d4[:3, 3]
     return FusionResidual(
         centre_mm=centre, translation_mm=t, rotation_matrix=rot, rotation_deg=angle,
         rotation_axis=axis,
