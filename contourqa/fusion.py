@@ -5,11 +5,14 @@ treated vertebra.
 A registration that is good over the whole spine can still be off at one vertebra (the
 patient lay differently in the two scanners; the fusion was tuned on another level).
 The cord is often drawn on that MR, so what matters is the alignment where the dose
-is.  The measurement: the CT cropped to the box is the fixed image; the MR, mapped into
-the CT frame by the REG matrix, is the moving image; a rigid (Euler) transform about the
-box centre is fitted by maximising Mattes mutual information (different contrasts:
-bone is bright on CT and dark on most MR sequences).  The fitted transform is the
-residual: how far the registered MR's anatomy sits from the CT's in the box.
+is.  The measurement: the MR voxels whose registered position (REG matrix applied)
+lies in the box are the fixed image, the CT the moving one (so a thick-slice MR is
+never interpolated); a rigid (Euler) transform about the box centre is fitted by
+maximising Mattes mutual information (different contrasts: bone is bright on CT and
+dark on most MR sequences), starting from the best of a search along the spine
+(vertebrae repeat, so a local fit alone can settle half a vertebra off).  The fitted
+transform, expressed in CT space, is the residual: how far the registered MR's anatomy
+sits from the CT's in the box.
 
 Conventions: LPS mm; ``mr_to_ct`` is the 4x4 matrix with ``p_ct = mr_to_ct @ p_mr``
 (homogeneous).  SimpleITK's point order is (x, y, z) like LPS; image arrays are
@@ -247,7 +250,9 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
     ------
     FusionError
         The box lies outside the CT, the registered MR covers less than
-        ``settings.min_mr_coverage`` of it, or the optimiser failed.
+        ``settings.min_mr_coverage`` of it, or the fit failed, did not converge or
+        ended with a worse mutual information than the REG as given (it measured
+        nothing: the caller reports not evaluated, never a pass).
     """
     sitk = _sitk()
     m = np.asarray(mr_to_ct, dtype=np.float64)
@@ -255,7 +260,7 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
         raise FusionError('Argument "mr_to_ct" must be a finite 4x4 matrix.')
     lower = np.minimum(np.asarray(box_lower_mm, float), np.asarray(box_upper_mm, float))
     upper = np.maximum(np.asarray(box_lower_mm, float), np.asarray(box_upper_mm, float))
-    box_px, box_geom = _crop(ct, lower, upper, pad_mm=0.0)
+    _, box_geom = _crop(ct, lower, upper, pad_mm=0.0)
     if min(box_geom.shape) < 4:
         raise FusionError(f"the box covers only {box_geom.shape} CT voxels.")
     # coverage: the box's voxel centres (subsampled) mapped into the MR
