@@ -97,7 +97,8 @@ def main() -> None:
         d[:3, 3] = centre + r.translation_mm - r.rotation_matrix @ centre
         # measured residual = E^-1-induced move composed with the baseline: D = E^-1 D_base
         expect = np.linalg.inv(e) @ d_base
-        err_t = np.linalg.norm((d @ np.append(centre, 1))[:3] - (expect @ np.append(centre, 1))[:3])
+        c4 = np.append(centre, 1.0)
+        err_t = np.linalg.norm((d @ c4)[:3] - (expect @ c4)[:3])
         r_err = d[:3, :3] @ expect[:3, :3].T
         err_r = np.degrees(np.arccos(np.clip((np.trace(r_err) - 1) / 2, -1, 1)))
         rows.append(f"| {axis} {deg:g} deg, t {t} mm | {r.shift_mm:.2f} mm, {r.rotation_deg:.2f} deg "

@@ -213,8 +213,9 @@ def _crop(series: ImageSeries, lower_mm: NDArray[np.float64], upper_mm: NDArray[
         raise FusionError("the box lies outside the image.")
     sl = tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi))
     origin = g.index_to_patient(lo.astype(np.float64))
-    crop = VolumeGeometry(shape=tuple(int(b - a + 1) for a, b in zip(lo, hi)),  # type: ignore[arg-type]
-                          origin_mm=origin, spacing_mm=g.spacing_mm, direction=g.direction)
+    n_k, n_j, n_i = (int(b - a + 1) for a, b in zip(lo, hi))
+    crop = VolumeGeometry(shape=(n_k, n_j, n_i), origin_mm=origin, spacing_mm=g.spacing_mm,
+                          direction=g.direction)
     return np.asarray(series.pixels[sl]), crop
 
 

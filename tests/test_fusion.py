@@ -54,7 +54,8 @@ def _small_ct() -> ImageSeries:
 
 
 def _reg(ct_frame: str, frame: str = MR_FRAME) -> Registration:
-    return Registration(path=Path("REG.dcm"), sop_instance_uid="1.2.3", frame_of_reference_uid=ct_frame,
+    return Registration(path=Path("REG.dcm"), sop_instance_uid="1.2.3",
+                        frame_of_reference_uid=ct_frame,
                         transforms=(RigidTransform(ct_frame, np.eye(4), "RIGID"),
                                     RigidTransform(frame, np.linalg.inv(MR_FROM_CT), "RIGID")))
 
