@@ -93,6 +93,8 @@ def main() -> None:
         log.setLevel(logging.INFO)
         config = NodeConfig(storage_dir=Path(tmp) / "storage", port=0, idle_s=30,
                             allowed=(AllowedPeer("TPS"),), jobs=args.jobs,
+                            # every sender is on loopback here: lift the per-address cap
+                            max_per_address=args.cases,
                             report_formats=tuple(args.formats.split(",")))
         with DicomNode(config) as node:
             t_send = time.perf_counter()

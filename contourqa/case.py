@@ -19,7 +19,7 @@ from contourqa.io.discovery import CaseFiles
 from contourqa.io.images import ImageSeries, read_image_series
 from contourqa.io.registration import Registration, read_registration
 from contourqa.io.rtdose import DoseGrid, read_dose, sum_doses
-from contourqa.io.rtplan import Plan, read_plan
+from contourqa.io.rtplan import Plan, PrescriptionSource, read_plan
 from contourqa.io.rtstruct import StructureSet, read_structure_set
 
 __all__ = ["Case", "SeriesCache", "load_case"]
@@ -209,7 +209,8 @@ def load_case(files: CaseFiles, *, prescription_gy: float | None = None,
             plan = read_plan(files.plan.path)
             problems.extend(plan.problems)
             if prescription_gy is not None:
-                plan = replace(plan, prescription_gy=float(prescription_gy))
+                plan = replace(plan, prescription_gy=float(prescription_gy),
+                               prescription_source=PrescriptionSource.USER)
         except ContourQAError as exc:
             problems.append(_unreadable("plan", exc, files.plan.path))
     ss = None

@@ -74,7 +74,9 @@ def _case_info(case: Case) -> CaseInfo:
     dose = None
     if case.dose is not None:
         g = case.dose.geometry
-        dose = {"shape": list(g.shape), "spacing_mm": [round(float(v), 4) for v in g.spacing_mm],
+        # shape and spacing in one order: columns, rows, frames (x, y, z)
+        dose = {"shape": [int(v) for v in g.shape[::-1]],
+                "spacing_mm": [round(float(v), 4) for v in g.spacing_mm],
                 "max_gy": round(case.dose.max_gy, 4), "summation_type": case.dose.summation_type}
     return CaseInfo(
         name=case.files.name, patient_id=case.patient_id,
@@ -321,8 +323,9 @@ def _broken_case_report(files: CaseFiles, exc: Exception) -> CaseReport:
     info = CaseInfo(name=files.name, patient_id=None, plan_label=None, n_fractions=None,
                     prescription_gy=None, prescription_source=None, frame_of_reference_uid=None,
                     files=tuple(str(p) for p in files.files))
+    what = str(exc) if isinstance(exc, ContourQAError) else f"{type(exc).__name__}: {exc}"
     finding = Finding(code="input.case_unusable", status=Status.NOT_EVALUATED,
-                      message=f"The case could not be checked: {exc}",
+                      message=f"The case could not be checked: {what[:500]}",
                       files=tuple(files.files[:3]))
     return CaseReport(case=info, structures=(), checks=(*files.problems, finding))
 
@@ -352,8 +355,9 @@ def check(path: str | Path, *, options: CheckOptions = CheckOptions(),
             progress(n, len(cases), files.name)
         try:
             reports.append(check_case(files, options=options, series_cache=cache))
-        except (ContourQAError, ValueError, MemoryError) as exc:
-            # A defect in one case's data that a reader did not turn into a finding:
-            # record it on that case and go on with the others.
+        except Exception as exc:  # noqa: BLE001
+            # A defect in one case's data that a reader did not turn into a finding, or
+            # one of contourqa's own met on it: record it on that case (an error
+            # outcome: the check of this case did not complete) and go on with the others.
             reports.append(_broken_case_report(files, exc))
     return CheckRun(root=root, index=index, reports=tuple(reports), problems=index.problems)

@@ -10,9 +10,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from contourqa.errors import ContourQAError
+from contourqa.errors import ContourQAError, require
+
+if TYPE_CHECKING:
+    from contourqa.node import NodeConfig
 
 
 class UsageError(ContourQAError, ValueError):
@@ -21,6 +24,55 @@ class UsageError(ContourQAError, ValueError):
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+
+
+def check_output_path(path: str | None, *, option: str, directory: bool = False) -> None:
+    """Fail before any work when an output path cannot be written.
+
+    ``path`` is a file (or, with ``directory``, a folder created if missing) named by
+    ``option``; ``None`` and ``-`` (standard output) pass.
+
+    Raises
+    ------
+    UsageError
+        The folder that would hold it is missing or not writable, or the path is a
+        folder where a file is expected (or the reverse); the message names both.
+    """
+    if not path or path == "-":
+        return
+    target = Path(path)
+    if directory:
+        existing = target
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UsageError(f"{option} {path}: {existing} is not a folder.")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"{option} {path}: folder {existing} is not writable.")
+        return
+    parent = target.parent
+    if target.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; name a file.")
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: no such folder {parent}; create it first.")
+    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists()
+                                                    and not os.access(target, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable here.")
+
+
+def _check_report_paths(args: argparse.Namespace) -> None:
+    from contourqa.report import FILE_FORMATTERS
+
+    for formatter in FILE_FORMATTERS:
+        check_output_path(getattr(args, formatter.name, None), option=f"--{formatter.name}")
+
+
+def _say(text: str) -> None:
+    """One line on standard error, control characters escaped (messages quote ROI
+    names and file contents, which may hold ANSI escape sequences)."""
+    from contourqa.report.text import printable
+
+    print(printable(text), file=sys.stderr)
 
 
 def _metrics(text: str | None) -> tuple[str, ...] | None:
@@ -41,9 +93,10 @@ def _write_reports(run, args: argparse.Namespace) -> int:  # type: ignore[no-unt
             formatter().write(run.reports, path)
             to_stdout = to_stdout or path == "-"
     if not to_stdout:
-        TerminalFormatter(colour=_colour(args)).write(run.reports, sys.stdout)
+        TerminalFormatter(colour=_colour(args), full_width=not sys.stdout.isatty()).write(
+            run.reports, sys.stdout)
     for p in run.problems:
-        print(f"warning: {p.message} ({', '.join(str(f) for f in p.files)})", file=sys.stderr)
+        _say(f"warning: {p.message} ({', '.join(str(f) for f in p.files)})")
     return EXIT_FAIL if run.failed else EXIT_OK
 
 
@@ -58,8 +111,8 @@ def _needs_media(args: argparse.Namespace) -> bool:
 CHECK_OPTION_KEYWORDS: dict[str, str] = {
     "prescription": "prescription_gy", "roles": "roles", "metrics": "metrics", "level": "level",
     "constraints": "constraints", "constraint_file": "constraint_files", "prior": "prior_courses",
-    "prior_dose": "prior_doses", "use_unconfirmed": "use_unconfirmed",
-    "assume_prior_cord_max": "assume_prior_cord_max",
+    "prior_dose": "prior_doses", "assume_prior_cord_max": "assume_prior_cord_max",
+    "use_unconfirmed": "use_unconfirmed",
     "alpha_beta": "alpha_beta_gy", "gtv_dmin": "gtv_dmin_variant",
     "ptv_coverage": "ptv_coverage_variant", "cord_compromise": "cord_compromise",
     "dose_grid_max_mm": "dose_grid_max_spacing_mm", "mode": "mode", "profile": "profile",
@@ -100,7 +153,12 @@ class _Progress:
 
     def __call__(self, n: int, total: int, name: str) -> None:
         if self._status is not None:
-            self._status.update(f"[{n + 1}/{total}] loading and checking {name[:60]}")
+            from rich.markup import escape
+
+            from contourqa.report.text import printable
+
+            self._status.update(f"[{n + 1}/{total}] loading and checking "
+                                f"{escape(printable(name[:60]))}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -109,6 +167,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from contourqa.check import check
     from contourqa.parallel import default_workers
 
+    _check_report_paths(args)
     options = replace(_check_options(args), dvh_workers=default_workers())
     with _Progress() as progress:
         run = check(args.path, options=options, progress=progress)
@@ -124,6 +183,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from contourqa.report import FILE_FORMATTERS
 
     case_dir = demo_case_path()
+    check_output_path(args.out, option="--out", directory=True)
+    _check_report_paths(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -132,7 +193,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         setattr(args, formatter.name, path)
         written.append(path)
     print(f"contourqa demo: checking the bundled spine phantom in {case_dir}")
-    options = replace(_check_options(args), dvh_workers=default_workers())
+    from contourqa.demo import DEMO_CLINICAL_INPUTS
+
+    stated = {dest: DEMO_CLINICAL_INPUTS[kw] for dest, kw in CHECK_OPTION_KEYWORDS.items()
+              if kw in DEMO_CLINICAL_INPUTS and getattr(args, dest) is None}
+    print("  the demo patient's clinical inputs (not in DICOM): " + ", ".join(
+        f"{dest}={value}" for dest, value in stated.items()))
+    options = replace(_check_options(argparse.Namespace(**{**vars(args), **stated})),
+                      dvh_workers=default_workers())
     with _Progress() as progress:
         run = check(case_dir, options=options, progress=progress)
     code = _write_reports(run, args)
@@ -149,6 +217,7 @@ def cmd_dvh(args: argparse.Namespace) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}.")
+    check_output_path(args.json, option="--json")
     workers = args.jobs or default_workers()
     ss = read_structure_set(args.structures, workers=workers)
     dose = read_dose(args.dose, prescription_gy=args.prescription)
@@ -163,10 +232,13 @@ def cmd_dvh(args: argparse.Namespace) -> int:
         Path(args.json).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
-    for f in result.problems:
-        print(f"{f.status.value}: {f.structure or ''} {f.message}", file=sys.stderr)
-    print("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()),
-          file=sys.stderr)
+    # What reading the structure set found about the ROIs reported (a contour dropped
+    # for a corrupt coordinate changes their numbers), then what the DVH found.
+    wanted = set(args.roi or [r.name for r in ss.rois])
+    for f in [p for p in ss.problems if p.structure in wanted] + list(result.problems):
+        _say(f"{f.status.value}: {f.structure or ''} {f.message}")
+    if args.verbose:
+        _say("conventions: " + "; ".join(f"{k}={v}" for k, v in result.conventions.items()))
     global _fast_exit
     _fast_exit = True
     return EXIT_OK
@@ -184,6 +256,8 @@ def cmd_sectors(args: argparse.Namespace) -> int:
         opts = SectorOptions(level=args.level)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    check_output_path(args.json, option="--json")
+    check_output_path(args.png, option="--png", directory=True)
     _, cases = discover(Path(args.path))
     if not cases:
         raise UsageError(f"{args.path}: no RT Plan, RT Structure Set or RT Dose found; "
@@ -202,7 +276,7 @@ def cmd_sectors(args: argparse.Namespace) -> int:
             sector_png(res, Path(args.png) / f"case{n + 1}",
                        ct=case.image.pixels if case.image is not None else None)
         for f in res.findings:
-            print(f"{f.status.value}: {f.code}: {f.message}", file=sys.stderr)
+            _say(f"{f.status.value}: {f.code}: {f.message}")
     text = json.dumps(out, indent=2, allow_nan=False) + "\n"
     if args.json and args.json != "-":
         Path(args.json).write_text(text, encoding="utf-8")
@@ -213,7 +287,9 @@ def cmd_sectors(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from contourqa.inspect import describe, inspect_path
+    from contourqa.report.text import printable
 
+    check_output_path(args.json, option="--json")
     summary = inspect_path(args.path)
     if args.json:
         import json
@@ -224,7 +300,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         else:
             Path(args.json).write_text(text, encoding="utf-8")
     if args.json != "-":
-        sys.stdout.write(describe(summary))
+        sys.stdout.write(printable(describe(summary), keep_newlines=True))
     if not summary.cases:
         print(f"contourqa: {args.path}: no RT Plan, RT Structure Set or RT Dose found; "
               "nothing to check.", file=sys.stderr)
@@ -236,7 +312,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     import json
 
     from contourqa.rules import all_rules
-    from contourqa.rules.listing import describe_rules, rule_records
+    from contourqa.rules.listing import describe_data_findings, describe_rules, rule_records
 
     rules = all_rules(constraint_files=args.constraint_file)
     if args.family:
@@ -248,6 +324,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
             return EXIT_OK
         Path(args.json).write_text(text, encoding="utf-8")
     sys.stdout.write(describe_rules(rules))
+    if not args.family:
+        sys.stdout.write(describe_data_findings())
     return EXIT_OK
 
 
@@ -258,14 +336,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
                            args.dicomweb and "dicomweb+" + args.dicomweb) if s]
     if len(sources) != 1:
         raise UsageError("name exactly one source: a folder, --orthanc URL or --dicomweb URL")
+    if "://" not in args.db:
+        check_output_path(args.db, option="--db")
     result = run_audit(sources[0], args.db, jobs=args.jobs, options=_check_options(args),
                        scheduler=args.scheduler, force=args.force,
                        progress=None if args.quiet else TextProgress(sys.stderr))
-    print(f"contourqa audit: {result.n_cases} cases in {args.db}: {result.n_checked} checked, "
-          f"{result.n_skipped} unchanged, {result.n_errors} errors, {result.elapsed_s:.1f} s"
+    # result.db_url: the database with its password replaced by ***
+    print(f"contourqa audit: {result.n_cases} cases in {result.db_url}: "
+          f"{result.n_checked} checked, {result.n_skipped} unchanged, {result.n_errors} errors, "
+          f"{result.elapsed_s:.1f} s"
           + (" (interrupted; run again to resume)" if result.interrupted else ""),
           file=sys.stderr)
-    return 130 if result.interrupted else EXIT_OK
+    if result.interrupted:
+        return 130
+    if result.n_unchecked:
+        reason = " ".join(str(result.first_unchecked_reason).split())
+        print(f"contourqa audit: {result.n_unchecked} case(s) could not be checked; first: "
+              f"{reason[:300]}", file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_OK
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
@@ -274,17 +363,28 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     if not (args.html or args.csv):
         raise UsageError("audit-report: name --html FILE and/or --csv FILE")
     if "://" not in args.db and not Path(args.db).is_file():
-        raise UsageError(f"{args.db}: no such audit database")
+        raise UsageError(f"{args.db}: no such audit database")  # a path: no password
+    check_output_path(args.html, option="--html")
+    check_output_path(args.csv, option="--csv")
     s = write_audit_report(args.db, html_path=args.html, csv_path=args.csv, n_worst=args.worst)
     print(f"contourqa audit-report: {s.n_cases} cases ({s.n_error} with errors) -> "
           + ", ".join(p for p in (args.html, args.csv) if p), file=sys.stderr)
     return EXIT_OK
 
 
-def cmd_listen(args: argparse.Namespace) -> int:
-    from contourqa.node import AllowedPeer, Destination, NodeConfig, parse_size, serve
+def listen_config(args: argparse.Namespace) -> NodeConfig:
+    """The :class:`~contourqa.node.NodeConfig` of ``contourqa listen``'s arguments.
 
-    config = NodeConfig(
+    A limit flag left out takes NodeConfig's documented default."""
+    from contourqa.node import AllowedPeer, Destination, NodeConfig, parse_size
+
+    limits: dict[str, Any] = {k: v for k, v in (
+        ("max_object_bytes", parse_size(args.max_object) if args.max_object else None),
+        ("max_associations", args.max_associations),
+        ("max_per_address", args.max_per_address),
+        ("acse_timeout_s", args.acse_timeout),
+        ("network_timeout_s", args.network_timeout)) if v is not None}
+    return NodeConfig(
         storage_dir=Path(args.storage), ae_title=args.ae_title, host=args.host, port=args.port,
         allowed=tuple(AllowedPeer.parse(a) for a in (_metrics(args.allow) or ())),
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
@@ -292,7 +392,15 @@ def cmd_listen(args: argparse.Namespace) -> int:
         idle_s=args.idle, report_formats=_metrics(args.formats) or (), jobs=args.jobs,
         audit_db=args.db, check_options=_check_options(args),
         destination=Destination.parse(args.send_to, document=args.send_as)
-        if args.send_to else None)
+        if args.send_to else None, accept_deflated=args.accept_deflated, **limits)
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from contourqa.node import serve
+
+    check_output_path(args.storage, option="--storage", directory=True)
+    require("pynetdicom", extra="node", feature="contourqa listen")
+    config = listen_config(args)
     import logging
 
     handler = logging.StreamHandler(sys.stderr)
@@ -418,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="output file (default: stdout)")
     p.add_argument("--jobs", "-j", type=int, metavar="N",
                    help="processes sharing the ROIs (default: all cores; results do not change)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also state the DVH conventions on standard error (`check --json` "
+                        "always carries them as dvh_conventions)")
     p.set_defaults(func=cmd_dvh)
 
     p = sub.add_parser("sectors", help="ISRC sector involvement of the GTV per vertebra")
@@ -435,7 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rules", help="list every rule: code, name, family, severity, citation, "
                                      "thresholds")
-    p.add_argument("--family", choices=["upfront", "postop", "margins", "integrity", "dose"],
+    # contourqa.rules.model.FAMILIES (not imported here: it loads the rules; a test
+    # keeps the two equal)
+    p.add_argument("--family", choices=["upfront", "postop", "margins", "integrity", "dose",
+                                        "plan_quality", "epidural", "conus", "fusion",
+                                        "analysis"],
                    help="only this family")
     p.add_argument("--constraint-file", action="append", default=[], metavar="TOML",
                    help="also list the rules of an institutional constraint set (repeatable)")
@@ -475,6 +590,24 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     n.add_argument("--tls-ca", metavar="PEM", help="require client certificates from this CA")
     n.add_argument("--max-storage", metavar="SIZE", help="refuse objects beyond, e.g. 20G")
+    # Defaults of the limits: NodeConfig's (contourqa/node/config.py), applied when a
+    # flag is absent; the help repeats them.
+    n.add_argument("--max-object", metavar="SIZE",
+                   help="abort an association whose object grows past this as it arrives "
+                        "(default: 1G)")
+    n.add_argument("--max-associations", type=int, metavar="N",
+                   help="connections open at once, in all (default: 32)")
+    n.add_argument("--max-per-address", type=int, metavar="N",
+                   help="connections open at once from one IP address; more are closed "
+                        "on accept (default: 8)")
+    n.add_argument("--acse-timeout", type=float, metavar="SECONDS",
+                   help="close a connection that sends no association request within this "
+                        "(default: 10)")
+    n.add_argument("--network-timeout", type=float, metavar="SECONDS",
+                   help="abort an association silent this long (default: 30)")
+    n.add_argument("--accept-deflated", action="store_true",
+                   help="also accept the deflated transfer syntaxes (off: a small deflated "
+                        "object can inflate to gigabytes)")
     n.add_argument("--idle", type=float, default=60.0, metavar="SECONDS",
                    help="check an incomplete study this long after its last object "
                         "(default: %(default)s)")
@@ -525,7 +658,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ContourQAError as exc:
         if args.debug:
             raise
-        print(f"contourqa: error: {exc}", file=sys.stderr)
+        _say(f"contourqa: error: {exc}")
+        return EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001
+        # A defect no reader or check turned into a finding: one line, exit 2, never a
+        # traceback (--debug shows it). The check pipeline records such defects per
+        # case; this catches what happens outside a case (discovery, report writing).
+        if args.debug:
+            raise
+        _say(f"contourqa: error: unexpected {type(exc).__name__}: {str(exc)[:500]} "
+             "(a contourqa defect met on this input; run with --debug for the traceback "
+             "and please report it)")
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("contourqa: interrupted", file=sys.stderr)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 __all__ = [
     "ContourQAError",
+    "MissingDependencyError",
+    "require",
     "DicomReadError",
     "UnsupportedDicomError",
     "GeometryError",
@@ -86,3 +88,30 @@ class InvalidUIDError(ContourQAError, ValueError):
 
 class StorageFullError(ContourQAError, OSError):
     """The node's storage folder would exceed its configured bound (``--max-storage``)."""
+
+
+class MissingDependencyError(ContourQAError, ImportError):
+    """An optional package a feature needs is not installed; the message names the
+    extra that installs it (``pip install 'contourqa[node]'``)."""
+
+
+def require(module: str, *, extra: str, feature: str) -> None:
+    """Raise :class:`MissingDependencyError` when ``module`` cannot be imported.
+
+    Parameters
+    ----------
+    module : str
+        Top-level module to look for (``"pynetdicom"``).
+    extra : str
+        The contourqa extra that installs it (``"node"``).
+    feature : str
+        What needs it, for the message (``"contourqa listen"``).
+    """
+    from importlib import import_module
+
+    try:
+        import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{feature} needs the {module} package, which is not installed; install it "
+            f"with: pip install 'contourqa[{extra}]' (from a clone: pip install -e '.[{extra}]').") from exc

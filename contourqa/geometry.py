@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from contourqa.errors import GeometryError
+from contourqa.limits import input_limits
 
 __all__ = ["VolumeGeometry"]
 
@@ -53,6 +54,17 @@ class VolumeGeometry:
             raise GeometryError(f'Argument "shape" must be 3 positive sizes, got {self.shape}.')
         if np.any(spacing <= 0) or not np.all(np.isfinite(spacing)):
             raise GeometryError(f'Argument "spacing_mm" must be positive, got {spacing}.')
+        limits = input_limits()
+        if np.any(spacing < limits.min_spacing_mm) or np.any(spacing > limits.max_spacing_mm):
+            raise GeometryError(
+                f'Argument "spacing_mm" {spacing.tolist()} is outside '
+                f'[{limits.where("min_spacing_mm")}, {limits.where("max_spacing_mm")}].')
+        if not np.all(np.abs(origin) <= limits.max_coordinate_mm):
+            raise GeometryError(
+                f'Argument "origin_mm" {origin.tolist()} is not finite or beyond '
+                f'{limits.where("max_coordinate_mm")} mm.')
+        if not np.all(np.isfinite(direction)):
+            raise GeometryError('Argument "direction" must be finite.')
         if not np.allclose(direction.T @ direction, np.eye(3), atol=_ORTHO_TOL):
             raise GeometryError(
                 "The grid's direction cosines are not orthonormal: slices are tilted "

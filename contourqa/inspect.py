@@ -38,14 +38,15 @@ class InspectSummary:
             if case.image:
                 im = case.image
                 c["image"] = {"modality": im.modality, "n_slices": im.n_slices,
-                              "shape": list(im.geometry.shape),
+                              # columns, rows, frames: the order of spacing_mm
+                              "shape": [int(v) for v in im.geometry.shape[::-1]],
                               "spacing_mm": im.geometry.spacing_mm.round(4).tolist(),
                               "slice_thickness_mm": im.slice_thickness_mm,
                               "patient_position": im.patient_position,
                               "uniform_spacing": im.uniform_spacing}
             if case.dose:
                 g = case.dose.geometry
-                c["dose"] = {"shape": list(g.shape), "spacing_mm": g.spacing_mm.round(4).tolist(),
+                c["dose"] = {"shape": [int(v) for v in g.shape[::-1]], "spacing_mm": g.spacing_mm.round(4).tolist(),
                              "max_gy": round(case.dose.max_gy, 4),
                              "summation_type": case.dose.summation_type,
                              "files": [str(p) for p in case.dose.paths]}
@@ -105,16 +106,17 @@ def describe(s: InspectSummary) -> str:
                          f"(from {p.prescription_source.value})")
         if case.image:
             im = case.image
-            lines.append(f"  image: {im.modality} {im.n_slices} slices {im.geometry.shape[1]}x"
-                         f"{im.geometry.shape[2]}, pixel {im.geometry.spacing_mm[0]:.3f} mm, "
+            lines.append(f"  image: {im.modality} {im.n_slices} slices of {im.geometry.shape[2]} x "
+                         f"{im.geometry.shape[1]} (columns x rows), pixel {im.geometry.spacing_mm[0]:.3f} mm, "
                          f"slice spacing {im.slice_spacing_mm:.3f} mm, thickness "
                          f"{im.slice_thickness_mm} mm, {im.patient_position or 'position unknown'}")
         else:
             lines.append("  image: none")
         if case.dose:
             g = case.dose.geometry
-            lines.append(f"  dose: grid {g.shape[2]}x{g.shape[1]}x{g.shape[0]} at "
-                         f"{'x'.join(f'{v:g}' for v in g.spacing_mm.round(3))} mm, max "
+            lines.append(f"  dose: grid {g.shape[2]} x {g.shape[1]} x {g.shape[0]} "
+                         f"(columns x rows x frames) at "
+                         f"{' x '.join(f'{v:g}' for v in g.spacing_mm.round(3))} mm, max "
                          f"{case.dose.max_gy:.2f} Gy ({case.dose.summation_type})")
         else:
             lines.append("  dose: none")

@@ -33,7 +33,7 @@ def _check_axial(geometry: VolumeGeometry) -> None:
             "oblique or its slice axis is not the patient z axis.")
 
 
-def polygon_rows(polygons: list[tuple[int, NDArray[np.float64]]]
+def polygon_rows(polygons: list[tuple[int, NDArray[np.float64]]], *, n_rows: int | None = None
                  ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64],
                             NDArray[np.int64]]:
     """Runs of integer (row, column) points inside polygons, even-odd per plane.
@@ -43,6 +43,9 @@ def polygon_rows(polygons: list[tuple[int, NDArray[np.float64]]]
     polygons : list of (plane id, ndarray of shape (M, 2) of (j, i))
         Vertices in fractional index units; polygons with the same plane id combine
         even-odd.
+    n_rows : int, optional
+        Rows ``0 .. n_rows - 1`` only (the grid's): rows beyond it are not generated,
+        so that the work is bounded by the grid, not by how far a vertex lies.
 
     Returns
     -------
@@ -51,6 +54,11 @@ def polygon_rows(polygons: list[tuple[int, NDArray[np.float64]]]
         and columns use the half-open rule (a point exactly on a left or lower edge
         is inside, on a right or upper edge outside), so abutting polygons share no
         point.
+
+    Raises
+    ------
+    GeometryError
+        A vertex is not finite (its cast to a row index would be undefined).
     """
     e = np.zeros(0, np.int64)
     if not polygons:
@@ -58,8 +66,16 @@ def polygon_rows(polygons: list[tuple[int, NDArray[np.float64]]]
     ids = np.concatenate([np.full(len(poly), g, np.int64) for g, poly in polygons])
     a = np.concatenate([poly for _, poly in polygons])
     b = np.concatenate([np.roll(poly, -1, axis=0) for _, poly in polygons])
-    qa = np.ceil(a[:, 0]).astype(np.int64)
-    qb = np.ceil(b[:, 0]).astype(np.int64)
+    if not np.all(np.isfinite(a)):
+        raise GeometryError("A contour vertex is not finite (NaN or inf); no mask is made.")
+    qa_f, qb_f = np.ceil(a[:, 0]), np.ceil(b[:, 0])
+    if n_rows is not None:
+        # Rows crossed by an edge are [min(qa, qb), max(qa, qb)); clipping both ends to
+        # the grid keeps exactly the crossings inside it, and every edge crossing a kept
+        # row is kept, so the even-odd pairing of each row is unchanged.
+        qa_f, qb_f = np.clip(qa_f, 0, n_rows), np.clip(qb_f, 0, n_rows)
+    qa = qa_f.astype(np.int64)
+    qb = qb_f.astype(np.int64)
     count = np.abs(qb - qa)
     total = int(count.sum())
     if total == 0:
@@ -119,7 +135,7 @@ def roi_mask(roi: ROI, geometry: VolumeGeometry) -> NDArray[np.bool_]:
     rows_in: list[tuple[int, NDArray[np.float64]]] = [
         (int(s), poly) for s in np.nonzero(within)[0]
         for poly in planes[int(nearest[s])][1]]
-    g, q, c0, c1 = polygon_rows(rows_in)
+    g, q, c0, c1 = polygon_rows(rows_in, n_rows=shape[1])
     ok = (q >= 0) & (q < shape[1])
     g, q = g[ok], q[ok]
     c0 = np.clip(c0[ok], 0, shape[2])

@@ -53,7 +53,7 @@ def build_check_options(
         # dose constraints
         constraints: str | Sequence[str] = "auto", constraint_files: Sequence[PathLike] = (),
         prior_courses: Sequence[str] = (), prior_doses: Sequence[PathLike] = (),
-        use_unconfirmed: bool = False, assume_prior_cord_max: bool = False,
+        assume_prior_cord_max: bool = False, use_unconfirmed: bool = False,
         alpha_beta_gy: Iterable[str] | Mapping[str, float] = (),
         gtv_dmin_variant: str = "review", ptv_coverage_variant: str = "review",
         cord_compromise: bool = False, dose_grid_max_spacing_mm: float | None = None,
@@ -90,9 +90,10 @@ def build_check_options(
         Prior courses, ``"30Gy/10fx,cord_max=28Gy,date=2023-05-01"``.
     prior_doses : sequence of path
         Prior RTDOSE files, one per prior course.
-    use_unconfirmed : bool
     assume_prior_cord_max : bool
-        Assume a conservative prior cord maximum for a prior course that gives none.
+        For a prior course without ``cord_max`` or RTDOSE, assume a conservative
+        prior cord maximum (labelled; see ``DoseCheckOptions``).
+    use_unconfirmed : bool
     alpha_beta_gy : ``KEY=GY`` strings or mapping
         alpha/beta overrides (``tumour=10``), Gy.
     gtv_dmin_variant, ptv_coverage_variant : str
@@ -139,8 +140,8 @@ def build_check_options(
             constraint_files=tuple(Path(f) for f in constraint_files),
             prior_courses=tuple(Course.parse(c) for c in prior_courses),
             prior_dose_paths=tuple(Path(f) for f in prior_doses),
-            use_unconfirmed=use_unconfirmed, assume_prior_cord_max=assume_prior_cord_max,
-            cord_compromise=cord_compromise,
+            assume_prior_cord_max=assume_prior_cord_max,
+            use_unconfirmed=use_unconfirmed, cord_compromise=cord_compromise,
             alpha_beta_gy=_alpha_beta(alpha_beta_gy), gtv_dmin_variant=gtv_dmin_variant,
             ptv_coverage_variant=ptv_coverage_variant,
             dose_grid_max_spacing_mm=dose_grid_max_spacing_mm,

@@ -21,6 +21,7 @@ sequential.
 from __future__ import annotations
 
 import mmap
+import multiprocessing
 import os
 import pickle
 import struct
@@ -31,7 +32,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["default_workers", "map_forked", "shared_array"]
+__all__ = ["default_workers", "map_forked", "process_pool_context", "shared_array"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -122,3 +123,46 @@ def _taken(queue_r: int) -> Iterator[int]:
     """Claim items from the queue one at a time, until it is empty."""
     while len(raw := os.read(queue_r, _INDEX.size)) == _INDEX.size:
         yield _INDEX.unpack(raw)[0]
+
+
+def process_pool_context(*, preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
+    """The start method of contourqa's process pools (audit, DICOM node).
+
+    ``forkserver`` where available (never ``fork``: the callers run threads), else
+    ``spawn``.  The fork server is started here, with ``preload`` imported in it, and
+    without the working directory on its ``sys.path``: it runs as ``python -c``, whose
+    path starts with the working directory (Python 3.11 does not pass the parent's path
+    on), so a ``contourqa/`` folder there (a clone, seen from its parent) would shadow
+    an editable install as an empty namespace package and every worker would die on
+    import.  ``PYTHONSAFEPATH`` keeps it off; spawned workers get the parent's path.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    if preload:
+        ctx.set_forkserver_preload(list(preload))
+    with _environment(PYTHONSAFEPATH="1"):
+        forkserver.ensure_running()
+    return ctx
+
+
+class _environment:
+    """Set environment variables for the duration of a ``with`` block."""
+
+    def __init__(self, **values: str) -> None:
+        self._values = values
+        self._saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        for k, v in self._values.items():
+            self._saved[k] = os.environ.get(k)
+            os.environ[k] = v
+
+    def __exit__(self, *exc: object) -> None:
+        for k, old in self._saved.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old

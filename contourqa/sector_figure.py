@@ -162,8 +162,9 @@ def sector_png(analysis: SectorAnalysis, out_dir: str | Path, *,
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SECTOR_COLOURS.values()]
         labels = [f"{s} {SECTOR_NAMES[s]}" for s in SECTOR_COLOURS]
         line_h, line_l = ax.get_legend_handles_labels()
-        ax.legend(handles + line_h, labels + line_l, fontsize=6, loc="lower right",
-                  framealpha=0.6)
+        ax.legend(handles + line_h, labels + line_l, fontsize=6, loc="upper left",  # beside the
+                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,  # slice: no sector hidden;
+                  facecolor="#a0a0a0", edgecolor="none", framealpha=1.0)  # grey: white cord shows
         path = out / f"sectors_{v.level or v.index}.png"
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         plt.close(fig)

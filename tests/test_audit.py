@@ -26,6 +26,7 @@ from contourqa.audit import AuditDatabase, FolderSource, run_audit, write_audit_
 from contourqa.audit.db import SCHEMA_VERSION
 from contourqa.audit.sources import _multipart_parts
 from contourqa.errors import AuditDatabaseError, AuditSourceError
+from contourqa.report import validate_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,6 +59,12 @@ def test_one_row_per_case_found(audit_archive: Path, audited_db) -> None:
         key, _status, _kind, _message, n_fx, rx, _qa = cases[f"CQA-{planned.folder}"]
         assert key.startswith("plan:")
         assert (n_fx, rx) == (planned.n_fractions, pytest.approx(planned.prescription_gy))
+    # not-applicable checks are counted apart (schema 3), as the checks table says
+    for key, n_na in _rows(db, "SELECT case_key, n_not_applicable FROM cases "
+                               "WHERE status = 'ok'"):
+        (count,), = _rows(db, "SELECT COUNT(*) FROM checks WHERE case_key = ? AND status = "
+                              "'not_applicable'", (key,))
+        assert n_na == count
 
 
 def test_planted_cord_overdose_fails(audited_db) -> None:
@@ -206,7 +213,9 @@ def test_audit_report_html_and_csv(audited_db, tmp_path: Path) -> None:
     assert float(hot["cord_limit_gy"]) == pytest.approx(17.0)
     # the worst cases link to their JSON reports, written beside the page
     links = sorted((tmp_path / "audit_reports").glob("*.json"))
-    assert links and json.loads(links[0].read_text())["case"]["files"]
+    doc = json.loads(links[0].read_text())
+    validate_report(doc)  # the same document as `contourqa check --json`
+    assert len(doc["cases"]) == 1 and doc["cases"][0]["case"]["files"]
     # worst first: most failed checks, then cord Dmax closest to (or over) its limit
     summary = write_audit_report(db)
     n_fail = [r["n_fail"] for r in summary.worst]
@@ -241,8 +250,10 @@ def test_schema_migrates_and_refuses_newer(tmp_path: Path) -> None:
     assert d.schema_version == 1
     d.close()
     with AuditDatabase(db) as d:
-        assert d.schema_version == SCHEMA_VERSION == 3
+        assert d.schema_version == SCHEMA_VERSION == 4
         assert d.execute("SELECT COUNT(*) FROM reports") == [(0,)]
+        assert d.execute("SELECT host, pid FROM runs") == []  # version 4's columns
+        assert d.execute("SELECT COUNT(n_not_applicable) FROM cases") == [(0,)]  # version 3
         d.execute("UPDATE schema_meta SET value = '99' WHERE key = 'schema_version'")
         d.commit()
     with pytest.raises(AuditDatabaseError, match="newer contourqa"):

@@ -191,3 +191,20 @@ def test_dask_local_cluster_matches_the_process_pool(subset: Path, audited_db,
     assert (result.n_cases, result.n_checked) == (3, 3)
     got = content(tmp_path / "dask.sqlite", messages=False)
     assert got == _expected(audited_db, got)
+
+
+def test_cli_audit_summary_shows_no_password(postgres_url: str, tmp_path: Path) -> None:
+    """The password in --db never reaches the terminal (the server here trusts any)."""
+    pytest.importorskip("psycopg")
+    import sys
+
+    url = postgres_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2-s3cret@")
+    assert "hunter2" in url
+    demo = Path(__file__).resolve().parents[1] / "test_data" / "demo_case" / "dicom"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", "from contourqa.cli import run; run()",
+                          "audit", str(demo), "--db", url, "-j", "1", "-q"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "hunter2" not in out.stdout + out.stderr
+    assert "postgresql://postgres:***@/postgres?host=" in out.stderr

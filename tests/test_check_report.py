@@ -17,10 +17,10 @@ def run_check(path, tmp_path, capsys, *extra):
     out = tmp_path / "report.json"
     code = main(["check", str(path), "--json", str(out), "--no-colour", *extra])
     captured = capsys.readouterr()
-    data = json.loads(out.read_text())
-    for obj in data if isinstance(data, list) else [data]:
-        validate_report(obj)
-    return code, data, captured
+    doc = json.loads(out.read_text())
+    validate_report(doc)  # one document, whatever the number of cases
+    data = doc["cases"]
+    return code, (data[0] if len(data) == 1 else data), captured
 
 
 def test_real_plan_report_follows_the_contract(tmp_path, capsys):
@@ -48,7 +48,7 @@ def test_real_plan_report_follows_the_contract(tmp_path, capsys):
     assert "FAIL" in cap.out and "Traceback" not in cap.err
 
 
-def test_several_cases_give_a_list(tmp_path, capsys):
+def test_several_cases_in_one_document(tmp_path, capsys):
     code, data, _ = run_check(shared("pps_plan_competition_misc"), tmp_path, capsys)
     assert isinstance(data, list) and len(data) == 3
     for r in data:

@@ -42,7 +42,8 @@ def test_every_roi_with_contours_and_the_default_metrics() -> None:
         assert all(v is None or isinstance(v, float) for v in row.values())
         assert row["volume"] > 0
         assert row["Dmin"] <= row["D95%"] <= row["D50%"] <= row["Dmax"]
-    assert "conventions: " in proc.stderr and "Traceback" not in proc.stderr
+    # the conventions are told once asked (--verbose); `check --json` always carries them
+    assert "conventions: " not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_workers_file_output_and_in_process_call_agree(tmp_path: Path) -> None:
@@ -57,8 +58,9 @@ def test_workers_file_output_and_in_process_call_agree(tmp_path: Path) -> None:
 
 def test_requested_rois_and_metrics_keep_their_spelling() -> None:
     proc = _cli("--roi", "PTV", "--roi", "SpinalCord", "--metrics", "D95%,D0.03cc,V10Gy,Dmax",
-                "--json", "-")
+                "--json", "-", "--verbose")
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("conventions: ") == 1 and "end_caps=" in proc.stderr
     out = json.loads(proc.stdout)
     assert list(out) == ["PTV", "SpinalCord"]
     assert list(out["PTV"]) == ["D95%", "D0.03cc", "V10Gy", "Dmax"]

@@ -42,8 +42,8 @@ def test_check_warns_a_fusion_off_at_the_treated_level(tmp_path: Path) -> None:
     row = next(line for line in proc.stdout.splitlines() if "fusion.treated_level" in line)
     assert row.split()[0] == "WARN" and "VB_T10" in row and "mm vs 1 mm" in row
     data = json.loads(out.read_text("utf-8"))
-    r = data[0] if isinstance(data, list) else data
-    jsonschema.validate(r, SCHEMA)
+    jsonschema.validate(data, SCHEMA)
+    r = data["cases"][0]
     (f,) = [c for c in r["checks"] if c["code"] == "fusion.treated_level"]
     assert f["status"] == "warn" and f["structure"] == "VB_T10" and f["unit"] == "mm"
     assert abs(f["value"] - 2.0) < 0.3 and "rotated by" in f["message"]

@@ -13,7 +13,7 @@ from datapaths import SHARED_DATA, shared
 
 # folder -> (exit code, strings the description must contain)
 EXPECTED = {
-    "dicompyler_core_example": (0, ["plan 'B1': 14 Gy in 7 fractions", "dose: grid 194x129x98",
+    "dicompyler_core_example": (0, ["plan 'B1': 14 Gy in 7 fractions", "dose: grid 194 x 129 x 98 (columns x rows x frames)",
                                     "BODY", "body", "input.missing_referenced_images"]),
     "pps_brain_srs_raystation": (0, ["plan 'imrt 4'", "image: none", "input.missing_image_series",
                                      "input.prescription_fallback"]),

@@ -26,8 +26,8 @@ def test_demo_reports_plan_quality_and_epidural_geometry() -> None:
     proc = _cli("check", str(DEMO), "--mode", "postop", "--json", "-")
     assert proc.returncode in (0, 1), proc.stderr
     data = json.loads(proc.stdout)
-    r = data[0] if isinstance(data, list) else data
-    jsonschema.validate(r, SCHEMA)
+    jsonschema.validate(data, SCHEMA)
+    r = data["cases"][0]
     names = {q["name"] for q in r["plan_quality"]["quantities"]}
     assert {"Paddick CI", "GI", "R50%", "D2cm"} <= names
     assert all(q["evaluated"] is False for q in r["plan_quality"]["quantities"])
@@ -46,7 +46,7 @@ def test_demo_reports_plan_quality_and_epidural_geometry() -> None:
 def test_given_bilsky_grade_wins_over_the_estimate() -> None:
     proc = _cli("check", str(DEMO), "--mode", "postop", "--bilsky", "3", "--json", "-")
     data = json.loads(proc.stdout)
-    r = data[0] if isinstance(data, list) else data
+    r = data["cases"][0]
     bilsky = [c for c in r["checks"] if c["code"] == "postop.bilsky"]
     assert bilsky and all(c["status"] == "fail" and "ESTIMATED" not in c["message"]
                           for c in bilsky)
@@ -80,13 +80,13 @@ def test_lumbar_case_with_the_cord_drawn_into_l3_raises_the_finding(tmp_path: Pa
     ds.save_as(case / "RS.dcm")
     proc = _cli("check", str(case), "--json", "-")
     data = json.loads(proc.stdout)
-    r = data[0] if isinstance(data, list) else data
-    jsonschema.validate(r, SCHEMA)
+    jsonschema.validate(data, SCHEMA)
+    r = data["cases"][0]
     assert r["conus"]["conus_level"] == "L4"
     f = [c for c in r["checks"] if c["code"] == "conus.cord_in_cauda"]
     assert [c["status"] for c in f] == ["warn"] and "through the cauda equina" in f[0]["message"]
     # the thoracic original: the cord ends at T11 (its lowest vertebra ROI), no finding
     proc = _cli("check", str(DEMO), "--json", "-")
     data = json.loads(proc.stdout)
-    r = data[0] if isinstance(data, list) else data
+    r = data["cases"][0]
     assert [c["status"] for c in r["checks"] if c["code"] == "conus.cord_in_cauda"] == ["pass"]

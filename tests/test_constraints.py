@@ -66,7 +66,17 @@ def test_hytec_values_from_the_knowledge_base() -> None:
 def test_unconfirmed_items_are_never_auto_defaults() -> None:
     for cs in select_sets(["auto"]):
         assert all(c.status != "U" for c in cs.constraints), cs.name
-    assert {s.name for s in select_sets(None)} == {"hytec2021", "sahgal2013", "tg101"}
+    auto = {s.name: s for s in select_sets(None)}
+    assert set(auto) == {"bmc2025", "hytec2021", "sahgal2013", "tg101"}
+    # BMC 2025 joins for the organs no other set covers at 2 fx (and the nerve root
+    # at 1 fx) only: its cord PRV limits stay an alternative profile (KB 3d)
+    assert {c.id for c in auto["bmc2025"].constraints} == {
+        "cauda_equina_v003cc_2fx", "cauda_equina_v035cc_2fx", "esophagus_v2_5cc_2fx",
+        "esophagus_v3_8cc_2fx", "esophagus_v003cc_2fx", "plexus_dpoint_rx_2fx",
+        "nerve_root_dpoint_rx_1fx"}
+    assert "automatic part" in auto["bmc2025"].title
+    named = {s.name: s for s in select_sets(["auto", "bmc2025"])}
+    assert named["bmc2025"] is builtin_sets()["bmc2025"]  # named: the whole set
 
 
 def test_rule_files_carry_sources() -> None:

@@ -195,3 +195,34 @@ def test_rules_without_sectors_are_not_evaluated(phantoms: PhantomCache) -> None
                                    options=RuleOptions(mode="upfront"))
     f = next(f for f in fs if f.code == "ctv.missing_sector")
     assert f.status is Status.NOT_EVALUATED and "sector" in f.message
+
+
+@pytest.mark.parametrize(("extent_deg", "expected"), [(200.0, Status.FAIL), (270.0, Status.WARN)])
+def test_postop_ring_for_near_circumferential_disease_warns(
+        phantoms: PhantomCache, extent_deg: float, expected: Status) -> None:
+    """KB 0.5: a circumferential CTV "may be considered for near-circumferential epidural
+    disease": a warning from ``near_circumferential_min_deg`` (240 deg), below it (and
+    below the 330 deg of circumferential disease) a failure.  The ring_preop_body_only
+    case (CTV = sectors 1-6, pre-operative GTV in the body) with its epidural extent
+    set to the value under test."""
+    import dataclasses
+
+    from contourqa.rules.context import RuleContext
+    from contourqa.rules.model import Mode
+    from contourqa.rules.postop import check_postop_circumferential
+
+    case = phantoms.get("error_circumferential", plant="preop_gtv_body")
+    assert case.structure_set is not None
+    roles = assign_roles(case.structure_set.rois)
+    sec = analyse_sectors(case, roles, options=SectorOptions())
+    vertebrae = tuple(dataclasses.replace(v, epidural=True, epidural_extent_deg=extent_deg)
+                      if v.ctv_sectors else v for v in sec.vertebrae)
+    sec = dataclasses.replace(sec, vertebrae=vertebrae)
+    ctx = RuleContext(case=case, roles=roles, sectors=sec, options=RuleOptions(mode="postop"),
+                      mode=Mode.POSTOP, mode_evidence="test")
+    from contourqa.rules import rule_data
+
+    found = check_postop_circumferential(ctx, rule_data("postop")["postop.circumferential"])
+    assert [f.status for f in found] == [expected], [f.message for f in found]
+    if expected is Status.WARN:
+        assert "may be considered" in found[0].message

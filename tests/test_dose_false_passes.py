@@ -169,8 +169,8 @@ def _cli_check(folder: Path, out: Path, *args: str) -> dict[str, Any]:
          "--constraints", "hytec2021", "--json", str(out), *args],
         capture_output=True, text=True, timeout=300, cwd=out.parent)
     assert proc.returncode in (0, 1), proc.stderr
-    data = json.loads(out.read_text(encoding="utf-8"))
-    return data[0] if isinstance(data, list) else data
+    (case,) = json.loads(out.read_text(encoding="utf-8"))["cases"]  # report schema 2.x
+    return case
 
 
 def test_prior_course_without_its_dose_is_not_evaluated(tmp_path: Path) -> None:

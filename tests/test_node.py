@@ -26,6 +26,7 @@ from contourqa.errors import InvalidUIDError, StorageFullError
 from contourqa.node import AllowedPeer, DicomNode, NodeConfig
 from contourqa.node.completion import missing_parts
 from contourqa.node.store import ObjectStore, validate_uid
+from contourqa.report import validate_report
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "test_data" / "demo_case" / "dicom"
@@ -112,8 +113,12 @@ def _strip(obj: object) -> object:
 
 
 def _report(node: DicomNode, case_event: dict) -> dict:
+    """The one case of a report.json the node wrote (the document of `check --json`)."""
     path = node.store.root / case_event["reports"][0]
-    return json.loads(path.read_text(encoding="utf-8"))
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    validate_report(doc)
+    (case,) = doc["cases"]
+    return case
 
 
 # -- units: no network -------------------------------------------------------------------
@@ -159,8 +164,9 @@ def test_api_docstring_examples_run() -> None:
 
     import contourqa.api
     import contourqa.node.store
+    import contourqa.options
 
-    for module in (contourqa.api, contourqa.node.store):
+    for module in (contourqa.api, contourqa.node.store, contourqa.options):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
@@ -221,7 +227,7 @@ def test_sent_case_report_matches_check_command(tmp_path: Path, lines: LogLines)
     assert len(lines.of("object")) == 51
     cli_json = tmp_path / "cli.json"
     assert main(["check", str(DEMO), "--json", str(cli_json)]) in (0, 1)
-    expected = json.loads(cli_json.read_text(encoding="utf-8"))
+    (expected,) = json.loads(cli_json.read_text(encoding="utf-8"))["cases"]
     assert _strip(sent) == _strip(expected)
     # files name the stored copies, under the storage folder
     assert all(f.startswith(str(config.storage_dir)) for f in sent["case"]["files"])
@@ -321,7 +327,8 @@ def test_malformed_and_crafted_objects_are_refused_and_node_keeps_serving(
         lines.wait_for(lambda e: e["event"] == "object" and "StudyInstanceUID ''"
                        in e.get("error", ""))
         # still serving
-        ok = subprocess.run([dcmtk("echoscu"), "-aet", "TPS", "127.0.0.1", str(node.port)],
+        ok = subprocess.run([dcmtk("echoscu"), "-aet", "TPS", "-aec", "CONTOURQA", "127.0.0.1",
+                             str(node.port)],
                             capture_output=True, timeout=30)
         assert ok.returncode == 0
     assert [p for p in tmp_path.rglob("escape*")] == [crafted / "escape.dcm"]
@@ -455,6 +462,10 @@ def test_tls_only_node(tmp_path: Path, lines: LogLines) -> None:
                     "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     with DicomNode(_config(tmp_path, tls_cert=cert, tls_key=key)) as node:
+        # a silent TCP peer first: its TLS handshake must not hold the accept loop
+        import socket
+
+        silent = socket.create_connection(("127.0.0.1", node.port), timeout=10)
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
         ae = AE(ae_title="TPS")
         ae.add_requested_context("1.2.840.10008.1.1")
@@ -467,6 +478,7 @@ def test_tls_only_node(tmp_path: Path, lines: LogLines) -> None:
         plain = subprocess.run([dcmtk("echoscu"), "-aet", "TPS", "-to", "5", "127.0.0.1",
                                 str(node.port)], capture_output=True, timeout=30)
         assert plain.returncode != 0
+        silent.close()
     assert lines.of("association")[0]["outcome"] == "released"
 
 
@@ -486,3 +498,288 @@ def test_store_after_its_association_ended_writes_nothing(tmp_path: Path) -> Non
         assert writes == []
         assert not [p for p in config.storage_dir.rglob("*") if p.is_file()
                     and "objects" in p.parts]
+
+
+# -- hostile peers and faults (issue "Faults and hostile input") --------------------------
+
+def _big_ct(path: Path, *, n_bytes: int) -> Path:
+    """A demo CT slice whose pixel data is about ``n_bytes`` long (a new SOP instance)."""
+    import numpy as np
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(DEMO / "CT_001.dcm")
+    side = int((n_bytes / 2) ** 0.5)
+    ds.Rows = ds.Columns = side
+    ds.PixelData = np.full((side, side), 7, dtype=np.uint16).tobytes()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(path)
+    return path
+
+
+def test_called_ae_title_must_be_ours(tmp_path: Path, lines: LogLines) -> None:
+    echoscu = dcmtk("echoscu")
+    with DicomNode(_config(tmp_path)) as node:
+        bad = subprocess.run([echoscu, "-aet", "TPS", "-aec", "SOMEONE_ELSE", "127.0.0.1",
+                              str(node.port)], capture_output=True, text=True, timeout=30)
+        assert bad.returncode != 0
+        assert "Called AE Title Not Recognized" in bad.stderr, bad.stderr
+    (rejected,) = lines.of("association")
+    assert rejected["outcome"] == "rejected" and rejected["called_ae"] == "SOMEONE_ELSE"
+    assert "called AE title" in rejected["reason"]
+
+
+def test_sop_class_other_than_negotiated_is_refused(tmp_path: Path, lines: LogLines,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An RT Plan data set sent over a CT Image context (the file meta says CT)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom import AE, _config
+
+    ct_class = "1.2.840.10008.5.1.4.1.1.2"
+    plan = pydicom.dcmread(DEMO / "RP.dcm")
+    meta = plan.file_meta
+    meta.MediaStorageSOPClassUID = ct_class
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, plan)
+    head = DicomBytesIO()
+    head.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(head, meta)
+    disguised = tmp_path / "disguised.dcm"
+    disguised.write_bytes(head.getvalue() + body.getvalue())
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)  # send the file as is
+    config = _config_for(tmp_path)
+    with DicomNode(config) as node:
+        ae = AE(ae_title="TPS")
+        ae.add_requested_context(ct_class, ExplicitVRLittleEndian)
+        assoc = ae.associate("127.0.0.1", node.port, ae_title="CONTOURQA")
+        assert assoc.is_established
+        try:
+            status = assoc.send_c_store(disguised)
+        finally:
+            assoc.release()
+    assert status.Status == 0xA900
+    (obj,) = lines.of("object")
+    assert obj["outcome"] == "refused" and "differs from the negotiated" in obj["error"]
+    assert not [p for p in config.storage_dir.rglob("*.dcm")]
+
+
+def _config_for(tmp: Path, **kw: object) -> NodeConfig:
+    return _config(tmp, **kw)
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_deflated_transfer_syntax_only_when_configured(tmp_path: Path, accept: bool) -> None:
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+    from pynetdicom import AE
+
+    ct_class = "1.2.840.10008.5.1.4.1.1.2"
+    with DicomNode(_config(tmp_path, accept_deflated=accept)) as node:
+        ae = AE(ae_title="TPS")
+        ae.add_requested_context(ct_class, DeflatedExplicitVRLittleEndian)
+        assoc = ae.associate("127.0.0.1", node.port, ae_title="CONTOURQA")
+        accepted = [cx.abstract_syntax for cx in assoc.accepted_contexts] \
+            if assoc.is_established else []
+        if assoc.is_established:
+            assoc.release()
+    assert accepted == ([ct_class] if accept else [])
+
+
+def test_oversized_object_aborts_its_association_as_it_arrives(
+        tmp_path: Path, lines: LogLines, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    incoming = tmp_path / "tmp"
+    incoming.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(incoming))  # where pynetdicom streams to
+    big = _big_ct(tmp_path / "big.dcm", n_bytes=3 << 20)
+    small = DEMO / "CT_002.dcm"
+    config = _config(tmp_path, max_object_bytes=1 << 20)
+    with DicomNode(config) as node:
+        out = subprocess.run(storescu(node.port, small, big), capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode != 0  # storescu saw its association aborted
+        too_large = lines.wait_for(lambda e: e["event"] == "object"
+                                   and e["outcome"] == "too_large")
+        assert "max object size" in too_large["error"]
+        assoc = lines.wait_for(lambda e: e["event"] == "association")
+        assert assoc["outcome"] in ("aborted", "closed")
+        assert (assoc["stored"], assoc["failed"]) == (1, 1)
+        # still serving, and nothing of the large object is left anywhere
+        ok = subprocess.run([dcmtk("echoscu"), "-aet", "TPS", "-aec", "CONTOURQA",
+                             "127.0.0.1", str(node.port)], capture_output=True, timeout=30)
+        assert ok.returncode == 0
+    stored = [p for p in config.storage_dir.rglob("*.dcm")]
+    assert [p.name for p in stored] == [f"{pydicom.dcmread(small).SOPInstanceUID}.dcm"]
+    assert list(incoming.iterdir()) == []
+
+
+def test_objects_are_streamed_to_disk_not_held_in_memory(tmp_path: Path,
+                                                         lines: LogLines) -> None:
+    """A 24 MiB object costs the node far less than its size in Python memory (before
+    streaming it cost three copies: the received bytes, the decoded data set, the
+    re-encoded file)."""
+    import tracemalloc
+
+    big = _big_ct(tmp_path / "big.dcm", n_bytes=24 << 20)
+    with DicomNode(_config(tmp_path, idle_s=60)) as node:
+        tracemalloc.start()
+        try:
+            out = subprocess.run(storescu(node.port, big), capture_output=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            obj = lines.wait_for(lambda e: e["event"] == "object")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert obj["outcome"] == "stored" and obj["bytes"] > 23 << 20
+    assert peak < 6 << 20, f"peak {peak / 2**20:.1f} MiB of Python memory"
+
+
+def test_silent_connections_do_not_lock_out_a_sender(tmp_path: Path, lines: LogLines) -> None:
+    """40 silent TCP connections from one address: the door keeps 3 of them (and drops
+    those after the ACSE timeout); an allowed sender from another address gets in."""
+    import socket
+
+    config = _config(tmp_path, max_per_address=3, acse_timeout_s=1.0)
+    socks: list[socket.socket] = []
+    with DicomNode(config) as node:
+        try:
+            for _ in range(40):
+                s = socket.socket()
+                s.bind(("127.0.0.2", 0))
+                s.settimeout(10)
+                s.connect(("127.0.0.1", node.port))
+                socks.append(s)
+            t0 = time.monotonic()
+            ok = subprocess.run([dcmtk("echoscu"), "-aet", "TPS", "-aec", "CONTOURQA",
+                                 "127.0.0.1", str(node.port)], capture_output=True, text=True,
+                                timeout=30)
+            assert ok.returncode == 0, ok.stderr
+            assert time.monotonic() - t0 < 5
+            # every silent connection is closed by the node: 37 at once, 3 after 1 s
+            for s in socks:
+                assert s.recv(1) == b""
+            assert time.monotonic() - t0 < 8
+        finally:
+            for s in socks:
+                s.close()
+    refused = [e for e in lines.of("connection") if e["outcome"] == "refused"]
+    # 37 when all 40 arrive within the ACSE timeout (more are admitted when it elapses)
+    assert 20 <= len(refused) < 40 and {e["address"] for e in refused} == {"127.0.0.2"}
+
+
+def test_stored_objects_and_reports_are_not_world_readable(tmp_path: Path,
+                                                           lines: LogLines) -> None:
+    import stat
+
+    config = _config(tmp_path)
+    old = os.umask(0o022)
+    try:
+        with DicomNode(config) as node:
+            out = subprocess.run(storescu(node.port, DEMO), capture_output=True, timeout=60)
+            assert out.returncode == 0
+            lines.wait_for(lambda e: e["event"] == "case", timeout=60)
+    finally:
+        os.umask(old)
+    paths = [config.storage_dir, *config.storage_dir.rglob("*")]
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in paths if p.is_file()}
+    dir_modes = {stat.S_IMODE(p.stat().st_mode) for p in paths if p.is_dir()}
+    assert modes == {0o640} and dir_modes == {0o750}
+    assert any(p.name == "report.json" for p in paths)
+
+
+def test_node_keeps_checking_after_a_study_whose_check_raises(
+        tmp_path: Path, lines: LogLines, two_cases: tuple[Path, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import contourqa.node.worker as worker
+
+    real = worker.check_study
+    hostile: list[str] = []
+
+    def check_study(study_uid: str, *args: object, **kwargs: object) -> object:
+        if not hostile:
+            hostile.append(study_uid)
+            raise RuntimeError("a defect only this study triggers")
+        return real(study_uid, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker, "check_study", check_study)
+    with DicomNode(_config(tmp_path)) as node:
+        for case in two_cases:
+            out = subprocess.run(storescu(node.port, case), capture_output=True, timeout=60)
+            assert out.returncode == 0
+            lines.wait_for(lambda e: e["event"] == "check_run"
+                           and len(lines.of("check_run")) == len(hostile) + len(
+                               lines.of("case")) and e is lines.of("check_run")[-1],
+                           timeout=60)
+        assert node.wait_idle(60)
+        assert node.healthy
+    runs = lines.of("check_run")
+    assert [r["study"] for r in runs][0] == hostile[0]
+    assert "RuntimeError: a defect only this study triggers" in runs[0]["error"]
+    (case,) = lines.of("case")
+    assert case["study"] != hostile[0] and case["reports"]
+
+
+# the scenario is a thread dying of an unhandled exception: pytest reports those
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_scheduler_refuses_objects_and_stops_the_node(
+        tmp_path: Path, lines: LogLines, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contourqa.node.scp import EXIT_SCHEDULER_DIED, serve
+
+    def die(self: DicomNode) -> bool:
+        raise SystemExit("scheduler thread ends")
+
+    monkeypatch.setattr(DicomNode, "_schedule_round", die)
+    seen: list[int] = []
+
+    def ready(node: DicomNode) -> None:
+        deadline = time.monotonic() + 10
+        while node.healthy and time.monotonic() < deadline:
+            time.sleep(0.02)
+        out = subprocess.run(storescu(node.port, DEMO / "CT_001.dcm"), capture_output=True,
+                             timeout=30)
+        seen.append(out.returncode)
+
+    t0 = time.monotonic()
+    assert serve(_config(tmp_path), ready=ready) == EXIT_SCHEDULER_DIED
+    assert time.monotonic() - t0 < 20
+    assert lines.of("scheduler_died")
+    (obj,) = lines.of("object")
+    assert (obj["outcome"], obj["status"]) == ("not_checking", "0xA700")
+    assert not [p for p in (tmp_path / "storage").rglob("*.dcm")]
+
+
+def test_listen_limit_flags_reach_the_node_and_defaults_match_the_help(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's limit flags reach NodeConfig; absent, NodeConfig's defaults apply and
+    are the ones the help states."""
+    from contourqa.cli import build_parser
+    from contourqa.node import config as node_config
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["listen", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert node_config.DEFAULT_MAX_OBJECT_BYTES == 1 << 30
+    assert "as it arrives (default: 1G)" in text
+    for flag, value in (("--max-associations", node_config.DEFAULT_MAX_ASSOCIATIONS),
+                        ("--max-per-address", node_config.DEFAULT_MAX_PER_ADDRESS),
+                        ("--acse-timeout", node_config.DEFAULT_ACSE_TIMEOUT_S),
+                        ("--network-timeout", node_config.DEFAULT_NETWORK_TIMEOUT_S)):
+        after = text.split(f"{flag} ", 2)[-1]
+        assert after.split("(default: ", 1)[1].startswith(f"{value:g})"), flag
+    from contourqa.cli import listen_config
+
+    base = ["listen", "--storage", "/tmp/unused-storage"]
+    default = listen_config(parser.parse_args(base))
+    assert (default.max_object_bytes, default.max_per_address, default.accept_deflated) == (
+        node_config.DEFAULT_MAX_OBJECT_BYTES, node_config.DEFAULT_MAX_PER_ADDRESS, False)
+    given = listen_config(parser.parse_args([
+        *base, "--max-object", "200M", "--max-associations", "5", "--max-per-address", "2",
+        "--acse-timeout", "3", "--network-timeout", "7", "--accept-deflated"]))
+    assert (given.max_object_bytes, given.max_associations, given.max_per_address,
+            given.acse_timeout_s, given.network_timeout_s, given.accept_deflated) == (
+        200 << 20, 5, 2, 3.0, 7.0, True)

@@ -44,22 +44,27 @@ def _report(*args: str, cwd: Path = REPO) -> Report:
     proc = _cli("check", *args, "--json", "-", cwd=cwd)
     assert proc.returncode in (0, 1), proc.stderr
     data = json.loads(proc.stdout)
-    return data[0] if isinstance(data, list) else data
+    return data["cases"][0]
 
 
 def _readme_files(folder: Path) -> dict[str, str]:
-    """The README's example files (TOML blocks whose first line names the file) written
-    into ``folder``, and its example command lines."""
+    """The README's example files (TOML blocks whose first line names the file under
+    ``docs/examples``) written into ``folder`` as the README shows them, and its example
+    command lines.  The shipped files must be what the README shows."""
     text = (REPO / "README.md").read_text("utf-8")
+    (folder / "docs" / "examples").mkdir(parents=True)
     for block in re.findall(r"```toml\n(.*?)```", text, re.S):
-        m = re.match(r"# (ours\.toml|waivers\.toml)\b", block)
+        m = re.match(r"# (docs/examples/(?:profile|waivers)\.toml)\b", block)
         if m:
+            assert (REPO / m.group(1)).read_text("utf-8") == block, m.group(1)
             (folder / m.group(1)).write_text(block, "utf-8")
     section = text[text.index("### Profiles, waivers and modes"):text.index("### Check options")]
     commands = re.findall(r"^contourqa check .*$", section, re.M)
-    assert len(commands) == 2 and (folder / "ours.toml").is_file() \
-        and (folder / "waivers.toml").is_file()
+    assert len(commands) == 2 and (folder / PROFILE).is_file() and (folder / WAIVERS).is_file()
     return {"profile": commands[0], "postop": commands[1]}
+
+
+PROFILE, WAIVERS = "docs/examples/profile.toml", "docs/examples/waivers.toml"
 
 
 _OURS_SET = '''[set]
@@ -95,8 +100,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Report]:
     (tmp / "ours_set.toml").write_text(_OURS_SET, "utf-8")
     demo = str(tmp / "test_data" / "demo_case" / "dicom")
     # the README's profile/waiver example with every other option of this run added
-    everything = [*shlex.split(readme["postop"])[2:], "--profile", "ours.toml", "--waivers",
-                  "waivers.toml", "--waiver", "vcf.risk=factors reviewed with the surgeon",
+    everything = [*shlex.split(readme["postop"])[2:], "--profile", PROFILE, "--waivers",
+                  WAIVERS, "--waiver", "vcf.risk=factors reviewed with the surgeon",
                   "--prescription", "22", "--roles", "roles.toml", "--metrics", "Dmax,D2cc",
                   "--constraints", "hytec2021,rtog0631", "--constraint-file", "ours_set.toml",
                   "--use-unconfirmed", "--prior", "30Gy/10fx,date=2023-05-01",
@@ -121,12 +126,30 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Report]:
         # the institutional set without --use-unconfirmed; the Redmond "cord compromise" row
         "other": _report(demo, "--constraint-file", str(tmp / "ours_set.toml"),
                          "--constraints", "redmond2017", "--cord-compromise"),
-        "assumed": _report(demo, "--prior", "30Gy/10fx,date=2023-05-01",
-                           "--assume-prior-cord-max"),
-        "level": _report(str(bare), "--level", "T10", "--constraints", "hytec2021"),
-        "no_level": _report(str(bare), "--constraints", "hytec2021"),
+        # (a prior course without its cord maximum: assumed only on request)
+        "level": _report(str(bare), "--level", "T10", "--constraints", "hytec2021",
+                         "--prior", "30Gy/10fx,date=2023-05-01", "--assume-prior-cord-max"),
+        "no_level": _report(str(bare), "--constraints", "hytec2021",
+                            "--prior", "30Gy/10fx,date=2023-05-01"),
         "profile_readme": _report(*shlex.split(readme["profile"])[2:], cwd=tmp),
+        "demo_inputs": _report(demo, *_demo_flags()),
     }
+
+
+def _demo_flags() -> list[str]:
+    """The demo patient's clinical inputs (contourqa.demo) as command-line options."""
+    from contourqa.demo import DEMO_CLINICAL_INPUTS
+
+    flags = {"age_years": "--age", "lytic": "--lytic", "baseline_vcf": "--baseline-vcf",
+             "deformity": "--deformity"}
+    out = []
+    for key, value in DEMO_CLINICAL_INPUTS.items():
+        flag = flags[key]
+        if isinstance(value, bool):
+            out.append(flag if value else flag.replace("--", "--no-", 1))
+        else:
+            out += [flag, str(value)]
+    return out
 
 
 def _checks(r: Report, code: str) -> list[dict[str, Any]]:
@@ -154,11 +177,13 @@ EFFECTS: dict[str, tuple[str, str, Callable[[Report], bool]]] = {
                     and not any(c["code"].startswith("dose.tg101") for c in r["checks"])),
     "constraint_file": ("everything", "baseline",
                         lambda r: bool(_checks(r, "dose.ours.cord_pmax"))),
+    "assume_prior_cord_max": ("level", "no_level", lambda r: all(
+        c["status"] in ("pass", "fail", "warn")
+        for c in _checks(r, "dose.reirradiation_cumulative_eqd2")) and bool(
+        _checks(r, "dose.reirradiation_cumulative_eqd2"))),
     "use_unconfirmed": ("everything", "other",
                         lambda r: "UNCONFIRMED" in _msg(r, "dose.ours.cord_pmax")),
     "prior": ("everything", "baseline", lambda r: bool(_checks(r, "dose.reirradiation_interval"))),
-    "assume_prior_cord_max": ("assumed", "everything", lambda r: any(
-        "prior Pmax ASSUMED" in c["message"] for c in r["checks"])),
     "prior_dose": ("everything", "baseline",
                    lambda r: "prior RTDOSE RD.dcm" in _msg(r, "dose.reirradiation_sbrt_eqd2")),
     "alpha_beta": ("everything", "baseline",
@@ -217,10 +242,8 @@ def test_option_changes_the_report(runs: dict[str, Report], dest: str) -> None:
 
 def test_readme_profile_example_runs_as_written(runs: dict[str, Report]) -> None:
     r = runs["profile_readme"]
-    # incomplete, not warn, since main's VCF check reads "not evaluated" while risk
-    # factors (age, lytic lesion, ...) are unknown; nothing else is left unevaluated
-    assert r["status"] == "incomplete"
-    assert {c["code"] for c in r["checks"] if c["status"] == "not_evaluated"} == {"vcf.risk"}
+    assert r["status"] == "incomplete"  # only the VCF factors, not given there
+    assert [c["code"] for c in r["checks"] if c["status"] == "not_evaluated"] == ["vcf.risk"]
     waived = {c["code"] for c in r["checks"] if c["message"].startswith("WAIVED")}
     assert waived == {"imaging.mr_sequences", "dose.ptv_coverage", "dose.grid_resolution"}
     assert _limit(r, "ptv.margin") == 3.0  # variant isrc_p1_3mm (upfront)
@@ -248,11 +271,11 @@ def test_no_check_reports_worse_than_its_declared_severity(runs: dict[str, Repor
 
 
 def test_demo_reads_warn_not_incomplete(runs: dict[str, Report]) -> None:
-    r = runs["baseline"]
-    # main's VCF check: unknown risk factors -> not evaluated (the only one on the demo)
-    assert r["status"] == "incomplete"
-    assert {c["code"] for c in r["checks"] if c["status"] == "not_evaluated"} == {"vcf.risk"}
-    assert "fail" not in {c["status"] for c in r["checks"]}
+    """The demo phantom with its patient's stated inputs (as ``contourqa demo`` runs it)."""
+    r = runs["demo_inputs"]
+    assert r["status"] == "warn"
+    statuses = {c["status"] for c in r["checks"]}
+    assert "not_evaluated" not in statuses and "fail" not in statuses
     folded = {c["code"] for c in r["checks"] if c["status"] == "not_applicable"}
     assert {"dose.reirradiation", "dose.tg101.fractions", "postop.asia"} <= folded
 

@@ -14,7 +14,7 @@ import pytest
 from contourqa.check import check
 from contourqa.dvh import compute_dvh
 from contourqa.io import read_dose, read_structure_set
-from contourqa.report import validate_report
+from contourqa.report import validate_case
 from test_data.phantom import PRESETS, generate_case
 
 DEMO = Path(__file__).resolve().parents[1] / "test_data" / "demo_case"
@@ -51,7 +51,7 @@ def test_demo_check_report(demo):
     run = check(DEMO / "dicom")
     (report,) = run.reports
     obj = report.to_json()
-    validate_report(obj)
+    validate_case(obj)
     assert obj["case"]["n_fractions"] == truth["n_fractions"]
     assert obj["case"]["prescription_gy"] == pytest.approx(truth["prescription_gy"])
     assert obj["case"]["plan_label"] == truth["plan_label"]

@@ -28,8 +28,9 @@ from contourqa.report.figures import constraint_points
 def test_json_is_the_canonical_record_without_arrays():
     r = demo_run().reports[0]
     assert r.media is not None and r.media.dvhs  # arrays kept beside the record ...
-    obj = json.loads(JsonFormatter().render([r]))
-    validate_report(obj)
+    doc = json.loads(JsonFormatter().render([r]))
+    validate_report(doc)
+    (obj,) = doc["cases"]
     assert "media" not in obj  # ... never inside it
     assert len(json.dumps(obj)) < 100_000
 
@@ -77,11 +78,12 @@ def test_terminal_is_plain_when_piped_and_coloured_on_request():
     plain = TerminalFormatter(colour=False).render(reports)
     assert "\x1b[" not in plain
     first = plain.splitlines()[0]
-    # the demo (a first course, upfront, 2 fx): rules that do not concern it
-    # (post-operative, re-irradiation, sets for other fraction numbers) are folded; it
-    # reads incomplete only because main's vcf.risk is not evaluated (unknown factors)
+    # rules that do not concern the demo (a first course, upfront, 2 fx: post-operative,
+    # re-irradiation, sets for other fraction numbers) are folded; checked without the
+    # clinical inputs the DICOM cannot hold, only the VCF risk is not evaluated
     assert first.startswith("INCOMPLETE") and reports[0].case.name in first
-    assert {f.code for f in reports[0].checks if f.status.value == "not_evaluated"} == {"vcf.risk"}
+    assert [f.code for f in reports[0].checks if f.status.value == "not_evaluated"] == \
+        ["vcf.risk"]
     assert "dose.ptv_coverage" in plain and "68.18 % vs 85 %" in plain
     counts = {s: sum(f.status.value == s for f in reports[0].checks)
               for s in ("pass", "fail", "warn", "not_evaluated", "not_applicable")}
@@ -110,7 +112,7 @@ def test_cli_writes_every_requested_format(tmp_path, capsys):
             "--sarif", str(tmp_path / "r.sarif")]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.startswith("INCOMPLETE ")  # main: vcf.risk not evaluated (unknown factors)
+    assert out.startswith("INCOMPLETE ")  # the VCF factors: see the demo command
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.sarif"]
     sarif = json.loads((tmp_path / "r.sarif").read_text())
     validate_sarif(sarif)
@@ -127,9 +129,12 @@ def test_cli_sarif_to_stdout_replaces_the_terminal_summary(capsys):
 def test_demo_writes_every_format(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--no-colour"]) == 0
-    # the demo phantom reads INCOMPLETE only for vcf.risk (main: unknown VCF factors);
-    # what does not concern it is folded as not applicable
-    assert capsys.readouterr().out.splitlines()[1].startswith("INCOMPLETE ")
+    # the demo (with its patient's stated clinical inputs, contourqa.demo) reads WARN
+    # (PTV coverage, VCF age, dose grid, no MR), never INCOMPLETE: what does not concern
+    # it is folded as not applicable
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("  the demo patient's clinical inputs (not in DICOM): age=62")
+    assert lines[2].startswith("WARN ")
     assert sorted(p.name for p in out.iterdir()) == [
         "report.csv", "report.html", "report.json", "report.pdf", "report.sarif"]
     validate_report(json.loads((out / "report.json").read_text()))
@@ -138,4 +143,4 @@ def test_demo_writes_every_format(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert 'id="dvh-plot-0"' in html
     assert '<details class="callout" id="not-applicable-0">' in html  # collapsed
-    assert json.loads((out / "report.json").read_text())["status"] == "incomplete"
+    assert json.loads((out / "report.json").read_text())["cases"][0]["status"] == "warn"

@@ -67,6 +67,12 @@ def test_demo_report_renders_with_plots_and_no_console_errors(tmp_path):
     shot = tmp_path / "report.png"
     chromium(page, tmp_path, screenshot=shot)
     assert png_variance(shot) > 100.0
+    # captions a physicist reads without puzzling: the slices name the GTV once, the
+    # DVH names the limits it cannot draw, the dose grid states its axis order
+    assert "Through the centre of GTV;" in html and "GTV GTV" not in html
+    assert "Limits that are not points of a DVH are in the check table: cord.prv_margin (mm)" \
+        in html
+    assert "voxels of 2.0 x 2.0 x 2.0 mm (columns x rows x frames)" in html
 
 
 def test_mostly_not_evaluated_case_renders_and_says_why(tmp_path):

@@ -102,6 +102,7 @@ Levels are not known from the CT alone; :mod:`contourqa.anatomy.levels` names th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -424,13 +425,26 @@ class CTSegmentationOptions:
 class CTSegmentation:
     """Vertebrae (unordered, no levels), canal and problems from :func:`segment_spine`,
     with the CT's noise in soft tissue (HU) and the in-plane median window (mm across,
-    0: none) it was filtered with before the segmentation."""
+    0: none) it was filtered with before the segmentation.
+
+    ``sacral`` flags, per vertebra, the sacral segments (the fused caudal end and S1
+    above it, :func:`contourqa.anatomy.sacrum._sacral_segments`); ``jointed`` is the
+    bone of the ribs and ilia jointed to the column that left it
+    (:func:`contourqa.anatomy.ribs._jointed_bone`), None when that step is off.  Both
+    are read by :mod:`contourqa.anatomy.anchors` to count levels on the image."""
 
     vertebrae: tuple[Vertebra, ...]
     canal: NDArray[np.bool_] | None
     problems: tuple[Finding, ...] = field(default=())
     noise_hu: float = 0.0
     denoise_window_mm: float = 0.0
+    sacral: tuple[bool, ...] = ()
+    jointed: NDArray[np.bool_] | None = None
+
+
+class _Noise(TypedDict):
+    noise_hu: float
+    denoise_window_mm: float
 
 
 def _problem(message: str) -> Finding:
@@ -861,7 +875,7 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     filtered = denoise(np.asarray(pixels, dtype=np.float64), geometry,
                        target_hu=o.noise_target_hu, max_window_mm=o.max_denoise_mm)
     hu = filtered.hu
-    noise = {"noise_hu": filtered.noise_hu, "denoise_window_mm": filtered.window_mm}
+    noise: _Noise = {"noise_hu": filtered.noise_hu, "denoise_window_mm": filtered.window_mm}
     noisy = [] if filtered.noise_after_hu <= o.noise_target_hu else [_problem(
         f"The CT's noise in soft tissue is {filtered.noise_hu:.0f} HU and "
         f"{filtered.noise_after_hu:.0f} HU after an in-plane median of "
@@ -957,6 +971,7 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     markers[tuple(kji[seed].T)] = segment[seed] + 1
     up = 1.0 if float(np.mean(line.tangent[:, 2])) >= 0 else -1.0
     sacral = _sacral_segments(seg_len, up, o)
+    jointed: NDArray[np.bool_] | None = None
     if o.rib_min_lateral_mm > 0:
         jointed = _jointed_bone(bone, dx, dy, ant, o)
         # the sacral vertebrae have their own limit: their alae meet the ilia
@@ -974,6 +989,9 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
         lat = rel[:, 0] * ant[kji[:, 0], 1] - rel[:, 1] * ant[kji[:, 0], 0]
         alae = _alae(flooded[tuple(kji.T)].astype(np.int64), lat, body, sacral, o)
         flooded[tuple(kji[alae].T)] = 0
+    labs = np.unique(markers[markers > 0])
     vertebrae = tuple(Vertebra(mask=flooded == lab, known_level=None, roi_name=None, source="ct")
-                      for lab in np.unique(markers[markers > 0]))
-    return CTSegmentation(vertebrae, canal_all, tuple(noisy), **noise)
+                      for lab in labs)
+    return CTSegmentation(vertebrae, canal_all, tuple(noisy), **noise,
+                          sacral=tuple(bool(np.isin(lab - 1, sacral)) for lab in labs),
+                          jointed=jointed)

@@ -5,7 +5,7 @@ database (``postgresql://user@host/db``, through psycopg 3).  Only the runner's 
 process writes, one transaction per case, so an interrupted run leaves every finished
 case in place and nothing half-written.
 
-Schema (version 2)
+Schema (version 3)
 ------------------
 ``schema_meta(key, value)``
     ``schema_version`` -> the version below; migrations run in order on open.
@@ -13,7 +13,9 @@ Schema (version 2)
     ``run_id``, ``started_at`` / ``finished_at`` (ISO 8601 UTC), ``source``,
     ``tool_version``, ``options_hash``, ``jobs``, ``executor`` (``process`` | ``dask``),
     ``n_cases`` (found), ``n_checked``, ``n_skipped``, ``n_errors``,
-    ``state`` (``running`` | ``done`` | ``interrupted``).
+    ``state`` (``running`` | ``done`` | ``interrupted``); from version 3 ``host`` and
+    ``pid`` of the process running it: a ``running`` run whose process is gone (killed)
+    is marked ``interrupted`` when the next run starts.
 ``cases`` -- exactly one row per case found (primary key ``case_key``)
     ``case_key``
         ``plan:<SOPInstanceUID>`` (or ``structure_set:`` / ``dose:`` for cases without
@@ -57,6 +59,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import re
+import socket
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -66,10 +71,10 @@ from typing import Any
 from contourqa.errors import AuditDatabaseError
 
 __all__ = ["SCHEMA_VERSION", "AuditDatabase", "CaseRecord", "CheckRow", "RoiRow", "StoredCase",
-           "utc_now"]
+           "redact_url", "utc_now"]
 
 #: Version the migrations below bring a database to.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def utc_now() -> str:
@@ -125,6 +130,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # checks that do not concern the case (status not_applicable), counted apart
     3: ("ALTER TABLE cases ADD COLUMN n_not_applicable INTEGER",),
+    # the audit process of a run, to mark a stale run interrupted
+    4: (
+        "ALTER TABLE runs ADD COLUMN host TEXT",
+        "ALTER TABLE runs ADD COLUMN pid INTEGER",
+    ),
 }
 
 
@@ -241,14 +251,14 @@ class AuditDatabase:
                 import psycopg
             except ImportError as exc:
                 raise AuditDatabaseError(
-                    f"{_redact(text)}: a PostgreSQL database needs the psycopg package; "
+                    f"{redact_url(text)}: a PostgreSQL database needs the psycopg package; "
                     "install it with: pip install 'contourqa[audit]'") from exc
             try:
                 self._conn: Any = psycopg.connect(
                     text.replace("postgresql+psycopg://", "postgresql://"))
             except psycopg.Error as exc:
                 raise AuditDatabaseError(
-                    f"{_redact(text)}: cannot connect to PostgreSQL ({exc})") from exc
+                    f"{redact_url(text)}: cannot connect to PostgreSQL ({exc})") from exc
         else:
             path = text.removeprefix("sqlite:///")
             if path != ":memory:":
@@ -327,7 +337,7 @@ class AuditDatabase:
         current = self.schema_version
         if current > SCHEMA_VERSION:
             raise AuditDatabaseError(
-                f"{_redact(self.url)}: schema version {current} was written by a newer "
+                f"{redact_url(self.url)}: schema version {current} was written by a newer "
                 f"contourqa (this one knows up to {SCHEMA_VERSION}); upgrade contourqa.")
         if current == 0:
             self.execute("CREATE TABLE schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -343,13 +353,32 @@ class AuditDatabase:
     # -- runs -----------------------------------------------------------------------------
     def start_run(self, *, source: str, tool_version: str, options_hash: str, jobs: int,
                   executor: str) -> int:
-        """Insert a ``runs`` row in state ``running``; its id."""
+        """Insert a ``runs`` row in state ``running`` (with this host and process id); its id."""
         rows = self.execute(
             "INSERT INTO runs (started_at, source, tool_version, options_hash, jobs, executor, "
-            "state) VALUES (?, ?, ?, ?, ?, ?, 'running') RETURNING run_id",
-            (utc_now(), source, tool_version, options_hash, jobs, executor))
+            "state, host, pid) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?) RETURNING run_id",
+            (utc_now(), source, tool_version, options_hash, jobs, executor,
+             socket.gethostname(), os.getpid()))
         self.commit()
         return int(rows[0][0])
+
+    def mark_stale_runs(self) -> list[int]:
+        """Mark ``interrupted`` the runs left ``running`` by a process of this host that
+        is gone (killed, or crashed before it could say so); their ids.
+
+        Runs of other hosts are left alone: whether their process lives cannot be told.
+        """
+        host = socket.gethostname()
+        stale = []
+        for run_id, pid in self.execute(
+                "SELECT run_id, pid FROM runs WHERE state = 'running' AND host = ?", (host,)):
+            if pid is None or not _process_alive(int(pid)):
+                stale.append(int(run_id))
+        for run_id in stale:
+            self.execute("UPDATE runs SET state = 'interrupted', finished_at = ? "
+                         "WHERE run_id = ?", (utc_now(), run_id))
+        self.commit()
+        return stale
 
     def finish_run(self, run_id: int, *, state: str, n_cases: int, n_checked: int,
                    n_skipped: int, n_errors: int) -> None:
@@ -409,10 +438,42 @@ class AuditDatabase:
         return int(self.execute("SELECT COUNT(*) FROM cases")[0][0])
 
 
-def _redact(url: str) -> str:
-    """A database URL without its password, for messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process starts a new run: its earlier one ended without a word
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&]*")
+
+
+def redact_url(url: str | Path) -> str:
+    """A database (or server) URL without its password, for every message and summary.
+
+    Examples
+    --------
+    >>> redact_url("postgresql://qa:s3cret@db:5432/audit")
+    'postgresql://qa:***@db:5432/audit'
+    >>> redact_url("postgresql://db/audit?user=qa&password=s3cret")
+    'postgresql://db/audit?user=qa&password=***'
+    >>> redact_url("audit.sqlite")
+    'audit.sqlite'
+    """
+    text = str(url)
+    if "://" in text:
+        scheme, rest = text.split("://", 1)
+        netloc, sep, tail = rest.partition("/")
+        if "@" in netloc:
+            creds, host = netloc.rsplit("@", 1)
+            if ":" in creds:
+                netloc = f"{creds.split(':', 1)[0]}:***@{host}"
+        text = f"{scheme}://{netloc}{sep}{tail}"
+    return _QUERY_PASSWORD.sub(r"\1***", text)
+
+

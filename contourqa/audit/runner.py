@@ -16,11 +16,11 @@ import dataclasses
 import enum
 import hashlib
 import json
-import multiprocessing
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -30,20 +30,24 @@ from pathlib import Path
 from typing import IO, Any
 
 from contourqa import __version__
-from contourqa.audit.db import AuditDatabase, CaseRecord, CheckRow, RoiRow, utc_now
+from contourqa.audit.db import AuditDatabase, CaseRecord, CheckRow, RoiRow, redact_url, utc_now
 from contourqa.audit.sources import AuditSource, WorkUnit, source_from_spec
 from contourqa.check import CheckOptions, check_case
 from contourqa.dose_checks import DoseCheckOptions
 from contourqa.errors import AuditSourceError, ContourQAError
 from contourqa.findings import Status
 from contourqa.io.discovery import CaseFiles
+from contourqa.parallel import process_pool_context
 from contourqa.report.record import CaseReport
+from contourqa.report.text import printable
 
 __all__ = ["AuditProgress", "AuditResult", "TextProgress", "audit_unit", "options_json",
-           "run_audit"]
+           "record_from_report", "run_audit"]
 
 #: error kinds that are not a property of the inputs, so a later run retries them
 RETRY_KINDS = frozenset({"crash"})
+#: error kinds where the tool, not the case's data, failed: the case was not checked
+UNCHECKED_KINDS = frozenset({"crash", "exception"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class AuditResult:
         Ctrl-C (or SIGINT) stopped the run; the next run resumes.
     """
 
-    db_url: str
+    db_url: str  # the database, its password (if any) replaced by ***
     run_id: int
     n_units: int
     n_cases: int
@@ -72,6 +76,10 @@ class AuditResult:
     elapsed_s: float
     #: largest peak resident memory reported by a worker process (MiB; None if unknown)
     peak_worker_rss_mb: float | None = None
+    #: cases of this run that could not be checked (error kind ``crash`` or
+    #: ``exception``: the tool failed, not the case's data), and the first reason
+    n_unchecked: int = 0
+    first_unchecked_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,7 @@ class TextProgress:
         eta = "--:--" if p.eta_s is None else _mmss(p.eta_s)
         line = (f"[{p.units_done}/{p.units_total}] {p.cases_per_min:5.1f} cases/min  ETA {eta}  "
                 f"checked {p.n_checked}  skipped {p.n_skipped}  errors {p.n_errors}  "
-                f"{p.label[:40]}")
+                f"{printable(p.label[:40])}")  # a label from the files: no escapes
         if self.tty:
             end = "\n" if final else ""
             self.stream.write(f"\r{line:<120}{end}")
@@ -257,7 +265,16 @@ def _base(ctx: _RunContext, unit: WorkUnit, key: str, files: CaseFiles | None) -
     return fields
 
 
-def _record_from_report(report: CaseReport, base: dict[str, Any]) -> CaseRecord:
+def record_from_report(report: CaseReport, base: dict[str, Any]) -> CaseRecord:
+    """The audit database row of one checked case.
+
+    Parameters
+    ----------
+    report : CaseReport
+    base : dict
+        The row's identity and provenance columns (``case_key``, ``unit_id``,
+        ``tool_version``, ``options_hash`` ...), as the runner and the node build them.
+    """
     j = report.to_json()
     info = j["case"]
     errors = _input_errors(report)
@@ -353,16 +370,54 @@ def audit_unit(unit: WorkUnit, ctx: _RunContext, known: Mapping[str, str]) -> Un
                     check_s=time.perf_counter() - t1, wall_s=time.perf_counter() - t0))
                 continue
             check_s = time.perf_counter() - t1
-            rec = _record_from_report(report, base)
+            rec = record_from_report(report, base)
             records.append(dataclasses.replace(rec, check_s=check_s,
                                                wall_s=time.perf_counter() - t0))
     return UnitOutcome(unit.unit_id, tuple(records), tuple(unchanged), _peak_rss_mb())
 
 
 # -- executors ---------------------------------------------------------------------------
-def _ignore_sigint() -> None:
-    # The main process owns Ctrl-C: it stops submitting and lets running cases finish.
+#: seconds between a worker's checks that the audit process is still there
+_PARENT_POLL_S = 1.0
+
+
+def _init_worker(audit_pid: int) -> None:
+    """Initializer of every audit worker process.
+
+    The main process owns Ctrl-C (it stops submitting and lets running cases finish),
+    so workers ignore SIGINT.  A worker must not outlive the audit (a ``kill -9`` of it
+    left workers blocked on their pipe forever).  Workers are children of
+    multiprocessing's fork server, which itself lives as long as they do (each holds
+    its keep-alive pipe), so the parent-death signal alone does not reach them: a
+    daemon thread ends the worker when the audit process ``audit_pid`` is gone, and
+    when the audit is the direct parent (the ``spawn`` method) the kernel sends
+    SIGKILL at once (Linux ``PR_SET_PDEATHSIG``).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux") and os.getppid() == audit_pid:
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_exit_with_audit, args=(audit_pid,), daemon=True,
+                     name="contourqa-audit-watch").start()
+
+
+def _exit_with_audit(audit_pid: int) -> None:
+    stat = Path(f"/proc/{audit_pid}/stat")
+    while True:
+        try:
+            os.kill(audit_pid, 0)
+        except (ProcessLookupError, PermissionError):  # gone (or its pid reused)
+            os._exit(1)
+        try:  # Linux: killed but not yet reaped by its own parent is gone too
+            if stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                os._exit(1)
+        except (OSError, IndexError):
+            pass
+        time.sleep(_PARENT_POLL_S)
 
 
 class _ProcessExecutor:
@@ -373,12 +428,9 @@ class _ProcessExecutor:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        if method == "forkserver":
-            ctx.set_forkserver_preload(["contourqa.audit.runner"])
+        ctx = process_pool_context(preload=["contourqa.audit.runner"])
         return cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=ctx,
-                                      initializer=_ignore_sigint)
+                                      initializer=_init_worker, initargs=(os.getpid(),))
 
     @property
     def window(self) -> int:
@@ -517,11 +569,14 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
             executor = _DaskExecutor(scheduler)
         else:
             executor = _ProcessExecutor(min(jobs or os.cpu_count() or 1, max(1, len(todo))))
+        db.mark_stale_runs()
         run_id = db.start_run(source=src.description, tool_version=__version__,
                               options_hash=opts_hash, jobs=executor.jobs,
                               executor=executor.name)
         ctx = _RunContext(options, opts_json, opts_hash, __version__, run_id)
-        counts = {"checked": 0, "errors": 0, "skipped": n_skipped, "units": len(units) - len(todo)}
+        counts = {"checked": 0, "errors": 0, "skipped": n_skipped, "units": len(units) - len(todo),
+                  "unchecked": 0}
+        unchecked_reasons: list[str] = []
         peak_rss: list[float] = []
         in_flight: dict[Any, tuple[WorkUnit, dict[str, str], set[str]]] = {}
         queue = list(reversed(todo))
@@ -534,6 +589,9 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
                 produced.add(rec.case_key)
                 counts["checked"] += 1
                 counts["errors"] += rec.status == "error"
+                if rec.status == "error" and rec.error_kind in UNCHECKED_KINDS:
+                    counts["unchecked"] += 1
+                    unchecked_reasons.append(f"{rec.name}: {rec.error_kind}: {rec.error_message}")
             for key in outcome.unchanged:
                 db.restamp(key, outcome_stamp[outcome.unit_id])
                 produced.add(key)
@@ -555,38 +613,56 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
                                                            "path:")) else f"unit:{unit.unit_id}"
             rec = CaseRecord(**_base(ctx, unit, key, None), name=unit.label, status="error",
                              error_kind="crash",
-                             error_message=f"the worker process died ({type(exc).__name__}: "
-                                           f"{exc}); out of memory? It is retried next run.")
+                             error_message=f"the worker process died checking this unit alone "
+                                           f"({type(exc).__name__}: {exc}); out of memory? "
+                                           "It is retried next run.")
             return UnitOutcome(unit.unit_id, (rec,))
+
+        # When the pool breaks, every unit in flight fails with it, though one worker
+        # died: they are re-run one at a time, and only one that crashes alone is
+        # recorded as a crash.
+        suspects: list[tuple[WorkUnit, dict[str, str], set[str]]] = []
+        alone: set[Any] = set()  # the future of the suspect running by itself
 
         def collect(done: set[Any]) -> None:
             broken = False
             for fut in done:
-                unit, _, previous = in_flight.pop(fut)
+                unit, known, previous = in_flight.pop(fut)
                 try:
                     outcome = executor.result(fut)
                 except BrokenProcessPool as exc:
-                    outcome, broken = crash_records(unit, previous, exc), True
+                    broken = True
+                    if fut not in alone:
+                        suspects.append((unit, known, previous))
+                        continue
+                    outcome = crash_records(unit, previous, exc)
                     previous = previous - {outcome.records[0].case_key}
                 except cf.CancelledError:
                     continue
                 store(outcome, previous, unit.label)
             if broken:
-                for fut in list(in_flight):
-                    unit, _, previous = in_flight.pop(fut)
-                    store(crash_records(unit, previous, BrokenProcessPool("pool broken")),
-                          previous, unit.label)
+                suspects.extend(in_flight.pop(fut) for fut in list(in_flight))
+                alone.clear()
                 executor.restart()
 
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < executor.window:
-                    unit, known, previous = queue.pop()
-                    in_flight[executor.submit(unit, ctx, known)] = (unit, known, previous)
+            while queue or in_flight or suspects:
+                if suspects:
+                    if not in_flight:
+                        unit, known, previous = suspects.pop(0)
+                        fut = executor.submit(unit, ctx, known)
+                        in_flight[fut] = (unit, known, previous)
+                        alone.clear()
+                        alone.add(fut)
+                else:
+                    while queue and len(in_flight) < executor.window:
+                        unit, known, previous = queue.pop()
+                        in_flight[executor.submit(unit, ctx, known)] = (unit, known, previous)
                 collect(executor.wait(list(in_flight)))
         except KeyboardInterrupt:
             interrupted = True
             queue.clear()
+            suspects.clear()
             try:
                 # Let the cases in progress finish and be stored; pending ones are cancelled.
                 executor.shutdown(cancel=True)
@@ -599,11 +675,13 @@ def run_audit(source: str | Path | AuditSource, db_url: str | Path, *,
         db.finish_run(run_id, state="interrupted" if interrupted else "done", n_cases=n_cases,
                       n_checked=counts["checked"], n_skipped=counts["skipped"],
                       n_errors=counts["errors"])
-        return AuditResult(db_url=str(db_url), run_id=run_id, n_units=len(units),
+        return AuditResult(db_url=redact_url(db_url), run_id=run_id, n_units=len(units),
                            n_cases=n_cases, n_checked=counts["checked"],
                            n_skipped=counts["skipped"], n_errors=counts["errors"],
                            interrupted=interrupted, elapsed_s=time.perf_counter() - t_start,
-                           peak_worker_rss_mb=max(peak_rss, default=None))
+                           peak_worker_rss_mb=max(peak_rss, default=None),
+                           n_unchecked=counts["unchecked"],
+                           first_unchecked_reason=next(iter(unchecked_reasons), None))
     finally:
         db.close()
 

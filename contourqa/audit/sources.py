@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 import urllib.error
 import urllib.parse
@@ -36,6 +37,22 @@ __all__ = ["AuditSource", "DicomWebSource", "FolderSource", "OrthancSource", "Wo
 
 _RT_MODALITIES = ("RTPLAN", "RTSTRUCT", "RTDOSE")
 _HTTP_TIMEOUT_S = 60.0
+# What a server-given identifier may look like before it goes into a URL path.
+# Orthanc's are SHA-1 digests in five dash-separated groups; DICOMweb's are UIDs.
+_ORTHANC_ID = re.compile(r"^[0-9A-Za-z-]{1,128}$")
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def _checked_id(value: object, *, what: str, pattern: re.Pattern[str]) -> str:
+    """``value`` if it is an identifier of the expected form, else AuditSourceError.
+
+    A hostile or broken server could answer ``../`` or an absolute path; such a value
+    never reaches a URL or a file name."""
+    text = value if isinstance(value, str) else ""
+    if not pattern.match(text) or len(text) > 128:
+        raise AuditSourceError(f"the server gave {what} {value!r}, which is not an "
+                               "identifier of the expected form; refused")
+    return text
 
 
 class _Fetch(Protocol):
@@ -204,9 +221,14 @@ class _OrthancStudy:
     study_id: str
 
     def fetch(self, workdir: Path) -> list[tuple[str, CaseFiles]]:
-        for inst in self.http.json(f"/studies/{self.study_id}/instances"):
-            with self.http.open(f"/instances/{inst['ID']}/file") as resp, \
-                    open(workdir / f"{inst['ID']}.dcm", "wb") as out:
+        study = _checked_id(self.study_id, what="study ID", pattern=_ORTHANC_ID)
+        listing = self.http.json(f"/studies/{study}/instances")
+        ids = [_checked_id(inst.get("ID") if isinstance(inst, dict) else None,
+                           what="instance ID", pattern=_ORTHANC_ID) for inst in listing]
+        # files are named by position, never by what the server says
+        for n, inst_id in enumerate(ids):
+            with self.http.open(f"/instances/{inst_id}/file") as resp, \
+                    open(workdir / f"{n:06d}.dcm", "wb") as out:
                 shutil.copyfileobj(resp, out)
         return _discovered(workdir)
 
@@ -232,7 +254,13 @@ class OrthancSource:
                 "Level": "Series", "Query": {"Modality": modality}, "Expand": True})
             studies.update(s["ParentStudy"] for s in found)
         units = []
-        for sid in sorted(studies):
+        for sid in sorted(studies, key=str):
+            if not (isinstance(sid, str) and _ORTHANC_ID.match(sid)):
+                # its fetch refuses it: one error row, the other studies go on
+                units.append(WorkUnit(unit_id=f"orthanc:{sid!r}", stamp=None,
+                                      label=f"study {sid!r}", payload=_OrthancStudy(
+                                          self.http, str(sid))))
+                continue
             info = self.http.json(f"/studies/{sid}")
             tags = info.get("PatientMainDicomTags", {})
             units.append(WorkUnit(
@@ -274,9 +302,13 @@ class _DicomWebStudy:
     study_uid: str
 
     def fetch(self, workdir: Path) -> list[tuple[str, CaseFiles]]:
-        for n, item in enumerate(self.http.json(f"/studies/{self.study_uid}/instances")):
-            series, sop = _qido_value(item, "0020000E"), _qido_value(item, "00080018")
-            path = f"/studies/{self.study_uid}/series/{series}/instances/{sop}"
+        study = _checked_id(self.study_uid, what="Study Instance UID", pattern=_UID)
+        for n, item in enumerate(self.http.json(f"/studies/{study}/instances")):
+            series = _checked_id(_qido_value(item, "0020000E"), what="Series Instance UID",
+                                 pattern=_UID)
+            sop = _checked_id(_qido_value(item, "00080018"), what="SOP Instance UID",
+                              pattern=_UID)
+            path = f"/studies/{study}/series/{series}/instances/{sop}"
             with self.http.open(path, accept='multipart/related; type="application/dicom"') as r:
                 parts = _multipart_parts(r.read(), r.headers.get("Content-Type", ""))
             for k, data in enumerate(parts):

@@ -19,6 +19,8 @@ from typing import Any
 
 from contourqa.audit.db import AuditDatabase
 from contourqa.errors import ContourQAError
+from contourqa.report.json_report import report_document
+from contourqa.report.text import spreadsheet_cell
 
 __all__ = ["AuditSummary", "CheckRate", "summarize", "write_audit_report"]
 
@@ -199,7 +201,9 @@ def write_audit_report(db_url: str | Path, *, html_path: str | Path | None = Non
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
             w.writeheader()
-            w.writerows(summary.cases)
+            # names, labels and messages come from the files: no spreadsheet formulas
+            w.writerows({k: spreadsheet_cell(v) if isinstance(v, str) else v
+                         for k, v in row.items()} for row in summary.cases)
     if html_path is not None:
         html_path = Path(html_path)
         report_dir = html_path.with_name(html_path.stem + "_reports")
@@ -211,8 +215,10 @@ def write_audit_report(db_url: str | Path, *, html_path: str | Path | None = Non
                                  (r["case_key"],))
                 if got:
                     name = _safe(r["case_key"]) + ".json"
-                    (report_dir / name).write_text(
-                        json.dumps(json.loads(got[0][0]), indent=2) + "\n", encoding="utf-8")
+                    # the same document as `contourqa check --json` writes
+                    (report_dir / name).write_text(json.dumps(
+                        report_document([json.loads(got[0][0])]), indent=2) + "\n",
+                        encoding="utf-8")
                     links[r["case_key"]] = f"{report_dir.name}/{name}"
         html_path.write_text(_html(summary, _plots(summary), links), encoding="utf-8")
     return summary

@@ -2,11 +2,19 @@
 
 >>> from contourqa.constraints import builtin_sets, select_sets
 >>> sorted(builtin_sets())                                   # doctest: +SKIP
-['bmc2025', 'hytec2021', 'quantec2010', 'redmond2017', 'rtog0631', 'sahgal2013', 'tg101']
+['bmc2025', 'cox2012', 'hytec2021', 'quantec2010', 'redmond2017', 'rtog0631', 'sahgal2013',
+ 'tg101']
 >>> sets = select_sets(["hytec2021"], files=["institution.toml"])   # doctest: +SKIP
 """
 
-from contourqa.constraints.library import AUTO, builtin_sets, load_rules, select_sets
+from contourqa.constraints.library import (
+    AUTO,
+    builtin_sets,
+    check_coverage_gaps,
+    coverage_gaps,
+    load_rules,
+    select_sets,
+)
 from contourqa.constraints.model import (
                                          POINT_METRIC,
                                          STATUSES,
@@ -14,12 +22,15 @@ from contourqa.constraints.model import (
                                          Constraint,
                                          ConstraintFileError,
                                          ConstraintSet,
+                                         CoverageGap,
                                          load_constraint_set,
                                          parse_constraint_set,
+                                         parse_coverage_gaps,
 )
 
 __all__ = [
     "AUTO", "POINT_METRIC", "STATUSES", "Comparison", "Constraint", "ConstraintFileError",
-    "ConstraintSet", "builtin_sets", "load_constraint_set", "load_rules", "parse_constraint_set",
+    "ConstraintSet", "CoverageGap", "builtin_sets", "check_coverage_gaps", "coverage_gaps",
+    "load_constraint_set", "load_rules", "parse_constraint_set", "parse_coverage_gaps",
     "select_sets",
 ]

@@ -17,11 +17,14 @@ from typing import Any
 from contourqa.constraints.model import (
     ConstraintFileError,
     ConstraintSet,
+    CoverageGap,
     load_constraint_set,
     parse_constraint_set,
+    parse_coverage_gaps,
 )
 
-__all__ = ["AUTO", "builtin_sets", "load_rules", "select_sets"]
+__all__ = ["AUTO", "builtin_sets", "check_coverage_gaps", "coverage_gaps", "load_rules",
+           "select_sets"]
 
 #: The selection keyword for "every set marked auto that covers the plan's fractions".
 AUTO = "auto"
@@ -41,6 +44,44 @@ def builtin_sets() -> dict[str, ConstraintSet]:
             raise ConstraintFileError(f"{item.name}: set name {cs.name!r} is used twice.")
         out[cs.name] = cs
     return dict(sorted(out.items()))
+
+
+@cache
+def coverage_gaps() -> tuple[CoverageGap, ...]:
+    """Organs at risk and fraction numbers with no published value in the knowledge
+    base (``data/coverage/gaps.toml``): not evaluated by design.
+
+    Raises
+    ------
+    ConstraintFileError
+        A gap that a built-in constraint covers (:func:`check_coverage_gaps`).
+    """
+    item = resources.files("contourqa.constraints").joinpath("data", "coverage", "gaps.toml")
+    origin = "contourqa:constraints/data/coverage/gaps.toml"
+    gaps = parse_coverage_gaps(tomllib.loads(item.read_text(encoding="utf-8")), origin=origin)
+    check_coverage_gaps(gaps, builtin_sets().values(), origin=origin)
+    return gaps
+
+
+def check_coverage_gaps(gaps: Iterable[CoverageGap], sets: Iterable[ConstraintSet], *,
+                        origin: str) -> None:
+    """Refuse a gap that a constraint of ``sets`` (of status C, S or D) covers: the
+    gap list and the sets must not drift apart.
+
+    Raises
+    ------
+    ConstraintFileError
+        Naming ``origin``, the gap, the fraction numbers and the constraint.
+    """
+    sets = tuple(sets)
+    for gap in gaps:
+        for cs in sets:
+            for c in cs.constraints:
+                both = set(c.fractions) & set(gap.fractions)
+                if c.status != "U" and both and set(c.roles) & set(gap.roles):
+                    raise ConstraintFileError(
+                        f"{origin}: gap {gap.id!r} lists {sorted(both)} fx, but {cs.name} "
+                        f"constraint {c.id!r} gives a value there: remove it from the gap.")
 
 
 @cache
@@ -66,7 +107,8 @@ def select_sets(names: Sequence[str] | None = None, *,
     ----------
     names : sequence of str, optional
         Built-in set names; ``"auto"`` (the default, also for ``None`` or empty)
-        stands for every set marked ``auto``.
+        stands for every set marked ``auto``, and for the ``auto`` constraints of the
+        other sets (:meth:`ConstraintSet.automatic_part`).
     files : iterable of path
         Institutional constraint files, always added.
 
@@ -80,7 +122,7 @@ def select_sets(names: Sequence[str] | None = None, *,
     for name in (names or (AUTO,)):
         key = name.strip().lower()
         if key == AUTO:
-            chosen += [s for s in known.values() if s.auto]
+            chosen += [p for p in (s.automatic_part() for s in known.values()) if p]
         elif key in known:
             chosen.append(known[key])
         else:
@@ -96,5 +138,7 @@ def select_sets(names: Sequence[str] | None = None, *,
         chosen.append(cs)
     unique: dict[str, ConstraintSet] = {}
     for cs in chosen:
-        unique.setdefault(cs.name, cs)
+        # a set both named and in the automatic selection: the whole set, not its part
+        if cs.name not in unique or len(cs.constraints) > len(unique[cs.name].constraints):
+            unique[cs.name] = cs
     return tuple(unique.values())

@@ -11,6 +11,7 @@ File format (one file per set; see ``data/sets/*.toml``)::
     point_definition = "..."           # the source's words
     point_status = "C"                 # C/S/D/U/SEED of the point definition
     auto = true                        # selected automatically (--constraints auto)
+                                       # (the default of every constraint's own "auto")
 
     [[constraint]]
     id = "cord_pmax_1fx"               # unique in the set
@@ -27,11 +28,25 @@ File format (one file per set; see ``data/sets/*.toml``)::
     prior_rt = "30Gy/10fx"             # optional: applies only after this prior course
                                        # ("none", "none_cord_compromise")
     subvolume = "cord_target_levels"   # optional: evaluated on the cord subvolume
+    auto = true                        # optional: part of the automatic selection even in
+                                       # a set that is not (or not, in one that is)
     note = "..."                       # optional
+
+Coverage gaps (``data/coverage/gaps.toml``, :func:`parse_coverage_gaps`): organs at
+risk and fraction numbers for which the knowledge base has no published value::
+
+    [[gap]]
+    id = "kidney"                      # finding code dose.gap.<id>
+    name = "kidneys"
+    roles = ["kidney"]
+    fractions = [1, 2, 3, 4, 5]
+    kb_section = "3"
+    reason = "..."                     # what the knowledge base has, and what it lacks
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import re
@@ -52,8 +67,10 @@ __all__ = [
     "Constraint",
     "ConstraintFileError",
     "ConstraintSet",
+    "CoverageGap",
     "load_constraint_set",
     "parse_constraint_set",
+    "parse_coverage_gaps",
 ]
 
 #: The metric token that stands for the set's own maximum-dose definition.
@@ -117,6 +134,9 @@ class Constraint:
     prior_rt : str or None
     subvolume : str or None
     note : str
+    auto : bool
+        Part of the automatic selection (``--constraints auto``); the set's ``auto``
+        unless the entry says otherwise.  Never true for status U.
     """
 
     id: str
@@ -136,6 +156,7 @@ class Constraint:
     prior_rt: str | None = None
     subvolume: str | None = None
     note: str = ""
+    auto: bool = False
 
     @property
     def is_point(self) -> bool:
@@ -170,7 +191,8 @@ class ConstraintSet:
         Volume that defines the set's "point" maximum; 0 is the true maximum.
     point_definition, point_status : str
     auto : bool
-        Part of the automatic selection.
+        The set's default for its constraints' ``auto`` (part of the automatic
+        selection).
     constraints : tuple of Constraint
     path : str
         File it was read from (``package:...`` for built-in sets).
@@ -203,6 +225,49 @@ class ConstraintSet:
     def for_fractions(self, n_fractions: int) -> tuple[Constraint, ...]:
         return tuple(c for c in self.constraints if n_fractions in c.fractions)
 
+    def automatic_part(self) -> ConstraintSet | None:
+        """The part of the set in the automatic selection: the set itself when every
+        constraint is ``auto``, a copy holding only those (its title says so) when
+        some are, ``None`` when none is."""
+        part = tuple(c for c in self.constraints if c.auto)
+        if not part:
+            return None
+        if len(part) == len(self.constraints):
+            return self
+        return dataclasses.replace(
+            self, constraints=part, title=f"{self.title}, automatic part ({len(part)} of "
+                                          f"{len(self.constraints)} constraints)")
+
+
+@dataclass(frozen=True)
+class CoverageGap:
+    """Organs at risk and fraction numbers with no published constraint in the
+    knowledge base: not evaluated by design (never invented).
+
+    Attributes
+    ----------
+    id : str
+        Finding code ``dose.gap.<id>``.
+    name : str
+        The organ(s), as a physicist names them.
+    roles : tuple of Role
+    fractions : tuple of int
+    kb_section : str
+    reason : str
+        What the knowledge base has for this organ, and what it lacks.
+    """
+
+    id: str
+    name: str
+    roles: tuple[Role, ...]
+    fractions: tuple[int, ...]
+    kb_section: str
+    reason: str
+
+    @property
+    def code(self) -> str:
+        return f"dose.gap.{self.id}"
+
 
 # --------------------------------------------------------------------------- parsing
 
@@ -233,7 +298,28 @@ def _status(value: str, where: str) -> str:
     return value
 
 
-def _constraint(entry: Mapping[str, Any], where: str, ids: set[str]) -> Constraint:
+def _roles(entry: Mapping[str, Any], where: str) -> tuple[Role, ...]:
+    roles_raw = entry.get("roles")
+    if not isinstance(roles_raw, list) or not roles_raw:
+        raise _err(where, '"roles" must be a non-empty list of role names, e.g. ["spinal_cord"].')
+    try:
+        return tuple(Role(str(r).lower()) for r in roles_raw)
+    except ValueError:
+        known = ", ".join(r.value for r in Role)
+        raise _err(where, f'"roles" {roles_raw!r} has an unknown role; known: {known}.') from None
+
+
+def _fractions(entry: Mapping[str, Any], where: str) -> tuple[int, ...]:
+    fractions = entry.get("fractions")
+    if (not isinstance(fractions, list) or not fractions
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                       for n in fractions)):
+        raise _err(where, '"fractions" must be a non-empty list of positive integers, e.g. [1].')
+    return tuple(sorted(set(fractions)))
+
+
+def _constraint(entry: Mapping[str, Any], where: str, ids: set[str], *,
+                default_auto: bool) -> Constraint:
     cid = _str(entry, "id", where)
     where = f"{where} (id {cid!r})"
     if cid in ids:
@@ -242,14 +328,7 @@ def _constraint(entry: Mapping[str, Any], where: str, ids: set[str]) -> Constrai
     check = _str(entry, "check", where)
     if not _NAME_RE.match(check):
         raise _err(where, f'"check" must be lowercase letters, digits and _, got {check!r}.')
-    roles_raw = entry.get("roles")
-    if not isinstance(roles_raw, list) or not roles_raw:
-        raise _err(where, '"roles" must be a non-empty list of role names, e.g. ["spinal_cord"].')
-    try:
-        roles = tuple(Role(str(r).lower()) for r in roles_raw)
-    except ValueError:
-        known = ", ".join(r.value for r in Role)
-        raise _err(where, f'"roles" {roles_raw!r} has an unknown role; known: {known}.') from None
+    roles = _roles(entry, where)
     metric = _str(entry, "metric", where)
     if metric == POINT_METRIC:
         unit = "Gy"
@@ -283,11 +362,7 @@ def _constraint(entry: Mapping[str, Any], where: str, ids: set[str]) -> Constrai
     if caution is not None and not (caution <= limit if comparison.is_upper else caution >= limit):
         raise _err(where, f"{caution_key} ({caution:g}) must lie on the passing side of the "
                           f"limit ({limit:g}).")
-    fractions = entry.get("fractions")
-    if (not isinstance(fractions, list) or not fractions
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
-                       for n in fractions)):
-        raise _err(where, '"fractions" must be a non-empty list of positive integers, e.g. [1].')
+    fractions = _fractions(entry, where)
     severity = entry.get("severity", "fail")
     if severity not in ("fail", "warn"):
         raise _err(where, f'"severity" must be "fail" or "warn", got {severity!r}.')
@@ -298,17 +373,24 @@ def _constraint(entry: Mapping[str, Any], where: str, ids: set[str]) -> Constrai
     if prior is not None and not isinstance(prior, str):
         raise _err(where, '"prior_rt" must be a string such as "30Gy/10fx" or "none".')
     allowed = {"id", "check", "roles", "metric", "comparison", key, caution_key, "fractions",
-             "source", "table", "status", "severity", "subvolume", "prior_rt", "note"}
+             "source", "table", "status", "severity", "subvolume", "prior_rt", "note", "auto"}
     stray_keys = sorted(set(entry) - allowed)
     if stray_keys:
         raise _err(where, f"unknown key(s) {', '.join(stray_keys)}; known: "
                           f"{', '.join(sorted(allowed))}.")
+    status = _status(_str(entry, "status", where), where)
+    auto = entry.get("auto", default_auto)
+    if not isinstance(auto, bool):
+        raise _err(where, '"auto" must be true or false.')
+    if auto and status == "U":
+        raise _err(where, "an unconfirmed constraint (status U) is never part of the automatic "
+                          'selection: set "auto = false" (it is evaluated with use_unconfirmed).')
     return Constraint(
         id=cid, check=check, roles=roles, metric=metric, comparison=comparison, limit=limit,
-        unit=unit, fractions=tuple(sorted(set(fractions))), source=_str(entry, "source", where),
-        table=_str(entry, "table", where), status=_status(_str(entry, "status", where), where),
+        unit=unit, fractions=fractions, source=_str(entry, "source", where),
+        table=_str(entry, "table", where), status=status,
         of_prescription=of_rx, caution=caution, severity=severity, prior_rt=prior,
-        subvolume=subvolume, note=_str(entry, "note", where, required=False))
+        subvolume=subvolume, note=_str(entry, "note", where, required=False), auto=auto)
 
 
 def parse_constraint_set(data: Mapping[str, Any], *, origin: str) -> ConstraintSet:
@@ -338,7 +420,8 @@ def parse_constraint_set(data: Mapping[str, Any], *, origin: str) -> ConstraintS
     if not isinstance(entries, list) or not entries:
         raise _err(origin, "no [[constraint]] entries.")
     ids: set[str] = set()
-    constraints = tuple(_constraint(e, f"{origin} [[constraint]] #{i + 1}", ids)
+    constraints = tuple(_constraint(e, f"{origin} [[constraint]] #{i + 1}", ids,
+                                    default_auto=auto)
                         for i, e in enumerate(entries))
     return ConstraintSet(
         name=name, title=_str(head, "title", where), citation=_str(head, "citation", where),
@@ -346,6 +429,41 @@ def parse_constraint_set(data: Mapping[str, Any], *, origin: str) -> ConstraintS
         point_volume_cc=point_cc, point_definition=_str(head, "point_definition", where),
         point_status=_status(_str(head, "point_status", where), where), auto=auto,
         constraints=constraints, path=origin, note=_str(head, "note", where, required=False))
+
+
+def parse_coverage_gaps(data: Mapping[str, Any], *, origin: str) -> tuple[CoverageGap, ...]:
+    """The ``[[gap]]`` entries of a coverage-gap file (parsed TOML).
+
+    Raises
+    ------
+    ConstraintFileError
+        Missing or malformed fields, a duplicate id, an unknown key.
+    """
+    entries = data.get("gap", [])
+    if not isinstance(entries, list) or not entries:
+        raise _err(origin, "no [[gap]] entries.")
+    out: list[CoverageGap] = []
+    ids: set[str] = set()
+    allowed = {"id", "name", "roles", "fractions", "kb_section", "reason"}
+    for i, entry in enumerate(entries):
+        where = f"{origin} [[gap]] #{i + 1}"
+        gid = _str(entry, "id", where)
+        where = f"{where} (id {gid!r})"
+        if not _NAME_RE.match(gid):
+            raise _err(where, f'"id" must be lowercase letters, digits and _, got {gid!r} '
+                              "(it becomes the finding code dose.gap.<id>).")
+        if gid in ids:
+            raise _err(where, "duplicate id; every gap id must be unique.")
+        ids.add(gid)
+        stray = sorted(set(entry) - allowed)
+        if stray:
+            raise _err(where, f"unknown key(s) {', '.join(stray)}; known: "
+                              f"{', '.join(sorted(allowed))}.")
+        out.append(CoverageGap(id=gid, name=_str(entry, "name", where),
+                               roles=_roles(entry, where), fractions=_fractions(entry, where),
+                               kb_section=_str(entry, "kb_section", where),
+                               reason=_str(entry, "reason", where)))
+    return tuple(out)
 
 
 def load_constraint_set(path: str | Path) -> ConstraintSet:

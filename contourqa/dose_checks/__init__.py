@@ -9,9 +9,12 @@ Each check group is one module with one function, listed explicitly in
 :mod:`contourqa.constraints` (constraint sets and rules), each with its citation and
 knowledge-base status.  Finding codes:
 
-- ``prescription.schedule``
+- ``prescription.schedule``, ``prescription.consistency`` (above the plan's maximum
+  dose, or sources that disagree)
 - ``dose.<set>.<check>`` (constraint sets; plus ``.fractions``, ``.prior_rt``,
   ``.unconfirmed`` when a set or some of its constraints do not apply)
+- ``dose.gap.<id>`` (an organ at risk and fraction number with no published
+  constraint: not evaluated by design; ``constraints/data/coverage/gaps.toml``)
 - ``dose.gtv_dmin``, ``dose.gtv_d98``, ``dose.gtv_d95``, ``dose.ptv_coverage``
 - ``dose.reirradiation``, ``dose.reirradiation_cumulative_eqd2``,
   ``dose.reirradiation_sbrt_eqd2``, ``dose.reirradiation_ratio``,
@@ -33,7 +36,10 @@ from contourqa.case import Case
 from contourqa.constraints.library import builtin_sets, select_sets
 from contourqa.constraints.model import ConstraintSet
 from contourqa.dose_checks._context import DoseContext
-from contourqa.dose_checks.constraint_checks import evaluate_constraint_sets
+from contourqa.dose_checks.constraint_checks import (
+    evaluate_constraint_sets,
+    evaluate_coverage_gaps,
+)
 from contourqa.dose_checks.grid import evaluate_dose_grid
 from contourqa.dose_checks.imaging import classify_mr, evaluate_imaging
 from contourqa.dose_checks.options import ALL_CHECKS, DoseCheckOptions, PatientFactors
@@ -69,7 +75,8 @@ def selected_sets(options: DoseCheckOptions) -> tuple[ConstraintSet, ...]:
 
 
 def _constraints(ctx: DoseContext) -> list[Finding]:
-    return evaluate_constraint_sets(ctx, selected_sets(ctx.options))
+    sets = selected_sets(ctx.options)
+    return evaluate_constraint_sets(ctx, sets) + evaluate_coverage_gaps(ctx, sets)
 
 
 #: Check groups in report order: name -> function of the run's context.

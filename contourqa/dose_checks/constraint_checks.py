@@ -7,6 +7,11 @@ and as D0.03cc and D0.035cc, and the set's own definition is the one compared,
 except where that definition is unconfirmed (U): then the true maximum, the
 stricter value, is compared unless ``use_unconfirmed`` is set.
 
+Without an ROI of its roles, a constraint is not evaluated, or not applicable for an
+organ contoured only near the target (``rules/oar_presence.toml``).  Organs and
+fraction numbers with no published value (``data/coverage/gaps.toml``) give
+``dose.gap.<id>``: not evaluated by design when the organ is contoured.
+
 A constraint is judged only when its ROI is contoured where it matters and has dose
 there (:meth:`DoseContext.oar_problem`, thresholds in ``rules/oar_extent.toml``);
 otherwise it is not evaluated, except that a maximum-type value already over its
@@ -20,8 +25,8 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
+from contourqa.constraints.library import coverage_gaps, load_rules
 from contourqa.constraints.model import Constraint, ConstraintSet
-
 from contourqa.dose_checks._context import DoseContext, fmt, not_applicable, not_evaluated
 from contourqa.dvh import DVHMetric, MetricKind
 from contourqa.errors import ContourQAError
@@ -29,9 +34,12 @@ from contourqa.findings import Finding, Status
 from contourqa.radiobiology import Course, eqd2_gy
 from contourqa.structures import Role
 
-__all__ = ["evaluate_constraint_sets", "resolve_metric", "status_against_limit"]
+__all__ = ["evaluate_constraint_sets", "evaluate_coverage_gaps", "resolve_metric",
+           "status_against_limit"]
 
 _SIDE_BY_SIDE = ("Dmax", "D0.03cc", "D0.035cc")
+#: What a coverage-gap finding reports about the organ (values, never judged).
+_GAP_METRICS = ("Dmax", "D0.03cc", "Dmean")
 _PRIOR_NONE = "none"
 _PRIOR_NONE_COMPROMISE = "none_cord_compromise"
 
@@ -263,11 +271,9 @@ def _evaluate_set(ctx: DoseContext, cset: ConstraintSet,
         ctx.prefetch_bands(name, metrics, sub)
     for c, rois in plan:
         if not rois:
-            out.append(not_evaluated(
-                f"dose.{cset.name}.{c.check}",
-                f"No ROI with role {' or '.join(r.value for r in c.roles)}: {c.id} "
-                f"({c.metric} {c.comparison.value} {c.limit:g}) not evaluated.",
-                source=_source(cset, c)))
+            out.append(_absent(f"dose.{cset.name}.{c.check}", c.roles,
+                               f"{c.id} ({c.metric} {c.comparison.value} {c.limit:g})",
+                               source=_source(cset, c)))
             continue
         for name, role in rois:
             f = _evaluate_one(ctx, cset, c, name, role)
@@ -279,6 +285,59 @@ def _evaluate_set(ctx: DoseContext, cset: ConstraintSet,
             if _absolute(c, metric):
                 absolute.append((f, c))
             out.append(f)
+    return out
+
+
+def _absent(code: str, roles: tuple[Role, ...], what: str, *, source: str) -> Finding:
+    """No ROI of ``roles``: not applicable for an organ contoured only near the target
+    (``rules/oar_presence.toml``), else not evaluated (the case is incomplete)."""
+    rule = load_rules("oar_presence")["absent_not_applicable"]
+    names = " or ".join(r.value for r in roles)
+    if all(r.value in rule["roles"] for r in roles):
+        return not_applicable(
+            code, f"No ROI with role {names}: {what} does not concern this plan (an organ "
+                  "contoured where it lies near the target; contour it to have it checked).",
+            source=f"{source}; {rule['source']} (status {rule['status']})")
+    return not_evaluated(code, f"No ROI with role {names}: {what} not evaluated.",
+                         source=source)
+
+
+def evaluate_coverage_gaps(ctx: DoseContext, sets: tuple[ConstraintSet, ...]) -> list[Finding]:
+    """The coverage gaps for the plan's fraction number (``dose.gap.<id>``, from
+    ``data/coverage/gaps.toml``): not evaluated by design for each ROI of the organ,
+    not applicable without one.  A set of ``sets`` with a constraint on the organ for
+    that fraction number closes the gap.  Nothing without a fraction number or dose
+    (:func:`evaluate_constraint_sets` says so)."""
+    n = ctx.n_fractions
+    if n is None or not ctx.has_dose:
+        return []
+    out: list[Finding] = []
+    for gap in coverage_gaps():
+        if n not in gap.fractions:
+            continue
+        roles = tuple(r for r in gap.roles
+                      if not any(r in c.roles for cs in sets for c in cs.for_fractions(n)))
+        if not roles:
+            continue
+        source = f"knowledge base section {gap.kb_section}: {gap.reason}"
+        what = f"no published constraint for the {gap.name} in {n} fraction(s)"
+        rois = [(a.roi_name, role) for role in roles for a in ctx.rois_with(role)]
+        if not rois:
+            out.append(_absent(gap.code, roles, f"the gap ({what})", source=source))
+            continue
+        for name, role in rois:
+            # the values are reported, never judged (issue 18: "not evaluated, with the value")
+            shown = {t: ctx.try_metric(name, t) for t in _GAP_METRICS}
+            values = ", ".join(f"{t} {fmt(v, 'Gy')}" for t, v in shown.items() if v is not None)
+            dmax = shown.get("Dmax")
+            out.append(Finding(
+                code=gap.code, status=Status.NOT_EVALUATED, structure=name, value=dmax,
+                unit="Gy" if dmax is not None else None, source=source,
+                message=(f"{name} ({role.value}): {what} in the knowledge base "
+                         f"({gap.reason}): not evaluated by design, no limit is invented. "
+                         f"{values or 'No dose value could be computed'} (reported, not "
+                         "judged); judge it against your institution's limit (an "
+                         "institutional constraint file closes this gap).")))
     return out
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from contourqa.constraints.library import load_rules
 from contourqa.constraints.model import Comparison
 from contourqa.dose_checks._context import DoseContext, fmt, not_applicable, not_evaluated
+from contourqa.dose_checks.prescription import prescription_above_dose_max
 from contourqa.dvh import DVHMetric
 from contourqa.errors import ContourQAError
 from contourqa.findings import Finding, Status
@@ -152,12 +153,17 @@ def _ptv(ctx: DoseContext) -> list[Finding]:
     if not ctx.has_dose:
         return [not_evaluated("dose.ptv_coverage", "No dose grid: PTV coverage not evaluated.",
                               source=source)]
+    above = prescription_above_dose_max(ctx)
+    implausible = []  # PTVs whose prescription (the plan's) no voxel receives
     out = []
     limit = float(variant["min_percent"])
     comparison = Comparison(variant["comparison"])
     for a in ptvs:
         rx = a.dose_gy if a.dose_gy else ctx.prescription_gy
         rx_from = "the PTV name" if a.dose_gy else "the plan"
+        if above is not None and not a.dose_gy:
+            implausible.append(a.roi_name)
+            continue
         if rx is None:
             out.append(not_evaluated("dose.ptv_coverage", f"{a.roi_name}: prescription dose "
                                      "unknown; coverage not evaluated.", structure=a.roi_name,
@@ -200,6 +206,11 @@ def _ptv(ctx: DoseContext) -> list[Finding]:
                      f"{fmt(rx, 'Gy')} (from {rx_from}); expected {comparison.value} {limit:g}%: "
                      f"{'met' if ok else 'not met (normal-tissue constraints take priority)'}."
                      f"{note}")))
+    if implausible and above is not None:  # stated once, not once per PTV
+        out.append(not_evaluated(
+            "dose.ptv_coverage", f"Coverage of {', '.join(implausible)} not evaluated: the "
+            f"prescription {fmt(above[0], 'Gy')} exceeds the plan's maximum dose "
+            f"{fmt(above[1], 'Gy')} (see prescription.consistency).", source=source))
     return out
 
 

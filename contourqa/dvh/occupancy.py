@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from contourqa.dvh.options import DVHOptions
 from contourqa.errors import GeometryError
 from contourqa.geometry import VolumeGeometry
+from contourqa.limits import input_limits
 from contourqa.io.rtstruct import ROI
 
 __all__ = ["ContourPlane", "StructureModel", "build_model", "contour_planes", "scanline_runs",
@@ -125,6 +126,11 @@ def _expand_runs(g: NDArray[np.int64], q: NDArray[np.int64], p0: NDArray[np.int6
                  p1: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     cnt = np.maximum(p1 - p0, 0)
     tot = int(cnt.sum())
+    if tot > input_limits().max_voxels:
+        raise GeometryError(
+            f"The ROI would need {tot} in-plane samples, beyond "
+            f"{input_limits().where('max_voxels')}: its contours are far larger than the "
+            "dose grid's spacing allows.")
     off = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     return np.repeat(g, cnt), np.repeat(q, cnt), np.repeat(p0, cnt) + off
 
@@ -218,6 +224,8 @@ def scanline_runs(polygons: list[tuple[int, NDArray[np.float64]]], n: int
         return e, e, e, e
     ids = np.concatenate([np.full(len(poly), g, np.int64) for g, poly in polygons])
     a = np.concatenate([poly for _, poly in polygons])
+    if not np.all(np.isfinite(a)):  # a NaN or inf cast to an index is undefined
+        raise GeometryError("A contour vertex is not finite (NaN or inf); no DVH is computed.")
     b = np.concatenate([np.concatenate([poly[1:], poly[:1]]) for _, poly in polygons])
     ja, ia, jb, ib = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
     q_a = np.ceil((ja + 0.5) * n - _PHASE).astype(np.int64)
@@ -228,6 +236,11 @@ def scanline_runs(polygons: list[tuple[int, NDArray[np.float64]]], n: int
     if total == 0:
         e = np.zeros(0, np.int64)
         return e, e, e, e
+    if total > input_limits().max_voxels:
+        raise GeometryError(
+            f"The ROI's contours cross {total} sample rows, beyond "
+            f"{input_limits().where('max_voxels')}: they are far larger than the dose grid's "
+            "spacing allows.")
     edge = np.repeat(np.arange(len(ja)), count)
     q = np.repeat(q_start, count) + (np.arange(total) - np.repeat(np.cumsum(count) - count, count))
     u = (q + _PHASE) / n - 0.5

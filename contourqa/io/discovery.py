@@ -25,7 +25,8 @@ from contourqa.errors import DicomReadError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.io._read import read_dataset, uid_of
 
-__all__ = ["IndexedObject", "DicomIndex", "CaseFiles", "index_folder", "find_cases", "discover"]
+__all__ = ["IndexedObject", "DicomIndex", "CaseFiles", "index_folder", "find_cases", "discover",
+           "index_object"]
 
 _IMAGE_MODALITIES = {"CT", "MR", "PT"}
 _HEADER_TAGS = [
@@ -110,21 +111,29 @@ class CaseFiles:
         return tuple(o.path for o in objs)
 
 
+# what contours without images are measured on (the case may have no dose grid either)
+_ON_DOSE = " (DVHs on the dose grid, where there is one)"
+
 def _candidate_files(root: Path) -> Iterable[tuple[Path, bool]]:
     """Every file under ``root`` and whether it may be DICOM (by name alone)."""
-    if root.is_file():
-        yield root, True
+    if not root.is_dir():
+        yield root, True  # one file named on the command line: read_dataset says what it is
         return
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
+            path = Path(dirpath) / name
+            # Regular files only: opening a FIFO blocks until a writer comes, a device
+            # may never end (a symbolic link to a regular file is followed).
             maybe = not (name.upper() == "DICOMDIR" or name.startswith(".")
-                         or Path(name).suffix.lower() in _SKIP_SUFFIXES)
-            yield Path(dirpath) / name, maybe
+                         or Path(name).suffix.lower() in _SKIP_SUFFIXES) and path.is_file()
+            yield path, maybe
 
 
 def _looks_like_dicom(path: Path) -> bool:
     """Cheap test: 'DICM' at 128, or a plausible little-endian group 0x0002/0x0008 tag."""
+    if not path.is_file():
+        return True  # read_dataset refuses it, naming the file (see _candidate_files)
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)
@@ -207,8 +216,9 @@ def index_folder(root: str | Path) -> DicomIndex:
             continue
         try:
             obj = _index_one(path, ds)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            problems.append(input_problem("unreadable_file", f"malformed header ({exc})", path,
+        except Exception as exc:  # noqa: BLE001 - any defect of one header is that file's finding
+            problems.append(input_problem("unreadable_file", f"malformed header "
+                                          f"({type(exc).__name__}: {exc})", path,
                                           status=Status.WARN))
             continue
         uid = obj.sop_instance_uid
@@ -257,7 +267,7 @@ def find_cases(index: DicomIndex) -> list[CaseFiles]:
             problems.append(input_problem(
                 "missing_image_series", f"the structure set references image series "
                 f"{', '.join(ss.referenced_series)}, which is not in the folder; contours are "
-                "evaluated on the dose grid only.", ss.path, status=Status.WARN))
+                f"checked without their images{_ON_DOSE}.", ss.path, status=Status.WARN))
         if not chosen and ss.frame_of_reference_uid is None:
             frames = ss.referenced_frames
         else:
@@ -289,7 +299,8 @@ def find_cases(index: DicomIndex) -> list[CaseFiles]:
         elif not ss.referenced_series:
             problems.append(input_problem(
                 "no_image_series", "the structure set references no image series and none "
-                "was found in its frame of reference; contours are evaluated on the dose grid only.",
+                f"was found in its frame of reference; contours are checked without images"
+                f"{_ON_DOSE}.",
                 ss.path, status=Status.WARN))
         return tuple(chosen)
 
@@ -390,3 +401,17 @@ def discover(root: str | Path) -> tuple[DicomIndex, list[CaseFiles]]:
     """Index ``root`` and group it into cases."""
     index = index_folder(root)
     return index, find_cases(index)
+
+
+def index_object(path: Path, ds: Dataset) -> IndexedObject:
+    """The index entry of one data set already read (the DICOM node indexes what it
+    receives, before writing it to ``path``).
+
+    Parameters
+    ----------
+    path : Path
+        Where the object is (or will be) stored.
+    ds : pydicom.Dataset
+        Its header; pixel data is not needed.
+    """
+    return _index_one(path, ds)

@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from contourqa.errors import DicomReadError, GeometryError, UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
-from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.io._read import check_grid_size, malformed_values_named, read_dataset, uid_of
 
 __all__ = ["ImageSeries", "read_image_series", "SPACING_TOLERANCE_MM"]
 
@@ -223,6 +223,8 @@ def _read_series(paths: list[Path], datasets: Sequence[Dataset] | None) -> Image
 
     iop = _floats(first, "ImageOrientationPatient", 6, first_path)
     spacing = _floats(first, "PixelSpacing", 2, first_path)
+    check_grid_size(first_path, rows=first.get("Rows"), columns=first.get("Columns"),
+                    frames=len(dss))
     rows, cols = int(first.Rows), int(first.Columns)
     row_dir, col_dir = iop[:3] / np.linalg.norm(iop[:3]), iop[3:] / np.linalg.norm(iop[3:])
     if abs(float(row_dir @ col_dir)) > 1e-3:
@@ -288,10 +290,13 @@ def _read_series(paths: list[Path], datasets: Sequence[Dataset] | None) -> Image
     volume = _rescaled_volume(dss, paths, order, rows, cols)
     volume.flags.writeable = False
 
-    geometry = VolumeGeometry.from_dicom(
-        image_position=positions[0].tolist(), image_orientation=iop.tolist(),
-        pixel_spacing=spacing.tolist(),
-        slice_spacing_mm=step, shape=(len(dss), rows, cols))
+    try:
+        geometry = VolumeGeometry.from_dicom(
+            image_position=positions[0].tolist(), image_orientation=iop.tolist(),
+            pixel_spacing=spacing.tolist(),
+            slice_spacing_mm=step, shape=(len(dss), rows, cols))
+    except GeometryError as exc:  # name the file
+        raise GeometryError(f"{first_path}: {exc}") from exc
     series_uid = uid_of(first, "SeriesInstanceUID")
     if series_uid is None:
         problems.append(input_problem(

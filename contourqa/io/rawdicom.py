@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["KEYWORDS", "RawDataset", "RawFallback", "RawValue", "items_of", "raw_items",
-           "raw_text", "read_raw", "read_raw_or_none"]
+__all__ = ["KEYWORDS", "RawDataset", "RawFallback", "RawValue", "dataset_offset", "items_of",
+           "raw_items", "raw_text", "read_raw", "read_raw_or_none"]
 
 RawValue = bytes | list[dict[int, "RawValue"]]
 T = TypeVar("T")
@@ -200,6 +200,21 @@ def _convert(value: bytes, vr: str) -> Any:
     return text
 
 
+def dataset_offset(head: bytes) -> tuple[int, str] | None:
+    """Where the dataset starts after the file meta, and the transfer syntax UID, from
+    the first bytes of a file (enough to hold its file meta); None when they do not
+    hold a well-formed file meta with a transfer syntax."""
+    start = 132 if len(head) >= 132 and head[128:132] == b"DICM" else 0
+    try:
+        meta, end = _walk_elements(head, False, start, None, len(head), group=0x0002)
+        syntax = raw_text(meta.get(0x00020010))
+    except (RawFallback, struct.error):
+        return None
+    if syntax is None or end >= len(head):
+        return None
+    return end, syntax
+
+
 def read_raw(path: str | Path) -> RawDataset:
     """Walk a whole DICOM file (preamble, file meta, implicit or explicit VR little
     endian) into a :class:`RawDataset`.
@@ -211,7 +226,10 @@ def read_raw(path: str | Path) -> RawDataset:
     OSError
         The file cannot be read.
     """
-    buf = Path(path).read_bytes()
+    path = Path(path)
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise RawFallback
+    buf = path.read_bytes()
     if len(buf) < 144 or buf[128:132] != b"DICM":
         raise RawFallback
     meta, end = _walk_elements(buf, False, 132, None, len(buf), group=0x0002)

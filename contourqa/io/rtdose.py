@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,9 @@ from numpy.typing import NDArray
 from contourqa.errors import DicomReadError, DoseUnitsError, GeometryError, UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.geometry import VolumeGeometry
-from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.io._read import check_grid_size, malformed_values_named, read_dataset, uid_of
 from contourqa.io.rawdicom import RawDataset, read_raw_or_none
+from contourqa.limits import input_limits
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -130,6 +132,9 @@ def _slice_positions(ds: Dataset | RawDataset, path: Path, n_frames: int) -> NDA
             return np.zeros(1)
         raise GeometryError(f"{path}: multi-frame RT Dose without GridFrameOffsetVector.")
     offsets = np.asarray([float(v) for v in raw], dtype=np.float64)
+    if not np.all(np.abs(offsets) <= input_limits().max_coordinate_mm):
+        raise GeometryError(f"{path}: GridFrameOffsetVector holds values that are not finite "
+                            f"or beyond {input_limits().where('max_coordinate_mm')} mm.")
     if len(offsets) != n_frames:
         raise GeometryError(f"{path}: GridFrameOffsetVector has {len(offsets)} entries for "
                             f"{n_frames} frames.")
@@ -188,18 +193,28 @@ def _read_dose(path: Path, ds: Dataset | RawDataset, *,
             "(--prescription) so that the grid can be scaled to Gy.")
     if units not in ("GY", "RELATIVE"):
         raise DoseUnitsError(f"{path}: DoseUnits {units!r} is neither GY nor RELATIVE.")
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    check_grid_size(path, rows=ds.get("Rows"), columns=ds.get("Columns"), frames=n_frames)
+    scaling = float(ds.get("DoseGridScaling", 1.0) or 1.0)
+    if not math.isfinite(scaling):
+        raise DicomReadError(path, f"DoseGridScaling {scaling} is not a finite number")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pixels = ds.pixel_array
     except Exception as exc:  # pixel decoders raise many types; name the file
         raise DicomReadError(path, f"dose pixel data cannot be decoded ({exc})") from exc
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     pixels = np.asarray(pixels, dtype=np.float64).reshape(n_frames, int(ds.Rows), int(ds.Columns))
-    scaling = float(ds.get("DoseGridScaling", 1.0) or 1.0)
-    dose = pixels * scaling
-    if units == "RELATIVE":
-        dose = dose * float(prescription_gy)  # type: ignore[arg-type]
+    with np.errstate(over="ignore", invalid="ignore"):  # checked against max_dose_gy below
+        dose = pixels * scaling
+        if units == "RELATIVE":
+            dose = dose * float(prescription_gy)  # type: ignore[arg-type]
+    limit = input_limits().max_dose_gy
+    if dose.size and not float(np.max(np.abs(dose))) <= limit:  # also catches NaN
+        raise DicomReadError(
+            path, f"dose values reach {float(np.max(np.abs(dose))):.4g} Gy (DoseGridScaling "
+            f"{scaling:g}), not finite or beyond {input_limits().where('max_dose_gy')} Gy: "
+            "corrupt scaling or pixel data")
 
     offsets = _slice_positions(ds, path, n_frames)
     if n_frames > 1:
@@ -210,11 +225,14 @@ def _read_dose(path: Path, ds: Dataset | RawDataset, *,
         step = float(steps.mean())
     else:
         step = float(ds.get("SliceThickness", 1.0) or 1.0)
-    geometry = VolumeGeometry.from_dicom(
-        image_position=[float(v) for v in ds.ImagePositionPatient],
-        image_orientation=[float(v) for v in ds.ImageOrientationPatient],
-        pixel_spacing=[float(v) for v in ds.PixelSpacing],
-        slice_spacing_mm=step, shape=(n_frames, int(ds.Rows), int(ds.Columns)))
+    try:
+        geometry = VolumeGeometry.from_dicom(
+            image_position=[float(v) for v in ds.ImagePositionPatient],
+            image_orientation=[float(v) for v in ds.ImageOrientationPatient],
+            pixel_spacing=[float(v) for v in ds.PixelSpacing],
+            slice_spacing_mm=step, shape=(n_frames, int(ds.Rows), int(ds.Columns)))
+    except GeometryError as exc:  # name the file
+        raise GeometryError(f"{path}: {exc}") from exc
     dose.flags.writeable = False
     problems: list[Finding] = []
     reference = None

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, Status, input_problem
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of
+from contourqa.limits import input_limits
 
 __all__ = ["Plan", "PrescriptionSource", "read_plan"]
 
@@ -26,6 +27,7 @@ class PrescriptionSource(str, enum.Enum):
     TARGET_PRESCRIPTION_DOSE = "DoseReferenceSequence.TargetPrescriptionDose"
     DELIVERY_MAXIMUM_DOSE = "DoseReferenceSequence.DeliveryMaximumDose"
     BEAM_DOSE_SUM = "FractionGroupSequence.ReferencedBeamSequence.BeamDose x fractions"
+    USER = "given by the user (--prescription)"
     NONE = "none"
 
 
@@ -37,6 +39,9 @@ class Plan:
     ``prescription_source`` says which attribute gave it.  ``beam_numbers`` are the
     beams of the first fraction group (ReferencedBeamSequence.ReferencedBeamNumber),
     against which beam doses are checked before they are summed.
+    ``prescription_candidates`` lists every total the plan states, as ``(source, Gy)``
+    pairs (each TargetPrescriptionDose, DeliveryMaximumDose, and the beam-dose total
+    per dose specification point), for the consistency check.
     """
 
     path: Path
@@ -54,6 +59,7 @@ class Plan:
     target_names: tuple[str, ...] = ()
     beam_numbers: tuple[int, ...] = ()
     problems: tuple[Finding, ...] = field(default=())
+    prescription_candidates: tuple[tuple[PrescriptionSource, float], ...] = ()
 
     @property
     def dose_per_fraction_gy(self) -> float | None:
@@ -66,9 +72,10 @@ def read_plan(path: str | Path, *, dataset: Dataset | None = None) -> Plan:
     """Read an RT (Ion) Plan.
 
     The prescription is taken, in order, from TargetPrescriptionDose of TARGET
-    dose references (the largest, when several), DeliveryMaximumDose, or the sum of
-    BeamDose over the first fraction group times its number of fractions; the
-    report names which.  A plan without any of these gets ``prescription_gy=None``
+    dose references (the largest, when several), DeliveryMaximumDose, or the beam
+    doses of the first fraction group times its number of fractions; the report
+    names which.  Beam doses are summed per dose specification point (beams aimed at
+    different targets add nothing to each other's dose) and the largest sum is taken.  A plan without any of these gets ``prescription_gy=None``
     and a finding.
     """
     path = Path(path)
@@ -87,6 +94,12 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
     if groups:
         value = groups[0].get("NumberOfFractionsPlanned", None)
         n_fractions = int(value) if value not in (None, "") else None
+        if n_fractions is not None and n_fractions < 1:
+            # 0 or negative: no number of fractions (a division by it would fail)
+            problems.append(input_problem(
+                "malformed_fraction_number", f"NumberOfFractionsPlanned is {n_fractions}; "
+                "ignored.", path))
+            n_fractions = None
         if len(groups) > 1:
             problems.append(input_problem(
                 "several_fraction_groups", f"the plan has {len(groups)} fraction groups; "
@@ -109,24 +122,53 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
             target_doses.append(float(ref.TargetPrescriptionDose))
         if ref.get("DeliveryMaximumDose", None) not in (None, ""):
             max_doses.append(float(ref.DeliveryMaximumDose))
+    # A NaN, infinite or absurd dose is corrupt, not a prescription (limits.toml).
+    dose_limit = input_limits().max_dose_gy
+    sane = [d for d in target_doses + max_doses if 0.0 <= d <= dose_limit]
+    if len(sane) < len(target_doses) + len(max_doses):
+        problems.append(input_problem(
+            "malformed_prescription", "a TargetPrescriptionDose or DeliveryMaximumDose is not "
+            f"a number between 0 and {input_limits().where('max_dose_gy')} Gy; ignored.", path))
+        target_doses = [d for d in target_doses if 0.0 <= d <= dose_limit]
+        max_doses = [d for d in max_doses if 0.0 <= d <= dose_limit]
     if target_doses:
         prescription, source = max(target_doses), PrescriptionSource.TARGET_PRESCRIPTION_DOSE
     elif max_doses:
         prescription, source = max(max_doses), PrescriptionSource.DELIVERY_MAXIMUM_DOSE
-    elif groups and n_fractions:
-        beam_doses = [float(b.BeamDose) for b in groups[0].get("ReferencedBeamSequence", [])
-                      if b.get("BeamDose", None) not in (None, "")]
-        if beam_doses and sum(beam_doses) > 0:
-            prescription = sum(beam_doses) * n_fractions
-            source = PrescriptionSource.BEAM_DOSE_SUM
+    candidates = [(PrescriptionSource.TARGET_PRESCRIPTION_DOSE, d) for d in target_doses]
+    candidates += [(PrescriptionSource.DELIVERY_MAXIMUM_DOSE, d) for d in max_doses]
+    point_sums: dict[object, float] = {}
+    if groups and n_fractions:
+        for b in groups[0].get("ReferencedBeamSequence", []):
+            if b.get("BeamDose", None) in (None, ""):
+                continue
+            point = b.get("BeamDoseSpecificationPoint", None)
+            key: object = (tuple(round(float(v), 1) for v in point) if point
+                           else b.get("ReferencedDoseReferenceNumber", None))
+            point_sums[key] = point_sums.get(key, 0.0) + float(b.BeamDose)
+        # a NaN, infinite or absurd beam dose is corrupt, not a prescription (limits.toml)
+        point_sums = {k: v for k, v in point_sums.items()
+                      if 0 < v * n_fractions <= dose_limit}
+        candidates += [(PrescriptionSource.BEAM_DOSE_SUM, v * n_fractions)
+                       for v in point_sums.values()]
+    if prescription is None and point_sums and n_fractions:
+        prescription = max(point_sums.values()) * n_fractions
+        source = PrescriptionSource.BEAM_DOSE_SUM
     if prescription is None:
         problems.append(input_problem(
             "no_prescription", "the plan states no prescription dose (no TargetPrescriptionDose, "
             "DeliveryMaximumDose or BeamDose); give it with --prescription.", path))
     elif source is not PrescriptionSource.TARGET_PRESCRIPTION_DOSE:
+        several = ""
+        if source is PrescriptionSource.BEAM_DOSE_SUM and len(point_sums) > 1:
+            several = (f" (the largest of {len(point_sums)} dose specification points' totals: "
+                       + ", ".join(f"{v * (n_fractions or 1):.2f}"
+                                   for v in sorted(point_sums.values(), reverse=True))
+                       + " Gy)")
         problems.append(input_problem(
             "prescription_fallback", f"prescription {prescription:.2f} Gy taken from "
-            f"{source.value}, not from TargetPrescriptionDose.", path, status=Status.WARN))
+            f"{source.value}{several}, not from TargetPrescriptionDose.", path,
+            status=Status.WARN))
 
     beams: list[int] = []
     for b in (groups[0].get("ReferencedBeamSequence", []) if groups else []):
@@ -145,4 +187,5 @@ def _read_plan(path: Path, *, dataset: Dataset | None = None) -> Plan:
         n_fractions=n_fractions, prescription_gy=prescription, prescription_source=source,
         referenced_structure_set_uid=next((r for r in refs if r), None),
         plan_date=str(ds.get("RTPlanDate", "") or "") or None,
-        target_names=tuple(targets), beam_numbers=tuple(beams), problems=tuple(problems))
+        target_names=tuple(targets), beam_numbers=tuple(beams), problems=tuple(problems),
+        prescription_candidates=tuple(candidates))

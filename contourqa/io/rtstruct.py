@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import warnings
-from collections import defaultdict
+from collections import abc, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from contourqa.errors import UnsupportedDicomError
 from contourqa.findings import Finding, input_problem
+from contourqa.limits import input_limits
 from contourqa.io._read import malformed_values_named, read_dataset, uid_of
 from contourqa.io.rawdicom import (
     RawDataset,
@@ -35,7 +36,8 @@ from contourqa.parallel import map_forked, shared_array
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["ContourType", "Contour", "ROI", "StructureSet", "read_structure_set"]
+__all__ = ["ContourType", "Contour", "ROI", "StructureSet", "read_structure_set",
+           "screen_contours"]
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 _PLANE_TOL_MM = 1e-3
@@ -180,6 +182,14 @@ def _contour_values(item: Dataset) -> NDArray[np.float64] | None:
     return np.asarray([float(v) for v in data], dtype=np.float64)
 
 
+def _one_text(value: object) -> str:
+    """A text element as one string: a backslash in a name (the DICOM value delimiter,
+    not allowed in LO) makes pydicom split it; the parts are joined back as written."""
+    if isinstance(value, abc.Sequence) and not isinstance(value, (str, bytes)):
+        return "\\".join(str(v) for v in value).strip()  # pydicom's MultiValue
+    return str(value or "").strip()
+
+
 def _references(ds: Dataset) -> tuple[list[str], list[str], list[str]]:
     """Frame of reference, series and image UIDs of ReferencedFrameOfReferenceSequence."""
     frame_uids: list[str] = []
@@ -255,7 +265,50 @@ def _contours(item: Dataset, name: str, path: Path) -> tuple[list[Contour], list
         contours.append(Contour(points_mm=pts.reshape(-1, 3),
                                 geometric_type=ContourType.parse(c.get("ContourGeometricType")),
                                 referenced_sop_uids=refs))
-    return contours, problems
+    contours, screened = screen_contours(contours, name, path)
+    return contours, problems + screened
+
+
+def screen_contours(contours: list[Contour], name: str, path: Path
+                    ) -> tuple[list[Contour], list[Finding]]:
+    """The ROI's contours within :mod:`contourqa.limits`, and findings for the rest.
+
+    An ROI with more contours or points than ``max_contours_per_roi`` or
+    ``max_points_per_roi`` keeps none (their cost is unbounded; a real ROI is far
+    below).  A contour with a non-finite coordinate (NaN, inf), one beyond
+    ``max_coordinate_mm``, or one farther than ``max_roi_extent_mm`` from the ROI's
+    median point is dropped: such values have no place in a patient, their casts to
+    array indices are undefined, and grids sized to the ROI would not fit in memory.
+    Either is a finding on the ROI.
+    """
+    limits = input_limits()
+    n_points = sum(len(c.points_mm) for c in contours)
+    if len(contours) > limits.max_contours_per_roi or n_points > limits.max_points_per_roi:
+        return [], [input_problem(
+            "roi_too_large", f"ROI {name!r} has {len(contours)} contours and {n_points} points, "
+            f"beyond {limits.where('max_contours_per_roi')} or "
+            f"{limits.where('max_points_per_roi')}; its contours are not evaluated.",
+            path, structure=name)]
+    if not contours:
+        return contours, []
+    bound, extent = limits.max_coordinate_mm, limits.max_roi_extent_mm
+    points = np.concatenate([c.points_mm for c in contours])
+    finite = np.all(np.abs(points) <= bound, axis=1)  # False for NaN
+    centre = np.median(points[finite], axis=0) if finite.any() else np.zeros(3)
+
+    def sane(c: Contour) -> bool:
+        return bool(np.all(np.abs(c.points_mm) <= bound)
+                    and np.all(np.abs(c.points_mm - centre) <= extent))
+
+    if finite.all() and np.all(np.abs(points - centre) <= extent):
+        return contours, []
+    kept = [c for c in contours if sane(c)]
+    n_bad = len(contours) - len(kept)
+    return kept, [input_problem(
+        "absurd_coordinates", f"ROI {name!r}: {n_bad} of {len(contours)} contour(s) have "
+        f"coordinates that are not finite (NaN, inf), beyond {limits.where('max_coordinate_mm')} "
+        f"mm, or farther from the ROI's median point than {limits.where('max_roi_extent_mm')} "
+        "mm; those contours are ignored and the ROI is incomplete.", path, structure=name)]
 
 
 def _not_triplets(name: str, size: int, path: Path) -> Finding:
@@ -339,7 +392,8 @@ def _build_contours(raw: _RawContours, values: NDArray[np.float64], name: str, p
             continue
         contours.append(Contour(points_mm=pts.reshape(-1, 3), geometric_type=kind,
                                 referenced_sop_uids=ref))
-    return contours, problems
+    contours, screened = screen_contours(contours, name, path)
+    return contours, problems + screened
 
 
 def _contours_raw(item: Dataset | RawDataset, name: str, path: Path
@@ -395,7 +449,7 @@ def _read(path: Path, ds: Dataset | RawDataset, *, workers: int = 1) -> Structur
     roi_info: dict[int, tuple[str, str | None]] = {}
     for item in ds.get("StructureSetROISequence", []):
         number = int(item.get("ROINumber", -1))
-        roi_info[number] = (str(item.get("ROIName", "") or f"ROI {number}").strip(),
+        roi_info[number] = (_one_text(item.get("ROIName", "")) or f"ROI {number}",
                             str(item.get("ROIGenerationAlgorithm", "") or "") or None)
         roi_for[number] = uid_of(item, "ReferencedFrameOfReferenceUID")
 
@@ -437,7 +491,8 @@ def _read(path: Path, ds: Dataset | RawDataset, *, workers: int = 1) -> Structur
         rois.append(ROI(number=number, name=name, interpreted_type=observed.get(number),
                         color=(rgb[0], rgb[1], rgb[2]) if rgb else None, contours=roi_contours,
                         frame_of_reference_uid=roi_for.get(number), generation_algorithm=algorithm))
-        if not roi_contours:
+        if not roi_contours and not any(p.structure == name and p.code == "input.roi_too_large"
+                                        for p in problems):
             problems.append(input_problem("empty_roi", f"ROI {name!r} has no contours.", path,
                                           structure=name))
     orphan = set(contours_of) - set(roi_info)

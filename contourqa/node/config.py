@@ -10,10 +10,26 @@ from pathlib import Path
 from contourqa.check import CheckOptions
 from contourqa.errors import NodeConfigError
 
-__all__ = ["REPORT_FORMATS", "AllowedPeer", "Destination", "NodeConfig", "parse_size"]
+__all__ = ["DEFAULT_ACSE_TIMEOUT_S", "DEFAULT_MAX_ASSOCIATIONS", "DEFAULT_MAX_OBJECT_BYTES",
+           "DEFAULT_MAX_PER_ADDRESS", "DEFAULT_NETWORK_TIMEOUT_S", "REPORT_FORMATS",
+           "AllowedPeer", "Destination", "NodeConfig", "parse_size"]
 
 #: Report formats the node can write next to each case.
 REPORT_FORMATS: tuple[str, ...] = ("json", "html", "pdf", "csv", "sarif")
+
+# Defaults of the node's door.  Operational limits, not clinical policy: a planning
+# system sends one association at a time, objects of at most a few hundred MiB
+# (an RT Dose or an enhanced multi-frame CT), with sub-second gaps between them.
+#: Bytes of one received object; a larger one aborts its association while it arrives.
+DEFAULT_MAX_OBJECT_BYTES = 1 << 30
+#: Associations (TCP connections) open at once, from every address together.
+DEFAULT_MAX_ASSOCIATIONS = 32
+#: Connections open at once from one IP address; more are closed on accept.
+DEFAULT_MAX_PER_ADDRESS = 8
+#: Seconds a new connection may stay silent before its A-ASSOCIATE-RQ (and ACSE replies).
+DEFAULT_ACSE_TIMEOUT_S = 10.0
+#: Seconds an established association may stay silent between messages.
+DEFAULT_NETWORK_TIMEOUT_S = 30.0
 
 # PS3.5 6.2: AE titles are up to 16 characters of the default repertoire, no backslash
 # or control characters; leading and trailing spaces are not significant.
@@ -148,6 +164,24 @@ class NodeConfig:
         Also store every result in this audit database (see ``contourqa audit``).
     destination : Destination or None
         Where to send the Encapsulated PDF (or SR) of each checked case.
+    max_object_bytes : int
+        Largest object accepted, bytes (default :data:`DEFAULT_MAX_OBJECT_BYTES`, 1 GiB).
+        Objects are streamed to a temporary file as they arrive, and an association
+        whose object grows past this is aborted there, before the rest is read.
+    max_associations : int
+        Associations open at once (default :data:`DEFAULT_MAX_ASSOCIATIONS`).
+    max_per_address : int
+        TCP connections open at once from one IP address
+        (default :data:`DEFAULT_MAX_PER_ADDRESS`); more are closed as they are accepted.
+    acse_timeout_s : float
+        A connection that sends no association request within this many seconds is
+        closed (default :data:`DEFAULT_ACSE_TIMEOUT_S`).
+    network_timeout_s : float
+        An association silent this many seconds is aborted
+        (default :data:`DEFAULT_NETWORK_TIMEOUT_S`).
+    accept_deflated : bool
+        Accept the deflated transfer syntaxes (off by default: a small deflated object
+        can inflate to gigabytes in memory).
     """
 
     storage_dir: Path
@@ -166,6 +200,12 @@ class NodeConfig:
     worker_kind: str = "process"
     audit_db: str | Path | None = None
     destination: Destination | None = None
+    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
+    max_associations: int = DEFAULT_MAX_ASSOCIATIONS
+    max_per_address: int = DEFAULT_MAX_PER_ADDRESS
+    acse_timeout_s: float = DEFAULT_ACSE_TIMEOUT_S
+    network_timeout_s: float = DEFAULT_NETWORK_TIMEOUT_S
+    accept_deflated: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "storage_dir", Path(self.storage_dir))
@@ -194,6 +234,15 @@ class NodeConfig:
             raise NodeConfigError(f"jobs {self.jobs}: at least 1")
         if self.worker_kind not in ("process", "thread"):
             raise NodeConfigError(f"worker kind {self.worker_kind!r}: 'process' or 'thread'")
+        if self.max_object_bytes <= 0:
+            raise NodeConfigError(f"max object size {self.max_object_bytes}: must be positive")
+        if self.max_associations < 1 or self.max_per_address < 1:
+            raise NodeConfigError(f"max associations {self.max_associations} and per address "
+                                  f"{self.max_per_address}: at least 1 each")
+        for name in ("acse_timeout_s", "network_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise NodeConfigError(f"{name.removesuffix('_s').replace('_', ' ')} "
+                                      f"{getattr(self, name)} s: must be positive")
 
     @property
     def tls(self) -> bool:

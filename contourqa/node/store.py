@@ -9,6 +9,10 @@ Paths are built only from UIDs that match ``^[0-9]+(\\.[0-9]+)*$`` and have at m
 64 characters, so no received value can name a path outside the folder.  A file is
 written under a hidden temporary name in its final folder and renamed into place, so
 an interrupted write never leaves a file that discovery would read.
+
+Received objects and reports hold patient data: files are created ``0640`` and
+folders ``0750`` (less if the umask says so; the systemd example sets
+``UMask=0027``), so only the node's user and group can read them.
 """
 
 from __future__ import annotations
@@ -23,10 +27,33 @@ from typing import BinaryIO
 
 from contourqa.errors import InvalidUIDError, StorageFullError
 
-__all__ = ["ObjectStore", "StoredObject", "validate_uid"]
+__all__ = ["DIR_MODE", "FILE_MODE", "ObjectStore", "StoredObject", "validate_uid"]
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _TMP_PREFIX = ".incoming-"
+#: Modes of what the store creates (patient data: owner and group only).
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def _make_dirs(path: Path) -> None:
+    """``mkdir -p`` with :data:`DIR_MODE` for every level created."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            pass
+
+
+def _open_new(path: Path) -> BinaryIO:
+    """A new file, created with :data:`FILE_MODE`, for binary writing."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    return os.fdopen(fd, "wb")
 
 
 def validate_uid(value: object, *, what: str = "UID") -> str:
@@ -86,7 +113,7 @@ class ObjectStore:
 
     def __init__(self, root: str | Path, *, max_bytes: int | None = None) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        _make_dirs(self.root)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._used = 0
@@ -160,10 +187,10 @@ class ObjectStore:
         except FileNotFoundError:
             old = -1
         self._reserve(n_bytes, max(old, 0))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(path.parent)
         tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{threading.get_ident()}"
         try:
-            with open(tmp, "wb") as fh:
+            with _open_new(tmp) as fh:
                 writer(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -185,10 +212,11 @@ class ObjectStore:
         except FileNotFoundError:
             old = 0
         self._reserve(len(data), old)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(path.parent)
         tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{threading.get_ident()}"
         try:
-            tmp.write_bytes(data)
+            with _open_new(tmp) as fh:
+                fh.write(data)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import multiprocessing
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from contourqa.check import CheckOptions
 from contourqa.findings import Finding, Status
+from contourqa.parallel import process_pool_context
 
-__all__ = ["CaseOutcome", "StudyOutcome", "WorkerPool", "case_key", "check_study"]
+__all__ = ["REPORT_SUFFIX", "CaseOutcome", "StudyOutcome", "WorkerPool", "case_key", "check_study",
+           "describe_exception"]
 
 #: File name extension of each report format.
-_SUFFIX = {"json": "json", "html": "html", "pdf": "pdf", "csv": "csv", "sarif": "sarif.json"}
+REPORT_SUFFIX = {"json": "json", "html": "html", "pdf": "pdf", "csv": "csv", "sarif": "sarif.json"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class CaseOutcome:
     anchor_path : str or None
         The plan's file (else the structure set's): patient and study attributes of
         the document sent back are copied from it.
+    error : str or None
+        Why this case has no reports (status ``error``): its check or its rendering
+        raised.
     """
 
     key: str
@@ -56,6 +61,7 @@ class CaseOutcome:
     plan_uid: str | None = None
     record: Any = None
     anchor_path: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,7 @@ def _render(report: Any, formats: tuple[str, ...]) -> dict[str, bytes]:
     by_name = {f.name: f for f in FILE_FORMATTERS}
     with tempfile.TemporaryDirectory(prefix="contourqa-node-") as tmp:
         for fmt in formats:
-            path = Path(tmp) / f"report.{_SUFFIX[fmt]}"
+            path = Path(tmp) / f"report.{REPORT_SUFFIX[fmt]}"
             by_name[fmt]().write([report], path)
             out[fmt] = path.read_bytes()
     return out
@@ -100,7 +106,7 @@ def _audit_record(report: Any, key: str, study_uid: str, plan_uid: str | None,
                   options: CheckOptions) -> Any:
     from contourqa import __version__
     from contourqa.audit.db import utc_now
-    from contourqa.audit.runner import _record_from_report, options_json
+    from contourqa.audit.runner import options_json, record_from_report
 
     text = options_json(options)
     import hashlib
@@ -110,7 +116,7 @@ def _audit_record(report: Any, key: str, study_uid: str, plan_uid: str | None,
             "options_hash": hashlib.sha256(text.encode()).hexdigest()[:16],
             "options_json": text, "run_id": None, "checked_at": utc_now(),
             "plan_uid": plan_uid}
-    return _record_from_report(report, base)
+    return record_from_report(report, base)
 
 
 def check_study(study_uid: str, generation: int, objects_dir: str, *, options: CheckOptions,
@@ -140,32 +146,52 @@ def check_study(study_uid: str, generation: int, objects_dir: str, *, options: C
         Never raises for bad input: an unusable study gives ``error``.
     """
     from contourqa.api import check_cases
-    from contourqa.errors import ContourQAError
 
     t0 = time.perf_counter()
     try:
         pairs = check_cases(objects_dir, options=options)
-    except ContourQAError as exc:
+    except Exception as exc:  # noqa: BLE001
+        # Whatever a hostile study makes the check raise is that study's error; the
+        # node goes on with the next one.
         return StudyOutcome(study_uid, generation, (), time.perf_counter() - t0,
-                            error=f"{type(exc).__name__}: {exc}")
+                            error=describe_exception(exc))
     cases = []
     for files, report in pairs:
-        if missing:
-            note = Finding(
-                code="node.incomplete_study", status=Status.NOT_EVALUATED,
-                message="The study was checked after its idle time without being complete: "
-                        + "; ".join(missing) + ".", source="contourqa listen")
-            report = dataclasses.replace(report, checks=(*report.checks, note))
-        key = case_key(files)
-        plan_uid = files.plan.sop_instance_uid if files.plan is not None else None
-        failed = tuple((c.code, c.structure, c.message) for c in report.checks
-                       if c.status is Status.FAIL)
-        record = _audit_record(report, key, study_uid, plan_uid, options) if audit else None
-        cases.append(CaseOutcome(key=key, name=report.case.name, status=report.status,
-                                 failed=failed, reports=_render(report, formats),
-                                 plan_uid=plan_uid, record=record,
-                                 anchor_path=_anchor(files)))
+        try:
+            cases.append(_case_outcome(files, report, study_uid, options=options,
+                                       formats=formats, missing=missing, audit=audit))
+        except Exception as exc:  # noqa: BLE001
+            cases.append(CaseOutcome(key=case_key(files), name=str(files.name),
+                                     status="error", failed=(), reports={},
+                                     error=describe_exception(exc)))
     return StudyOutcome(study_uid, generation, tuple(cases), time.perf_counter() - t0)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message (at file.py:line)``: an exception for a log line or an error row."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _case_outcome(files: Any, report: Any, study_uid: str, *, options: CheckOptions,
+                  formats: tuple[str, ...], missing: tuple[str, ...],
+                  audit: bool) -> CaseOutcome:
+    """One case's outcome: the node's incomplete-study note, reports and audit row."""
+    if missing:
+        note = Finding(
+            code="node.incomplete_study", status=Status.NOT_EVALUATED,
+            message="The study was checked after its idle time without being complete: "
+                    + "; ".join(missing) + ".", source="contourqa listen")
+        report = dataclasses.replace(report, checks=(*report.checks, note))
+    key = case_key(files)
+    plan_uid = files.plan.sop_instance_uid if files.plan is not None else None
+    failed = tuple((c.code, c.structure, c.message) for c in report.checks
+                   if c.status is Status.FAIL)
+    record = _audit_record(report, key, study_uid, plan_uid, options) if audit else None
+    return CaseOutcome(key=key, name=report.case.name, status=report.status,
+                       failed=failed, reports=_render(report, formats),
+                       plan_uid=plan_uid, record=record, anchor_path=_anchor(files))
 
 
 class WorkerPool:
@@ -187,9 +213,7 @@ class WorkerPool:
     def _new(self) -> cf.Executor:
         if self.kind == "thread":
             return cf.ThreadPoolExecutor(self.jobs, thread_name_prefix="contourqa-check")
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() \
-            else "spawn"
-        return cf.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context(method))
+        return cf.ProcessPoolExecutor(self.jobs, mp_context=process_pool_context())
 
     def submit(self, *args: Any, **kwargs: Any) -> cf.Future[StudyOutcome]:
         return self._pool.submit(check_study, *args, **kwargs)

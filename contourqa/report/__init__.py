@@ -7,7 +7,12 @@
 from contourqa.report.base import FileFormatter
 from contourqa.report.csv_report import CsvFormatter
 from contourqa.report.html import HtmlFormatter
-from contourqa.report.json_report import JsonFormatter, validate_report
+from contourqa.report.json_report import (
+    JsonFormatter,
+    report_document,
+    validate_case,
+    validate_report,
+)
 from contourqa.report.media import ReportMedia, SectorPicture
 from contourqa.report.pdf import PdfFormatter
 from contourqa.report.record import CaseInfo, CaseReport, StructureInfo
@@ -20,5 +25,5 @@ FILE_FORMATTERS: tuple[type[FileFormatter], ...] = (
 
 __all__ = ["FILE_FORMATTERS", "CaseInfo", "CaseReport", "CsvFormatter", "FileFormatter",
            "HtmlFormatter", "JsonFormatter", "PdfFormatter", "ReportMedia", "SarifFormatter",
-           "SectorPicture", "StructureInfo", "TerminalFormatter", "validate_report",
-           "validate_sarif"]
+           "SectorPicture", "StructureInfo", "TerminalFormatter", "report_document",
+           "validate_case", "validate_report", "validate_sarif"]

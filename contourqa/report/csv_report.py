@@ -1,5 +1,9 @@
 """CSV report: one tidy row per case and check, and per case, ROI and DVH metric.
 
+Text cells that a spreadsheet would run as a formula (a ROI named ``=HYPERLINK(...)``)
+start with ``'``, and control characters are written as escapes
+(:func:`contourqa.report.text.spreadsheet_cell`); numbers are written as they are.
+
 Every row repeats the case columns, so that rows from many runs can be appended to
 one spreadsheet or data frame and filtered by any column.
 """
@@ -15,6 +19,7 @@ from typing import Any, ClassVar
 
 from contourqa.report.base import write_output
 from contourqa.report.record import CaseReport
+from contourqa.report.text import spreadsheet_cell
 
 __all__ = ["CSV_COLUMNS", "CsvFormatter"]
 
@@ -72,8 +77,12 @@ class CsvFormatter:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\r\n")
         writer.writeheader()
+        numeric = {"n_fractions", "prescription_gy", "value", "limit", "band_low", "band_high"}
         for r in reports:
-            writer.writerows(self.rows(r))
+            # Text cells come from the DICOM files (ROI names, labels, IDs): a leading
+            # =, +, - or @ would run as a spreadsheet formula, so it is quoted.
+            writer.writerows({k: v if k in numeric else spreadsheet_cell(v) for k, v in row.items()}
+                             for row in self.rows(r))
         return buf.getvalue()
 
     def write(self, reports: Sequence[CaseReport], path: str | Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from contourqa.errors import ContourQAError, MetricError
 from contourqa.findings import Finding, Status
 from contourqa.report.record import CaseReport
+from contourqa.report.text import mpl_literal
 
 if TYPE_CHECKING:
     from contourqa.case import Case
@@ -264,7 +265,7 @@ def dvh_picture(report: CaseReport) -> Picture:
             continue
         style = "--" if roles.get(name) in ("cord_prv", "spinal_canal_prv") else "-"
         width = 2.0 if roles.get(name) in _TARGETS + ("spinal_cord",) else 1.3
-        label = f"{name} ({roles.get(name)})"
+        label = mpl_literal(f"{name} ({roles.get(name)})")
         ax_pct.plot(d.dose_edges_gy, 100.0 * d.cumulative_cc / ref, style, color=colours[name],
                     lw=width, label=label)
         ax_cc.plot(d.dose_edges_gy, np.maximum(d.cumulative_cc, _LOG_FLOOR_CC * 0.5), style,
@@ -302,9 +303,14 @@ def dvh_picture(report: CaseReport) -> Picture:
         handles.append(Line2D([], [], color="#555555", lw=0.8, ls=":"))
         labels.append(f"prescription {rx:g} Gy")
     fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
-    n_limits = sum(1 for f in report.checks if f.limit is not None and f.structure in names)
-    caption = (f"{len(names)} ROI(s); {len(points)} checked limit(s) drawn as open circles "
-               f"coloured by status ({n_limits} check(s) on these ROIs have a limit).")
+    drawn = {id(p.finding) for p in points}
+    undrawn = sorted({f"{f.code} ({f.unit})" if f.unit else f.code for f in report.checks
+                      if f.limit is not None and f.structure in names and id(f) not in drawn})
+    caption = (f"{len(names)} ROI(s); {len(points)} checked dose-volume limit(s) drawn as open "
+               "circles coloured by status.")
+    if undrawn:
+        caption += (" Limits that are not points of a DVH are in the check table: "
+                    + ", ".join(undrawn) + ".")
     return Picture(title, fig, caption)
 
 
@@ -321,7 +327,8 @@ def _target_centre(masks: dict[str, NDArray[np.bool_]], roles: dict[str, str]
     for role in ("gtv", "ctv", "ptv"):
         for name, m in masks.items():
             if roles.get(name) == role and m.any():
-                return np.argwhere(m).mean(axis=0), f"{role.upper()} {name}"
+                what = name if name.upper() == role.upper() else f"the {role.upper()} {name}"
+                return np.argwhere(m).mean(axis=0), f"the centre of {what}"
     return None
 
 
@@ -484,7 +491,7 @@ def slice_picture(report: CaseReport) -> Picture:
         ax.set_xticks([])
         ax.set_yticks([])
     handles: list[Any] = [Patch(facecolor="none", edgecolor=colours[r.name], lw=1.6,
-                                label=f"{r.name} ({roles[r.name]})") for r in rois]
+                                label=mpl_literal(f"{r.name} ({roles[r.name]})")) for r in rois]
     handles += [Line2D([], [], color=c, ls="--", lw=1.1, label=lab) for _, lab, c in levels]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5) or 1,
                fontsize=8, frameon=False)
@@ -530,7 +537,7 @@ def _sector_schematic(entry: dict[str, Any]) -> Picture:
     ax.set_ylim(-1.2, 1.25)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"{level}: GTV in {', '.join(map(str, sorted(gtv))) or 'no sector'}",
+    ax.set_title(mpl_literal(f"{level}: GTV in {', '.join(map(str, sorted(gtv))) or 'no sector'}"),
                  fontsize=10)
     names = "; ".join(f"{s} {SECTOR_NAMES[s]}" for s in sorted(SECTOR_NAMES))
     caption = (f"Schematic of the ISRC sectors of {level} from the report record (not "
@@ -568,7 +575,19 @@ def sectors_missing_reason(report: CaseReport) -> str:
     return "No vertebral level is involved by the GTV or CTV."
 
 
+def _guarded(make: Callable[[CaseReport], Any], report: CaseReport, title: str) -> Any:
+    """``make(report)``, or a picture saying why it could not be drawn: a defect met
+    while drawing one picture (odd data, a font, matplotlib) never stops the report."""
+    try:
+        return make(report)
+    except Exception as exc:  # noqa: BLE001
+        return Picture(title, caption=f"The picture could not be drawn ({type(exc).__name__}: "
+                                      f"{str(exc)[:200]}).")
+
+
 def case_pictures(report: CaseReport) -> dict[str, Picture | list[Picture]]:
     """Every picture of one case: ``dvh``, ``slices`` and ``sectors`` (a list)."""
-    return {"dvh": dvh_picture(report), "slices": slice_picture(report),
-            "sectors": sector_pictures(report)}
+    sectors = _guarded(sector_pictures, report, "ISRC sector map")
+    return {"dvh": _guarded(dvh_picture, report, "Cumulative DVH"),
+            "slices": _guarded(slice_picture, report, "Slices through the target"),
+            "sectors": sectors if isinstance(sectors, list) else [sectors]}

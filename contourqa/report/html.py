@@ -10,7 +10,7 @@ import base64
 import datetime as _dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +19,7 @@ from contourqa.findings import Finding, Status
 from contourqa.report.base import sorted_checks, write_output
 from contourqa.report.record import SCHEMA_VERSION, CaseReport
 
-__all__ = ["HtmlFormatter", "fmt_number", "metric_table"]
+__all__ = ["HtmlFormatter", "drawing_failed", "fmt_number", "metric_table"]
 
 _STATUSES = ("fail", "warn", "not_evaluated", "pass")
 
@@ -60,6 +60,12 @@ def metric_table(report: CaseReport) -> tuple[list[str], list[tuple[str, str, li
     return names, rows
 
 
+def drawing_failed(exc: BaseException) -> str:
+    """The sentence that replaces a picture whose drawing raised."""
+    return (f"the picture could not be drawn ({type(exc).__name__}: {str(exc)[:200]}); the "
+            "checks and numbers of this case are not affected.")
+
+
 @dataclass(frozen=True)
 class _PictureView:
     title: str
@@ -97,13 +103,17 @@ class HtmlFormatter:
 
         if not picture.present:
             return _PictureView(picture.title, None, picture.caption)
-        return _PictureView(picture.title, _b64(figure_png(picture, dpi=self.dpi)),
-                            picture.caption)
+        try:
+            png = figure_png(picture, dpi=self.dpi)
+        except Exception as exc:  # noqa: BLE001 - one picture never stops the report
+            return _PictureView(picture.title, None, drawing_failed(exc))
+        return _PictureView(picture.title, _b64(png), picture.caption)
 
     def _case(self, report: CaseReport) -> dict[str, Any]:
         from contourqa.report.figures import case_pictures, sectors_missing_reason
 
         pics = case_pictures(report)
+        sectors = [self._picture(p) for p in pics["sectors"]]  # type: ignore[union-attr]
         checks = sorted_checks([f for f in report.checks if f.status is not Status.NOT_APPLICABLE])
         counts = [(s, sum(f.status.value == s for f in report.checks))
                   for s in (*_STATUSES, Status.NOT_APPLICABLE.value)]
@@ -117,10 +127,23 @@ class HtmlFormatter:
             "not_applicable": [f for f in report.checks if f.status is Status.NOT_APPLICABLE],
             "mostly_not_evaluated": 2 * len(not_evaluated) > len(checks),
             "dvh": self._picture(pics["dvh"]), "slices": self._picture(pics["slices"]),
-            "sectors": [self._picture(p) for p in pics["sectors"]],  # type: ignore[union-attr]
-            "sectors_missing": sectors_missing_reason(report),
+            "sectors": [v for v in sectors if v.png],
+            "sectors_missing": " ".join(v.caption for v in sectors if not v.png)
+            or sectors_missing_reason(report),
             "metric_names": names, "metrics": rows,
         }
+
+    def _safe_case(self, report: CaseReport) -> dict[str, Any]:
+        """:meth:`_case`, or, when drawing this case's pictures fails in a way the
+        pictures did not catch, the same page without pictures (saying so)."""
+        try:
+            return self._case(report)
+        except Exception as exc:  # noqa: BLE001 - one case never stops the report
+            view = self._case(replace(report, media=None))
+            why = drawing_failed(exc)
+            for key in ("dvh", "slices"):
+                view[key] = _PictureView(view[key].title, None, why)
+            return view
 
     def render(self, reports: Sequence[CaseReport]) -> str:
         import jinja2
@@ -131,7 +154,7 @@ class HtmlFormatter:
         env.globals["fmt"] = fmt_number
         template = env.get_template("report.html.j2")
         now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return template.render(cases=[self._case(r) for r in reports], version=__version__,
+        return template.render(cases=[self._safe_case(r) for r in reports], version=__version__,
                                schema_version=SCHEMA_VERSION, generated=now,
                                statuses=_STATUSES)
 

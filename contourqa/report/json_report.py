@@ -1,4 +1,9 @@
-"""JSON report: one object per case, or a list when a run holds several cases."""
+"""JSON report: one document whatever the number of cases.
+
+``{"schema_version": "2.0", "contourqa_version": ..., "cases": [<case>, ...]}``, each
+case the canonical record (:meth:`CaseReport.to_json`); the layout is
+``contourqa/schemas/report.schema.json`` (the case is its ``$defs/case``).
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,21 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
 
-from contourqa.report.record import CaseReport
+from contourqa import __version__
+from contourqa.report.record import SCHEMA_VERSION, CaseReport
 
-__all__ = ["JsonFormatter", "report_schema", "validate_report"]
+__all__ = ["JsonFormatter", "json_safe", "report_document", "report_schema", "validate_case",
+           "validate_report"]
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities are not JSON: they become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -32,22 +39,37 @@ def report_schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+def report_document(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON document around case records (``CaseReport.to_json()`` dicts)."""
+    return {"schema_version": SCHEMA_VERSION, "contourqa_version": __version__,
+            "cases": [json_safe(c) for c in cases]}
+
+
 def validate_report(obj: dict[str, Any]) -> None:
-    """Raise ``jsonschema.ValidationError`` when ``obj`` does not follow the schema."""
+    """Raise ``jsonschema.ValidationError`` when the document ``obj`` does not follow
+    the schema."""
     import jsonschema
 
     jsonschema.validate(obj, report_schema())
 
 
+def validate_case(obj: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when one case record (an entry of the
+    document's ``cases``, as the audit database stores it) does not follow the schema."""
+    import jsonschema
+
+    schema = report_schema()
+    jsonschema.validate(obj, {**schema["$defs"]["case"], "$defs": schema["$defs"]})
+
+
 class JsonFormatter:
-    """Writes the canonical record as JSON: one object, or a list for several cases."""
+    """Writes the canonical records as one JSON document (:func:`report_document`)."""
 
     name: ClassVar[str] = "json"
     needs_media: ClassVar[bool] = False
 
     def render(self, reports: Sequence[CaseReport]) -> str:
-        objs = [_clean(r.to_json()) for r in reports]
-        payload: Any = objs[0] if len(objs) == 1 else objs
+        payload = report_document([json_safe(r.to_json()) for r in reports])
         return json.dumps(payload, indent=2, allow_nan=False) + "\n"
 
     def write(self, reports: Sequence[CaseReport], path: str | Path) -> None:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from contourqa import __version__
-from contourqa.findings import Status
+from contourqa.findings import Finding, Status
 from contourqa.report.base import sorted_checks, write_output
 from contourqa.report.record import SCHEMA_VERSION, CaseReport
+from contourqa.report.text import mpl_literal
 
 if TYPE_CHECKING:
     from matplotlib.backends.backend_pdf import PdfPages
@@ -47,8 +48,8 @@ class _TextPages:
         self.close()
         self.fig = Figure(figsize=_A4_IN)
         FigureCanvasAgg(self.fig)
-        self.fig.text(_MARGIN_IN / _A4_IN[0], 1 - 0.35 / _A4_IN[1], self.header, fontsize=7,
-                      color="#566573")
+        self.fig.text(_MARGIN_IN / _A4_IN[0], 1 - 0.35 / _A4_IN[1], mpl_literal(self.header),
+                      fontsize=7, color="#566573")
         self.y = 1 - _MARGIN_IN / _A4_IN[1] - 0.15 / _A4_IN[1]
 
     def line(self, text: str, *, size: float = 8.0, colour: str = "#1b2631",
@@ -59,7 +60,7 @@ class _TextPages:
             self._new_page()
         assert self.fig is not None
         self.y -= height
-        self.fig.text((_MARGIN_IN + indent_in) / _A4_IN[0], self.y, text, fontsize=size,
+        self.fig.text((_MARGIN_IN + indent_in) / _A4_IN[0], self.y, mpl_literal(text), fontsize=size,
                       color=colour, fontweight=weight, family=family, va="bottom")
 
     def wrapped(self, text: str, *, width: int = 118, **kw: Any) -> None:
@@ -88,18 +89,26 @@ def _picture_page(pdf: PdfPages, header: str, pictures: list[Any], dpi: int) -> 
     from matplotlib.figure import Figure
 
     from contourqa.report.figures import figure_png
+    from contourqa.report.html import drawing_failed
 
     fig = Figure(figsize=_A4_IN)
     FigureCanvasAgg(fig)
-    fig.text(_MARGIN_IN / _A4_IN[0], 1 - 0.35 / _A4_IN[1], header, fontsize=7, color="#566573")
+    fig.text(_MARGIN_IN / _A4_IN[0], 1 - 0.35 / _A4_IN[1], mpl_literal(header), fontsize=7,
+             color="#566573")
     top = 1 - (_MARGIN_IN + 0.1) / _A4_IN[1]
     usable_w = 1 - 2 * _MARGIN_IN / _A4_IN[0]
     for pic in pictures:
-        fig.text(_MARGIN_IN / _A4_IN[0], top - 0.2 / _A4_IN[1], pic.title, fontsize=11.5,
+        fig.text(_MARGIN_IN / _A4_IN[0], top - 0.2 / _A4_IN[1], mpl_literal(pic.title), fontsize=11.5,
                  fontweight="bold")
         top -= 0.3 / _A4_IN[1]
+        png, caption = None, f"Not drawn: {pic.caption}"
         if pic.present:
-            img = mpimg.imread(io.BytesIO(figure_png(pic, dpi=dpi)), format="png")
+            try:
+                png, caption = figure_png(pic, dpi=dpi), pic.caption
+            except Exception as exc:  # noqa: BLE001 - one picture never stops the report
+                caption = f"Not drawn: {drawing_failed(exc)}"
+        if png is not None:
+            img = mpimg.imread(io.BytesIO(png), format="png")
             h_px, w_px = img.shape[:2]
             width = usable_w if w_px > h_px else usable_w * 0.45
             height = width * _A4_IN[0] / _A4_IN[1] * h_px / w_px
@@ -107,14 +116,22 @@ def _picture_page(pdf: PdfPages, header: str, pictures: list[Any], dpi: int) -> 
             ax.imshow(img, interpolation="antialiased")
             ax.axis("off")
             top -= height
-        lines = textwrap.wrap(pic.caption if pic.present else f"Not drawn: {pic.caption}",
-                              width=125)
+        lines = textwrap.wrap(caption, width=125)
         for part in lines:
             top -= 0.15 / _A4_IN[1]
-            fig.text(_MARGIN_IN / _A4_IN[0], top, part, fontsize=7.5, color="#566573",
+            fig.text(_MARGIN_IN / _A4_IN[0], top, mpl_literal(part), fontsize=7.5, color="#566573",
                      va="top")
         top -= 0.2 / _A4_IN[1]
     pdf.savefig(fig)
+
+
+#: Failed and warned checks listed on page 1 (the rest follow the pictures).
+_ATTENTION_ON_PAGE_1 = 22
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
 class PdfFormatter:
@@ -132,14 +149,19 @@ class PdfFormatter:
     def __init__(self, *, dpi: int = 150) -> None:
         self.dpi = dpi
 
+    @staticmethod
+    def _check_line(text: "_TextPages", f: Finding) -> None:
+        vs = ""
+        if f.value is not None:
+            vs = f"   {_fmt(f.value, f.unit)}"
+            if f.limit is not None:
+                vs += f" vs {_fmt(f.limit, f.unit)}"
+        where = f" [{f.structure}]" if f.structure else ""
+        text.line(f"{f.status.value.upper():<14}{f.code}{where}{vs}", size=8, weight="bold",
+                  colour=_STATUS_HEX[f.status.value], family="monospace", gap_in=0.04)
+
     def _case(self, pdf: PdfPages, r: CaseReport) -> None:
-        from contourqa.report.figures import (
-            Picture,
-            dvh_picture,
-            sector_pictures,
-            sectors_missing_reason,
-            slice_picture,
-        )
+        from contourqa.report.figures import Picture, case_pictures, sectors_missing_reason
         from contourqa.report.html import metric_table
 
         c = r.case
@@ -148,28 +170,46 @@ class PdfFormatter:
         text.line(f"{r.status.upper()}  {c.name}", size=16, weight="bold",
                   colour=_STATUS_HEX.get(r.status, "#1b2631"))
         rx = f"{c.prescription_gy:g} Gy" if c.prescription_gy is not None else "unknown"
-        text.line(f"Patient {c.patient_id or 'unknown'}  |  plan {c.plan_label or 'none'}  |  "
-                  f"prescription {rx} ({c.prescription_source or 'source unknown'})  |  "
-                  f"{c.n_fractions if c.n_fractions is not None else 'unknown'} fractions",
-                  size=9, gap_in=0.05)
+        text.wrapped(f"Patient {c.patient_id or 'unknown'}  |  plan {c.plan_label or 'none'}  |  "
+                     f"prescription {rx} ({c.prescription_source or 'source unknown'})  |  "
+                     f"{c.n_fractions if c.n_fractions is not None else 'unknown'} fractions",
+                     width=110, size=9, gap_in=0.05)
         counts = ", ".join(f"{sum(f.status is s for f in r.checks)} {s.value}" for s in Status)
         text.line(f"Checks: {counts}", size=9)
         n_ne = sum(f.status is Status.NOT_EVALUATED for f in r.checks)
         if 2 * n_ne > len(r.checks):
-            text.line(f"Most checks ({n_ne} of {len(r.checks)}) could not be evaluated; the "
-                      "reasons are listed with each check below.", size=9,
-                      colour=_STATUS_HEX["not_evaluated"], weight="bold")
-        text.heading("Checks (fail and warn first)")
+            text.wrapped(f"Most checks ({n_ne} of {len(r.checks)}) could not be evaluated; the "
+                         "reasons are listed with each check (all checks, after the pictures).",
+                         width=100, size=9, colour=_STATUS_HEX["not_evaluated"], weight="bold")
+        # Page 1: the verdict and what needs attention, one line each and a short reason;
+        # page 2: the DVH and the sector map; the full check list comes after the pictures.
+        attention = [f for f in sorted_checks(r.checks)
+                     if f.status in (Status.FAIL, Status.WARN)]
+        text.heading(f"Needs attention ({len(attention)} failed or warned)")
+        if not attention:
+            text.line("No check failed or warned.", size=8.5)
+        for f in attention[:_ATTENTION_ON_PAGE_1]:
+            self._check_line(text, f)
+            text.line(_short(f.message, 150), size=7.0, colour="#1b2631", gap_in=0.025)
+        if len(attention) > _ATTENTION_ON_PAGE_1:
+            text.line(f"... and {len(attention) - _ATTENTION_ON_PAGE_1} more, in the list of "
+                      "all checks after the pictures.", size=8)
+        text.close()
+
+        pics = case_pictures(r)
+        sectors = list(pics["sectors"])  # type: ignore[arg-type]
+        if not sectors:
+            sectors = [Picture("ISRC sector map", caption=sectors_missing_reason(r))]
+        _picture_page(pdf, header, [pics["dvh"], sectors[0]], self.dpi)  # type: ignore[list-item]
+        rest = [pics["slices"], *sectors[1:]]
+        for start in range(0, len(rest), 2):
+            _picture_page(pdf, header, rest[start:start + 2], self.dpi)
+
+        text = _TextPages(pdf, header)
+        text.heading("All checks (fail and warn first), with their reasons and sources")
         not_applicable = [f for f in r.checks if f.status is Status.NOT_APPLICABLE]
         for f in sorted_checks([f for f in r.checks if f.status is not Status.NOT_APPLICABLE]):
-            vs = ""
-            if f.value is not None:
-                vs = f"   {_fmt(f.value, f.unit)}"
-                if f.limit is not None:
-                    vs += f" vs {_fmt(f.limit, f.unit)}"
-            where = f" [{f.structure}]" if f.structure else ""
-            text.line(f"{f.status.value.upper():<14}{f.code}{where}{vs}", size=8, weight="bold",
-                      colour=_STATUS_HEX[f.status.value], family="monospace", gap_in=0.04)
+            self._check_line(text, f)
             text.wrapped(f.message, size=7.5, indent_in=0.2, width=125)
             if f.source:
                 text.wrapped(f"Source: {f.source}", size=6.5, colour="#566573", indent_in=0.2,
@@ -181,16 +221,6 @@ class PdfFormatter:
                 where = f" [{f.structure}]" if f.structure else ""
                 text.wrapped(f"{f.code}{where}: {f.message}", size=7,
                              colour=_STATUS_HEX["not_applicable"], width=130)
-        text.close()
-
-        _picture_page(pdf, header, [dvh_picture(r), slice_picture(r)], self.dpi)
-        sectors = sector_pictures(r)
-        if not sectors:
-            sectors = [Picture("ISRC sector map", caption=sectors_missing_reason(r))]
-        for start in range(0, len(sectors), 2):
-            _picture_page(pdf, header, sectors[start:start + 2], self.dpi)
-
-        text = _TextPages(pdf, header)
         text.heading("DVH metrics [uncertainty band]")
         names, rows = metric_table(r)
         if not rows:
@@ -227,7 +257,17 @@ class PdfFormatter:
         with PdfPages(buf, metadata={"Title": "contourqa report",
                                      "Creator": f"contourqa {__version__}"}) as pdf:
             for r in reports:
-                self._case(pdf, r)
+                try:
+                    self._case(pdf, r)
+                except Exception as exc:  # noqa: BLE001 - one case never stops the report
+                    # Pages already drawn for the case stay; this one says what is missing.
+                    text = _TextPages(pdf, f"contourqa {__version__} | {r.case.name}")
+                    text.line(f"{r.status.upper()}  {r.case.name}", size=16, weight="bold")
+                    text.wrapped(f"The PDF pages of this case could not all be drawn "
+                                 f"({type(exc).__name__}: {str(exc)[:300]}). The JSON report "
+                                 "holds every check of the case.", size=9,
+                                 colour=_STATUS_HEX["not_evaluated"])
+                    text.close()
         return buf.getvalue()
 
     def write(self, reports: Sequence[CaseReport], path: str | Path) -> None:

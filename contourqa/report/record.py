@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "VERDICT_ORDER", "CaseInfo", "CaseReport", "StructureInfo",
            "overall_status"]
 
-#: Version of the JSON report layout (``contourqa/schemas/report.schema.json``).
-SCHEMA_VERSION = "1.0"
+#: Version of the JSON report layout (``contourqa/schemas/report.schema.json``):
+#: 2.0 writes one document ``{"schema_version", "contourqa_version", "cases": [...]}``
+#: whatever the number of cases (1.x: an object for one case, a list for several).
+SCHEMA_VERSION = "2.0"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from contourqa import __version__
 from contourqa.findings import Finding, Status
 from contourqa.report.base import write_output
+from contourqa.report.json_report import json_safe
 from contourqa.report.record import CaseReport
 
 __all__ = ["SARIF_SCHEMA_URI", "SarifFormatter", "sarif_schema", "validate_sarif"]
@@ -135,7 +136,8 @@ class SarifFormatter:
                 "runs": [self.run(r) for r in reports]}
 
     def render(self, reports: Sequence[CaseReport]) -> str:
-        return json.dumps(self.log(reports), indent=2, allow_nan=False) + "\n"
+        # a value that is not a number (from corrupt input) is null, never invalid JSON
+        return json.dumps(json_safe(self.log(reports)), indent=2, allow_nan=False) + "\n"
 
     def write(self, reports: Sequence[CaseReport], path: str | Path) -> None:
         write_output(self.render(reports), path)

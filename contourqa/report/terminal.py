@@ -1,6 +1,9 @@
 """Terminal summary: one screen per case, failures and warnings first, then counts.
 
-Drawn with ``rich``; colour only when asked (the CLI asks when standard output is a
+Text from the files (ROI names, IDs, messages that quote them) is passed to ``rich``
+as :class:`~rich.text.Text`, never as markup, with control characters escaped: a name
+holding ``[/]`` or an ANSI escape sequence prints as it reads.  Drawn with ``rich``;
+colour only when asked (the CLI asks when standard output is a
 terminal and ``NO_COLOR`` is unset), plain text when piped.
 """
 
@@ -18,9 +21,11 @@ from rich.text import Text
 from contourqa.findings import Finding, Status
 from contourqa.report.base import sorted_checks
 from contourqa.report.record import CaseReport
+from contourqa.report.text import printable
 
 __all__ = ["TerminalFormatter", "value_vs_limit"]
 
+_UNLIMITED = 1_000_000  # characters: "no width" for rich, which needs one
 _STYLE = {"fail": "bold red", "incomplete": "bold magenta", "warn": "bold yellow",
           "pass": "bold green", "not_evaluated": "magenta", "not_applicable": "dim"}
 
@@ -48,17 +53,23 @@ class TerminalFormatter:
     width : int or None
         Line width in characters (long cells are cut with an ellipsis); None: the
         terminal's width when colour is on, else 120.
+    full_width : bool
+        No line width at all: every cell and line whole (for a file or a pipe, where
+        nothing wraps and a cut would lose text); ``width`` is then ignored.
     """
 
-    def __init__(self, *, colour: bool = False, max_lines: int = 25, width: int | None = None) -> None:
+    def __init__(self, *, colour: bool = False, max_lines: int = 25, width: int | None = None,
+                 full_width: bool = False) -> None:
         self.colour = colour
         self.max_lines = max_lines
         self.width = width
+        self.full_width = full_width
 
     def _console(self, stream: TextIO) -> Console:
+        width = self.width if self.width or self.colour else 120
         return Console(file=stream, force_terminal=self.colour, no_color=not self.colour,
                        color_system="standard" if self.colour else None,
-                       width=self.width if self.width or self.colour else 120,
+                       width=_UNLIMITED if self.full_width else width,
                        highlight=False, emoji=False, soft_wrap=False)
 
     def _print_case(self, con: Console, r: CaseReport) -> None:
@@ -67,10 +78,11 @@ class TerminalFormatter:
         fx = str(c.n_fractions) if c.n_fractions is not None else "unknown"
         head = Text()
         head.append(f"{r.status.upper():<11}", style=_STYLE.get(r.status, ""))
-        head.append(c.name, style="bold")
+        head.append(printable(c.name), style="bold")
         con.print(head)
-        con.print(f"  patient {c.patient_id or 'unknown'} | plan {c.plan_label or 'none'} | "
-                  f"{rx} in {fx} fractions", overflow="ellipsis", no_wrap=True)
+        con.print(Text(printable(f"  patient {c.patient_id or 'unknown'} | plan "
+                                 f"{c.plan_label or 'none'} | {rx} in {fx} fractions")),
+                  overflow="ellipsis", no_wrap=True)
         shown = [f for f in sorted_checks(r.checks)
                  if f.status not in (Status.PASS, Status.NOT_APPLICABLE)]
         serious = [f for f in shown if f.status in (Status.FAIL, Status.WARN)][: self.max_lines]
@@ -79,21 +91,23 @@ class TerminalFormatter:
             for name, kw in (("status", {"no_wrap": True}), ("check", {"no_wrap": True}),
                              ("ROI", {"no_wrap": True}), ("value vs limit", {"no_wrap": True}),
                              ("source", {"no_wrap": True, "overflow": "ellipsis",
-                                         "max_width": 48})):
+                                         "max_width": None if self.full_width else 48})):
                 table.add_column(name, **kw)  # type: ignore[arg-type]
             for f in serious:
                 label = f.status.value.upper()
                 if f.message.startswith("WAIVED"):  # contourqa.rules.apply_profile
                     label += " (waived)"
-                table.add_row(Text(label, style=_STYLE[f.status.value]), f.code,
-                              f.structure or "", value_vs_limit(f), f.source or "")
+                table.add_row(Text(label, style=_STYLE[f.status.value]),
+                              *(Text(printable(t)) for t in (f.code, f.structure or "",
+                                                             value_vs_limit(f), f.source or "")))
             con.print(table)
         rest = [f for f in shown if f.status is Status.NOT_EVALUATED]
         room = max(self.max_lines - len(serious), 0)
         for f in rest[:room]:
             line = Text("  ")
             line.append("NOT_EVALUATED ", style=_STYLE["not_evaluated"])
-            line.append(f"{f.code}{f' [{f.structure}]' if f.structure else ''}: {f.message}")
+            line.append(printable(f"{f.code}{f' [{f.structure}]' if f.structure else ''}: "
+                                  f"{f.message}"))
             con.print(line, overflow="ellipsis", no_wrap=True)
         hidden = len(shown) - len(serious) - min(room, len(rest))
         if hidden > 0:
@@ -118,8 +132,11 @@ class TerminalFormatter:
         return buf.getvalue()
 
     def write(self, reports: Sequence[CaseReport], stream: TextIO) -> None:
-        con = self._console(stream)
+        buf = io.StringIO()
+        con = self._console(buf if self.full_width else stream)
         for n, r in enumerate(reports):
             if n:
                 con.print()
             self._print_case(con, r)
+        if self.full_width:  # the table pads every line to its widest row
+            stream.write("\n".join(line.rstrip() for line in buf.getvalue().split("\n")))

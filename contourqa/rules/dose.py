@@ -6,7 +6,10 @@ module lists them with their codes, citations, severities and thresholds, read f
 the constraint sets and rule files of ``contourqa/constraints/data`` through their
 public loaders, so that ``contourqa rules`` shows them and profiles and waivers can
 name them.  A constraint set's rules are ``dose.<set>.<check>``, one per check of the
-set (its constraints for every fraction number are the rule's thresholds).
+set (its constraints for every fraction number are the rule's thresholds).  Each
+coverage gap (an organ and fraction numbers with no published value, see
+``contourqa/constraints/data/coverage/gaps.toml``) is a rule ``dose.gap.<id>`` that
+reports, never judges: not evaluated by design.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from typing import Any
 from contourqa.findings import Status
 from contourqa.rules.model import Rule
 
-__all__ = ["dose_rules", "set_rules"]
+__all__ = ["GAP_PREFIX", "dose_rules", "gap_rules", "set_rules"]
+
+#: Code prefix of the coverage-gap rules (``dose.gap.<id>``).
+GAP_PREFIX = "dose.gap."
 
 # (code, name, rule file, table, severity): the fixed dose checks; severities are the
 # worst status each reports (see contourqa/dose_checks).
@@ -85,23 +91,53 @@ def set_rules(sets: Iterable[Any]) -> tuple[Rule, ...]:
                 c.id: {"metric": c.metric, "comparison": c.comparison.value, "limit": c.limit,
                        "unit": c.unit, "fractions": list(c.fractions),
                        "roles": [r.value for r in c.roles], "source": f"{c.source}; {c.table}",
-                       "status": c.status, **({"prior_rt": c.prior_rt} if c.prior_rt else {})}
+                       "status": c.status, "auto": c.auto,
+                       **({"prior_rt": c.prior_rt} if c.prior_rt else {})}
                 for c in items}
             severe = any(c.severity == "fail" for c in items)
             out.append(Rule(code=f"dose.{cset.name}.{check}", name=f"{cset.title}: {check}",
                             citation=cset.citation, severity=Status.FAIL if severe
                             else Status.WARN, rule_set="dose", check=None,
                             thresholds=thresholds))
+        # what the set reports when it does not concern the plan (other fraction
+        # numbers) or lacks the prior course its rows need: reported, never judged
+        out.append(Rule(code=f"dose.{cset.name}.fractions",
+                        name=f"{cset.title}: covers the plan's fraction number",
+                        citation=cset.citation, severity=Status.PASS, rule_set="dose",
+                        check=None, thresholds={"fractions": sorted(cset.fractions)}))
+        if any(c.prior_rt for c in cset.constraints):
+            out.append(Rule(code=f"dose.{cset.name}.prior_rt",
+                            name=f"{cset.title}: prior course for its re-irradiation rows",
+                            citation=cset.citation, severity=Status.PASS, rule_set="dose",
+                            check=None, thresholds={}))
+    return tuple(out)
+
+
+def gap_rules() -> tuple[Rule, ...]:
+    """One rule per coverage gap (``dose.gap.<id>``): severity ``PASS`` (it reports,
+    never judges; its findings are not evaluated by design or not applicable)."""
+    from contourqa.constraints import coverage_gaps
+
+    out = []
+    for g in coverage_gaps():
+        fx = ", ".join(str(n) for n in g.fractions)
+        out.append(Rule(
+            code=g.code, name=f"No published constraint for the {g.name} in {fx} fx",
+            citation=f"knowledge base section {g.kb_section}: {g.reason}",
+            severity=Status.PASS, rule_set="dose", check=None,
+            thresholds={"fractions": list(g.fractions), "roles": [r.value for r in g.roles],
+                        "evaluated": "no: not evaluated by design (no value is invented)"}))
     return tuple(out)
 
 
 def dose_rules(constraint_files: Iterable[Any] = ()) -> tuple[Rule, ...]:
     """Every dose rule: the fixed checks, then each built-in constraint set's checks,
-    then those of ``constraint_files`` (institutional sets, paths)."""
+    then those of ``constraint_files`` (institutional sets, paths), then the coverage
+    gaps."""
     from contourqa.constraints import builtin_sets, load_constraint_set
 
     fixed = tuple(Rule(code=code, name=name, citation=_citation(_table(f, t), f),
                        severity=sev, rule_set="dose", check=None, thresholds=_table(f, t))
                   for code, name, f, t, sev in _FIXED)
     extra = [load_constraint_set(p) for p in constraint_files]
-    return (*fixed, *set_rules(builtin_sets().values()), *set_rules(extra))
+    return (*fixed, *set_rules(builtin_sets().values()), *set_rules(extra), *gap_rules())

@@ -216,28 +216,70 @@ def _expected_spacing(ctx: RuleContext, zs: NDArray[np.float64]) -> float:
     return float(np.median(np.diff(zs))) if zs.size > 1 else 0.0
 
 
-def _near(polys0: list[NDArray[np.float64]], polys1: list[NDArray[np.float64]],
-          reach_mm: float) -> bool:
-    """True when some polygon of one plane lies within ``reach_mm`` (bounding boxes,
-    in-plane) of some polygon of the other: the structure looks continuous."""
+def _inplane_distance_mm(polys0: list[NDArray[np.float64]], polys1: list[NDArray[np.float64]]
+                         ) -> float:
+    """Smallest in-plane distance between the polygons' bounding boxes of two planes."""
     b0 = np.array([np.concatenate([p[:, :2].min(axis=0), p[:, :2].max(axis=0)]) for p in polys0])
     b1 = np.array([np.concatenate([p[:, :2].min(axis=0), p[:, :2].max(axis=0)]) for p in polys1])
     sep = np.maximum(np.maximum(b0[:, None, :2] - b1[None, :, 2:], b1[None, :, :2]
                                 - b0[:, None, 2:]), 0.0)
-    return bool((np.hypot(sep[..., 0], sep[..., 1]) <= reach_mm).any())
+    return float(np.hypot(sep[..., 0], sep[..., 1]).min())
+
+
+def projected_overlap(polys0: list[NDArray[np.float64]], polys1: list[NDArray[np.float64]],
+                      *, pixel_mm: float) -> float:
+    """Overlap of two planes' cross-sections seen along z, as a fraction of the smaller.
+
+    Each plane's inside is the even-odd union of its polygons, rasterised on one
+    in-plane grid of ``pixel_mm``; 1 when the smaller cross-section lies wholly over
+    the other, 0 when they do not overlap.
+
+    Parameters
+    ----------
+    polys0, polys1 : list of ndarray of shape (N, 3), mm
+        The polygons of the two planes (patient x, y, z).
+    pixel_mm : float, keyword-only
+        Raster pixel size (mm).
+    """
+    from skimage.draw import polygon as fill
+
+    pts = np.concatenate([p[:, :2] for p in polys0 + polys1])
+    lo = pts.min(axis=0) - pixel_mm
+    shape = tuple(int(v) for v in np.ceil((pts.max(axis=0) + pixel_mm - lo) / pixel_mm) + 1)
+
+    def inside(polys: list[NDArray[np.float64]]) -> NDArray[np.bool_]:
+        m = np.zeros(shape, bool)
+        for p in polys:
+            ij = (p[:, :2] - lo) / pixel_mm
+            rr, cc = fill(ij[:, 0], ij[:, 1], shape)
+            m[rr, cc] ^= True
+        return m
+
+    a, b = inside(polys0), inside(polys1)
+    smaller = min(int(a.sum()), int(b.sum()))
+    return float((a & b).sum()) / smaller if smaller else 0.0
 
 
 def check_gap(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
     """``contour.gap``: a plane missing inside a structure's extent.
 
-    A gap between two planes wider than ``gap_factor`` slice spacings counts when a
-    polygon on one side lies in-plane within the gap's height of a polygon on the
-    other (the structure looks continuous); lesions far apart do not.
+    A step between two planes wider than ``gap_factor`` slice spacings is a gap of
+    one object when the cross-sections on either side overlap, seen along z, by at
+    least ``min_overlap_fraction`` of the smaller (fail).  Cross-sections that do not
+    overlap are separate objects: far apart (more than the step's height in-plane),
+    nothing to say; closer, a warning that it may be a gap, unless the ROI's name marks
+    a union of several lesions (``union_name_pattern``: ``GTV_ALL``, ``PTV 1 AND 2``),
+    where the space between lesions is expected.  A small overlap (below the fraction)
+    is a warning whatever the name.
     """
     code = "contour.gap"
     if ctx.case.structure_set is None:
         return _no_ss(code, params)
+    min_overlap = float(params["min_overlap_fraction"])
+    pixel_mm = float(params["projection_pixel_mm"])
+    union_name = re.compile(str(params["union_name_pattern"]))
     out = []
+    n_between_lesions = 0
     for roi in _rois(ctx):
         planes = roi.planes(normal=_Z)
         if len(planes) < 2:
@@ -247,16 +289,38 @@ def check_gap(ctx: RuleContext, params: Mapping[str, Any]) -> list[Finding]:
         if spacing <= 0:
             continue
         polys = list(planes.values())
-        missing = []
+        is_union = bool(union_name.search(roi.name))
+        missing, unsure = [], []
         for k in np.nonzero(np.diff(zs) > float(params["gap_factor"]) * spacing)[0]:
-            if _near(polys[k], polys[k + 1], float(zs[k + 1] - zs[k])):
-                n = round(float(zs[k + 1] - zs[k]) / spacing) - 1
-                missing.append(f"{n} plane(s) between z {zs[k]:g} and {zs[k + 1]:g} mm")
+            step = float(zs[k + 1] - zs[k])
+            n = round(step / spacing) - 1
+            where = f"{n} plane(s) between z {zs[k]:g} and {zs[k + 1]:g} mm"
+            overlap = projected_overlap(polys[k], polys[k + 1], pixel_mm=pixel_mm)
+            if overlap >= min_overlap:
+                missing.append(f"{where} (the cross-sections either side overlap "
+                               f"{100 * overlap:.0f}%: one object)")
+            elif overlap > 0:
+                unsure.append(f"{where} (cross-sections either side overlap only "
+                              f"{100 * overlap:.0f}%)")
+            elif (apart := _inplane_distance_mm(polys[k], polys[k + 1])) <= step:
+                if is_union:
+                    n_between_lesions += 1
+                else:
+                    unsure.append(f"{where} (cross-sections either side do not overlap but lie "
+                                  f"{apart:.1f} mm apart in-plane: two objects, or a gap)")
         if missing:
             out.append(_f(code, Status.FAIL, f"{roi.name}: missing " + "; ".join(missing)
                           + f" (slice spacing {spacing:g} mm).", params, structure=roi.name,
                           value=float(len(missing)), unit="gaps"))
-    return _summary(code, out, len(_rois(ctx)), "no plane missing inside any structure", params)
+        elif unsure:
+            out.append(_f(code, Status.WARN, f"{roi.name}: possibly missing " + "; ".join(unsure)
+                          + f" (slice spacing {spacing:g} mm); check the planes.", params,
+                          structure=roi.name, value=float(len(unsure)), unit="gaps"))
+    what = "no plane missing inside any structure"
+    if n_between_lesions:
+        what += (f" ({n_between_lesions} step(s) between separate lesions of union ROIs "
+                 "are not gaps)")
+    return _summary(code, out, len(_rois(ctx)), what, params)
 
 
 def _poly_key(p: NDArray[np.float64], tol: float) -> bytes:

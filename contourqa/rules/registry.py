@@ -34,16 +34,18 @@ def builtin_rules() -> tuple[Rule, ...]:
 
 
 def all_rules(*, constraint_files: Iterable[str | Path] = ()) -> tuple[Rule, ...]:
-    """Every rule: the contouring rules, then the dose rules (fixed checks, built-in
-    constraint sets, and the sets of ``constraint_files``)."""
-    from contourqa.rules.dose import dose_rules
+    """Every rule: the contouring rules, the dose rules (fixed checks, built-in
+    constraint sets, and the sets of ``constraint_files``), plan quality, epidural
+    geometry, conus, MR-CT fusion, then the analysis checks (:mod:`contourqa.rules.analysis`)."""
+    from contourqa.rules.analysis import analysis_rules
     from contourqa.rules.conus import CONUS_RULES
+    from contourqa.rules.dose import dose_rules
     from contourqa.rules.epidural import EPIDURAL_RULES
     from contourqa.rules.fusion import FUSION_RULES
     from contourqa.rules.plan_quality import PLAN_QUALITY_RULES
 
     return (*builtin_rules(), *dose_rules(constraint_files), *PLAN_QUALITY_RULES,
-            *EPIDURAL_RULES, *CONUS_RULES, *FUSION_RULES)
+            *EPIDURAL_RULES, *CONUS_RULES, *FUSION_RULES, *analysis_rules())
 
 
 def rule_by_code(code: str) -> Rule:
@@ -221,7 +223,10 @@ def evaluate_contouring_rules(case: Case, roles: RoleTable, sectors: SectorAnaly
     todo = rules if rules is not None else builtin_rules()
     scope_params = deep_merge(rule_data("mode")["spine_target"],
                               options.profile.params.get("mode.spine_target", {}))
-    is_spine, why = spine_target(sectors, scope_params)
+    names = [a.roi_name for a in roles if a.role.is_target]
+    plan = getattr(case, "plan", None)
+    names += [n for n in (getattr(plan, "label", None),) if n]
+    is_spine, why = spine_target(sectors, scope_params, names)
     if is_spine is False:
         skipped = [r.code for r in todo if r.spine_only]
         out.append(Finding(

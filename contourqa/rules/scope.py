@@ -9,7 +9,8 @@ fails.  The evidence comes from the ISRC sector analysis (thresholds in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from contourqa.sectors import SectorAnalysis
@@ -20,15 +21,35 @@ __all__ = ["GTV_OUTSIDE_CODE", "spine_target"]
 GTV_OUTSIDE_CODE = "sectors.gtv_outside_vertebrae"
 
 
-def spine_target(sectors: SectorAnalysis | None, params: Mapping[str, Any]
-                 ) -> tuple[bool | None, str]:
+def _by_names(names: Sequence[str], params: Mapping[str, Any]) -> tuple[bool | None, str]:
+    """The names' evidence when the image cannot tell: False when some target or plan
+    name names a non-spine site and none names the spine or a vertebral level."""
+    other = params.get("non_spine_site_pattern")
+    spine = params.get("spine_site_pattern")
+    if not other or not spine:
+        return None, ""
+    if any(re.search(str(spine), n, re.I) for n in names):
+        return None, ""
+    hits = [n for n in names if re.search(str(other), n, re.I)]
+    if not hits:
+        return None, ""
+    return False, (f"no vertebra could be analysed, and the target or plan names "
+                   f"({', '.join(hits[:4])}) name a site other than the spine, none a "
+                   "vertebral level")
+
+
+def spine_target(sectors: SectorAnalysis | None, params: Mapping[str, Any],
+                 names: Sequence[str] = ()) -> tuple[bool | None, str]:
     """Is the target a spine target?
 
     Parameters
     ----------
     sectors : SectorAnalysis or None
     params : mapping
-        The ``[spine_target]`` table (``min_gtv_in_spine_pct``).
+        The ``[spine_target]`` table (``min_gtv_in_spine_pct``, the name patterns).
+    names : sequence of str
+        The target ROIs' names and the plan's label: evidence only when the image
+        cannot tell (no sector analysis, no vertebra analysed).
 
     Returns
     -------
@@ -39,7 +60,8 @@ def spine_target(sectors: SectorAnalysis | None, params: Mapping[str, Any]
         The evidence, one sentence.
     """
     if sectors is None:
-        return None, "no ISRC sector analysis"
+        verdict, why = _by_names(names, params)
+        return verdict, why or "no ISRC sector analysis"
     ctv_levels = [v.level or f"vertebra #{v.index}" for v in sectors.vertebrae if v.ctv_sectors]
     if ctv_levels:
         return True, f"the CTV covers vertebral sectors at {', '.join(ctv_levels)}"
@@ -49,7 +71,8 @@ def spine_target(sectors: SectorAnalysis | None, params: Mapping[str, Any]
         return False, ("the GTV involves no vertebra found (no bone, no canal) and the CTV "
                        "covers no vertebral sector")
     if not sectors.vertebrae:
-        return None, "no vertebra analysed"
+        verdict, why = _by_names(names, params)
+        return verdict, why or "no vertebra analysed"
     spine_cc = sum(sum(v.gtv_sector_cc) + v.epidural_cc for v in sectors.vertebrae)
     total_cc = spine_cc + sum(v.paraspinal_cc for v in sectors.vertebrae)
     if total_cc <= 0:

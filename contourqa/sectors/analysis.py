@@ -18,6 +18,7 @@ from contourqa.io.rtstruct import ROI
 from contourqa.masks import crop_geometry, roi_mask
 from contourqa.sectors.frame import _SOURCE
 from contourqa.sectors.involvement import _involvement
+from contourqa.sectors.levels import verify_levels
 from contourqa.sectors.options import _DEFAULT_OPTIONS, SectorOptions
 from contourqa.sectors.results import SectorAnalysis
 from contourqa.structures import Role, RoleTable
@@ -169,7 +170,9 @@ def analyse_sectors(case: Case, roles: RoleTable, *,
         Never raises for bad input: what cannot be evaluated is a ``sectors.*``
         finding with status ``not_evaluated`` (``no_structure_set``, ``no_target``,
         ``no_vertebra``, ``canal_not_found``, ``gtv_outside_vertebrae``,
-        ``geometry``).
+        ``geometry``).  The level of each vertebra is verified against every source
+        (:func:`contourqa.sectors.levels.verify_levels`: ``sectors.level_mismatch``,
+        ``sectors.level_unverified``).
     """
     if case.structure_set is None:
         return _not_evaluated("no_structure_set", "No structure set: the ISRC sectors of the "
@@ -208,8 +211,9 @@ def analyse_sectors(case: Case, roles: RoleTable, *,
             options, problems)
     gtv = _union_mask(gtv_rois, geometry)
     ctv = _union_mask(ctv_rois, geometry)
-    return _with_density(_involvement(case, roles, anatomy, gtv, ctv, geometry, start, options,
-                                      problems), case)
+    sec = _involvement(case, roles, anatomy, gtv, ctv, geometry, start, options, problems)
+    return _with_density(verify_levels(case, roles, anatomy, sec, user_level=options.level),
+                         case)
 
 
 def _with_density(sec: SectorAnalysis, case: Case) -> SectorAnalysis:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +14,12 @@ from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
 from contourqa.sectors.frame import _SECTORS, VertebraFrame
 from contourqa.sectors.options import SectorOptions
+
+if TYPE_CHECKING:
+    from contourqa.sectors.levels import LevelClaim
+
+#: findings of the level verification (:mod:`contourqa.sectors.levels`)
+_LEVEL_CODES = frozenset({"sectors.level_mismatch", "sectors.level_unverified"})
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,8 @@ class VertebraSectors:
     level : str or None
         Vertebral level, None when it cannot be known.
     level_source : str
-        ``roi_name``, ``user``, ``plan``, ``counted`` or ``unknown``.
+        ``roi_name``, ``user``, ``plan``, ``counted``, ``image`` or ``unknown``: where
+        ``level`` was taken from.
     vertebra_source : str
         ``roi:<name>`` or ``ct``.
     frame : VertebraFrame
@@ -78,6 +85,7 @@ class VertebraSectors:
     ctv_epidural_cc: float
     density: BoneDensity | None = None
     gtv_parts: tuple[str, ...] | None = None
+    level_sources: tuple[LevelClaim, ...] = ()
 
     @property
     def gtv_sector_pct(self) -> tuple[float, ...]:
@@ -102,6 +110,7 @@ class VertebraSectors:
             "ctv_sectors": list(self.ctv_sectors),
             "ctv_sector_coverage_pct": per_sector(self.ctv_sector_coverage_pct, 1),
             "level_source": self.level_source,
+            "level_sources": [c.to_json() for c in self.level_sources],
             "vertebra_source": self.vertebra_source,
             "gtv_sector_pct": per_sector(self.gtv_sector_pct, 2),
             "sector_volume_cc": per_sector(self.sector_volume_cc, 3),
@@ -162,7 +171,10 @@ class SectorAnalysis:
 
     @property
     def evaluated(self) -> bool:
-        return not any(f.status is Status.NOT_EVALUATED for f in self.findings)
+        """True when the sector map was evaluated (an unverified *level* does not
+        stop it: the level findings stand on their own)."""
+        return not any(f.status is Status.NOT_EVALUATED and f.code not in _LEVEL_CODES
+                       for f in self.findings)
 
     def entry(self, level: str) -> VertebraSectors:
         """The entry of one level.

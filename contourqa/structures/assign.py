@@ -17,10 +17,12 @@ from contourqa.structures.names import (
     _compact,
     _match_vertebra,
 )
+from contourqa.structures.vertebrae import looks_like_vertebra
 from contourqa.structures.roles import _PAIRED, _REPEATABLE, Role, RoleAssignment, RoleTable
 
 _TG263_SOURCE = "AAPM TG-263 (v20170815)"
 _DICOM_SOURCE = "DICOM PS3.3 C.8.8.8 (RTROIInterpretedType)"
+_VERTEBRA_SOURCE = "AAPM TG-263 VB_ names (KB 8); contourqa/data/vertebra_names.toml"
 
 
 class _ROILike(Protocol):
@@ -55,6 +57,10 @@ def _assign_one(roi: _ROILike, override: RoleOverride | None,
     name = str(roi.name)
     kind = str(roi.interpreted_type).strip().upper() if roi.interpreted_type else None
     m = _classify_name(name)
+    if override is None or override.role is Role.VERTEBRA:
+        _vertebra_name_problem(name, m.role if override is None else override.role,
+                               m.level if override is None else (override.level or m.level),
+                               m.vertebra_problem if override is None else None, problems)
     if override is not None:
         same = override.role is m.role
         level = override.level or (m.level if same else None)
@@ -116,6 +122,26 @@ def _assign_one(roi: _ROILike, override: RoleOverride | None,
         alternatives=m.alternatives)
 
 
+def _vertebra_name_problem(name: str, role: Role, level: str | None, problem: str | None,
+                           problems: list[Finding]) -> None:
+    """``structures.vertebra_name``: a vertebra-like name whose level cannot be read."""
+    if problem is not None:
+        message = (f"ROI {name!r} is named like a vertebra but its level cannot be used: "
+                   f"{problem}. A transitional vertebra (L6, a 13th thoracic) must be given "
+                   f"its level in the role mapping; the ROI is not used as a vertebra.")
+    elif role is Role.UNKNOWN and looks_like_vertebra(name):
+        message = (f"ROI {name!r} looks like a vertebra but no level could be read from its "
+                   f"name; it is not used as a vertebra. Rename it (VB_T09) or map it "
+                   f"with its level.")
+    elif role is Role.VERTEBRA and level is None:
+        message = (f"Vertebra ROI {name!r} names no level; the level of this vertebra cannot "
+                   f"be checked against the plan and the image. Contour one ROI per vertebra "
+                   f"named with its level (VB_T09), or map it with its level.")
+    else:
+        return
+    problems.append(_finding("vertebra_name", message, name, _VERTEBRA_SOURCE))
+
+
 def _uniqueness_key(a: RoleAssignment) -> tuple[object, ...] | None:
     if a.role in _REPEATABLE:
         return None
@@ -164,7 +190,8 @@ def assign_roles(rois: Sequence[_ROILike], *,
         One assignment per ROI in input order, and the problems: ``structures.
         ambiguous_role`` (several ROIs claim a unique role), ``ambiguous_name``,
         ``unrecognised_name``, ``name_type_conflict``, ``role_from_type``,
-        ``implausible_margin``; all with status WARN.
+        ``implausible_margin``, ``vertebra_name`` (a vertebra-like name whose level
+        cannot be read, or a vertebra ROI without a level); all with status WARN.
 
     Raises
     ------

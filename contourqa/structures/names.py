@@ -10,12 +10,14 @@ from importlib import resources
 
 from contourqa.structures.levels import parse_level
 from contourqa.structures.roles import _NO_SUBTRAHEND, _PAIRED, Role, RoleAssignment
+from contourqa.structures.vertebrae import read_vertebra_name
 
 # --------------------------------------------------------------------------- TG-263 data
 
 @dataclass(frozen=True)
 class _TG263Row:
     primary: str
+    name: str
     role: Role
     level: str | None
     side: str | None
@@ -33,8 +35,9 @@ def _tg263_rows() -> tuple[_TG263Row, ...]:
             compact = _compact(name)
             # TG-263 "PRVxx"/"PRVx": xx is the margin in whole millimetres.
             regex = re.sub(r"prvx+", r"prv(?P<m>\\d+)", re.escape(compact))
-            rows.append(_TG263Row(rec["tg263_primary"], Role(rec["role"]), rec["level"] or None,
-                                  rec["side"] or None, bool(reverse), re.compile(f"^{regex}$")))
+            rows.append(_TG263Row(rec["tg263_primary"], name, Role(rec["role"]),
+                                  rec["level"] or None, rec["side"] or None, bool(reverse),
+                                  re.compile(f"^{regex}$")))
     return tuple(rows)
 
 
@@ -96,15 +99,6 @@ def _organ_patterns() -> tuple[tuple[Role, re.Pattern[str], re.Pattern[str], re.
     return tuple(out)
 
 
-_VW = r"(?:vb|vert|vertebra|vertebrae|vertebralbody|vertebrabody|vertbody)"
-_LV = r"(?:th|c|t|l|s)\d{1,2}"
-_LVD = r"(?:th|c|t|d|l|s)\d{1,2}"
-_VERTEBRA_PATTERNS = (
-    re.compile(rf"^(?P<a>{_LV})(?:{_VW}|body)?$"),
-    re.compile(rf"^{_VW}(?P<a>{_LVD})$"),
-    re.compile(rf"^(?P<a>{_LVD}){_VW}$"),
-    re.compile(rf"^(?:{_VW})?(?P<a>{_LV})(?P<b>{_LV})(?:{_VW})?$"),
-)
 _TARGET_HEAD = re.compile(r"^(?P<kind>igtv|ictv|gtv|ctv|itv|ptv)")
 _HELPER_WORDS = ("opt", "ring", "wall", "shell", "help", "dummy", "avoid")
 _HELPER_PREFIX = re.compile(r"^\s*(?P<p>zz|z|opt|ring)[\s_.]*", re.IGNORECASE)
@@ -128,9 +122,10 @@ def _compact(text: str) -> str:
 
 
 def _expand_ranges(text: str) -> str:
-    # "T9-11" -> "T9-T11" so that the range survives the subtraction split.
-    return re.sub(r"(?i)(?<![a-z])(th|[ctlsd])(\d{1,2})\s*[-\u2013]\s*(\d{1,2})(?!\d)",
-                  r"\1\2-\1\3", text)
+    # "T9-11" -> "T9-T11" (also "T9/10", "BWK 9-10") so that the range survives the
+    # subtraction split.
+    return re.sub(r"(?i)(?<![a-z])(th|bwk|lwk|hwk|[ctlsd])[\s_]?(\d{1,2})\s*[-\u2013/]\s*"
+                  r"(\d{1,2})(?![\d.,])", r"\1\2-\1\3", text)
 
 
 @dataclass(frozen=True)
@@ -144,6 +139,8 @@ class _Match:
     tg263_name: str | None = None
     subtracted: tuple[Role, ...] = ()
     alternatives: tuple[Role, ...] = ()
+    #: why a vertebra-like name gives no level (reported as structures.vertebra_name)
+    vertebra_problem: str | None = None
 
 
 def _side_of(m: re.Match[str]) -> str | None:
@@ -152,16 +149,20 @@ def _side_of(m: re.Match[str]) -> str | None:
     return None if s is None else s[0].upper()
 
 
-def _match_tg263(compact: str) -> _Match | None:
-    for row in _tg263_rows():
-        m = row.pattern.match(compact)
-        if m is None:
-            continue
-        margin = float(m["m"]) if "m" in m.groupdict() and m["m"] is not None else None
-        how = "TG-263 reverse-order name of" if row.reverse else "TG-263 name"
-        return _Match(row.role, f"{how} {row.primary}", level=row.level, side=row.side,
-                      margin_mm=margin, tg263_name=row.primary)
-    return None
+def _match_tg263(compact: str, text: str = "") -> _Match | None:
+    rows = [(row, m) for row in _tg263_rows() if (m := row.pattern.match(compact)) is not None]
+    if len({row.primary for row, _ in rows}) > 1:
+        # "VBs" (all vertebral bodies) and "VB_S" (sacral) share a compact form: the
+        # name as written (separators as "_") decides
+        spelled = re.sub(r"[\s.]+", "_", text.strip()).casefold()
+        rows = [(row, m) for row, m in rows if row.name.casefold() == spelled] or rows[:1]
+    if not rows:
+        return None
+    row, m = rows[0]
+    margin = float(m["m"]) if "m" in m.groupdict() and m["m"] is not None else None
+    how = "TG-263 reverse-order name of" if row.reverse else "TG-263 name"
+    return _Match(row.role, f"{how} {row.primary}", level=row.level, side=row.side,
+                  margin_mm=margin, tg263_name=row.primary)
 
 
 def _match_organ(compact: str) -> list[_Match]:
@@ -186,16 +187,13 @@ def _match_organ(compact: str) -> list[_Match]:
 
 
 def _match_vertebra(compact: str) -> _Match | None:
-    for pattern in _VERTEBRA_PATTERNS:
-        m = pattern.match(compact)
-        if m is None:
-            continue
-        try:
-            level = parse_level(m["a"] if "b" not in m.groupdict() else f"{m['a']}-{m['b']}")
-        except ValueError:
-            return None
-        return _Match(Role.VERTEBRA, f"vertebral level {level}", level=level)
-    return None
+    found = read_vertebra_name(compact)
+    if found is None:
+        return None
+    if found.level is None:
+        return _Match(Role.UNKNOWN, f"vertebra-like name, no level: {found.problem}",
+                      vertebra_problem=found.problem)
+    return _Match(Role.VERTEBRA, found.evidence, level=found.level)
 
 
 def _match_target(compact: str) -> _Match | None:
@@ -256,13 +254,17 @@ def _classify_simple(text: str) -> _Match:
             return _Match(Role.OTHER, f"planning helper (prefix {helper['p']!r}) based on "
                           f"{inner.role.name}")
     candidates: list[_Match] = []
-    if (tg := _match_tg263(compact)) is not None:
+    if (tg := _match_tg263(compact, text)) is not None:
         candidates.append(tg)
     for m in (_match_target(compact), _match_vertebra(compact), *_match_organ(compact)):
         if m is not None:
             candidates.append(m)
     if not candidates:
         return _Match(Role.UNKNOWN, "name not recognised")
+    problems = [c for c in candidates if c.vertebra_problem is not None]
+    if problems and len(candidates) == 1:
+        return problems[0]
+    candidates = [c for c in candidates if c.vertebra_problem is None]
     roles = list(dict.fromkeys(c.role for c in candidates))
     if len(roles) > 1:
         return _Match(Role.UNKNOWN, f"name matches several roles: "
