@@ -224,6 +224,13 @@ def test_mr_that_cannot_be_measured_is_not_evaluated() -> None:
     # an MR with no registration to the CT
     status, msg = _status(replace(case, secondary_images=(mr,)))
     assert status is Status.NOT_EVALUATED and "no spatial registration links" in msg
+    # one MR measured, a second registered frame without images: that one is not evaluated
+    two = replace(case, secondary_images=(mr,), registrations=(
+        _reg(ct_frame), _reg(ct_frame, frame="9.8.7")))
+    reading = compute_fusion(two, roles, level=None, options=RuleOptions())
+    got = fusion_findings(reading, options=RuleOptions())
+    assert [f.status for f in got] == [Status.PASS, Status.NOT_EVALUATED]
+    assert "9.8.7" in got[1].message and "no image series of it" in got[1].message
     # registered, but no target and no vertebra ROI: the treated level is unknown
     linked = replace(case, secondary_images=(mr,), registrations=(_reg(ct_frame),))
     status, msg = _status(linked, RoleTable(()))

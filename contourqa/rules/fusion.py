@@ -134,6 +134,16 @@ def compute_fusion(case: Any, roles: Any, *, level: str | None, options: RuleOpt
             out.append(SeriesFusion(**common, registration=how, residual=None, reason=str(exc)))
             continue
         out.append(SeriesFusion(**common, registration=how, residual=residual))
+    # a frame the structures or a REG point to whose images are missing: that image
+    # could not be checked, whatever the MRs present show
+    for frame in sorted(set(foreign) | set(reg_frames)):
+        names = [r.name for r in rois.values() if r.frame_of_reference_uid == frame]
+        out.append(SeriesFusion(
+            series=f"images of frame of reference {frame}", series_instance_uid=None,
+            frame_of_reference_uid=frame, registration=None, residual=None, reason=(
+                ("ROI(s) " + ", ".join(names) + " are defined in it" if names else
+                 "a spatial registration links it to the CT")
+                + ", but no image series of it is in the folder")))
     return FusionReading(box=box, series=tuple(out))
 
 
@@ -156,7 +166,11 @@ def fusion_findings(reading: FusionReading, *, options: RuleOptions) -> list[Fin
     structure = box.roi_name if box is not None else None
     out = []
     for s in reading.series:
-        head = f"MR {s.series!r}" + (f" registered by {s.registration}" if s.registration else "")
+        if s.series_instance_uid is None and s.residual is None:  # a frame without images
+            head = s.series[0].upper() + s.series[1:]
+        else:
+            head = f"MR {s.series!r}" + (f" registered by {s.registration}"
+                                          if s.registration else "")
         r = s.residual
         if r is None:
             out.append(Finding(code=FUSION_CODE, status=Status.NOT_EVALUATED, source=src,
