@@ -64,9 +64,11 @@ class LocalMove:
 
 
 def mr_pixels(ct: ImageSeries, *, move: LocalMove | None, spacing_mm: tuple[float, float, float]
-              = (0.9, 0.9, 1.5), noise: float = 15.0, seed: int = 0
+              = (0.9, 0.9, 1.5), noise: float = 15.0, seed: int = 0,
+              direction: NDArray[np.float64] | None = None
               ) -> tuple[NDArray[np.float32], VolumeGeometry]:
-    """The MR volume (S, R, C) and its grid in the MR frame (axial in that frame)."""
+    """The MR volume (S, R, C) and its grid in the MR frame (axial in that frame, or
+    along ``direction``'s columns: column, row and slice directions, e.g. sagittal)."""
     g = ct.geometry
     hu = np.asarray(ct.pixels)
     signal = np.zeros(hu.shape, np.float32)
@@ -80,11 +82,13 @@ def mr_pixels(ct: ImageSeries, *, move: LocalMove | None, spacing_mm: tuple[floa
                            float)
     c_ct = g.index_to_patient(corners_kji)
     c_mr = c_ct @ MR_FROM_CT[:3, :3].T + MR_FROM_CT[:3, 3]
-    lo, hi = c_mr.min(axis=0), c_mr.max(axis=0)
+    d = np.eye(3) if direction is None else np.asarray(direction, float)
+    c_grid = c_mr @ d  # coordinates along the grid's axes
+    lo, hi = c_grid.min(axis=0), c_grid.max(axis=0)
     sp = np.asarray(spacing_mm, float)
     shape_ijk = np.floor((hi - lo) / sp).astype(int) + 1
     geom = VolumeGeometry(shape=(int(shape_ijk[2]), int(shape_ijk[1]), int(shape_ijk[0])),
-                          origin_mm=lo, spacing_mm=sp)
+                          origin_mm=d @ lo, spacing_mm=sp, direction=d)
     kji = np.stack(np.meshgrid(*(np.arange(s) for s in geom.shape), indexing="ij"),
                    axis=-1).reshape(-1, 3)
     p_mr = geom.index_to_patient(kji.astype(float))
@@ -98,7 +102,7 @@ def mr_pixels(ct: ImageSeries, *, move: LocalMove | None, spacing_mm: tuple[floa
         p[inside] = q
     # a slice integrates its thickness (partial volume): average samples across it
     n_sub = max(1, int(np.ceil(sp[2] / float(g.spacing_mm[2]))) * 2 - 1)
-    normal = ct_from_mr[:3, 2]  # the MR slice normal, in CT space
+    normal = ct_from_mr[:3, :3] @ d[:, 2]  # the MR slice normal, in CT space
     vals = np.zeros(len(p))
     for off in (np.arange(n_sub) - (n_sub - 1) / 2) * (sp[2] / n_sub):
         idx = g.patient_to_index(p + off * normal)

@@ -244,16 +244,21 @@ def test_mr_that_cannot_be_measured_is_not_evaluated() -> None:
 
 def test_thick_slices_and_half_a_vertebra_along_the_spine() -> None:
     """A clinical axial MR (1.2 x 1.2 mm, 3 mm slices, each averaging its thickness)
-    with T10 shifted 1 mm posterior; and T10 shifted 10 mm along the spine, where a
+    with T10 shifted 1 mm posterior; a sagittal one (0.8 mm, 3 mm slices) with T10 2 mm
+    superior; and T10 shifted 10 mm along the spine, where a
     local fit from the REG alone settled on 0.3 mm (vertebrae repeat: the search along
     z finds it)."""
     case, roles = _demo()
     assert case.image is not None and case.image.frame_of_reference_uid
     reg = (_reg(case.image.frame_of_reference_uid),)
-    for spacing, shift in (((1.2, 1.2, 3.0), (0.0, 1.0, 0.0)),
-                           ((0.9, 0.9, 1.5), (0.0, 0.0, 10.0))):
+    # sagittal grid: columns posterior, rows inferior, slices left
+    sagittal = np.column_stack([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
+    for spacing, shift, direction in (((1.2, 1.2, 3.0), (0.0, 1.0, 0.0), None),
+                                      ((0.8, 0.8, 3.0), (0.0, 0.0, 2.0), sagittal),
+                                      ((0.9, 0.9, 1.5), (0.0, 0.0, 10.0), None)):
         move = LocalMove(centre=CANAL, r=np.eye(3), t=np.asarray(shift), z0=-12.0, z1=12.0)
-        mr = mr_series(_small_ct(), move=move, frame_uid=MR_FRAME, spacing_mm=spacing)
+        mr = mr_series(_small_ct(), move=move, frame_uid=MR_FRAME, spacing_mm=spacing,
+                       direction=direction)
         reading = compute_fusion(replace(case, secondary_images=(mr,), registrations=reg),
                                  roles, level=None, options=RuleOptions())
         (s,) = reading.series
