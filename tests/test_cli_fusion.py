@@ -27,7 +27,7 @@ def test_check_warns_a_fusion_off_at_the_treated_level(tmp_path: Path) -> None:
     case = tmp_path / "case"
     shutil.copytree(DEMO, case)
     ct = read_image_series(sorted(case.glob("CT_*.dcm")))
-    small = crop_ct(ct, lower_mm=(-45.0, -35.0), upper_mm=(45.0, 65.0))
+    small = crop_ct(ct, lower_mm=(-38.0, -28.0), upper_mm=(38.0, 56.0))
     # T10 (z -12..12 mm between its disc mid-planes) 2 mm posterior (+y) in the MR
     move = LocalMove(centre=np.array([0.0, 15.0, 0.0]), r=np.eye(3),
                      t=np.array([0.0, 2.0, 0.0]), z0=-12.0, z1=12.0)

@@ -50,7 +50,7 @@ def _small_ct() -> ImageSeries:
     # the MR's field of view: the spine region only (faster to build)
     ct = _demo()[0].image
     assert ct is not None
-    return crop_ct(ct, lower_mm=(-45.0, -35.0), upper_mm=(45.0, 65.0))
+    return crop_ct(ct, lower_mm=(-38.0, -28.0), upper_mm=(38.0, 56.0))
 
 
 def _reg(ct_frame: str, frame: str = MR_FRAME) -> Registration:
