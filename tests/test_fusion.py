@@ -224,6 +224,16 @@ def test_mr_that_cannot_be_measured_is_not_evaluated() -> None:
     # an MR with no registration to the CT
     status, msg = _status(replace(case, secondary_images=(mr,)))
     assert status is Status.NOT_EVALUATED and "no spatial registration links" in msg
+    # the cord drawn on the MR (its ROI in the MR frame), the MR here and registered: measured
+    ss = case.structure_set
+    assert ss is not None
+    on_mr = tuple(replace(r, frame_of_reference_uid=MR_FRAME) if r.name == "SpinalCord" else r
+                  for r in ss.rois)
+    drawn = replace(case, structure_set=replace(ss, rois=on_mr), secondary_images=(mr,),
+                    registrations=(_reg(ct_frame),))
+    got = fusion_findings(compute_fusion(drawn, roles, level=None, options=RuleOptions()),
+                          options=RuleOptions())
+    assert [f.status for f in got] == [Status.PASS]
     # one MR measured, a second registered frame without images: that one is not evaluated
     two = replace(case, secondary_images=(mr,), registrations=(
         _reg(ct_frame), _reg(ct_frame, frame="9.8.7")))

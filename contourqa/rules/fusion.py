@@ -136,7 +136,7 @@ def compute_fusion(case: Any, roles: Any, *, level: str | None, options: RuleOpt
         out.append(SeriesFusion(**common, registration=how, residual=residual))
     # a frame the structures or a REG point to whose images are missing: that image
     # could not be checked, whatever the MRs present show
-    for frame in sorted(set(foreign) | set(reg_frames)):
+    for frame in sorted((set(foreign) - with_images) | set(reg_frames)):
         names = [r.name for r in rois.values() if r.frame_of_reference_uid == frame]
         out.append(SeriesFusion(
             series=f"images of frame of reference {frame}", series_instance_uid=None,
