@@ -306,8 +306,6 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
     initial.SetCenter(c3)
     initial.SetMatrix(tuple(float(v) for v in a_mat.ravel()))
     initial.SetTranslation(tuple(float(v) for v in b_vec - centre_mr + a_mat @ centre_mr))
-    euler = sitk.Euler3DTransform()
-    euler.SetCenter(c3)
 
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings.histogram_bins)
@@ -322,13 +320,16 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
     reg.SetSmoothingSigmasPerLevel([0.0] * len(settings.shrink_factors))
     reg.SetMetricFixedMask(mask)
     reg.SetMovingInitialTransform(initial)
-    reg.SetInitialTransform(euler, inPlace=True)
     reg.SetNumberOfThreads(1)  # the sum over voxels in one order: the same answer every run
+    # a shift d along the CT's z is S y = y + A^-1 d (A: the REG's rotation)
+    along = np.linalg.solve(a_mat, np.array([0.0, 0.0, 1.0]))
+    as_given = sitk.Euler3DTransform()
+    as_given.SetCenter(c3)
+    reg.SetInitialTransform(as_given, inPlace=False)
     try:
         start = float(reg.MetricEvaluate(fixed, moving))  # the REG as given
+        best_dz = 0.0
         if settings.search_z_mm > 0 and settings.search_step_mm > 0:
-            # a shift d along the CT's z is S y = y + A^-1 d (A: the REG's rotation)
-            along = np.linalg.solve(a_mat, np.array([0.0, 0.0, 1.0]))
             # on a regular tenth of the voxels (the same ones each time): a coarse look
             search = sitk.ImageRegistrationMethod()
             search.SetMetricAsMattesMutualInformation(
@@ -339,7 +340,7 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
             search.SetMetricFixedMask(mask)
             search.SetMovingInitialTransform(initial)
             search.SetNumberOfThreads(1)
-            best, best_dz = np.inf, 0.0
+            best = np.inf
             n = int(np.floor(settings.search_z_mm / settings.search_step_mm))
             steps = sorted(range(-n, n + 1), key=lambda k: (abs(k), k))  # ties: the smaller
             for dz in np.asarray(steps, dtype=np.float64) * settings.search_step_mm:
@@ -350,21 +351,31 @@ def measure_alignment(*, ct: ImageSeries, mr: ImageSeries, mr_to_ct: NDArray[np.
                 value = float(search.MetricEvaluate(fixed, moving))
                 if value < best - 1e-9:
                     best, best_dz = value, float(dz)
-            # SimpleITK transforms are copy-on-write: set the start, then hand it over
-            euler.SetTranslation(tuple(float(v) for v in best_dz * along))
+        # from the search's best; if that fit fails, from the REG as given
+        problem = ""
+        for dz in dict.fromkeys((best_dz, 0.0)):
+            # SimpleITK transforms are copy-on-write: a fresh one per start, handed over
+            euler = sitk.Euler3DTransform()
+            euler.SetCenter(c3)
+            euler.SetTranslation(tuple(float(v) for v in dz * along))
             reg.SetInitialTransform(euler, inPlace=True)
-        reg.Execute(fixed, moving)
+            reg.Execute(fixed, moving)
+            iterations = int(reg.GetOptimizerIteration())
+            final = float(reg.MetricEvaluate(fixed, moving))  # at the fit, full resolution
+            # a fit that did not settle, or ended worse than the REG, measured nothing
+            if iterations >= settings.max_iterations:
+                problem = f"the fit did not converge in {settings.max_iterations} iterations."
+            elif final > start + 1e-3 * abs(start):
+                problem = (f"the fit ended with a worse mutual information ({final:.4f}) "
+                           f"than the registration as given ({start:.4f}).")
+            else:
+                problem = ""
+                break
     except RuntimeError as exc:
         raise FusionError(f"the registration failed: {str(exc).strip().splitlines()[-1]}") \
             from exc
-    iterations = int(reg.GetOptimizerIteration())
-    final = float(reg.MetricEvaluate(fixed, moving))  # at the fitted transform, full resolution
-    # a fit that did not settle, or ended worse than where it started, measured nothing
-    if iterations >= settings.max_iterations:
-        raise FusionError(f"the fit did not converge in {settings.max_iterations} iterations.")
-    if final > start + 1e-3 * abs(start):
-        raise FusionError(f"the fit ended with a worse mutual information ({final:.4f}) than "
-                          f"the registration as given ({start:.4f}).")
+    if problem:
+        raise FusionError(problem)
     # the fit S maps MR points to where the REG should have sent them: CT(M S y) = MR(y);
     # the MR's anatomy sits, in CT space, at D(p) = M S^-1 M^-1 p where the CT's is at p
     r_s = np.asarray(euler.GetMatrix(), dtype=np.float64).reshape(3, 3)
