@@ -111,6 +111,7 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
 
     sectors_json = None
     sec = None
+    not_spine = False
     extra: dict[str, Any] = {}
     if case.structure_set is not None:
         t0 = time.perf_counter()
@@ -127,7 +128,8 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         t0 = time.perf_counter()
         rule_findings = evaluate_contouring_rules(case, table, sec, options=rule_options,
                                                   apply_levels=False)
-        if any(f.code == "rules.spine_scope" for f in rule_findings):
+        not_spine = any(f.code == "rules.spine_scope" for f in rule_findings)
+        if not_spine:
             # not a spine target: a GTV outside the vertebrae is expected, not missing data
             checks = [replace(f, status=Status.NOT_APPLICABLE, message=f"{f.message} Not a "
                               "spine target: see rules.spine_scope.")
@@ -183,6 +185,8 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         t0 = time.perf_counter()
         checks += _plan_quality(case, table, rule_options, options, extra)
         timings["plan_quality"] = time.perf_counter() - t0
+    if not_spine:
+        checks = _fold_spine_checks(checks)
     # the profile's levels and the waivers, once, on every finding (dose checks too)
     checks = apply_profile(checks, rule_options)
 
@@ -203,6 +207,19 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
                       dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
                       extra=extra, timings_s=timings, media=media)
+
+
+def _fold_spine_checks(checks: list[Finding]) -> list[Finding]:
+    """The checks outside the contouring rules that concern spine targets only
+    (``[spine_target] spine_only_checks`` of ``rules/data/mode.toml``), folded as not
+    applicable on a target that involves no vertebra."""
+    from contourqa.rules.model import rule_data
+
+    prefixes = tuple(rule_data("mode")["spine_target"].get("spine_only_checks", ()))
+    return [replace(f, status=Status.NOT_APPLICABLE, message=f"Not a spine target (see "
+                    f"rules.spine_scope): not applicable. {f.message}")
+            if f.code.startswith(prefixes) and f.status is not Status.NOT_APPLICABLE else f
+            for f in checks]
 
 
 def _with_epidural(case: Case, table: RoleTable, rule_options: RuleOptions,
