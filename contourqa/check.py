@@ -111,6 +111,7 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
 
     sectors_json = None
     sec = None
+    not_spine = False
     extra: dict[str, Any] = {}
     if case.structure_set is not None:
         t0 = time.perf_counter()
@@ -122,9 +123,13 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         rule_options = _with_epidural(case, table, rule_options, checks, extra)
         timings["epidural"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        checks += _fusion(case, table, rule_options, options, extra)
+        timings["fusion"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         rule_findings = evaluate_contouring_rules(case, table, sec, options=rule_options,
                                                   apply_levels=False)
-        if any(f.code == "rules.spine_scope" for f in rule_findings):
+        not_spine = any(f.code == "rules.spine_scope" for f in rule_findings)
+        if not_spine:
             # not a spine target: a GTV outside the vertebrae is expected, not missing data
             checks = [replace(f, status=Status.NOT_APPLICABLE, message=f"{f.message} Not a "
                               "spine target: see rules.spine_scope.")
@@ -180,6 +185,8 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         t0 = time.perf_counter()
         checks += _plan_quality(case, table, rule_options, options, extra)
         timings["plan_quality"] = time.perf_counter() - t0
+    if not_spine:
+        checks = _fold_spine_checks(checks)
     # the profile's levels and the waivers, once, on every finding (dose checks too)
     checks = apply_profile(checks, rule_options)
 
@@ -200,6 +207,19 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
                       dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
                       extra=extra, timings_s=timings, media=media)
+
+
+def _fold_spine_checks(checks: list[Finding]) -> list[Finding]:
+    """The checks outside the contouring rules that concern spine targets only
+    (``[spine_target] spine_only_checks`` of ``rules/data/mode.toml``), folded as not
+    applicable on a target that involves no vertebra."""
+    from contourqa.rules.model import rule_data
+
+    prefixes = tuple(rule_data("mode")["spine_target"].get("spine_only_checks", ()))
+    return [replace(f, status=Status.NOT_APPLICABLE, message=f"Not a spine target (see "
+                    f"rules.spine_scope): not applicable. {f.message}")
+            if f.code.startswith(prefixes) and f.status is not Status.NOT_APPLICABLE else f
+            for f in checks]
 
 
 def _with_epidural(case: Case, table: RoleTable, rule_options: RuleOptions,
@@ -235,6 +255,21 @@ def _with_epidural(case: Case, table: RoleTable, rule_options: RuleOptions,
     if rule_options.bilsky_grade is None and eg.worst_bilsky is not None:
         return replace(rule_options, bilsky_grade=eg.worst_bilsky, bilsky_estimated=True)
     return rule_options
+
+
+def _fusion(case: Case, table: RoleTable, rule_options: RuleOptions, options: CheckOptions,
+            extra: dict[str, Any]) -> list[Finding]:
+    """The MR-CT fusion findings at the treated level; the section into ``extra``."""
+    from contourqa.rules.fusion import FUSION_CODE, compute_fusion, fusion_findings
+
+    try:
+        reading = compute_fusion(case, table, level=options.level, options=rule_options)
+    except (ContourQAError, ValueError, MemoryError) as exc:
+        return [Finding(code=FUSION_CODE, status=Status.NOT_EVALUATED,
+                        message=f"The MR-CT fusion could not be measured: "
+                                f"{type(exc).__name__}: {exc}")]
+    extra["fusion"] = reading.to_json()
+    return fusion_findings(reading, options=rule_options)
 
 
 def _plan_quality(case: Case, table: RoleTable, rule_options: RuleOptions,

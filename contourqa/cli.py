@@ -549,7 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     # contourqa.rules.model.FAMILIES (not imported here: it loads the rules; a test
     # keeps the two equal)
     p.add_argument("--family", choices=["upfront", "postop", "margins", "integrity", "dose",
-                                        "plan_quality", "epidural", "conus", "analysis"],
+                                        "plan_quality", "epidural", "conus", "fusion",
+                                        "analysis"],
                    help="only this family")
     p.add_argument("--constraint-file", action="append", default=[], metavar="TOML",
                    help="also list the rules of an institutional constraint set (repeatable)")

@@ -25,7 +25,7 @@ def demo_run() -> CheckRun:
 
 
 def dicompyler_run() -> CheckRun:
-    """dicompyler-core's example plan: most checks are not evaluated (a breast plan)."""
+    """dicompyler-core's example plan (a breast plan: the spine rules are folded)."""
     return _run(str(shared("dicompyler_core_example")))
 
 

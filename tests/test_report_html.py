@@ -10,7 +10,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from reportruns import demo_run, dicompyler_run, png_variance, tool
+from datapaths import shared
+from reportruns import demo_run, png_variance, tool
 
 from contourqa.report import HtmlFormatter
 from contourqa.report.record import CaseReport
@@ -76,8 +77,16 @@ def test_demo_report_renders_with_plots_and_no_console_errors(tmp_path):
 
 
 def test_mostly_not_evaluated_case_renders_and_says_why(tmp_path):
-    # A breast plan: the spine sector, cord and GTV checks cannot be evaluated.
-    (report,) = dicompyler_run().reports
+    # A breast plan checked as a spine plan (a profile without the name evidence of
+    # rules/data/mode.toml, which would fold the spine rules): the spine sector, cord
+    # and GTV checks cannot be evaluated.
+    from contourqa.check import check
+    from contourqa.options import build_check_options
+
+    profile = tmp_path / "as_spine.toml"
+    profile.write_text('[rules."mode.spine_target"]\nnon_spine_site_pattern = ""\n', "utf-8")
+    options = build_check_options(profile=profile, keep_media=True)
+    (report,) = check(shared("dicompyler_core_example"), options=options).reports
     n_ne = sum(f.status.value == "not_evaluated" for f in report.checks)
     assert n_ne >= 10
     page = render((report,), tmp_path / "report.html")

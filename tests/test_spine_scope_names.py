@@ -33,3 +33,23 @@ def test_names_decide_only_for_a_named_non_spine_site(names: list[str],
 
 def test_a_profile_can_switch_the_name_evidence_off() -> None:
     assert spine_target(None, {**PARAMS, "non_spine_site_pattern": ""}, ["PTV_LUNG"])[0] is None
+
+
+def test_a_breast_plan_folds_every_spine_check() -> None:
+    """dicompyler-core's breast plan (no CT): the spine checks outside the contouring
+    rules (sector analysis, VCF risk, epidural geometry, MR imaging) are not applicable
+    too, with the reason; the breast's own problems stay."""
+    from datapaths import shared
+
+    from contourqa.check import check
+
+    (report,) = check(shared("dicompyler_core_example")).reports
+    by: dict[str, list[str]] = {}
+    for f in report.checks:
+        by.setdefault(f.code, []).append(f.status.value)
+    assert by["rules.spine_scope"] == ["not_applicable"]
+    for code in ("sectors.no_vertebra", "vcf.risk", "imaging.mr_sequences"):
+        assert set(by[code]) == {"not_applicable"}, code
+    assert not any(s != "not_applicable" for c, ss in by.items() for s in ss
+                   if c.startswith(("ctv.missing", "ptv.margin", "epidural.", "conus.")))
+    assert "not_evaluated" in by["dose.ptv_coverage"]  # a breast check still incomplete

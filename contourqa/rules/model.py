@@ -46,12 +46,12 @@ __all__ = [
 
 #: Rule sets, one TOML data file each (``contourqa/rules/data/<set>.toml``).
 RULE_SETS: tuple[str, ...] = ("upfront", "postop", "margins", "integrity", "mode",
-                              "plan_quality", "epidural", "conus", "analysis")
+                              "plan_quality", "epidural", "conus", "fusion", "analysis")
 #: Rule families, one module each in ``contourqa/rules/``: the rule sets above (but
 #: ``mode``, which holds the mode and scope heuristics) and ``dose``, whose
 #: thresholds are the constraint sets and rule files of ``contourqa/constraints/data``.
 FAMILIES: tuple[str, ...] = ("upfront", "postop", "margins", "integrity", "dose",
-                              "plan_quality", "epidural", "conus", "analysis")
+                              "plan_quality", "epidural", "conus", "fusion", "analysis")
 
 
 class RuleConfigError(ContourQAError, ValueError):

@@ -36,15 +36,16 @@ def builtin_rules() -> tuple[Rule, ...]:
 def all_rules(*, constraint_files: Iterable[str | Path] = ()) -> tuple[Rule, ...]:
     """Every rule: the contouring rules, the dose rules (fixed checks, built-in
     constraint sets, and the sets of ``constraint_files``), plan quality, epidural
-    geometry, conus, then the analysis checks (:mod:`contourqa.rules.analysis`)."""
+    geometry, conus, MR-CT fusion, then the analysis checks (:mod:`contourqa.rules.analysis`)."""
     from contourqa.rules.analysis import analysis_rules
     from contourqa.rules.conus import CONUS_RULES
     from contourqa.rules.dose import dose_rules
     from contourqa.rules.epidural import EPIDURAL_RULES
+    from contourqa.rules.fusion import FUSION_RULES
     from contourqa.rules.plan_quality import PLAN_QUALITY_RULES
 
     return (*builtin_rules(), *dose_rules(constraint_files), *PLAN_QUALITY_RULES,
-            *EPIDURAL_RULES, *CONUS_RULES, *analysis_rules())
+            *EPIDURAL_RULES, *CONUS_RULES, *FUSION_RULES, *analysis_rules())
 
 
 def rule_by_code(code: str) -> Rule:
