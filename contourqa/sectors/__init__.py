@@ -30,7 +30,10 @@ profile overrides it).  The steps, run by :func:`partition_vertebra`:
 
 1. **Frame**: canal centre per slice (from the canal, thecal-sac or cord ROI, or the
    CT's canal: a seed only), anterior axis from the canal to the body (bone and
-   lesion, so that a vertebra contoured without its lytic half does not turn it).
+   lesion, so that a vertebra contoured without its lytic half does not turn it;
+   then again with only the lesion within ``paraspinal_margin_mm`` (and a pixel) of
+   the bone or its mirror image about that axis, so that a soft-tissue extension of
+   the lesion does not turn it either).
 2. **Bony canal** (:mod:`contourqa.sectors.canal`): rays from the centre stop at the
    first bone (the vertebra's own, or its mirror image about the midline, or the
    bone met in that direction on the slices within ``bony_canal.neighbour_mm``); rays

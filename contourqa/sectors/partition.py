@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
 from contourqa.geometry import VolumeGeometry
 from contourqa.sectors.canal import bony_canal
@@ -161,16 +162,21 @@ def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
     origins, _ = slice_centroids(seed, sub)
     px = float(min(geometry.spacing_mm[0], geometry.spacing_mm[1]))
     bidx = np.argwhere(bone)
-    # the axis from the bone and the lesion on its slices: a vertebra contoured
-    # without its lytic half (or segmented from the CT) would turn it
+    cidx = np.argwhere(seed)
+    cxy = sub.index_to_patient(cidx)[:, :2]
+    # first the bone and all the lesion on its slices: a vertebra contoured without its
+    # lytic half (or segmented from the CT) would turn the bone's own axis
     on_slices = np.asarray(bone.any(axis=(1, 2)), dtype=bool)[:, None, None]
     solid = bone | (lesion[box] & on_slices & ~seed) if lesion is not None else bone
     sidx = np.argwhere(solid)
-    cidx = np.argwhere(seed)
-    a = vertebra_axis(sub.index_to_patient(sidx)[:, :2], sidx[:, 0],
-                      sub.index_to_patient(cidx)[:, :2], cidx[:, 0], origins, 0.5 * px)
+    a = vertebra_axis(sub.index_to_patient(sidx)[:, :2], sidx[:, 0], cxy, cidx[:, 0],
+                      origins, 0.5 * px)
     if a is None:
         return None
+    if lesion is not None:
+        a = _axis_with_lesion(mask, bone, lesion[box] & ~seed, seed, cxy, cidx[:, 0], origins,
+                              a, geometry, start, shape, sub, 0.5 * px,
+                              margin_mm=options.paraspinal_margin_mm)
     # steps 3: bony canal, twice (the second about the first's centre)
     coords = box_coordinates(geometry, start, shape, origins, a)
     ring = np.zeros_like(bone)
@@ -214,6 +220,43 @@ def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
     return VertebraPartition(sectors=parts_to_sectors(parts), parts=parts,
                              restored=full_restored, canal=full_canal, frame=frame,
                              landmarks=landmarks, coords=coords)
+
+
+def _axis_with_lesion(mask: NDArray[np.bool_], bone: NDArray[np.bool_],
+                      lesion: NDArray[np.bool_], seed: NDArray[np.bool_],
+                      canal_xy: NDArray[np.float64], canal_k: NDArray[np.int64],
+                      origins: NDArray[np.float64], a: NDArray[np.float64],
+                      geometry: VolumeGeometry, start: tuple[int, int, int],
+                      shape: tuple[int, int, int], sub: VolumeGeometry, half_pixel_mm: float,
+                      margin_mm: float, iterations: int = 1) -> NDArray[np.float64]:
+    """The anterior axis ``a`` (from the bone and all the lesion on its slices) refined:
+    the lesion joins the bone only where the bone's mirror image about the current axis
+    has bone (the place of a lost lytic half).  A soft-tissue (paraspinal) extension of
+    the lesion has no bone in its mirror image and no longer turns the axis.
+    """
+    on_slices = np.asarray(bone.any(axis=(1, 2)), dtype=bool)[:, None, None]
+    cand = lesion & on_slices & ~bone
+    if not cand.any():
+        return a
+    margin_px = max(1, int(np.floor(margin_mm / (2.0 * half_pixel_mm) + 1e-6)))
+    for _ in range(iterations):
+        coords = box_coordinates(geometry, start, shape, origins, a)
+        solid = bone | (cand & _grown(mirrored(mask, coords, geometry) | bone, margin_px))
+        sidx = np.argwhere(solid)
+        a_new = vertebra_axis(sub.index_to_patient(sidx)[:, :2], sidx[:, 0], canal_xy,
+                              canal_k, origins, half_pixel_mm)
+        if a_new is None:
+            break
+        a = a_new
+    return a
+
+
+def _grown(mask: NDArray[np.bool_], r_px: int) -> NDArray[np.bool_]:
+    """``mask`` dilated in-plane by a disk of radius ``r_px`` pixels."""
+    yy, xx = np.mgrid[-r_px:r_px + 1, -r_px:r_px + 1]
+    structure = np.zeros((1, 2 * r_px + 1, 2 * r_px + 1), dtype=bool)
+    structure[0] = np.hypot(yy, xx) <= r_px + 1e-9
+    return np.asarray(ndimage.binary_dilation(mask, structure=structure), dtype=bool)
 
 
 def _sub_geometry(geometry: VolumeGeometry, start: tuple[int, int, int],
