@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LevelClaim", "text_levels", "verify_levels"]
 
-_SOURCE = "Level verification (issue 'Sectors that hold on vertebrae we did not draw', item 5)"
+_SOURCE = ("Level verification: ROI names, plan and target labels and the count on the CT from an "
+           "anchor must agree (wrong-level treatment; contourqa D, rules/data/analysis.toml)")
 # A level in free text: no "D" (dorsal) prefix, which in a plan's texts is a dose
 # metric ("D2cc", "D95"), and no number followed by a unit ("T 20Gy", "S 2cc").
 _NOT_A_UNIT = r"(?![0-9]|[.,][0-9]|\s*(?:cc|%|c?gy|mm|cm|fx|ml)\b)"
