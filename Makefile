@@ -36,7 +36,7 @@ demo: $(VENV)/.installed-runtime
 
 test: $(VENV)/.installed-test tools
 	$(PY) -m mypy contourqa
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: $(VENV)/.installed-test tools
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
