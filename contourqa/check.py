@@ -20,7 +20,6 @@ from contourqa.dose_checks import DoseCheckOptions, evaluate_dose_checks
 from contourqa.report.media import SectorPicture
 from contourqa.report.record import CaseInfo, CaseReport, StructureInfo
 from contourqa.rules import RuleOptions, apply_profile, evaluate_contouring_rules
-from contourqa.rules.scope import GTV_OUTSIDE_CODE
 from contourqa.sectors import SectorAnalysis, SectorOptions, analyse_sectors
 from contourqa.structures import RoleTable, assign_roles
 
@@ -128,13 +127,9 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         t0 = time.perf_counter()
         rule_findings = evaluate_contouring_rules(case, table, sec, options=rule_options,
                                                   apply_levels=False)
+        # not a spine target: the sector findings (a GTV outside the vertebrae is
+        # expected, not missing data) fold with the other spine checks, below
         not_spine = any(f.code == "rules.spine_scope" for f in rule_findings)
-        if not_spine:
-            # not a spine target: a GTV outside the vertebrae is expected, not missing data
-            checks = [replace(f, status=Status.NOT_APPLICABLE, message=f"{f.message} Not a "
-                              "spine target: see rules.spine_scope.")
-                      if f.code == GTV_OUTSIDE_CODE and f.status is Status.NOT_EVALUATED else f
-                      for f in checks]
         checks += rule_findings
         timings["contouring_rules"] = time.perf_counter() - t0
 
