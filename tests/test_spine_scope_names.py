@@ -53,3 +53,32 @@ def test_a_breast_plan_folds_every_spine_check() -> None:
     assert not any(s != "not_applicable" for c, ss in by.items() for s in ss
                    if c.startswith(("ctv.missing", "ptv.margin", "epidural.", "conus.")))
     assert "not_evaluated" in by["dose.ptv_coverage"]  # a breast check still incomplete
+
+
+def test_scope_patterns_of_a_profile_change_the_report_through_the_console(tmp_path) -> None:
+    """The ``[rules."mode.spine_target"]`` keys of a profile reach the report: without
+    the name evidence the breast plan is checked as a spine plan (its spine rules run
+    and fail or cannot be evaluated) instead of folding them."""
+    import json
+    import subprocess
+    import sys
+
+    from datapaths import shared
+
+    case = str(shared("dicompyler_core_example"))
+    profile = tmp_path / "as_spine.toml"
+    profile.write_text('[rules."mode.spine_target"]\nnon_spine_site_pattern = ""\n', "utf-8")
+    entry = [sys.executable, "-c", "from contourqa.cli import run; run()", "check", case,
+             "--json", "-"]
+    runs = {}
+    for name, extra in (("shipped", []), ("as_spine", ["--profile", str(profile)])):
+        proc = subprocess.run([*entry, *extra], capture_output=True, text=True, timeout=300,
+                              check=False)
+        assert proc.returncode in (0, 1), proc.stderr
+        (r,) = json.loads(proc.stdout)["cases"]
+        runs[name] = {c["code"]: c["status"] for c in r["checks"]}
+    assert runs["shipped"]["rules.spine_scope"] == "not_applicable"
+    assert "ptv.margin" not in runs["shipped"]
+    assert "rules.spine_scope" not in runs["as_spine"]
+    assert runs["as_spine"]["ptv.margin"] in ("fail", "not_evaluated")
+    assert runs["as_spine"]["vcf.risk"] != "not_applicable"
