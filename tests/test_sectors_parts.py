@@ -93,3 +93,41 @@ def test_paraspinal_extension_does_not_turn_the_axis(generated, ct_only):  # typ
     anterior = np.array(entry.frame.anterior[:2])
     angle = np.degrees(np.arctan2(abs(anterior[0]), -anterior[1]))
     assert angle < 4.0
+
+
+def test_cervical_pedicle_beside_the_foramen_transversarium(tmp_path: Path) -> None:
+    """A cervical pedicle runs medial to the foramen transversarium, whose anterior root
+    arises from the body: the lesion that replaced the right pedicle of C6 read
+    {1, 5, 6} (0.31 cc of 0.43 as lamina) before the foramen landmark; the intact left
+    pedicle's bone was 8 % sector 2.  With the foramina found it reads no sector 5 and
+    the pedicles' bone is mostly sectors 2 and 6; the profile key that disables the
+    landmark (``[foramen] min_slices``) gives the old reading back."""
+    import numpy as np
+
+    from contourqa.sectors import SectorOptions
+    from test_data.parts_phantom import SECTOR_OF_PART
+
+    truth = write_case(SUITE["C6_pedicle_whole_right_lytic"], tmp_path, name="c6")
+    _, cases = discover(tmp_path / "dicom")
+    case = load_case(cases[0])
+    assert case.structure_set is not None and case.image is not None
+    parts = np.load(tmp_path / "truth" / "labels.npz")
+    treated = parts["level_index"] == 1
+    found = {}
+    for label, options in (("foramen", SectorOptions()),
+                           ("no_foramen", SectorOptions(partition=SectorOptions().partition
+                                                        .with_values(foramen_min_slices=10**6)))):
+        res = analyse_sectors(case, assign_roles(case.structure_set.rois), options=options)
+        assert res.labels is not None
+        full = np.zeros(case.image.pixels.shape, dtype=np.int16)
+        k0, j0, i0 = res.crop_start_kji
+        s = res.labels.shape
+        full[k0:k0 + s[0], j0:j0 + s[1], i0:i0 + s[2]] = res.labels % 10
+        left = treated & (parts["parts"] == 2)  # pedicle_left, intact
+        found[label] = (res.entry(truth.level).gtv_sectors,
+                        float((full[left] == SECTOR_OF_PART[2]).mean()))
+    sectors, agree = found["foramen"]
+    assert 6 in sectors and 5 not in sectors
+    assert agree >= 0.75
+    old_sectors, old_agree = found["no_foramen"]
+    assert 5 in old_sectors and old_agree < 0.3

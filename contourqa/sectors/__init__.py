@@ -51,7 +51,11 @@ profile overrides it).  The steps, run by :func:`partition_vertebra`:
    the canal's half-width plus the pedicle width, i.e. the narrowest bone between
    body and arch measured row by row (a high quantile over the slices: 4-8 mm
    thoracic, 8-18 mm lumbar are all found; the wider of the two sides, as a lytic
-   pedicle only looks narrower); the *spinous half-width* (measured
+   pedicle only looks narrower); the *foramina transversaria* of a cervical vertebra
+   (a mirror pair of holes of the bone beside the canal, at the pedicle's depth):
+   the transverse process's root does not end the pedicle there, and the bone lateral
+   to a foramen and in front of its posterior edge (the roots around it) is
+   transverse process, never body; the *spinous half-width* (measured
    behind the canal) and the *spinous root* (behind the laminae's posterior surface).
 4. **Envelope** (:mod:`contourqa.sectors.envelope`): where a lytic GTV replaced bone,
    the outline is restored inside the GTV from the mirror image, the neighbouring
@@ -61,9 +65,10 @@ profile overrides it).  The steps, run by :func:`partition_vertebra`:
    surface where it was measured - on the slices that cut the whole body without
    its arch; its posterolateral corners reach behind the canal's most anterior point,
    by at most ``pedicle.body_max_behind_wall_mm`` - else in front of the body wall;
-   nothing lateral to the body's measured width; sector 1); **spinous process** (behind the
-   spinous root, within the spinous half-width; 4); **transverse process** (lateral
-   to the pedicle's outer surface; 3 left, 5 right); **pedicle** (in front of the
+   nothing lateral to the body's measured width or to a foramen transversarium;
+   sector 1); **spinous process** (behind the spinous root, within the spinous
+   half-width; 4); **transverse process** (lateral to the pedicle's outer surface, or
+   around a foramen transversarium; 3 left, 5 right); **pedicle** (in front of the
    pedicle's end and joined in-plane to the body: the bony bridge; 2 left, 6 right);
    **lamina** (the rest of the arch, articular processes included; 3, 5).  The
    sub-labels ``lamina`` and ``transverse_process`` are kept

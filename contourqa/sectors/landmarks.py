@@ -71,6 +71,11 @@ class VertebraLandmarks:
         the median over the slices where the body is not joined to the arch; None
         without such slices.
         The spinous process starts this far behind the canal (the laminar junction).
+    foramen_medial_v, foramen_posterior_u : tuple of float or None
+        Cervical vertebrae: the medial edge (distance from the midline) and the
+        posterior edge of the left and right foramen transversarium; bone lateral to
+        the medial edge and in front of the posterior edge is transverse process (its
+        roots), in front of the body wall too.  None where no foramen was found.
     """
 
     first_slice: int
@@ -87,6 +92,8 @@ class VertebraLandmarks:
     body_back_tolerance_mm: float = 0.0
     body_profile_v: NDArray[np.float64] | None = None
     body_profile_u: NDArray[np.float64] | None = None
+    foramen_medial_v: tuple[float, float] | None = None
+    foramen_posterior_u: tuple[float, float] | None = None
 
     def body_back_u(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
         """The body's posterior surface at lateral positions ``v``, mm in front of the
@@ -244,6 +251,59 @@ def _lamina_back(bone: NDArray[np.bool_], coords: BoxCoordinates, post: NDArray[
     return float(np.quantile(depths, 0.75)) if depths else None
 
 
+def _transverse_foramina(bone: NDArray[np.bool_], canal: NDArray[np.bool_],
+                         coords: BoxCoordinates, wall: NDArray[np.float64],
+                         post: NDArray[np.float64], hw: NDArray[np.float64],
+                         options: PartitionOptions
+                         ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """The foramina transversaria of a cervical vertebra, per side (left, right):
+    their medial edge (``|v|``) and their posterior edge (``u``), the medians over the
+    slices where a hole of the bone of foramen size lies beside the canal, its centre
+    between ``foramen_max_behind_mm`` behind and ``foramen_max_ahead_mm`` in front of
+    the body wall (beside the pedicle, not the articular processes), with its
+    mirror image on the other side.  None without such a pair.
+    """
+    o = options
+    px = coords.pixel_mm
+    a_min, a_max = o.foramen_min_area_mm2, o.foramen_max_area_mm2
+    found: list[list[tuple[int, float, float]]] = [[], []]
+    for k in range(bone.shape[0]):
+        if not np.isfinite(wall[k]) or not bone[k].any():
+            continue
+        holes = ndimage.binary_fill_holes(bone[k]) & ~bone[k] & ~canal[k]
+        if not holes.any():
+            continue
+        comps, n = ndimage.label(holes)
+        u_k, v_k = coords.u[k], coords.v[k]
+        for c in range(1, n + 1):
+            m = comps == c
+            area = np.count_nonzero(m) * px * px
+            if not a_min <= area <= a_max:
+                continue
+            hu, hv = u_k[m], v_k[m]
+            side = 0 if hv.mean() > 0 else 1
+            if np.abs(hv).min() < hw[k, side] \
+                    or not -o.foramen_max_behind_mm <= hu.mean() - wall[k] \
+                    <= o.foramen_max_ahead_mm:
+                continue
+            found[side].append((k, float(np.abs(hv).min()) - 0.5 * px,
+                                float(hu.min()) - 0.5 * px))
+    # a pair: foramina on both sides of the same slice, mirror images within
+    # pair_tolerance_mm (a lytic cavity or a rib's joint is on one side, the foramina
+    # of a cervical vertebra on both, on at least min_slices slices)
+    tol = o.foramen_pair_tolerance_mm
+    paired = [[f for f in found[0] if any(g[0] == f[0] and abs(g[1] - f[1]) <= tol
+                                           and abs(g[2] - f[2]) <= tol for g in found[1])],
+              [g for g in found[1] if any(f[0] == g[0] and abs(g[1] - f[1]) <= tol
+                                           and abs(g[2] - f[2]) <= tol for f in found[0])]]
+    if len({f[0] for f in paired[0]}) < o.foramen_min_slices:
+        return None
+    # each side's own foramen where it is seen (a lytic pedicle opens it on some slices)
+    medial = np.array([np.median([f[1] for f in fs]) for fs in paired])
+    back = np.array([np.median([f[2] for f in fs]) for fs in paired])
+    return medial, back
+
+
 def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: BoxCoordinates, *,
                    options: PartitionOptions, lesion: NDArray[np.bool_] | None = None
                    ) -> VertebraLandmarks | None:
@@ -353,10 +413,18 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
         hw[:, a] = np.where(np.isfinite(hw[:, a]), hw[:, a], hw[:, b])
         pend[:, a] = np.where(np.isfinite(pend[:, a]), pend[:, a], pend[:, b])
     outer = hw + np.array(width)[None, :] + o.pedicle_outer_margin_mm
-    # the transverse process arises at the pedicle-lamina junction: the pedicle ends
-    # no farther back than the middle of the process's root (lumbar pedicles beside
-    # parallel canal walls)
-    for s, sign in enumerate(_SIDES):
+    # cervical: the foramen transversarium lies lateral to the pedicle, between the
+    # roots of the transverse process (the anterior one arises from the body); the
+    # pedicle ends where the canal wall turns into the lamina (the lateral mass)
+    foramina = _transverse_foramina(bone, canal, coords, wall, post, hw, o)
+    foramen: tuple[tuple[float, float], tuple[float, float]] | None = None
+    if foramina is not None:
+        medial, back = foramina
+        foramen = ((float(medial[0]), float(medial[1])), (float(back[0]), float(back[1])))
+    # elsewhere the transverse process arises at the pedicle-lamina junction: the
+    # pedicle ends no farther back than the middle of the process's root (lumbar
+    # pedicles beside parallel canal walls)
+    for s, sign in enumerate(_SIDES if foramina is None else ()):
         edges = []
         for k in range(n):
             if not np.isfinite(wall[k]) or not bone[k].any():
@@ -372,7 +440,8 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
             if rows[0] * px + wall[k] < pend[k, s]:
                 continue  # starts behind the pedicle: a facet, not the root
             run = rows[:np.argmax(np.diff(np.append(rows, rows[-1] - 2)) < -1) + 1]
-            edges.append(0.5 * float(run[0] + run[-1]) * px + wall[k])
+            first, last = float(run[0]) * px, float(run[-1]) * px
+            edges.append(first - o.pedicle_tp_root_position * (first - last) + wall[k])
         if edges:
             pend[:, s] = np.maximum(pend[:, s], float(np.median(edges)))
     # both pedicles end at the same depth of the vertebra: a side whose bone a lesion
@@ -394,7 +463,9 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
         pedicle_width_mm=(width[0], width[1]),
         pedicle_width_measured=(bool(measured[0]), bool(measured[1])),
         spinous_half_width_mm=s_half, spinous_measured=bool(spin),
-        spinous_root_offset_mm=root_offset)
+        spinous_root_offset_mm=root_offset,
+        foramen_medial_v=foramen[0] if foramen else None,
+        foramen_posterior_u=foramen[1] if foramen else None)
 
 
 def label_parts(mask: NDArray[np.bool_], coords: BoxCoordinates,
@@ -435,9 +506,14 @@ def label_parts(mask: NDArray[np.bool_], coords: BoxCoordinates,
     tol = max(0.5 * coords.pixel_mm, lm.body_back_tolerance_mm)  # voxel centres
     body = np.where(known, u >= lm.body_wall_u[k] + back - tol,
                     (u >= lm.body_wall_u[k]) & (back < np.inf))
+    root = np.zeros(len(k), dtype=bool)
+    if lm.foramen_medial_v is not None and lm.foramen_posterior_u is not None:
+        root = (av > np.asarray(lm.foramen_medial_v)[s]) \
+            & (u >= np.asarray(lm.foramen_posterior_u)[s])
+        body &= ~root
     spinous = ~body & (u < lm.canal_posterior_u[k] - lm.spinous_root_offset_mm) \
         & (av <= lm.spinous_half_width_mm)
-    tp = ~body & ~spinous & (av > lm.pedicle_outer_v[k, s])
+    tp = ~body & ~spinous & ((av > lm.pedicle_outer_v[k, s]) | root)
     pedicle = ~body & ~spinous & ~tp & (u >= lm.pedicle_end_u[k, s]) & bridge
     codes = np.select(
         [body, spinous, tp & (s == 0), tp & (s == 1), pedicle & (s == 0), pedicle & (s == 1),

@@ -17,7 +17,7 @@ from typing import Any
 
 from contourqa.errors import ContourQAError
 
-_TABLES = ("bony_canal", "pedicle", "spinous", "envelope")
+_TABLES = ("bony_canal", "pedicle", "foramen", "spinous", "envelope")
 
 
 class PartitionOptionsError(ContourQAError, ValueError):
@@ -45,9 +45,16 @@ class PartitionOptions:
     pedicle_max_width_mm: float
     pedicle_default_width_mm: float
     pedicle_tp_root_mm: float
+    pedicle_tp_root_position: float
     pedicle_body_tolerance_mm: float
     pedicle_body_profile_min_area: float
     pedicle_body_max_behind_wall_mm: float
+    foramen_min_area_mm2: float
+    foramen_max_area_mm2: float
+    foramen_max_behind_mm: float
+    foramen_max_ahead_mm: float
+    foramen_pair_tolerance_mm: float
+    foramen_min_slices: int
     spinous_base_offset_mm: float
     spinous_search_half_width_mm: float
     spinous_half_width_margin_mm: float
@@ -73,6 +80,9 @@ class PartitionOptions:
                      "bony_canal_min_hit_fraction", "pedicle_body_profile_min_area"):
             if not 0 < float(getattr(self, name)) <= 1:
                 raise PartitionOptionsError(f'Partition option "{name}" must be within (0, 1].')
+        if not 0 <= self.pedicle_tp_root_position <= 1:
+            raise PartitionOptionsError('Partition option "pedicle_tp_root_position" must be '
+                                        'within [0, 1].')
         if not self.bony_canal_gap_factor > 1:
             raise PartitionOptionsError('Partition option "bony_canal_gap_factor" must be > 1.')
         if not self.pedicle_min_width_mm <= self.pedicle_default_width_mm \
