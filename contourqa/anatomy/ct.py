@@ -111,6 +111,7 @@ from skimage.segmentation import watershed
 
 from contourqa.anatomy.discs import END_VERTEBRA_SHARE, Centreline, disc_planes
 from contourqa.anatomy.edge import partial_volume_edge
+from contourqa.anatomy.foramina import transverse_foramina
 from contourqa.anatomy.marrow import enclosed_marrow, plane_fill
 from contourqa.anatomy.noise import denoise
 from contourqa.anatomy.ribs import jointed_bone
@@ -617,6 +618,10 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
         return CTSegmentation((), canal_all, (*noisy, _problem(
             "No vertebral body anterior to the canal on the CT.")), **noise)
     line, ant = found
+    # the foramina transversaria are soft tissue beside the canal, not marrow: the
+    # hole filling gave them to the column
+    foramina = transverse_foramina(column & bone, canal_all, hu, lesion, dx, dy, ant, geometry, o)
+    column = column & ~foramina
     kji = np.argwhere(column)
     pts = geometry.index_to_patient(kji)
     # body bone (anterior of the canal's anterior wall) seeds its segment
@@ -637,8 +642,8 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     discs = disc_planes(hu, line, ant, reach, geometry, o)
     if o.marrow_disc_margin_mm > 0:
         # marrow enclosed by the slices above and below once these are filled
-        extra = enclosed_marrow(column, canal_all | core, geometry, discs.points, discs.normals,
-                                 o.marrow_disc_margin_mm)
+        extra = enclosed_marrow(column, canal_all | core | foramina, geometry, discs.points,
+                                 discs.normals, o.marrow_disc_margin_mm)
         if extra.any():
             column = column | extra
             kji = np.argwhere(column)

@@ -4,13 +4,56 @@ One frozen dataclass holds every threshold of the segmentation's steps, so the s
 (in :mod:`contourqa.anatomy.ct`, :mod:`~contourqa.anatomy.discs`,
 :mod:`~contourqa.anatomy.vessels`, :mod:`~contourqa.anatomy.ribs`,
 :mod:`~contourqa.anatomy.sacrum` ...) take it without importing the pipeline.
+The thresholds of the newer steps are data: ``anatomy/data/ct_segmentation.toml``
+(one table per step, each with its source and knowledge-base status; field
+``<table>_<key>``), read once here as the fields' defaults.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 
-__all__ = ["CTSegmentationOptions"]
+from contourqa.errors import ContourQAError
+
+__all__ = ["CTSegmentationOptions", "CTSegmentationOptionsError"]
+
+#: Tables of ``ct_segmentation.toml`` and their keys (besides ``source`` and ``status``).
+_DATA_KEYS: dict[str, tuple[str, ...]] = {
+    "foramen": ("min_area_mm2", "max_area_mm2", "max_mean_hu", "pair_tolerance_mm"),
+}
+
+
+class CTSegmentationOptionsError(ContourQAError, ValueError):
+    """``anatomy/data/ct_segmentation.toml`` lacks a table or key, or names an unknown one."""
+
+
+def _data_defaults() -> dict[str, float]:
+    """``{<table>_<key>: value}`` from ``anatomy/data/ct_segmentation.toml``."""
+    where = "contourqa/anatomy/data/ct_segmentation.toml"
+    item = resources.files("contourqa.anatomy").joinpath("data", "ct_segmentation.toml")
+    data: dict[str, Any] = tomllib.loads(item.read_text(encoding="utf-8"))
+    out: dict[str, float] = {}
+    for table, entries in data.items():
+        if table not in _DATA_KEYS or not isinstance(entries, dict):
+            raise CTSegmentationOptionsError(
+                f"{where}: unknown table [{table}]; tables are {list(_DATA_KEYS)}.")
+        for key, value in entries.items():
+            if key in ("source", "status"):
+                continue
+            if key not in _DATA_KEYS[table]:
+                raise CTSegmentationOptionsError(f"{where}: unknown key {key!r} in [{table}].")
+            out[f"{table}_{key}"] = float(value)
+    missing = sorted(f"[{t}] {k}" for t, keys in _DATA_KEYS.items() for k in keys
+                     if f"{t}_{k}" not in out)
+    if missing:
+        raise CTSegmentationOptionsError(f"{where}: missing keys {missing}.")
+    return out
+
+
+_DATA = _data_defaults()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,6 +258,17 @@ class CTSegmentationOptions:
         column voxels within this distance (in-plane) of a lumen go with it unless
         a disk of this radius fits into the column there, i.e. they are a thin
         shell, not the body against the vessel (4 mm).  0 cuts the lumen alone.
+    foramen_min_area_mm2, foramen_max_area_mm2 : float
+        Area (mm2) of an axial hole of the column's bone kept open as a foramen
+        transversarium (:func:`contourqa.anatomy.foramina.transverse_foramina`), from
+        ``ct_segmentation.toml`` ``[foramen]`` (3 and 80 mm2).  ``foramen_max_area_mm2``
+        0 fills every hole.
+    foramen_max_mean_hu : float
+        Largest mean HU of a foramen (70 HU: vessels and fat with the partial-volume
+        rim; holes of dark marrow below the bone threshold are 80-110 HU).
+    foramen_pair_tolerance_mm : float
+        A foramen has its mirror image on the same slice: a hole on the other side
+        whose distance from the canal centre differs by at most this (3 mm).
     """
 
     bone_min_hu: float = 110.0
@@ -275,6 +329,10 @@ class CTSegmentationOptions:
     vessel_min_exterior: float = 0.3
     vessel_min_canal_mm: float = 15.0
     vessel_wall_mm: float = 4.0
+    foramen_min_area_mm2: float = _DATA["foramen_min_area_mm2"]
+    foramen_max_area_mm2: float = _DATA["foramen_max_area_mm2"]
+    foramen_max_mean_hu: float = _DATA["foramen_max_mean_hu"]
+    foramen_pair_tolerance_mm: float = _DATA["foramen_pair_tolerance_mm"]
 
     def __post_init__(self) -> None:
         for name in ("noise_target_hu", "max_denoise_mm", "closing_mm", "column_radius_mm",
@@ -290,7 +348,9 @@ class CTSegmentationOptions:
                      "body_reach_half_width_mm", "arch_seed_depth_mm", "sacral_width_ratio",
                      "marrow_disc_margin_mm", "rib_min_lateral_mm", "rib_reach_mm",
                      "vessel_min_radius_mm", "vessel_max_sd_hu", "vessel_sd_mm",
-                     "vessel_grow_mm", "vessel_min_canal_mm", "vessel_wall_mm"):
+                     "vessel_grow_mm", "vessel_min_canal_mm", "vessel_wall_mm",
+                     "foramen_min_area_mm2", "foramen_max_area_mm2",
+                     "foramen_pair_tolerance_mm"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f'Argument "{name}" must be >= 0.')
         for name in ("arch_seed_fraction", "edge_fraction", "vessel_min_exterior",

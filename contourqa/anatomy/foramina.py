@@ -1,0 +1,108 @@
+"""The foramina transversaria, kept as holes of the column of :mod:`contourqa.anatomy.ct`.
+
+The column's axial holes are filled: dark marrow below the bone threshold and a
+lytic metastasis that replaced bone belong to their vertebra.  The foramina
+transversaria of the cervical vertebrae are holes too, but of soft tissue (the
+vertebral artery and veins, fat): they are no bone, and the sector partition
+(:mod:`contourqa.sectors.landmarks`) finds the cervical pedicle beside them, as it
+does on a vertebra ROI, which leaves them out.  :func:`transverse_foramina` tells
+them from the holes that must stay filled by their size, their CT numbers, their
+place beside the canal, the lesion and their mirror image (thresholds in
+``anatomy/data/ct_segmentation.toml`` ``[foramen]``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from contourqa.anatomy.options import CTSegmentationOptions
+from contourqa.anatomy.spine import slice_structure
+from contourqa.geometry import VolumeGeometry
+
+__all__ = ["transverse_foramina"]
+
+
+def transverse_foramina(bone: NDArray[np.bool_], canal: NDArray[np.bool_],
+                        hu: NDArray[np.float64], lesion: NDArray[np.bool_] | None,
+                        dx_mm: NDArray[np.float64], dy_mm: NDArray[np.float64],
+                        anterior: NDArray[np.float64], geometry: VolumeGeometry,
+                        options: CTSegmentationOptions) -> NDArray[np.bool_]:
+    """The axial holes of the column's bone that are foramina transversaria.
+
+    A hole (in-plane 4-connected, not canal) is a foramen when its area is within
+    [``foramen_min_area_mm2``, ``foramen_max_area_mm2``], its mean HU is at most
+    ``foramen_max_mean_hu``, its centroid lies farther left or right of the canal
+    centre than the canal's half-width (the median over the slices of the canal's
+    largest left-right offset), it holds no lesion voxel, and a hole on the other
+    side of the same slice mirrors it about a plane through the canal centre: the
+    two centroids' distances from the canal centre differ by at most
+    ``foramen_pair_tolerance_mm``, and they lie farther apart left-right than
+    front-back.
+
+    Parameters
+    ----------
+    bone : ndarray of shape (S, R, C), bool
+        The column's bone (before its holes are filled).
+    canal : ndarray of shape (S, R, C), bool
+    hu : ndarray of shape (S, R, C), float64, HU
+    lesion : ndarray of shape (S, R, C), bool, or None
+        The GTV: a hole that holds any of it is a lytic cavity, not a foramen.
+    dx_mm, dy_mm : ndarray of shape (S, R, C), float64, mm
+        In-plane LPS offsets of every voxel from its slice's canal centre.
+    anterior : ndarray of shape (S, 2), float64
+        Unit anterior direction (LPS x, y) of each slice.
+    geometry : VolumeGeometry
+    options : CTSegmentationOptions
+
+    Returns
+    -------
+    ndarray of shape (S, R, C), bool
+        The foramina (none of ``bone``); empty when ``foramen_max_area_mm2`` is 0 or
+        no slice has canal.
+    """
+    o = options
+    none = np.zeros(bone.shape, dtype=bool)
+    if o.foramen_max_area_mm2 <= 0 or not canal.any():
+        return none
+    st = slice_structure(1)
+    holes = np.asarray(ndimage.binary_fill_holes(bone, structure=st), dtype=bool) & ~bone & ~canal
+    lab, n = ndimage.label(holes, structure=st)
+    if n == 0:
+        return none
+    # the vertebra's frame on each slice: u anterior, v to the patient's left
+    ax = anterior[:, 0, None, None]
+    ay = anterior[:, 1, None, None]
+    u = dx_mm * ax + dy_mm * ay
+    v = dx_mm * ay - dy_mm * ax
+    k_of = np.broadcast_to(np.arange(bone.shape[0])[:, None, None], bone.shape)
+    canal_hw = np.zeros(bone.shape[0])
+    np.maximum.at(canal_hw, np.nonzero(canal)[0], np.abs(v[canal]))
+    half_width = float(np.median(canal_hw[canal.any(axis=(1, 2))]))
+    index = np.arange(1, n + 1)
+    area = ndimage.sum_labels(np.ones(bone.shape), lab, index) \
+        * float(geometry.spacing_mm[0] * geometry.spacing_mm[1])
+    mean_hu = np.asarray(ndimage.mean(hu, lab, index))
+    cu = np.asarray(ndimage.mean(u, lab, index))
+    cv = np.asarray(ndimage.mean(v, lab, index))
+    k = np.asarray(ndimage.minimum(k_of, lab, index)).astype(np.int64)
+    in_lesion = np.zeros(n, dtype=bool)
+    if lesion is not None and lesion.any():
+        in_lesion = np.asarray(ndimage.maximum(lesion, lab, index)) > 0
+    ok = (area >= o.foramen_min_area_mm2) & (area <= o.foramen_max_area_mm2) \
+        & (mean_hu <= o.foramen_max_mean_hu) & (np.abs(cv) > half_width) & ~in_lesion
+    cand = np.nonzero(ok)[0]
+    tol = o.foramen_pair_tolerance_mm
+    # mirror images about a plane through the canal centre: the same distance from
+    # it, on opposite sides, the plane nearer the front-back axis than the left-right
+    # one (the anterior direction, from the bone's centroid, turns with an asymmetric
+    # lytic lesion: 7 degrees on the parts phantom's lytic C6 pedicle)
+    cu, cv = cu[cand], cv[cand]
+    radius = np.hypot(cu, cv)
+    same = k[cand][:, None] == k[cand][None, :]
+    opposite = np.sign(cv)[:, None] != np.sign(cv)[None, :]
+    near = np.abs(radius[:, None] - radius[None, :]) <= tol
+    lateral = np.abs(cv[:, None] - cv[None, :]) > np.abs(cu[:, None] - cu[None, :])
+    paired = cand[(same & opposite & near & lateral).any(axis=1)]
+    return np.isin(lab, paired + 1)
