@@ -91,76 +91,88 @@ def _grid(shape: tuple[int, int, int]) -> VolumeGeometry:
                           spacing_mm=np.array([1.0, 1.0, 2.0]))
 
 
-def _ring_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One 1 mm axial slice (3 copies): a bone ring about a canal of radius 10 mm at
-    the centre, with 3 mm holes at (+-16, -8) mm (anterior is -y), bone 30 mm wide.
-    Returns hu, bone, canal, dx, dy."""
+def _scene(centres: list[tuple[float, float]], value: float, body_half_mm: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 1 mm axial slice (3 copies), LPS x left, y posterior, canal centre at 0: a
+    canal of radius 10 mm in a bone ring 4 mm thick, a body in front of it (y from -25
+    to -10 mm, ``body_half_mm`` to either side) and, at each of ``centres`` (mm), a
+    hole of radius 3 mm and HU ``value`` in a bone ring 2.5 mm thick; soft tissue
+    (45 HU) elsewhere.  Returns hu, column (bone with its holes filled, no canal),
+    bone, canal, dx, dy."""
     n = 81
     y, x = np.mgrid[0:n, 0:n].astype(np.float64) - 40.0
-    hu = np.full((3, n, n), 45.0)
-    solid = (np.abs(x) <= 24) & (y >= -25) & (y <= 15)
-    canal2 = x ** 2 + y ** 2 <= 10.0 ** 2
-    hu[:, solid] = 600.0
-    hu[:, canal2] = 10.0
-    dx = np.broadcast_to(x, hu.shape).copy()
-    dy = np.broadcast_to(y, hu.shape).copy()
-    return hu, solid, canal2, dx, dy
-
-
-def _holes(hu: np.ndarray, centres: list[tuple[float, float]], value: float) -> None:
-    n = hu.shape[1]
-    y, x = np.mgrid[0:n, 0:n].astype(np.float64) - 40.0
+    r = np.hypot(x, y)
+    bone2 = ((r > 10.0) & (r <= 14.0)) | ((np.abs(x) <= body_half_mm) & (y >= -25) & (y <= -10))
     for cx, cy in centres:
-        hu[:, (x - cx) ** 2 + (y - cy) ** 2 <= 3.0 ** 2] = value
+        bone2 |= np.hypot(x - cx, y - cy) <= 5.5
+    canal2 = r <= 10.0
+    bone2 &= ~canal2
+    hu2 = np.where(bone2, 600.0, 45.0)
+    hu2[canal2] = 10.0
+    for cx, cy in centres:
+        hole = np.hypot(x - cx, y - cy) <= 3.0
+        hu2[hole] = value
+        bone2 &= ~hole
+    column2 = np.asarray(ndimage.binary_fill_holes(bone2), dtype=bool) & ~canal2
+
+    def stack(a: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(a, (3, n, n)).copy()
+
+    return stack(hu2), stack(column2), stack(bone2), stack(canal2), stack(x), stack(y)
 
 
-@pytest.mark.parametrize(("centres", "value", "lesion_at", "kept"), [
-    # a mirror pair of soft-tissue holes beside the canal: foramina
-    ([(16.0, -8.0), (-16.0, -8.0)], 45.0, None, 2),
+CERVICAL, LUMBAR = 9.0, 24.0  # body half-widths (mm): narrower than the foramina's offset
+
+
+@pytest.mark.parametrize(("centres", "value", "body_half_mm", "lesion_at", "kept"), [
+    # a mirror pair of soft-tissue holes beside the canal and the narrow body: foramina
+    ([(16.0, -8.0), (-16.0, -8.0)], 45.0, CERVICAL, None, 2),
     # dark marrow (90 HU: below the 110 HU bone threshold, above soft tissue): filled
-    ([(16.0, -8.0), (-16.0, -8.0)], 90.0, None, 0),
-    # one-sided: a lytic cavity or fatty marrow, not a foramen
-    ([(16.0, -8.0)], 45.0, None, 0),
-    # a pair in front of the canal, within its width: holes of the body
-    ([(6.0, -18.0), (-6.0, -18.0)], 45.0, None, 0),
+    ([(16.0, -8.0), (-16.0, -8.0)], 90.0, CERVICAL, None, 0),
+    # one-sided: a lytic cavity, not a foramen
+    ([(16.0, -8.0)], 45.0, CERVICAL, None, 0),
     # a pair whose right hole lies in the GTV (lytic): both filled
-    ([(16.0, -8.0), (-16.0, -8.0)], 45.0, (-16.0, -8.0), 0),
+    ([(16.0, -8.0), (-16.0, -8.0)], 45.0, CERVICAL, (-16.0, -8.0), 0),
+    # the same pair with a wide body in front of it: fatty marrow of lumbar pedicles
+    ([(16.0, -8.0), (-16.0, -8.0)], 45.0, LUMBAR, None, 0),
+    # a pair 12 mm behind the canal's front: holes of the posterior elements
+    ([(17.0, 2.0), (-17.0, 2.0)], 45.0, CERVICAL, None, 0),
+    # a pair in the body, within the canal's width
+    ([(5.0, -19.0), (-5.0, -19.0)], 45.0, CERVICAL, None, 0),
 ])
 def test_which_holes_are_foramina(centres: list[tuple[float, float]], value: float,
-                                  lesion_at: tuple[float, float] | None, kept: int) -> None:
-    hu, solid, canal2, dx, dy = _ring_scene()
-    _holes(hu, centres, value)
+                                  body_half_mm: float, lesion_at: tuple[float, float] | None,
+                                  kept: int) -> None:
+    hu, column, bone, canal, dx, dy = _scene(centres, value, body_half_mm)
     o = CTSegmentationOptions()
-    bone = hu >= o.bone_min_hu
-    canal = np.broadcast_to(canal2, hu.shape).copy()
+    assert not (bone & (hu < o.bone_min_hu)).any()
     lesion = None
     if lesion_at is not None:
         lesion = np.hypot(dx - lesion_at[0], dy - lesion_at[1]) <= 4.0
     anterior = np.tile([0.0, -1.0], (3, 1))
-    found = transverse_foramina(bone, canal, hu, lesion, dx, dy, anterior, _grid(hu.shape), o)
+    grid = _grid(hu.shape)
+    found = transverse_foramina(column, bone, canal, hu, lesion, dx, dy, anterior, grid, o)
     assert not (found & bone).any() and not (found & canal).any()
-    lab, n = ndimage.label(found[1])
-    assert n == kept
+    assert ndimage.label(found[1])[1] == kept
     if kept:
         # the holes themselves, whole
-        assert found[1].sum() == sum(np.hypot(dx[1] - cx, dy[1] - cy) <= 3.0
-                                     for cx, cy in centres).astype(bool).sum()
+        holes = np.zeros(found[1].shape, dtype=bool)
+        for cx, cy in centres:
+            holes |= np.hypot(dx[1] - cx, dy[1] - cy) <= 3.0
+        assert np.array_equal(found[1], holes)
     # the frame need not be exact: the anterior direction turned by 8 degrees (an
     # asymmetric lesion pulls the bone's centroid) keeps the pair
     t = np.radians(8.0)
     turned = np.tile([np.sin(t), -np.cos(t)], (3, 1))
-    assert ndimage.label(transverse_foramina(bone, canal, hu, lesion, dx, dy, turned,
-                                             _grid(hu.shape), o)[1])[1] == kept
+    found = transverse_foramina(column, bone, canal, hu, lesion, dx, dy, turned, grid, o)
+    assert ndimage.label(found[1])[1] == kept
 
 
 def test_max_area_zero_fills_every_hole() -> None:
-    hu, solid, canal2, dx, dy = _ring_scene()
-    _holes(hu, [(16.0, -8.0), (-16.0, -8.0)], 45.0)
+    hu, column, bone, canal, dx, dy = _scene([(16.0, -8.0), (-16.0, -8.0)], 45.0, CERVICAL)
     o = CTSegmentationOptions(foramen_max_area_mm2=0.0)
-    bone = hu >= o.bone_min_hu
-    canal = np.broadcast_to(canal2, hu.shape).copy()
-    found = transverse_foramina(bone, canal, hu, None, dx, dy, np.tile([0.0, -1.0], (3, 1)),
-                                _grid(hu.shape), o)
+    found = transverse_foramina(column, bone, canal, hu, None, dx, dy,
+                                np.tile([0.0, -1.0], (3, 1)), _grid(hu.shape), o)
     assert not found.any()
 
 
@@ -170,7 +182,8 @@ def test_foramen_options_come_from_the_data_file() -> None:
     raw = (REPO / "contourqa" / "anatomy" / "data" / "ct_segmentation.toml").read_text("utf-8")
     table = tomllib.loads(raw)["foramen"]
     o = CTSegmentationOptions()
-    for key in ("min_area_mm2", "max_area_mm2", "max_mean_hu", "pair_tolerance_mm"):
+    for key in ("min_area_mm2", "max_area_mm2", "max_mean_hu", "max_behind_mm", "max_ahead_mm",
+                "front_depth_mm", "max_front_fraction", "pair_tolerance_mm"):
         assert getattr(o, f"foramen_{key}") == table[key]
     assert table["source"] and table["status"] == "D"
     with pytest.raises(ValueError, match="foramen_pair_tolerance_mm"):

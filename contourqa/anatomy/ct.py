@@ -620,7 +620,8 @@ def segment_spine(pixels: NDArray[np.int16] | NDArray[np.float32], geometry: Vol
     line, ant = found
     # the foramina transversaria are soft tissue beside the canal, not marrow: the
     # hole filling gave them to the column
-    foramina = transverse_foramina(column & bone, canal_all, hu, lesion, dx, dy, ant, geometry, o)
+    foramina = transverse_foramina(column, column & bone, canal_all, hu, lesion, dx, dy, ant,
+                                   geometry, o)
     column = column & ~foramina
     kji = np.argwhere(column)
     pts = geometry.index_to_patient(kji)

@@ -24,7 +24,8 @@ from contourqa.geometry import VolumeGeometry
 __all__ = ["transverse_foramina"]
 
 
-def transverse_foramina(bone: NDArray[np.bool_], canal: NDArray[np.bool_],
+def transverse_foramina(column: NDArray[np.bool_], bone: NDArray[np.bool_],
+                        canal: NDArray[np.bool_],
                         hu: NDArray[np.float64], lesion: NDArray[np.bool_] | None,
                         dx_mm: NDArray[np.float64], dy_mm: NDArray[np.float64],
                         anterior: NDArray[np.float64], geometry: VolumeGeometry,
@@ -38,11 +39,19 @@ def transverse_foramina(bone: NDArray[np.bool_], canal: NDArray[np.bool_],
     largest left-right offset), it holds no lesion voxel, and a hole on the other
     side of the same slice mirrors it about a plane through the canal centre: the
     two centroids' distances from the canal centre differ by at most
-    ``foramen_pair_tolerance_mm``, and they lie farther apart left-right than
-    front-back.
+    ``foramen_pair_tolerance_mm``, they lie farther apart left-right than
+    front-back, and their midpoint lies between ``foramen_max_behind_mm`` behind and
+    ``foramen_max_ahead_mm`` in front of the canal's front (the body's posterior
+    wall): beside the pedicle.  And the foramen lies lateral to the body: of the
+    voxels in front of it (as wide as the hole, up to ``foramen_front_depth_mm``
+    ahead of its front edge), at most ``foramen_max_front_fraction`` are the
+    column's, whereas the dark (fatty) marrow of a lumbar or thoracic pedicle has
+    the body in front of it.
 
     Parameters
     ----------
+    column : ndarray of shape (S, R, C), bool
+        The column with its holes filled (marrow included).
     bone : ndarray of shape (S, R, C), bool
         The column's bone (before its holes are filled).
     canal : ndarray of shape (S, R, C), bool
@@ -77,9 +86,17 @@ def transverse_foramina(bone: NDArray[np.bool_], canal: NDArray[np.bool_],
     u = dx_mm * ax + dy_mm * ay
     v = dx_mm * ay - dy_mm * ax
     k_of = np.broadcast_to(np.arange(bone.shape[0])[:, None, None], bone.shape)
+    canal_k = np.nonzero(canal)[0]
+    has_canal = canal.any(axis=(1, 2))
     canal_hw = np.zeros(bone.shape[0])
-    np.maximum.at(canal_hw, np.nonzero(canal)[0], np.abs(v[canal]))
-    half_width = float(np.median(canal_hw[canal.any(axis=(1, 2))]))
+    np.maximum.at(canal_hw, canal_k, np.abs(v[canal]))
+    half_width = float(np.median(canal_hw[has_canal]))
+    # the canal's front (the body's posterior wall) on each slice, interpolated between
+    # the slices where the canal was found
+    front = np.full(bone.shape[0], -np.inf)
+    np.maximum.at(front, canal_k, u[canal])
+    slices = np.arange(bone.shape[0])
+    front = np.interp(slices, slices[has_canal], front[has_canal])
     index = np.arange(1, n + 1)
     area = ndimage.sum_labels(np.ones(bone.shape), lab, index) \
         * float(geometry.spacing_mm[0] * geometry.spacing_mm[1])
@@ -92,17 +109,31 @@ def transverse_foramina(bone: NDArray[np.bool_], canal: NDArray[np.bool_],
         in_lesion = np.asarray(ndimage.maximum(lesion, lab, index)) > 0
     ok = (area >= o.foramen_min_area_mm2) & (area <= o.foramen_max_area_mm2) \
         & (mean_hu <= o.foramen_max_mean_hu) & (np.abs(cv) > half_width) & ~in_lesion
+    # lateral to the body: little of the column straight in front of the hole (the
+    # anterior root of the transverse process, then soft tissue), not the body
+    for c in np.nonzero(ok)[0]:
+        kc = int(k[c])
+        m = lab[kc] == c + 1
+        mu, mv = u[kc][m], v[kc][m]
+        strip = (v[kc] >= mv.min()) & (v[kc] <= mv.max()) & (u[kc] > mu.max()) \
+            & (u[kc] <= mu.max() + o.foramen_front_depth_mm)
+        if strip.any() and float(column[kc][strip].mean()) > o.foramen_max_front_fraction:
+            ok[c] = False
     cand = np.nonzero(ok)[0]
     tol = o.foramen_pair_tolerance_mm
     # mirror images about a plane through the canal centre: the same distance from
     # it, on opposite sides, the plane nearer the front-back axis than the left-right
     # one (the anterior direction, from the bone's centroid, turns with an asymmetric
-    # lytic lesion: 7 degrees on the parts phantom's lytic C6 pedicle)
+    # lytic lesion: 7 degrees on the parts phantom's lytic C6 pedicle, which moves
+    # a foramen 16 mm to the side by 2 mm front-back); the pair's midpoint, on that
+    # plane and so hardly moved by the turn, lies in the band about the canal's front
     cu, cv = cu[cand], cv[cand]
     radius = np.hypot(cu, cv)
     same = k[cand][:, None] == k[cand][None, :]
     opposite = np.sign(cv)[:, None] != np.sign(cv)[None, :]
     near = np.abs(radius[:, None] - radius[None, :]) <= tol
     lateral = np.abs(cv[:, None] - cv[None, :]) > np.abs(cu[:, None] - cu[None, :])
-    paired = cand[(same & opposite & near & lateral).any(axis=1)]
+    ahead = 0.5 * (cu[:, None] + cu[None, :]) - front[k[cand]][:, None]
+    band = (ahead >= -o.foramen_max_behind_mm) & (ahead <= o.foramen_max_ahead_mm)
+    paired = cand[(same & opposite & near & lateral & band).any(axis=1)]
     return np.isin(lab, paired + 1)

@@ -22,7 +22,8 @@ __all__ = ["CTSegmentationOptions", "CTSegmentationOptionsError"]
 
 #: Tables of ``ct_segmentation.toml`` and their keys (besides ``source`` and ``status``).
 _DATA_KEYS: dict[str, tuple[str, ...]] = {
-    "foramen": ("min_area_mm2", "max_area_mm2", "max_mean_hu", "pair_tolerance_mm"),
+    "foramen": ("min_area_mm2", "max_area_mm2", "max_mean_hu", "max_behind_mm",
+                "max_ahead_mm", "front_depth_mm", "max_front_fraction", "pair_tolerance_mm"),
 }
 
 
@@ -266,6 +267,17 @@ class CTSegmentationOptions:
     foramen_max_mean_hu : float
         Largest mean HU of a foramen (70 HU: vessels and fat with the partial-volume
         rim; holes of dark marrow below the bone threshold are 80-110 HU).
+    foramen_max_behind_mm, foramen_max_ahead_mm : float
+        The midpoint of a pair of foramina lies between this far behind and this far
+        in front of the canal's front, along the anterior direction (4 and 8 mm:
+        beside the pedicle, as in the partition's landmark).
+    foramen_front_depth_mm, foramen_max_front_fraction : float
+        A foramen lies lateral to the body: of the voxels up to
+        ``foramen_front_depth_mm`` in front of it (as wide as the hole), at most
+        ``foramen_max_front_fraction`` are the column's (8 mm, 0.6: 0.28-0.34 for
+        the parts phantom's cervical foramina, 1.0 for the fatty marrow of the L4
+        pedicles on the TotalSegmentator 3 mm CT, 19-57 HU, mirrored, with the body
+        in front of it).
     foramen_pair_tolerance_mm : float
         A foramen has its mirror image on the same slice: a hole on the other side
         whose distance from the canal centre differs by at most this (3 mm).
@@ -332,6 +344,10 @@ class CTSegmentationOptions:
     foramen_min_area_mm2: float = _DATA["foramen_min_area_mm2"]
     foramen_max_area_mm2: float = _DATA["foramen_max_area_mm2"]
     foramen_max_mean_hu: float = _DATA["foramen_max_mean_hu"]
+    foramen_max_behind_mm: float = _DATA["foramen_max_behind_mm"]
+    foramen_max_ahead_mm: float = _DATA["foramen_max_ahead_mm"]
+    foramen_front_depth_mm: float = _DATA["foramen_front_depth_mm"]
+    foramen_max_front_fraction: float = _DATA["foramen_max_front_fraction"]
     foramen_pair_tolerance_mm: float = _DATA["foramen_pair_tolerance_mm"]
 
     def __post_init__(self) -> None:
@@ -350,11 +366,12 @@ class CTSegmentationOptions:
                      "vessel_min_radius_mm", "vessel_max_sd_hu", "vessel_sd_mm",
                      "vessel_grow_mm", "vessel_min_canal_mm", "vessel_wall_mm",
                      "foramen_min_area_mm2", "foramen_max_area_mm2",
-                     "foramen_pair_tolerance_mm"):
+                     "foramen_max_behind_mm", "foramen_max_ahead_mm",
+                     "foramen_front_depth_mm", "foramen_pair_tolerance_mm"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f'Argument "{name}" must be >= 0.')
         for name in ("arch_seed_fraction", "edge_fraction", "vessel_min_exterior",
-                     "canal_core_fraction"):
+                     "canal_core_fraction", "foramen_max_front_fraction"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f'Argument "{name}" must be within [0, 1].')
         if not self.end_height_ratio >= 1.0:
