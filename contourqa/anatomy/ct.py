@@ -36,6 +36,11 @@ patient position or in-plane flip of the grid gives the same result):
    filled, slice by slice and on the grid's two other planes (marrow behind a cortex
    open on the axial slice is enclosed by the endplates): a lytic metastasis
    replaces bone with soft tissue, and the vertebra's outline must still hold it.
+   The foramina transversaria of the cervical vertebrae are opened again once the
+   anterior direction is known (step 5; :mod:`contourqa.anatomy.foramina`): mirror
+   pairs of small soft-tissue holes beside the canal and lateral to the body, none
+   holding the lesion (thresholds in ``anatomy/data/ct_segmentation.toml``), so that
+   the sector partition finds the cervical pedicle beside them as on a vertebra ROI.
 5. **Body centreline**: on each slice, the centroid of the column's bone anterior to
    the canal (the body), smoothed in-plane along the spine
    (``centreline_smoothing_mm``), as is the anterior direction; the spine's curve

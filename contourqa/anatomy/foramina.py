@@ -111,13 +111,22 @@ def transverse_foramina(column: NDArray[np.bool_], bone: NDArray[np.bool_],
         & (mean_hu <= o.foramen_max_mean_hu) & (np.abs(cv) > half_width) & ~in_lesion
     # lateral to the body: little of the column straight in front of the hole (the
     # anterior root of the transverse process, then soft tissue), not the body
+    boxes = ndimage.find_objects(lab)
+    reach = int(np.ceil(o.foramen_front_depth_mm / float(min(geometry.spacing_mm[:2])))) + 1
     for c in np.nonzero(ok)[0]:
-        kc = int(k[c])
-        m = lab[kc] == c + 1
-        mu, mv = u[kc][m], v[kc][m]
-        strip = (v[kc] >= mv.min()) & (v[kc] <= mv.max()) & (u[kc] > mu.max()) \
-            & (u[kc] <= mu.max() + o.foramen_front_depth_mm)
-        if strip.any() and float(column[kc][strip].mean()) > o.foramen_max_front_fraction:
+        box = boxes[c]
+        assert box is not None
+        kc = box[0].start
+        # the hole's box widened by the strip's depth on every side (any direction)
+        rows = slice(max(box[1].start - reach, 0), box[1].stop + reach)
+        cols = slice(max(box[2].start - reach, 0), box[2].stop + reach)
+        uu, vv = u[kc, rows, cols], v[kc, rows, cols]
+        m = lab[kc, rows, cols] == c + 1
+        mu, mv = uu[m], vv[m]
+        strip = (vv >= mv.min()) & (vv <= mv.max()) & (uu > mu.max()) \
+            & (uu <= mu.max() + o.foramen_front_depth_mm)
+        if strip.any() and float(column[kc, rows, cols][strip].mean()) \
+                > o.foramen_max_front_fraction:
             ok[c] = False
     cand = np.nonzero(ok)[0]
     tol = o.foramen_pair_tolerance_mm
