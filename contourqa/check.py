@@ -37,6 +37,8 @@ class CheckOptions:
     dvh_uncertainty: bool = True                 # discretisation band per metric
     dose_checks: DoseCheckOptions | None = None  # None: DoseCheckOptions() defaults
     level: str | None = None                     # treated vertebra, e.g. "T10" (--level)
+    # sector analysis (a profile's [sectors] table); None: SectorOptions(level=level)
+    sectors: SectorOptions | None = None
     rules: RuleOptions | None = None             # None: RuleOptions() (mode auto)
     keep_media: bool = False                     # attach ReportMedia (HTML/PDF pictures)
     # processes sharing the DVH step (forked; the results do not depend on it, so the
@@ -114,7 +116,8 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     extra: dict[str, Any] = {}
     if case.structure_set is not None:
         t0 = time.perf_counter()
-        sec = analyse_sectors(case, table, options=SectorOptions(level=options.level))
+        sec = analyse_sectors(case, table, options=options.sectors if options.sectors is not None
+                              else SectorOptions(level=options.level))
         checks += list(sec.findings)
         sectors_json = sec.to_json()
         timings["sectors"] = time.perf_counter() - t0
