@@ -110,7 +110,6 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     checks += list(table.problems)
     timings["roles"] = time.perf_counter() - t0
 
-    sectors_json = None
     sec = None
     not_spine = False
     extra: dict[str, Any] = {}
@@ -119,7 +118,6 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         sec = analyse_sectors(case, table, options=options.sectors if options.sectors is not None
                               else SectorOptions(level=options.level))
         checks += list(sec.findings)
-        sectors_json = sec.to_json()
         timings["sectors"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         rule_options = _with_epidural(case, table, rule_options, checks, extra)
@@ -203,7 +201,8 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         media = ReportMedia(case=case, dvhs=dict(result.dvhs) if result is not None else {},
                             sector_pictures=_sector_pictures(sec, case))
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
-                      dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
+                      dvh=dvh_values, dvh_conventions=conventions,
+                      sectors=None if sec is None else sec.vertebrae,
                       extra=extra, timings_s=timings, media=media)
 
 
