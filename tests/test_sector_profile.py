@@ -92,3 +92,33 @@ def test_unknown_sector_key_is_an_error_naming_it(cases, tmp_path, table, key): 
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2
     assert key in proc.stderr and str(path) in proc.stderr
+
+
+def test_sectors_command_takes_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
+    folder, level = cases["L3_pedicle_whole_left_w18_lytic"]
+    path = tmp_path / "band0.toml"
+    path.write_text("[sectors]\nsector_boundary_band_mm = 0\n", "utf-8")
+    found = []
+    for extra in ([], ["--profile", str(path)]):
+        proc = subprocess.run([*ENTRY, "sectors", str(folder), "--json", "-", *extra],
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr
+        entries = json.loads(proc.stdout)[0]["sectors"]
+        found.append(next(e["gtv_sectors"] for e in entries if e["level"] == level))
+    assert found == [[2], [1, 2]]
+
+
+def test_readme_sectors_table_is_valid() -> None:
+    """The README's ``[sectors]`` example builds options with its two values."""
+    import re
+    import tomllib
+
+    from contourqa.sectors import SectorOptions
+
+    text = (REPO / "README.md").read_text("utf-8")
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", text, re.S)
+                 if b.startswith("[sectors]"))
+    opts = SectorOptions.from_mapping(tomllib.loads(block)["sectors"])
+    assert opts.sector_boundary_band_mm == 1.0 != SectorOptions().sector_boundary_band_mm
+    assert opts.partition.pedicle_outer_margin_mm == 2.0 \
+        != SectorOptions().partition.pedicle_outer_margin_mm
