@@ -5,6 +5,7 @@ The public surface, imported lazily (``import contourqa`` stays fast)::
     contourqa.check(path_or_files, ...) -> list[CaseReport]
     contourqa.dvh(structures, dose, ...) -> DVHReport
     CheckOptions, CaseReport, Finding, Status, DVHReport, ContourQAError,
+    VertebraSectors (an entry of ``CaseReport.sectors``),
     NodeConfig, DicomNode (the DICOM node of ``contourqa listen``)
 """
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # re-exported names, for type checkers and IDEs
     from contourqa.findings import Finding, Status
     from contourqa.node import DicomNode, NodeConfig
     from contourqa.report.record import CaseReport
+    from contourqa.sectors import VertebraSectors
 
 #: Public name -> module that defines it.
 _LAZY = {
@@ -37,10 +39,11 @@ _LAZY = {
     "ContourQAError": "contourqa.errors",
     "NodeConfig": "contourqa.node",
     "DicomNode": "contourqa.node",
+    "VertebraSectors": "contourqa.sectors",
 }
 
 __all__ = ["CaseReport", "CheckOptions", "ContourQAError", "DVHReport", "DicomNode", "Finding",
-           "NodeConfig", "Status", "__version__", "check", "dvh"]
+           "NodeConfig", "Status", "VertebraSectors", "__version__", "check", "dvh"]
 
 
 def _version() -> str:

@@ -37,6 +37,8 @@ class CheckOptions:
     dvh_uncertainty: bool = True                 # discretisation band per metric
     dose_checks: DoseCheckOptions | None = None  # None: DoseCheckOptions() defaults
     level: str | None = None                     # treated vertebra, e.g. "T10" (--level)
+    # sector analysis (a profile's [sectors] table); None: SectorOptions(level=level)
+    sectors: SectorOptions | None = None
     rules: RuleOptions | None = None             # None: RuleOptions() (mode auto)
     keep_media: bool = False                     # attach ReportMedia (HTML/PDF pictures)
     # processes sharing the DVH step (forked; the results do not depend on it, so the
@@ -108,15 +110,14 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     checks += list(table.problems)
     timings["roles"] = time.perf_counter() - t0
 
-    sectors_json = None
     sec = None
     not_spine = False
     extra: dict[str, Any] = {}
     if case.structure_set is not None:
         t0 = time.perf_counter()
-        sec = analyse_sectors(case, table, options=SectorOptions(level=options.level))
+        sec = analyse_sectors(case, table, options=options.sectors if options.sectors is not None
+                              else SectorOptions(level=options.level))
         checks += list(sec.findings)
-        sectors_json = sec.to_json()
         timings["sectors"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         rule_options = _with_epidural(case, table, rule_options, checks, extra)
@@ -200,7 +201,8 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
         media = ReportMedia(case=case, dvhs=dict(result.dvhs) if result is not None else {},
                             sector_pictures=_sector_pictures(sec, case))
     return CaseReport(case=_case_info(case), structures=tuple(structures), checks=tuple(checks),
-                      dvh=dvh_values, dvh_conventions=conventions, sectors=sectors_json,
+                      dvh=dvh_values, dvh_conventions=conventions,
+                      sectors=None if sec is None else sec.vertebrae,
                       extra=extra, timings_s=timings, media=media)
 
 

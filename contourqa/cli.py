@@ -254,6 +254,12 @@ def cmd_sectors(args: argparse.Namespace) -> int:
 
     try:
         opts = SectorOptions(level=args.level)
+        if args.profile is not None:
+            from contourqa.rules import load_profile
+
+            opts = SectorOptions.from_mapping(load_profile(args.profile).sectors,
+                                              level=opts.level,
+                                              where=f"Profile {args.profile}: [sectors]")
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     check_output_path(args.json, option="--json")
@@ -537,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the sectors section (- for stdout)")
     p.add_argument("--png", metavar="DIR", help="one picture per involved level")
     p.add_argument("--roles", metavar="TOML", help="ROI name -> role mapping file")
+    p.add_argument("--profile", metavar="TOML",
+                   help="institutional profile: its [sectors] table (sector options and "
+                        "partition landmarks)")
     p.set_defaults(func=cmd_sectors)
 
     p = sub.add_parser("inspect", help="describe the cases, series, ROIs and problems under PATH")

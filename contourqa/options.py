@@ -166,14 +166,23 @@ def build_check_options(
     except ValueError as exc:
         raise RuleConfigError(str(exc)) from exc
     validate_rule_options(rules, constraint_files=constraint_files)
-    if level is not None:
-        from contourqa.sectors import SectorOptions
+    from contourqa.sectors import SectorOptions
 
+    sectors = None
+    if level is not None:
         try:
-            SectorOptions(level=level)
+            sectors = SectorOptions(level=level)
         except ValueError as exc:
             raise OptionsError(f"--level: {exc}") from exc
+    if rules.profile.sectors:
+        try:
+            sectors = SectorOptions.from_mapping(
+                rules.profile.sectors, level=sectors.level if sectors else None,
+                where=f"Profile {rules.profile.origin}: [sectors]")
+        except ValueError as exc:
+            raise RuleConfigError(str(exc)) from exc
     return CheckOptions(prescription_gy=prescription_gy,
                         role_mapping=load_mapping(roles) if roles is not None else None,
                         metrics=tuple(metrics) if metrics else None, compute_dvh=compute_dvh,
-                        dose_checks=dose, level=level, rules=rules, keep_media=keep_media)
+                        dose_checks=dose, level=level, rules=rules, keep_media=keep_media,
+                        sectors=sectors)

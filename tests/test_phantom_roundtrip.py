@@ -86,8 +86,8 @@ def test_vcf_flag_uses_the_sector_analysis(demo):
     (report,) = check(DEMO / "dicom").reports
     (vcf,) = [f for f in report.checks if f.code == "vcf.risk"]
     # The GTV's share of the T10 body comes from the images, not from the user.
-    (t10,) = [v for v in report.sectors if v["level"] == truth["treated_level"]]
-    assert 0 < t10["gtv_sector_pct"]["1"] < 40
+    (t10,) = [v for v in report.sectors if v.level == truth["treated_level"]]
+    assert 0 < t10.gtv_sector_pct[0] < 40  # sector 1, the body
     assert "vertebral body involved" not in vcf.message.split("Not known:")[-1]
     assert vcf.value == pytest.approx(truth["prescription_gy"] / truth["n_fractions"])
 

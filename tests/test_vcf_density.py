@@ -65,8 +65,9 @@ def test_lytic_phantom_is_flagged_lytic_from_ct_density(lytic_case) -> None:
     hu = lytic_case.truth["hu"]
     report = _run(lytic_case.dicom_dir)
     (t10,) = report.sectors
-    assert t10["gtv_density"] == "lytic"
-    assert t10["gtv_median_hu"] == hu["tumour"] and t10["bone_median_hu"] == hu["cancellous"]
+    assert t10.density is not None and t10.density.category is DensityClass.LYTIC
+    assert t10.density.gtv_median_hu == hu["tumour"]
+    assert t10.density.bone_median_hu == hu["cancellous"]
     f = _vcf(report)
     assert f.status is Status.WARN
     # The factor names its source: measured, with the values measured.
@@ -81,8 +82,8 @@ def test_default_phantom_is_not_flagged_lytic(plain_case) -> None:
     report = _run(plain_case.dicom_dir)
     (t10,) = report.sectors
     # GTV marrow and the other marrow are both cancellous bone: isodense -> mixed.
-    assert t10["gtv_density"] == "mixed"
-    assert t10["gtv_median_hu"] == t10["bone_median_hu"] == hu["cancellous"]
+    assert t10.density is not None and t10.density.category is DensityClass.MIXED
+    assert t10.density.gtv_median_hu == t10.density.bone_median_hu == hu["cancellous"]
     f = _vcf(report)
     assert "lytic" not in _reasons(f)
     # Left unknown (an isodense GTV may still hide lytic parts), with the measurement shown.

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from contourqa.case import Case
     from contourqa.dvh import DVH, DVHMetric
     from contourqa.geometry import VolumeGeometry
+    from contourqa.sectors import VertebraSectors
 
 __all__ = [
     "ConstraintPoint", "Picture", "case_pictures", "constraint_points", "dvh_picture",
@@ -507,17 +508,17 @@ _SECTOR_WEDGES = {1: (30, 150), 6: (150, 200), 5: (200, 250), 4: (250, 290), 3: 
                   2: (340, 390)}
 
 
-def _sector_schematic(entry: dict[str, Any]) -> Picture:
+def _sector_schematic(entry: VertebraSectors) -> Picture:
     from contourqa.sectors import SECTOR_NAMES
 
-    level = entry.get("level") or "level unknown"
-    gtv = set(entry.get("gtv_sectors") or [])
-    ctv = set(entry.get("ctv_sectors") or [])
-    pct = entry.get("gtv_sector_pct") or {}
+    level = entry.level or "level unknown"
+    gtv = set(entry.gtv_sectors)
+    ctv = set(entry.ctv_sectors)
+    pct = entry.gtv_sector_pct  # sectors 1-6 in order
     fig = _new_figure(3.4, 3.6)
     ax = fig.subplots()
     for sector, (a0, a1) in _SECTOR_WEDGES.items():
-        share = float(pct.get(str(sector), 0.0) or 0.0)
+        share = pct[sector - 1]
         face = "#d62728" if sector in gtv else "#eeeeee"
         alpha = 0.35 + 0.65 * min(share / 50.0, 1.0) if sector in gtv else 1.0
         ax.add_patch(Wedge((0, 0), 1.0, a0, a1, width=0.55, facecolor=face, alpha=alpha,
@@ -526,9 +527,9 @@ def _sector_schematic(entry: dict[str, Any]) -> Picture:
         mid = math.radians((a0 + a1) / 2)
         ax.text(0.72 * math.cos(mid), 0.72 * math.sin(mid), str(sector), ha="center",
                 va="center", fontsize=11, fontweight="bold")
-    flags = [w for w, on in (("epidural", entry.get("epidural")),
-                             ("paraspinal", entry.get("paraspinal"))) if on]
-    ax.text(0, 0, "canal" + ("\nGTV" if entry.get("epidural") else ""), ha="center",
+    flags = [w for w, on in (("epidural", entry.epidural), ("paraspinal", entry.paraspinal))
+             if on]
+    ax.text(0, 0, "canal" + ("\nGTV" if entry.epidural else ""), ha="center",
             va="center", fontsize=8)
     ax.text(0, 1.12, "A", ha="center", fontsize=9)
     ax.text(-1.12, 0, "R", va="center", fontsize=9)
@@ -561,7 +562,7 @@ def sector_pictures(report: CaseReport) -> list[Picture]:
     if not report.sectors:
         return []
     return [_sector_schematic(e) for e in report.sectors
-            if e.get("gtv_sectors") or e.get("ctv_sectors") or e.get("epidural")]
+            if e.gtv_sectors or e.ctv_sectors or e.epidural]
 
 
 def sectors_missing_reason(report: CaseReport) -> str:

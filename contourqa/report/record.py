@@ -10,6 +10,7 @@ from contourqa.findings import Finding, Status
 
 if TYPE_CHECKING:
     from contourqa.report.media import ReportMedia
+    from contourqa.sectors.results import VertebraSectors
 
 __all__ = ["SCHEMA_VERSION", "VERDICT_ORDER", "CaseInfo", "CaseReport", "StructureInfo",
            "overall_status"]
@@ -66,14 +67,23 @@ def overall_status(checks: tuple[Finding, ...] | list[Finding]) -> str:
 
 @dataclass(frozen=True)
 class CaseReport:
-    """Result of checking one case."""
+    """Result of checking one case.
+
+    Attributes
+    ----------
+    sectors : tuple of VertebraSectors or None
+        The ``sectors`` section: the ISRC sector involvement of every vertebra the
+        GTV or CTV touches, inferior first (:class:`contourqa.sectors.VertebraSectors`;
+        its ``to_json`` writes the section's entries); None when the sector analysis
+        did not run (no structure set).
+    """
 
     case: CaseInfo
     structures: tuple[StructureInfo, ...]
     checks: tuple[Finding, ...]
     dvh: dict[str, dict[str, float | None]] = field(default_factory=dict)
     dvh_conventions: dict[str, Any] = field(default_factory=dict)
-    sectors: list[dict[str, Any]] | None = None
+    sectors: tuple[VertebraSectors, ...] | None = None
     #: further sections by name (``dvh_uncertainty``, ``dvh_reconciliation``, ...)
     extra: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -109,7 +119,7 @@ class CaseReport:
             "checks": [f.to_json() for f in self.checks],
             "dvh": self.dvh,
             "dvh_conventions": self.dvh_conventions,
-            "sectors": self.sectors,
+            "sectors": None if self.sectors is None else [v.to_json() for v in self.sectors],
             **self.extra,
             "timings_s": self.timings_s,
         }

@@ -272,6 +272,9 @@ class Profile:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     variants: tuple[str, ...] = ()
     waivers: tuple[Waiver, ...] = ()
+    #: the ``[sectors]`` table: sector-analysis options and partition landmarks
+    #: (:meth:`contourqa.sectors.SectorOptions.from_mapping`)
+    sectors: Mapping[str, Any] = field(default_factory=dict)
     #: the file it was read from (for error messages); None when built in code
     origin: str | None = None
 
@@ -289,7 +292,9 @@ def load_profile(path: str | Path) -> Profile:
         Unreadable file, bad level, a waiver without a reason.
     """
     data = _read_toml(path, "Profile")
-    _known_keys(data, {"name", "variants", "rules", "waiver"}, f"Profile {path}")
+    _known_keys(data, {"name", "variants", "rules", "waiver", "sectors"}, f"Profile {path}")
+    if not isinstance(data.get("sectors", {}), dict):
+        raise RuleConfigError(f"Profile {path}: [sectors] must be a table.")
     levels: dict[str, RuleLevel] = {}
     params: dict[str, dict[str, Any]] = {}
     for code, table in data.get("rules", {}).items():
@@ -315,7 +320,8 @@ def load_profile(path: str | Path) -> Profile:
                               origin=str(path)))
     return Profile(name=str(data.get("name", Path(path).stem)), levels=levels, params=params,
                    variants=tuple(str(v) for v in data.get("variants", ())),
-                   waivers=tuple(waivers), origin=str(path))
+                   waivers=tuple(waivers), sectors=dict(data.get("sectors", {})),
+                   origin=str(path))
 
 
 _ASIA = ("A", "B", "C", "D", "E")

@@ -13,6 +13,7 @@ from contourqa.findings import Finding, Status
 from contourqa.geometry import VolumeGeometry
 from contourqa.sectors.envelope import adjacent_level_template
 from contourqa.sectors.frame import (
+    SECTOR_NAMES,
     SECTOR_SOURCE,
     SECTORS,
     VertebraFrame,
@@ -61,14 +62,45 @@ def _per_sector(lab: NDArray[np.int16], m: NDArray[np.bool_] | None) -> NDArray[
     return np.bincount(lab[m].ravel(), minlength=7)[1:7].astype(float)
 
 
+def _deep_in_sector(lab: NDArray[np.int16], gtv: NDArray[np.bool_], sectors: list[int],
+                    geometry: VolumeGeometry, band_mm: float) -> dict[int, bool]:
+    """Whether the GTV reaches into each of ``sectors`` of the label plane ``lab`` farther
+    than ``band_mm`` (in-plane, at least 1.5 pixels) from the bone of the other sectors.
+
+    The partition's boundaries are found to about a pixel: GTV only within that band
+    of another sector is a sliver along the boundary, not involvement."""
+    px = float(min(geometry.spacing_mm[0], geometry.spacing_mm[1]))
+    band = max(band_mm, 1.5 * px)
+    inside = gtv & (lab > 0)
+    out = {s: True for s in sectors}
+    if band_mm <= 0 or not inside.any():
+        return out
+    idx = np.argwhere(inside)
+    pad = int(np.ceil(band / px)) + 1
+    lo = np.maximum(idx.min(axis=0) - np.array([0, pad, pad]), 0)
+    hi = np.minimum(idx.max(axis=0) + 1 + np.array([0, pad, pad]), np.asarray(lab.shape))
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    lb, gb = lab[box], gtv[box]
+    # in-plane distances: slices far apart along z
+    sampling = (1e6, float(geometry.spacing_mm[1]), float(geometry.spacing_mm[0]))
+    for s in sectors:
+        other = (lb > 0) & (lb != s)
+        if not other.any():
+            continue
+        dist = ndimage.distance_transform_edt(~other, sampling=sampling)
+        out[s] = bool((gb & (lb == s) & (dist > band)).any())
+    return out
+
+
 def _gtv_parts(parts: NDArray[np.integer], gtv: NDArray[np.bool_] | None,
                gtv_sectors: tuple[int, ...], vcc: float, min_cc: float) -> tuple[str, ...] | None:
-    """Parts the GTV involves: those holding ``min_cc``, and in an involved sector none
-    of whose parts does, its part holding most GTV (so the parts name every sector)."""
+    """Parts the GTV involves: those of an involved sector holding ``min_cc``, and in an
+    involved sector none of whose parts does, its part holding most GTV (so the parts
+    name every sector and no other)."""
     if gtv is None:
         return None
     cc = np.bincount(parts[gtv].ravel().astype(np.int64), minlength=9)[:9] * vcc
-    chosen = {c for c in PART_NAMES if cc[c] >= min_cc}
+    chosen = {c for c in PART_NAMES if cc[c] >= min_cc and PART_SECTOR[c] in gtv_sectors}
     for s in gtv_sectors:
         mine = [c for c in PART_NAMES if PART_SECTOR[c] == s]
         if not any(c in chosen for c in mine):
@@ -237,8 +269,23 @@ def measure_involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
         if touched < o.min_involved_cc:
             continue
         g_cc = g_vox * vcc
-        gtv_sectors = tuple(int(s) for s, v in zip(SECTORS, g_cc, strict=True)
-                            if v >= o.min_involved_cc)
+        held = [int(s) for s, v in zip(SECTORS, g_cc, strict=True) if v >= o.min_involved_cc]
+        deep = _deep_in_sector(lab, gtv, held, geometry, o.sector_boundary_band_mm) \
+            if gtv is not None and len(held) > 1 else {s: True for s in held}
+        gtv_sectors = tuple(s for s in held if deep[s])
+        sliver = [s for s in held if not deep[s]]
+        if sliver:
+            problems.append(Finding(
+                code="sectors.boundary_sliver", status=Status.PASS,
+                structure=vert.roi_name,
+                message=f"GTV in sector(s) {', '.join(f'{s} ({SECTOR_NAMES[s]})' for s in sliver)}"
+                        f" of {levels[i] or f'vertebra {i}'} "
+                        f"({', '.join(f'{g_cc[s - 1]:.3f}' for s in sliver)} cc) lies within "
+                        f"{o.sector_boundary_band_mm:g} mm of the other sectors' bone only: a "
+                        "sliver along the partition's boundary, not counted as involvement. "
+                        "Check the GTV there if it is meant to reach that sector.",
+                value=round(float(sum(g_cc[s - 1] for s in sliver)), 4), unit="cc",
+                source=SECTOR_SOURCE))
         gtv_parts = _gtv_parts(np.where(owner_bone == i, part_labels - 10 * (i + 1), 0), gtv,
                                gtv_sectors, vcc, o.min_involved_cc)
         # epidural extent about the canal centre, in the vertebra frame

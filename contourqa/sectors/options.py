@@ -160,6 +160,13 @@ class SectorOptions:
         most GTV bone when its ROI name does not.
     min_involved_cc : float
         GTV volume in a sector from which the sector counts as involved (0.05 cc).
+    sector_boundary_band_mm : float
+        A sector holding ``min_involved_cc`` of GTV counts as involved only when the GTV
+        also reaches farther than this in-plane distance (and 1.5 pixels) from the
+        bone of the vertebra's other sectors (1.5 mm; 0 counts any sliver): the
+        partition's boundaries are found to about a pixel, and a GTV contoured up to
+        a boundary rasterises a one-voxel sliver across it.  A GTV alone in one
+        sector is never dropped.
     min_epidural_cc, min_paraspinal_cc : float
         Same for the epidural and paraspinal components (0.05 cc).
     paraspinal_margin_mm : float
@@ -194,6 +201,7 @@ class SectorOptions:
 
     level: str | None = None
     min_involved_cc: float = 0.05
+    sector_boundary_band_mm: float = 1.5
     min_epidural_cc: float = 0.05
     min_paraspinal_cc: float = 0.05
     paraspinal_margin_mm: float = 1.0
@@ -208,7 +216,8 @@ class SectorOptions:
     partition: PartitionOptions = field(default_factory=builtin_partition_options)
 
     def __post_init__(self) -> None:
-        for name in ("min_involved_cc", "min_epidural_cc", "min_paraspinal_cc",
+        for name in ("min_involved_cc", "sector_boundary_band_mm", "min_epidural_cc",
+                     "min_paraspinal_cc",
                      "paraspinal_margin_mm", "epidural_gap_deg"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f'Argument "{name}" must be >= 0.')
@@ -218,6 +227,43 @@ class SectorOptions:
             from contourqa.structures import parse_level
 
             object.__setattr__(self, "level", parse_level(self.level))
+
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, level: str | None = None,
+                     where: str = "[sectors]") -> SectorOptions:
+        """Options from a profile's ``[sectors]`` table: any field but ``level`` (a
+        number each; ``crop_margin_mm`` a pair) and a ``partition`` table of
+        ``partition.toml``'s tables (``[sectors.partition.pedicle]`` ...) over the
+        built-in values.
+
+        Raises
+        ------
+        PartitionOptionsError
+            An unknown key or partition table (named with ``where``) or a bad value.
+        """
+        known = {f.name: f for f in fields(cls) if f.name not in ("level", "partition")}
+        values: dict[str, Any] = {}
+        partition = builtin_partition_options()
+        for key, value in data.items():
+            if key == "partition":
+                if not isinstance(value, Mapping):
+                    raise PartitionOptionsError(f"{where}: partition must be a table.")
+                partition = PartitionOptions.from_mapping(value, base=partition,
+                                                          where=f"{where} partition")
+                continue
+            if key not in known:
+                raise PartitionOptionsError(f"{where}: unknown key {key!r}; known: "
+                                            f"{', '.join(sorted(known))}, partition.")
+            try:
+                values[key] = (tuple(float(v) for v in value) if key == "crop_margin_mm"
+                               else float(value))
+            except (TypeError, ValueError) as exc:
+                raise PartitionOptionsError(f"{where}: {key} must be a number.") from exc
+        try:
+            return cls(level=level, partition=partition, **values)
+        except ValueError as exc:
+            raise PartitionOptionsError(f"{where}: {exc}") from exc
 
 
 DEFAULT_OPTIONS = SectorOptions()

@@ -55,18 +55,20 @@ class VertebraSectors:
         Sectors the CTV covers (``ctv_covered_min_pct``).
     ctv_epidural_cc : float
         CTV inside the canal at this level.
-    gtv_parts : tuple of str or None
-        Anatomical parts the GTV involves (``body``, ``pedicle_left``,
-        ``lamina_left``, ``transverse_process_left``, ``spinous`` and the right-side
-        names), in part order; None when there is no GTV.
     density : BoneDensity or None
         CT density of the GTV's bone against the rest of this vertebra's bone
         (lytic, blastic, mixed); None when not measured.
     gtv_parts : tuple of str or None
         Anatomical parts the GTV involves, among ``body``, ``pedicle_left``,
         ``pedicle_right``, ``lamina_left``, ``lamina_right``,
-        ``transverse_process_left``, ``transverse_process_right``, ``spinous``;
-        None when not known (the ISRC-07 lamina rows then read sectors 3 and 5).
+        ``transverse_process_left``, ``transverse_process_right``, ``spinous``, in
+        part order; None when not known (the ISRC-07 lamina rows then read sectors 3
+        and 5).
+    level_sources : tuple of LevelClaim
+        What each source says about this vertebra's level.
+
+    :meth:`to_json` writes the entry of the report's ``sectors`` section
+    (:attr:`contourqa.report.record.CaseReport.sectors`).
     """
 
     index: int
@@ -126,7 +128,6 @@ class VertebraSectors:
             "ctv_sector_cc": per_sector(self.ctv_sector_cc, 4),
             "ctv_epidural_cc": round(self.ctv_epidural_cc, 4),
             "frame": self.frame.to_json(),
-            "gtv_parts": None if self.gtv_parts is None else list(self.gtv_parts),
             **self._density_json(),
         }
 

@@ -1,0 +1,124 @@
+"""A profile's ``[sectors]`` table reaches the sector analysis, through the console.
+
+The sector analysis's options and the partition's landmark thresholds
+(``contourqa/sectors/data/partition.toml``) are data a profile may change:
+``[sectors]`` takes any option of :class:`contourqa.sectors.SectorOptions` and
+``[sectors.partition.<table>]`` any threshold of the partition.  Two parts-phantom
+cases (truth by anatomical part) show each changing the report's GTV sectors:
+
+* L3, a lytic lesion that replaced the whole left pedicle (18 mm wide): truth {2}.
+  0.07 cc of it lies in sector 1 along the body-pedicle boundary only (within 1.5 mm
+  of the pedicle's bone); the default boundary band reports it as a sliver
+  (``sectors.boundary_sliver``) and reads {2}; ``sector_boundary_band_mm = 0`` counts
+  it and reads {1, 2}.
+* C6, a lytic lesion that replaced the right pedicle, beside the foramen
+  transversarium: with the foramen landmark no sector 5 (lamina); a profile that
+  requires the foramina on more slices than the vertebra has switches the landmark
+  off and the lesion reads sector 5 again.
+An unknown key is an error naming it (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # test_data/ is not installed with the package
+    sys.path.insert(0, str(REPO))
+
+from test_data.parts_phantom import SUITE, write_case  # noqa: E402
+
+ENTRY = [sys.executable, "-c", "from contourqa.cli import run; run()"]
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    out = {}
+    for name in ("L3_pedicle_whole_left_w18_lytic", "C6_pedicle_whole_right_lytic"):
+        folder = tmp_path_factory.mktemp(name)
+        truth = write_case(SUITE[name], folder, name=name)
+        out[name] = (folder / "dicom", truth.level)
+    return out
+
+
+def _check(folder: Path, tmp: Path, profile: str | None) -> dict[str, Any]:
+    args = ["check", str(folder), "--json", "-"]
+    if profile is not None:
+        path = tmp / "profile.toml"
+        path.write_text(profile, "utf-8")
+        args += ["--profile", str(path)]
+    proc = subprocess.run([*ENTRY, *args], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout)["cases"][0]  # type: ignore[no-any-return]
+
+
+def _sectors(report: dict[str, Any], level: str) -> list[int]:
+    entry = next(e for e in report["sectors"] if e["level"] == level)
+    return list(entry["gtv_sectors"])
+
+
+def test_boundary_band_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
+    folder, level = cases["L3_pedicle_whole_left_w18_lytic"]
+    default = _check(folder, tmp_path, None)
+    assert _sectors(default, level) == [2]
+    sliver = [c for c in default["checks"] if c["code"] == "sectors.boundary_sliver"]
+    assert len(sliver) == 1 and "sector(s) 1" in sliver[0]["message"]
+    counted = _check(folder, tmp_path, "[sectors]\nsector_boundary_band_mm = 0\n")
+    assert _sectors(counted, level) == [1, 2]
+    assert not any(c["code"] == "sectors.boundary_sliver" for c in counted["checks"])
+
+
+def test_partition_threshold_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
+    folder, level = cases["C6_pedicle_whole_right_lytic"]
+    assert 5 not in _sectors(_check(folder, tmp_path, None), level)
+    off = _check(folder, tmp_path, "[sectors.partition.foramen]\nmin_slices = 1000\n")
+    assert 5 in _sectors(off, level)
+
+
+@pytest.mark.parametrize("table, key", [("[sectors]", "min_involved_ml"),
+                                        ("[sectors.partition.pedicle]", "width_mm")])
+def test_unknown_sector_key_is_an_error_naming_it(cases, tmp_path, table, key):  # type: ignore[no-untyped-def]
+    folder, _ = cases["C6_pedicle_whole_right_lytic"]
+    path = tmp_path / "bad.toml"
+    path.write_text(f"{table}\n{key} = 1\n", "utf-8")
+    proc = subprocess.run([*ENTRY, "check", str(folder), "--profile", str(path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2
+    assert key in proc.stderr and str(path) in proc.stderr
+
+
+def test_sectors_command_takes_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
+    folder, level = cases["L3_pedicle_whole_left_w18_lytic"]
+    path = tmp_path / "band0.toml"
+    path.write_text("[sectors]\nsector_boundary_band_mm = 0\n", "utf-8")
+    found = []
+    for extra in ([], ["--profile", str(path)]):
+        proc = subprocess.run([*ENTRY, "sectors", str(folder), "--json", "-", *extra],
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr
+        entries = json.loads(proc.stdout)[0]["sectors"]
+        found.append(next(e["gtv_sectors"] for e in entries if e["level"] == level))
+    assert found == [[2], [1, 2]]
+
+
+def test_readme_sectors_table_is_valid() -> None:
+    """The README's ``[sectors]`` example builds options with its two values."""
+    import re
+    import tomllib
+
+    from contourqa.sectors import SectorOptions
+
+    text = (REPO / "README.md").read_text("utf-8")
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", text, re.S)
+                 if b.startswith("[sectors]"))
+    opts = SectorOptions.from_mapping(tomllib.loads(block)["sectors"])
+    assert opts.sector_boundary_band_mm == 1.0 != SectorOptions().sector_boundary_band_mm
+    assert opts.partition.pedicle_outer_margin_mm == 2.0 \
+        != SectorOptions().partition.pedicle_outer_margin_mm
