@@ -40,7 +40,11 @@ CASES = ("T10_pedicle_left_w8", "T10_lamina_left", "T11_spinous_blastic",
          # a lytic body whose GTV extends into the paraspinal soft tissue and the canal:
          # the soft-tissue part must not turn the vertebra's axis (a turned axis shifts
          # the mirrored outline into the paraspinal GTV, read as pedicle)
-         "L3_body_left_epidural_paraspinal_lytic")
+         "L3_body_left_epidural_paraspinal_lytic",
+         # a lytic right half body, CT only: the restored half's bone takes the part of
+         # its mirror image (the left half's body), and its rim is no pedicle ({1,6}
+         # before)
+         "T10_body_half_right_lytic")
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,8 @@ profile overrides it).  The steps, run by :func:`partition_vertebra`:
 4. **Envelope** (:mod:`contourqa.sectors.envelope`): where a lytic GTV replaced bone,
    the outline is restored inside the GTV from the mirror image, the neighbouring
    slices, the body's convex outline, a closing, and the vertebrae above and below
-   at the same relative height; that GTV takes the part it replaced.
+   at the same relative height; that GTV takes the part it replaced: the part of its
+   mirror image where that is the vertebra's own bone, else the landmarks' part.
 5. **Parts**, first rule that holds: **body** (not behind the body's posterior
    surface where it was measured - on the slices that cut the whole body without
    its arch; its posterolateral corners reach behind the canal's most anterior point,

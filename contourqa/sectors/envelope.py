@@ -26,7 +26,7 @@ from skimage.morphology import convex_hull_image
 from contourqa.geometry import VolumeGeometry
 from contourqa.sectors.frame import BoxCoordinates
 
-__all__ = ["adjacent_level_template", "mirrored", "restore_envelope"]
+__all__ = ["adjacent_level_template", "mirrored", "mirrored_values", "restore_envelope"]
 
 
 def mirrored(mask_full: NDArray[np.bool_], coords: BoxCoordinates,
@@ -43,7 +43,15 @@ def mirrored(mask_full: NDArray[np.bool_], coords: BoxCoordinates,
     -------
     ndarray of shape coords.shape, bool
     """
-    out = np.zeros(coords.shape, dtype=bool)
+    return mirrored_values(mask_full, coords, geometry).astype(bool)
+
+
+def mirrored_values(values_full: NDArray[np.generic], coords: BoxCoordinates,
+                    geometry: VolumeGeometry) -> NDArray[np.generic]:
+    """Like :func:`mirrored` for an array of any type (labels): the value at each box
+    voxel's mirror image about its slice's midline (nearest voxel; 0 outside the grid)."""
+    mask_full = values_full
+    out = np.zeros(coords.shape, dtype=values_full.dtype)
     k0 = coords.start[0]
     box = coords.box
     near = mask_full[box[0]].any(axis=(1, 2))
@@ -54,7 +62,7 @@ def mirrored(mask_full: NDArray[np.bool_], coords: BoxCoordinates,
         pts = np.column_stack([xy, np.full(len(u), z)])
         idx = np.rint(geometry.patient_to_index(pts)).astype(np.int64)
         ok = np.all((idx >= 0) & (idx < np.asarray(geometry.shape)), axis=1)
-        vals = np.zeros(len(u), dtype=bool)
+        vals = np.zeros(len(u), dtype=values_full.dtype)
         vals[ok] = mask_full[k0 + k, idx[ok, 1], idx[ok, 2]]
         out[k] = vals.reshape(coords.shape[1:])
     return out

@@ -14,7 +14,8 @@ for the geometry):
 5. :func:`contourqa.sectors.envelope.restore_envelope` - the lesion voxels where
    bone was (lytic);
 6. :func:`contourqa.sectors.landmarks.label_parts` - a part for every voxel of the
-   bone and the restored outline, and its ISRC sector.
+   bone and the restored outline, and its ISRC sector; a restored voxel whose mirror
+   image is the vertebra's own bone takes that bone's part (sides swapped).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scipy import ndimage
 
 from contourqa.geometry import VolumeGeometry
 from contourqa.sectors.canal import bony_canal
-from contourqa.sectors.envelope import mirrored, restore_envelope
+from contourqa.sectors.envelope import mirrored, mirrored_values, restore_envelope
 from contourqa.sectors.frame import (
     BoxCoordinates,
     VertebraFrame,
@@ -41,6 +42,9 @@ from contourqa.sectors.options import DEFAULT_OPTIONS, SectorOptions
 from contourqa.sectors.parts import parts_to_sectors
 
 __all__ = ["VertebraPartition", "partition_vertebra", "vertebra_axis", "vertebra_box"]
+
+#: part code -> the code of the same part on the other side (PART_NAMES)
+_MIRROR_PART = np.array([0, 1, 8, 6, 7, 5, 3, 4, 2], dtype=np.int8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,6 +209,14 @@ def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
             templates=tuple(t[box] for t in templates) if po.envelope_use_adjacent_levels
             else ())
     parts_box = label_parts(bone | restored, coords, landmarks)
+    if restored.any() and po.envelope_use_mirror:
+        # bone a lesion replaced takes the part of its mirror image, where that is the
+        # vertebra's own bone (the opposite side's anatomy, not the landmarks' lines)
+        own = np.zeros(mask.shape, dtype=np.int8)
+        own[box] = np.where(bone, parts_box, 0)
+        mp = _MIRROR_PART[mirrored_values(own, coords, geometry)]
+        use = restored & ~bone & (mp > 0)
+        parts_box[use] = mp[use]
     parts = np.zeros(mask.shape, dtype=np.int8)
     parts[box] = parts_box
     full_restored = np.zeros(mask.shape, dtype=bool)
