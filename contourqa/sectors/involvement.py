@@ -26,6 +26,8 @@ from contourqa.sectors.parts import PART_NAMES, PART_SECTOR
 from contourqa.sectors.results import SectorAnalysis, VertebraSectors
 from contourqa.structures import RoleTable
 
+__all__ = ["measure_involvement", "sectors_beyond_band"]
+
 
 def _angular_extent_deg(theta: NDArray[np.float64], gap_deg: float) -> float:
     """Angle covered by a set of directions, gaps narrower than ``gap_deg`` bridged."""
@@ -62,13 +64,31 @@ def _per_sector(lab: NDArray[np.int16], m: NDArray[np.bool_] | None) -> NDArray[
     return np.bincount(lab[m].ravel(), minlength=7)[1:7].astype(float)
 
 
-def _deep_in_sector(lab: NDArray[np.int16], gtv: NDArray[np.bool_], sectors: list[int],
+def sectors_beyond_band(lab: NDArray[np.int16], gtv: NDArray[np.bool_], sectors: list[int],
                     geometry: VolumeGeometry, band_mm: float) -> dict[int, bool]:
     """Whether the GTV reaches into each of ``sectors`` of the label plane ``lab`` farther
     than ``band_mm`` (in-plane, at least 1.5 pixels) from the bone of the other sectors.
 
     The partition's boundaries are found to about a pixel: GTV only within that band
-    of another sector is a sliver along the boundary, not involvement."""
+    of another sector is a sliver along the boundary, not involvement.  When the GTV
+    reaches beyond the band in none of ``sectors`` (a small lesion astride a
+    boundary), all of them count; ``band_mm`` 0 counts every sector.
+
+    Parameters
+    ----------
+    lab : ndarray of shape (S, R, C), int
+        One vertebra's sector labels (1-6, 0 elsewhere) on ``geometry``.
+    gtv : ndarray of shape (S, R, C), bool
+    sectors : list of int
+        The sectors holding enough GTV.
+    geometry : VolumeGeometry
+    band_mm : float
+
+    Returns
+    -------
+    dict of int to bool
+        For each of ``sectors``, whether it counts as involved.
+    """
     px = float(min(geometry.spacing_mm[0], geometry.spacing_mm[1]))
     band = max(band_mm, 1.5 * px)
     inside = gtv & (lab > 0)
@@ -89,7 +109,7 @@ def _deep_in_sector(lab: NDArray[np.int16], gtv: NDArray[np.bool_], sectors: lis
             continue
         dist = ndimage.distance_transform_edt(~other, sampling=sampling)
         out[s] = bool((gb & (lb == s) & (dist > band)).any())
-    return out
+    return out if any(out.values()) else {s: True for s in sectors}
 
 
 def _gtv_parts(parts: NDArray[np.integer], gtv: NDArray[np.bool_] | None,
@@ -270,7 +290,7 @@ def measure_involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
             continue
         g_cc = g_vox * vcc
         held = [int(s) for s, v in zip(SECTORS, g_cc, strict=True) if v >= o.min_involved_cc]
-        deep = _deep_in_sector(lab, gtv, held, geometry, o.sector_boundary_band_mm) \
+        deep = sectors_beyond_band(lab, gtv, held, geometry, o.sector_boundary_band_mm) \
             if gtv is not None and len(held) > 1 else {s: True for s in held}
         gtv_sectors = tuple(s for s in held if deep[s])
         sliver = [s for s in held if not deep[s]]

@@ -280,14 +280,14 @@ def _transverse_foramina(bone: NDArray[np.bool_], canal: NDArray[np.bool_],
             area = np.count_nonzero(m) * px * px
             if not a_min <= area <= a_max:
                 continue
-            hu, hv = u_k[m], v_k[m]
-            side = 0 if hv.mean() > 0 else 1
-            if np.abs(hv).min() < hw[k, side] \
-                    or not -o.foramen_max_behind_mm <= hu.mean() - wall[k] \
+            hole_u, hole_v = u_k[m], v_k[m]
+            side = 0 if hole_v.mean() > 0 else 1
+            if np.abs(hole_v).min() < hw[k, side] \
+                    or not -o.foramen_max_behind_mm <= hole_u.mean() - wall[k] \
                     <= o.foramen_max_ahead_mm:
                 continue
-            found[side].append((k, float(np.abs(hv).min()) - 0.5 * px,
-                                float(hu.min()) - 0.5 * px))
+            found[side].append((k, float(np.abs(hole_v).min()) - 0.5 * px,
+                                float(hole_u.min()) - 0.5 * px))
     # a pair: foramina on both sides of the same slice, mirror images within
     # pair_tolerance_mm (a lytic cavity or a rib's joint is on one side, the foramina
     # of a cervical vertebra on both, on at least min_slices slices)

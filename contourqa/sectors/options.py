@@ -166,7 +166,8 @@ class SectorOptions:
         bone of the vertebra's other sectors (1.5 mm; 0 counts any sliver): the
         partition's boundaries are found to about a pixel, and a GTV contoured up to
         a boundary rasterises a one-voxel sliver across it.  A GTV alone in one
-        sector is never dropped.
+        sector is never dropped, nor a GTV none of whose sectors it reaches deeper (a
+        small lesion astride a boundary counts on both sides).
     min_epidural_cc, min_paraspinal_cc : float
         Same for the epidural and paraspinal components (0.05 cc).
     paraspinal_margin_mm : float

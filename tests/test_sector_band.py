@@ -1,0 +1,51 @@
+"""The boundary band of the sector involvement, against its geometric truth.
+
+Two sectors side by side (sector 1 in columns ``[0, b)``, sector 2 from ``b``) and a
+GTV box over columns ``c0..c1`` astride the boundary.  The deepest GTV voxel of
+sector 2 lies ``(c1 - b + 1)`` pixels from the nearest sector-1 voxel centre, that of
+sector 1 ``(b - c0)`` pixels from sector 2: a sector counts when that distance exceeds
+the band (``band_mm`` and at least 1.5 pixels); when neither does, both count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contourqa.geometry import VolumeGeometry
+from contourqa.sectors.involvement import sectors_beyond_band
+
+
+def _grid(n: int, pixel_mm: float) -> VolumeGeometry:
+    return VolumeGeometry(shape=(3, n, n), origin_mm=np.zeros(3),
+                          spacing_mm=np.array([pixel_mm, pixel_mm, 2.5]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(16, 30), data=st.data(), pixel_mm=st.sampled_from([0.5, 0.98, 1.0, 3.0]),
+       band_mm=st.floats(0.5, 4.0, allow_nan=False))
+def test_band_matches_the_depth_into_each_sector(n, data, pixel_mm, band_mm):  # type: ignore[no-untyped-def]
+    b = data.draw(st.integers(3, n - 3))
+    c0 = data.draw(st.integers(0, b - 1))
+    c1 = data.draw(st.integers(b, n - 1))
+    lab = np.zeros((3, n, n), dtype=np.int16)
+    lab[:, 2:n - 2, :b] = 1
+    lab[:, 2:n - 2, b:] = 2
+    gtv = np.zeros((3, n, n), dtype=bool)
+    gtv[1, 4:n - 4, c0:c1 + 1] = True
+    band = max(band_mm, 1.5 * pixel_mm)
+    deep = {1: (b - c0) * pixel_mm > band, 2: (c1 - b + 1) * pixel_mm > band}
+    expected = deep if any(deep.values()) else {1: True, 2: True}
+    assert sectors_beyond_band(lab, gtv, [1, 2], _grid(n, pixel_mm), band_mm) == expected
+
+
+def test_band_zero_counts_every_sliver() -> None:
+    lab = np.zeros((3, 20, 20), dtype=np.int16)
+    lab[:, :, :10] = 1
+    lab[:, :, 10:] = 2
+    gtv = np.zeros((3, 20, 20), dtype=bool)
+    gtv[1, 5:15, 2:11] = True  # one column into sector 2
+    geometry = _grid(20, 1.0)
+    assert sectors_beyond_band(lab, gtv, [1, 2], geometry, 1.5) == {1: True, 2: False}
+    assert sectors_beyond_band(lab, gtv, [1, 2], geometry, 0.0) == {1: True, 2: True}
