@@ -61,6 +61,14 @@ class CheckRun:
         return any(r.failed for r in self.reports)
 
 
+def _sector_options(options: CheckOptions) -> SectorOptions:
+    """``options.sectors`` with ``options.level`` where the sector options name none."""
+    sectors = options.sectors if options.sectors is not None else SectorOptions()
+    if options.level is not None and sectors.level is None:
+        sectors = replace(sectors, level=options.level)
+    return sectors
+
+
 def _case_info(case: Case) -> CaseInfo:
     image = None
     if case.image is not None:
@@ -115,8 +123,7 @@ def check_case(files: CaseFiles, *, options: CheckOptions = CheckOptions(),
     extra: dict[str, Any] = {}
     if case.structure_set is not None:
         t0 = time.perf_counter()
-        sec = analyse_sectors(case, table, options=options.sectors if options.sectors is not None
-                              else SectorOptions(level=options.level))
+        sec = analyse_sectors(case, table, options=_sector_options(options))
         checks += list(sec.findings)
         timings["sectors"] = time.perf_counter() - t0
         t0 = time.perf_counter()

@@ -249,17 +249,12 @@ def cmd_sectors(args: argparse.Namespace) -> int:
 
     from contourqa.case import load_case
     from contourqa.io.discovery import discover
-    from contourqa.sectors import SectorOptions, analyse_sectors
+    from contourqa.options import build_sector_options
+    from contourqa.sectors import analyse_sectors
     from contourqa.structures import assign_roles, load_mapping
 
     try:
-        opts = SectorOptions(level=args.level)
-        if args.profile is not None:
-            from contourqa.rules import load_profile
-
-            opts = SectorOptions.from_mapping(load_profile(args.profile).sectors,
-                                              level=opts.level,
-                                              where=f"Profile {args.profile}: [sectors]")
+        opts = build_sector_options(level=args.level, profile=args.profile)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     check_output_path(args.json, option="--json")

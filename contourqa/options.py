@@ -19,10 +19,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from contourqa.check import CheckOptions
 from contourqa.errors import ContourQAError
 
-__all__ = ["OptionsError", "build_check_options"]
+if TYPE_CHECKING:
+    from contourqa.rules.model import Profile
+    from contourqa.sectors import SectorOptions
+
+__all__ = ["OptionsError", "build_check_options", "build_sector_options"]
 
 PathLike = str | Path
 
@@ -166,23 +172,43 @@ def build_check_options(
     except ValueError as exc:
         raise RuleConfigError(str(exc)) from exc
     validate_rule_options(rules, constraint_files=constraint_files)
-    from contourqa.sectors import SectorOptions
-
-    sectors = None
-    if level is not None:
-        try:
-            sectors = SectorOptions(level=level)
-        except ValueError as exc:
-            raise OptionsError(f"--level: {exc}") from exc
-    if rules.profile.sectors:
-        try:
-            sectors = SectorOptions.from_mapping(
-                rules.profile.sectors, level=sectors.level if sectors else None,
-                where=f"Profile {rules.profile.origin}: [sectors]")
-        except ValueError as exc:
-            raise RuleConfigError(str(exc)) from exc
+    sectors = build_sector_options(level=level, profile=rules.profile) \
+        if level is not None or rules.profile.sectors else None
     return CheckOptions(prescription_gy=prescription_gy,
                         role_mapping=load_mapping(roles) if roles is not None else None,
                         metrics=tuple(metrics) if metrics else None, compute_dvh=compute_dvh,
                         dose_checks=dose, level=level, rules=rules, keep_media=keep_media,
                         sectors=sectors)
+
+
+def build_sector_options(*, level: str | None = None, profile: Profile | str | Path | None = None
+                         ) -> SectorOptions:
+    """The sector analysis's options (``contourqa check`` and ``contourqa sectors``):
+    ``--level`` and a profile's ``[sectors]`` table over the built-in values.
+
+    Raises
+    ------
+    OptionsError
+        A level that is not a vertebra.
+    RuleConfigError
+        An unreadable profile, or an unknown key or bad value in its ``[sectors]``
+        table (named with the file).
+    """
+    from contourqa.rules import RuleConfigError, load_profile
+    from contourqa.rules.model import Profile
+    from contourqa.sectors import SectorOptions
+
+    try:
+        base = SectorOptions(level=level)
+    except ValueError as exc:
+        raise OptionsError(f"--level: {exc}") from exc
+    if profile is None:
+        return base
+    loaded = profile if isinstance(profile, Profile) else load_profile(profile)
+    if not loaded.sectors:
+        return base
+    try:
+        return SectorOptions.from_mapping(loaded.sectors, level=base.level,
+                                          where=f"Profile {loaded.origin}: [sectors]")
+    except ValueError as exc:
+        raise RuleConfigError(str(exc)) from exc

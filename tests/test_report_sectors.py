@@ -8,7 +8,9 @@ attributes, never dict keys.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from reportruns import demo_run
 
 from contourqa import VertebraSectors
@@ -18,29 +20,8 @@ from contourqa.report.json_report import json_safe
 from contourqa.report.record import CaseInfo, CaseReport
 from contourqa.sectors import VertebraFrame
 
-# The demo case's ``sectors`` section as main wrote it (commit b0c115f) while the
-# record still held dicts: a snapshot of the layout (key order, rounding), not a truth
-# of the sector engine.  Regenerate it only for a deliberate change of the engine's
-# figures on the demo case, never for a change of the report code.
-_DEMO_SECTORS_JSON = (
-    '[{"level": "T10", "index": 1, "gtv_sectors": [1], "gtv_parts": ["body"], '
-    '"gtv_sector_cc": {"1": 1.836, "2": 0.0, "3": 0.0, "4": 0.0, "5": 0.0, "6": 0.0}, '
-    '"body_laterality": "central", "epidural": false, "epidural_extent_deg": 0.0, '
-    '"paraspinal": false, "ctv_sectors": [1], "ctv_sector_coverage_pct": {"1": 97.2, '
-    '"2": 1.2, "3": 0.0, "4": 0.0, "5": 0.0, "6": 1.2}, "level_source": "roi_name", '
-    '"level_sources": [{"source": "roi_name", "level": "T10", '
-    '"evidence": "ROI \'VB_T10\'"}, {"source": "plan", "level": "T10", '
-    '"evidence": "RTPlanLabel \'T10 SBRT\', RTPlanName \'T10 SBRT 24Gy/2fx\'"}], '
-    '"vertebra_source": "roi:VB_T10", "gtv_sector_pct": {"1": 14.17, "2": 0.0, '
-    '"3": 0.0, "4": 0.0, "5": 0.0, "6": 0.0}, "sector_volume_cc": {"1": 12.96, '
-    '"2": 1.548, "3": 2.88, "4": 2.196, "5": 2.88, "6": 1.548}, "epidural_cc": 0.0, '
-    '"epidural_circumferential": false, "paraspinal_cc": 0.0, '
-    '"ctv_sector_cc": {"1": 12.6, "2": 0.018, "3": 0.0, "4": 0.0, "5": 0.0, '
-    '"6": 0.018}, "ctv_epidural_cc": 0.0, "frame": {"canal_centre_mm": [0.0, 15.0, '
-    '0.0], "anterior": [0.0, -1.0, 0.0], "left": [1.0, 0.0, 0.0], '
-    '"rotation_deg": 0.0}, "gtv_density": "mixed", "gtv_median_hu": 250.0, '
-    '"bone_median_hu": 250.0, "gtv_density_reason": null}]'
-)
+REPO = Path(__file__).resolve().parents[1]
+DEMO_TRUTH = REPO / "test_data" / "demo_case" / "truth" / "truth.json"
 
 
 def _entry(*, level: str | None = "T10", gtv: tuple[int, ...] = (1, 2),
@@ -68,12 +49,31 @@ def _report(*entries: VertebraSectors) -> CaseReport:
     return CaseReport(case=info, structures=(), checks=(), sectors=entries)
 
 
-def test_demo_sectors_section_json_is_unchanged() -> None:
+def test_demo_sectors_section_against_the_phantom_truth() -> None:
+    """The demo's ``sectors`` section, written from the typed entries, against the
+    demo phantom's truth (its recipe, and its ROI volumes measured on the polygons):
+    the treated level, GTV and CTV sectors, laterality, no epidural or paraspinal
+    disease; the GTV's sector volumes add up to the GTV and the sectors' to T10's."""
+    truth = json.loads(DEMO_TRUTH.read_text("utf-8"))
     (report,) = demo_run().reports
     assert isinstance(report.sectors, tuple)
     assert all(isinstance(v, VertebraSectors) for v in report.sectors)
-    section = json_safe(report.to_json())["sectors"]
-    assert json.dumps(section) == _DEMO_SECTORS_JSON
+    record = json_safe(report.to_json())
+    validate_case(record)
+    entry = next(e for e in record["sectors"] if e["gtv_sectors"])
+    assert entry["level"] == truth["treated_level"] == "T10"
+    assert entry["gtv_sectors"] == truth["gtv"]["sectors"]
+    assert entry["body_laterality"] == truth["gtv"]["body_position"]
+    assert (entry["epidural"], entry["paraspinal"]) == (truth["gtv"]["epidural"],
+                                                        truth["gtv"]["paraspinal"])
+    assert entry["ctv_sectors"] == truth["ctv"]["written_sectors"]
+    assert sum(entry["gtv_sector_cc"].values()) == pytest.approx(
+        truth["rois"]["GTV"]["volume_cc"], rel=0.02)
+    assert sum(entry["sector_volume_cc"].values()) == pytest.approx(
+        truth["rois"]["VB_T10"]["volume_cc"], rel=0.03)
+    # the JSON is the typed entry's, value for value
+    typed = next(v for v in report.sectors if v.gtv_sectors)
+    assert entry == json_safe(typed.to_json())
 
 
 def test_record_json_of_a_hand_made_entry() -> None:

@@ -122,3 +122,22 @@ def test_readme_sectors_table_is_valid() -> None:
     assert opts.sector_boundary_band_mm == 1.0 != SectorOptions().sector_boundary_band_mm
     assert opts.partition.pedicle_outer_margin_mm == 2.0 \
         != SectorOptions().partition.pedicle_outer_margin_mm
+
+
+def test_check_options_keep_the_level_beside_sector_options(cases):  # type: ignore[no-untyped-def]
+    """``CheckOptions(level=..., sectors=...)`` built by hand: both reach the analysis
+    (the user's L2 against the ROI's L3 is a level mismatch; the band 0 counts the
+    sliver)."""
+    from contourqa.check import CheckOptions, check
+    from contourqa.findings import Status
+    from contourqa.sectors import SectorOptions
+
+    folder, level = cases["L3_pedicle_whole_left_w18_lytic"]
+    assert level == "L3"
+    run = check(folder, options=CheckOptions(level="L2", compute_dvh=False,
+                                             sectors=SectorOptions(sector_boundary_band_mm=0)))
+    (report,) = run.reports
+    assert any(c.code == "sectors.level_mismatch" and c.status is Status.FAIL
+               for c in report.checks)
+    assert report.sectors is not None
+    assert [1, 2] in [list(v.gtv_sectors) for v in report.sectors]
