@@ -44,7 +44,17 @@ CASES = ("T10_pedicle_left_w8", "T10_lamina_left", "T11_spinous_blastic",
          # a lytic right half body, CT only: the restored half's bone takes the part of
          # its mirror image (the left half's body), and its rim is no pedicle ({1,6}
          # before)
-         "T10_body_half_right_lytic")
+         "T10_body_half_right_lytic",
+         # a lumbar articular pillar: the pedicle's end runs obliquely, from where the
+         # canal wall turns into the lamina (medial) to where the transverse process
+         # arises (lateral); one depth for both read 0.15 cc of the pillar as pedicle
+         # ({2,3} before)
+         "L4_articular_left",
+         # a cervical body narrower than the canal: the body's posterior surface is
+         # measured on the slices where it stands alone, beside which the transverse
+         # processes' roots are no body ({1,6} before: the oblique pedicle's front read
+         # as body)
+         "C6_pedicle_whole_right_lytic")
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +90,32 @@ def test_gtv_sectors_and_flags_equal_part_truth(generated, name, ct_only):  # ty
     # the parts name the same sectors, with the truth's dominant part among them
     assert entry.gtv_parts is not None and set(entry.gtv_parts) <= set(PART_NAMES.values())
     dominant = max(truth.gtv_parts, key=lambda p: truth.gtv_parts[p])
-    expected = {"spinous_process": "spinous"}.get(dominant, dominant)
+    # the engine's lamina part holds the articular processes (label_parts)
+    expected = {"spinous_process": "spinous", "articular_left": "lamina_left",
+                "articular_right": "lamina_right"}.get(dominant, dominant)
     assert expected in entry.gtv_parts
+
+
+def test_oblique_pedicle_end_is_the_option_it_documents(generated):  # type: ignore[no-untyped-def]
+    """``[pedicle] tp_root_lateral_position`` sets where the pedicle ends at its outer
+    surface: at the default (a quarter across the transverse process's root) the L4
+    pillar is sector 3 alone; at 0.5, the depth of the medial end, the pillar's
+    front is pedicle again (the reading before the oblique end)."""
+    from contourqa.sectors import SectorOptions
+
+    case, truth = generated["L4_articular_left"]
+    assert case.structure_set is not None
+    found = {}
+    for position in (0.25, 0.5):
+        options = SectorOptions(partition=SectorOptions().partition.with_values(
+            pedicle_tp_root_lateral_position=position))
+        result = analyse_sectors(case, assign_roles(case.structure_set.rois), options=options)
+        entry = result.entry(truth.level)
+        found[position] = (entry.gtv_sectors, entry.gtv_sector_cc)
+    assert found[0.25][0] == (3,)
+    assert found[0.5][0] == (2, 3)
+    # the pedicle's share shrinks towards the truth (0 cc of the pillar is pedicle)
+    assert found[0.25][1][1] < found[0.5][1][1]
 
 
 @pytest.mark.parametrize("ct_only", [False, True], ids=["contours", "ct_only"])

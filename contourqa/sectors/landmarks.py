@@ -12,13 +12,21 @@ mm to the patient's left), found on the vertebra's own bone and bony canal:
   bone within ``pedicle_tp_root_mm`` lateral of the pedicle's outer surface): where
   the pedicle meets the articular pillar and the transverse process arises; one
   depth per vertebra (median over the slices, the more anterior of the two sides);
+  this is the end at the pedicle's medial face;
+* ``pedicle_end_lateral_u``: the end at its outer surface,
+  ``pedicle_tp_root_lateral_position`` across the transverse process's root (never
+  behind the medial end); between the two faces the end runs obliquely, as the
+  articular pillar's anterior surface does;
 * ``pedicle_outer_v``: the pedicle's outer surface, the canal's half-width plus the
   vertebra's pedicle width (the narrowest bone between body and arch, measured row by
   row lateral to the canal, ``pedicle_width_quantile`` over the slices, the wider
   side's for both) plus ``pedicle_outer_margin_mm``; the transverse process arises
   lateral to it;
 * ``body_profile_u``: the body's posterior surface per lateral position, from the
-  slices where the body stands alone (columns seen on most of them; mirrored);
+  slices where the body stands alone and cuts its whole section (measured within
+  the body's width, so that the roots of cervical transverse processes beside a
+  narrow body do not make its sections look partial); columns seen on most of
+  them; mirrored;
 * ``spinous_half_width``: half the width of the spinous process, measured
   ``spinous_base_offset_mm`` and more behind the canal; the process starts
   ``spinous_root_offset_mm`` behind the canal (the laminae meet in front of it).
@@ -55,6 +63,9 @@ class VertebraLandmarks:
     canal_half_width, pedicle_end_u, pedicle_outer_v : ndarray of shape (S, 2)
         Column 0 the patient's left, 1 the right; ``pedicle_outer_v`` is a distance
         from the midline (positive on both sides).
+    pedicle_end_lateral_u : ndarray of shape (S, 2) or None
+        The pedicle's end at its outer surface (None: at ``pedicle_end_u``, as at
+        its medial face).
     pedicle_width_mm : tuple of float
         Measured width of the left and right pedicle (after clamping).
     pedicle_width_measured : tuple of bool
@@ -93,6 +104,7 @@ class VertebraLandmarks:
     body_profile_v: NDArray[np.float64] | None = None
     body_profile_u: NDArray[np.float64] | None = None
     foramen_medial_v: tuple[float, float] | None = None
+    pedicle_end_lateral_u: NDArray[np.float64] | None = None
     foramen_posterior_u: tuple[float, float] | None = None
 
     def body_back_u(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -180,13 +192,18 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
         if not body.any() or (body & (u_k < 0.0)).any():
             continue
         per_slice.append((k, u_k[body] - wall[k], v_k[body]))  # relative to the wall
+    if not per_slice:
+        return None, None
     # the body's section in front of the wall on every slice (joined or not), the
-    # tumour that replaced its bone included
+    # tumour that replaced its bone included, within the body's width on the slices
+    # where it stands alone (not the roots of cervical transverse processes beside it)
+    reach_v = max(float(np.abs(v).max()) for _, _, v in per_slice) + px
     solid = bone if lesion is None else bone | lesion
     front = np.zeros(bone.shape[0])
     for k in range(bone.shape[0]):
         if np.isfinite(wall[k]):
-            front[k] = np.count_nonzero(solid[k] & (coords.u[k] >= wall[k]))
+            front[k] = np.count_nonzero(solid[k] & (coords.u[k] >= wall[k])
+                                        & (np.abs(coords.v[k]) <= reach_v))
     largest = float(front.max(initial=0.0))
     kept = [(u, v) for k, u, v in per_slice if front[k] >= min_area * largest]
     if not kept:
@@ -424,8 +441,9 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
     # elsewhere the transverse process arises at the pedicle-lamina junction: the
     # pedicle ends no farther back than the middle of the process's root (lumbar
     # pedicles beside parallel canal walls)
+    lateral = np.full(2, np.nan)
     for s, sign in enumerate(_SIDES if foramina is None else ()):
-        edges = []
+        edges, fronts = [], []
         for k in range(n):
             if not np.isfinite(wall[k]) or not bone[k].any():
                 continue
@@ -442,14 +460,21 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
             run = rows[:np.argmax(np.diff(np.append(rows, rows[-1] - 2)) < -1) + 1]
             first, last = float(run[0]) * px, float(run[-1]) * px
             edges.append(first - o.pedicle_tp_root_position * (first - last) + wall[k])
+            fronts.append(first - o.pedicle_tp_root_lateral_position * (first - last) + wall[k])
         if edges:
             pend[:, s] = np.maximum(pend[:, s], float(np.median(edges)))
+            lateral[s] = float(np.median(fronts))
     # both pedicles end at the same depth of the vertebra: a side whose bone a lesion
     # replaced (no canal wall, no process root to measure) takes the other's, the
     # more anterior of the two being the one whose junction was seen
     # one junction per vertebra (the pillar is one solid): the median over its slices
     pend = np.repeat(np.full((1, 1), float(np.nanmedian(pend.max(axis=1)))), n, axis=0) \
         .repeat(2, axis=1) if np.isfinite(pend).any() else pend
+    # the pedicle's end runs obliquely: at its medial face where the canal wall turns
+    # into the lamina, at its outer surface where the transverse process arises
+    # (never behind the medial end); both sides alike, as the medial end
+    lat_end = float(np.nanmax(lateral)) if np.isfinite(lateral).any() else -np.inf
+    pend_lateral = np.maximum(pend, lat_end)
     prof_v, prof_u = _body_profile(bone, coords, wall, hw, px, o.pedicle_body_profile_min_area,
                                    lesion)
     if prof_u is not None:
@@ -460,7 +485,7 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
         body_back_tolerance_mm=o.pedicle_body_tolerance_mm,
         first_slice=coords.start[0], body_wall_u=wall, canal_posterior_u=post,
         canal_half_width=hw, pedicle_end_u=pend, pedicle_outer_v=outer,
-        pedicle_width_mm=(width[0], width[1]),
+        pedicle_end_lateral_u=pend_lateral, pedicle_width_mm=(width[0], width[1]),
         pedicle_width_measured=(bool(measured[0]), bool(measured[1])),
         spinous_half_width_mm=s_half, spinous_measured=bool(spin),
         spinous_root_offset_mm=root_offset,
@@ -514,7 +539,13 @@ def label_parts(mask: NDArray[np.bool_], coords: BoxCoordinates,
     spinous = ~body & (u < lm.canal_posterior_u[k] - lm.spinous_root_offset_mm) \
         & (av <= lm.spinous_half_width_mm)
     tp = ~body & ~spinous & ((av > lm.pedicle_outer_v[k, s]) | root)
-    pedicle = ~body & ~spinous & ~tp & (u >= lm.pedicle_end_u[k, s]) & bridge
+    end = lm.pedicle_end_u[k, s]
+    if lm.pedicle_end_lateral_u is not None:
+        inner = lm.canal_half_width[k, s]
+        span = np.maximum(lm.pedicle_outer_v[k, s] - inner, coords.pixel_mm)
+        end = end + np.clip((av - inner) / span, 0.0, 1.0) \
+            * (lm.pedicle_end_lateral_u[k, s] - end)
+    pedicle = ~body & ~spinous & ~tp & (u >= end) & bridge
     codes = np.select(
         [body, spinous, tp & (s == 0), tp & (s == 1), pedicle & (s == 0), pedicle & (s == 1),
          s == 0],

@@ -46,6 +46,7 @@ class PartitionOptions:
     pedicle_default_width_mm: float
     pedicle_tp_root_mm: float
     pedicle_tp_root_position: float
+    pedicle_tp_root_lateral_position: float
     pedicle_body_tolerance_mm: float
     pedicle_body_profile_min_area: float
     pedicle_body_max_behind_wall_mm: float
@@ -80,9 +81,9 @@ class PartitionOptions:
                      "bony_canal_min_hit_fraction", "pedicle_body_profile_min_area"):
             if not 0 < float(getattr(self, name)) <= 1:
                 raise PartitionOptionsError(f'Partition option "{name}" must be within (0, 1].')
-        if not 0 <= self.pedicle_tp_root_position <= 1:
-            raise PartitionOptionsError('Partition option "pedicle_tp_root_position" must be '
-                                        'within [0, 1].')
+        for name in ("pedicle_tp_root_position", "pedicle_tp_root_lateral_position"):
+            if not 0 <= float(getattr(self, name)) <= 1:
+                raise PartitionOptionsError(f'Partition option "{name}" must be within [0, 1].')
         if not self.bony_canal_gap_factor > 1:
             raise PartitionOptionsError('Partition option "bony_canal_gap_factor" must be > 1.')
         if not self.pedicle_min_width_mm <= self.pedicle_default_width_mm \
