@@ -11,10 +11,11 @@ cases (truth by anatomical part) show each changing the report's GTV sectors:
   of the pedicle's bone); the default boundary band reports it as a sliver
   (``sectors.boundary_sliver``) and reads {2}; ``sector_boundary_band_mm = 0`` counts
   it and reads {1, 2}.
-* C6, a lytic lesion that replaced the right pedicle, beside the foramen
-  transversarium: with the foramen landmark no sector 5 (lamina); a profile that
-  requires the foramina on more slices than the vertebra has switches the landmark
-  off and the lesion reads sector 5 again.
+* L4, a lesion of the left articular pillar: truth {3}.  The pedicle's end runs
+  obliquely, half-way from the transverse process's anterior surface to the medial
+  end's depth at its outer surface (``[pedicle] lateral_end_fraction = 0.5``) and
+  the pillar reads {3}; ``lateral_end_fraction = 1`` (one depth across the pedicle)
+  reads its front as pedicle, {2, 3}.
 An unknown key is an error naming it (exit 2).
 """
 
@@ -40,7 +41,7 @@ ENTRY = [sys.executable, "-c", "from contourqa.cli import run; run()"]
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
     out = {}
-    for name in ("L3_pedicle_whole_left_w18_lytic", "C6_pedicle_whole_right_lytic"):
+    for name in ("L3_pedicle_whole_left_w18_lytic", "L4_articular_left"):
         folder = tmp_path_factory.mktemp(name)
         truth = write_case(SUITE[name], folder, name=name)
         out[name] = (folder / "dicom", truth.level)
@@ -76,16 +77,16 @@ def test_boundary_band_from_the_profile(cases, tmp_path):  # type: ignore[no-unt
 
 
 def test_partition_threshold_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
-    folder, level = cases["C6_pedicle_whole_right_lytic"]
-    assert 5 not in _sectors(_check(folder, tmp_path, None), level)
-    off = _check(folder, tmp_path, "[sectors.partition.foramen]\nmin_slices = 1000\n")
-    assert 5 in _sectors(off, level)
+    folder, level = cases["L4_articular_left"]
+    assert _sectors(_check(folder, tmp_path, None), level) == [3]
+    one_depth = _check(folder, tmp_path, "[sectors.partition.pedicle]\nlateral_end_fraction = 1\n")
+    assert _sectors(one_depth, level) == [2, 3]
 
 
 @pytest.mark.parametrize("table, key", [("[sectors]", "min_involved_ml"),
                                         ("[sectors.partition.pedicle]", "width_mm")])
 def test_unknown_sector_key_is_an_error_naming_it(cases, tmp_path, table, key):  # type: ignore[no-untyped-def]
-    folder, _ = cases["C6_pedicle_whole_right_lytic"]
+    folder, _ = cases["L4_articular_left"]
     path = tmp_path / "bad.toml"
     path.write_text(f"{table}\n{key} = 1\n", "utf-8")
     proc = subprocess.run([*ENTRY, "check", str(folder), "--profile", str(path)],

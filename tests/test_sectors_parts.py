@@ -97,25 +97,26 @@ def test_gtv_sectors_and_flags_equal_part_truth(generated, name, ct_only):  # ty
 
 
 def test_oblique_pedicle_end_is_the_option_it_documents(generated):  # type: ignore[no-untyped-def]
-    """``[pedicle] tp_root_lateral_position`` sets where the pedicle ends at its outer
-    surface: at the default (a quarter across the transverse process's root) the L4
-    pillar is sector 3 alone; at 0.5, the depth of the medial end, the pillar's
-    front is pedicle again (the reading before the oblique end)."""
+    """``[pedicle] lateral_end_fraction`` sets where the pedicle ends at its outer
+    surface: at the default (half-way from the transverse process's anterior surface
+    to the medial end's depth) the L4 pillar is sector 3 alone; at 1, one depth
+    across the pedicle, the pillar's front is pedicle again (the reading before the
+    oblique end)."""
     from contourqa.sectors import SectorOptions
 
     case, truth = generated["L4_articular_left"]
     assert case.structure_set is not None
     found = {}
-    for position in (0.25, 0.5):
+    for position in (0.5, 1.0):
         options = SectorOptions(partition=SectorOptions().partition.with_values(
-            pedicle_tp_root_lateral_position=position))
+            pedicle_lateral_end_fraction=position))
         result = analyse_sectors(case, assign_roles(case.structure_set.rois), options=options)
         entry = result.entry(truth.level)
         found[position] = (entry.gtv_sectors, entry.gtv_sector_cc)
-    assert found[0.25][0] == (3,)
-    assert found[0.5][0] == (2, 3)
+    assert found[0.5][0] == (3,)
+    assert found[1.0][0] == (2, 3)
     # the pedicle's share shrinks towards the truth (0 cc of the pillar is pedicle)
-    assert found[0.25][1][1] < found[0.5][1][1]
+    assert found[0.5][1][1] < found[1.0][1][1]
 
 
 @pytest.mark.parametrize("ct_only", [False, True], ids=["contours", "ct_only"])
@@ -136,10 +137,12 @@ def test_paraspinal_extension_does_not_turn_the_axis(generated, ct_only):  # typ
 def test_cervical_pedicle_beside_the_foramen_transversarium(tmp_path: Path) -> None:
     """A cervical pedicle runs medial to the foramen transversarium, whose anterior root
     arises from the body: the lesion that replaced the right pedicle of C6 read
-    {1, 5, 6} (0.31 cc of 0.43 as lamina) before the foramen landmark; the intact left
-    pedicle's bone was 8 % sector 2.  With the foramina found it reads no sector 5 and
-    the pedicles' bone is mostly sectors 2 and 6; the profile key that disables the
-    landmark (``[foramen] min_slices``) gives the old reading back."""
+    {1, 5, 6} (0.31 cc of 0.43 as lamina) before the foramen landmark, and {1, 6}
+    before the body's profile was measured within the body's width.  It now reads
+    {6}.  With the foramina found, the roots of the intact left transverse process
+    around its foramen are sector 3 (64 % of their bone; the rest is the anterior
+    root's tip beside the body); the profile key that disables the landmark
+    (``[foramen] min_slices``) reads most of them as body or pedicle (29 %)."""
     import numpy as np
 
     from contourqa.sectors import SectorOptions
@@ -161,11 +164,13 @@ def test_cervical_pedicle_beside_the_foramen_transversarium(tmp_path: Path) -> N
         k0, j0, i0 = res.crop_start_kji
         s = res.labels.shape
         full[k0:k0 + s[0], j0:j0 + s[1], i0:i0 + s[2]] = res.labels % 10
-        left = treated & (parts["parts"] == 2)  # pedicle_left, intact
-        found[label] = (res.entry(truth.level).gtv_sectors,
-                        float((full[left] == SECTOR_OF_PART[2]).mean()))
-    sectors, agree = found["foramen"]
-    assert 6 in sectors and 5 not in sectors
-    assert agree >= 0.75
-    old_sectors, old_agree = found["no_foramen"]
-    assert 5 in old_sectors and old_agree < 0.3
+        share = {}
+        for code in (2, 8):  # pedicle_left, transverse_process_left: intact
+            bone = treated & (parts["parts"] == code)
+            share[code] = float((full[bone] == SECTOR_OF_PART[code]).mean())
+        found[label] = (res.entry(truth.level).gtv_sectors, share)
+    sectors, share = found["foramen"]
+    assert sectors == (6,)
+    assert share[2] >= 0.9 and share[8] >= 0.55
+    _, off = found["no_foramen"]
+    assert off[8] < 0.4

@@ -13,10 +13,10 @@ mm to the patient's left), found on the vertebra's own bone and bony canal:
   the pedicle meets the articular pillar and the transverse process arises; one
   depth per vertebra (median over the slices, the more anterior of the two sides);
   this is the end at the pedicle's medial face;
-* ``pedicle_end_lateral_u``: the end at its outer surface,
-  ``pedicle_tp_root_lateral_position`` across the transverse process's root (never
-  behind the medial end); between the two faces the end runs obliquely, as the
-  articular pillar's anterior surface does;
+* ``pedicle_end_lateral_u``: the end at its outer surface, between the transverse
+  process's anterior surface (0) and the medial end's depth (1) at
+  ``pedicle_lateral_end_fraction``; between the two faces the end runs obliquely,
+  as the articular pillar's anterior surface does;
 * ``pedicle_outer_v``: the pedicle's outer surface, the canal's half-width plus the
   vertebra's pedicle width (the narrowest bone between body and arch, measured row by
   row lateral to the canal, ``pedicle_width_quantile`` over the slices, the wider
@@ -452,15 +452,17 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
             bu = coords.u[k][bk]
             root = (sv > outer[k, s]) & (sv <= outer[k, s] + o.pedicle_tp_root_mm) \
                 & (bu < wall[k])
-            if not root.any():
-                continue
+            if np.count_nonzero(root) * px * px < o.pedicle_tp_root_min_area_mm2:
+                continue  # a few voxels: a bony spur or noise, not the process
             rows = np.unique(np.floor((bu[root] - wall[k]) / px).astype(np.int64))[::-1]
             if rows[0] * px + wall[k] < pend[k, s]:
                 continue  # starts behind the pedicle: a facet, not the root
             run = rows[:np.argmax(np.diff(np.append(rows, rows[-1] - 2)) < -1) + 1]
             first, last = float(run[0]) * px, float(run[-1]) * px
+            if first + wall[k] > pend[k, s] + o.pedicle_tp_root_max_ahead_mm:
+                continue  # a rib's neck joined to the process on the CT, not its root
             edges.append(first - o.pedicle_tp_root_position * (first - last) + wall[k])
-            fronts.append(first - o.pedicle_tp_root_lateral_position * (first - last) + wall[k])
+            fronts.append(first + wall[k])
         if edges:
             pend[:, s] = np.maximum(pend[:, s], float(np.median(edges)))
             lateral[s] = float(np.median(fronts))
@@ -473,8 +475,13 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
     # the pedicle's end runs obliquely: at its medial face where the canal wall turns
     # into the lamina, at its outer surface where the transverse process arises
     # (never behind the medial end); both sides alike, as the medial end
-    lat_end = float(np.nanmax(lateral)) if np.isfinite(lateral).any() else -np.inf
-    pend_lateral = np.maximum(pend, lat_end)
+    # (the transverse process's anterior surface is measured the same on contours and
+    # on a CT segmentation; its posterior extent is not)
+    if np.isfinite(lateral).any() and np.isfinite(pend).any():
+        front = float(np.nanmax(lateral))
+        pend_lateral = np.maximum(pend, front + o.pedicle_lateral_end_fraction * (pend - front))
+    else:
+        pend_lateral = pend
     prof_v, prof_u = _body_profile(bone, coords, wall, hw, px, o.pedicle_body_profile_min_area,
                                    lesion)
     if prof_u is not None:

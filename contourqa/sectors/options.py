@@ -46,7 +46,9 @@ class PartitionOptions:
     pedicle_default_width_mm: float
     pedicle_tp_root_mm: float
     pedicle_tp_root_position: float
-    pedicle_tp_root_lateral_position: float
+    pedicle_lateral_end_fraction: float
+    pedicle_tp_root_min_area_mm2: float
+    pedicle_tp_root_max_ahead_mm: float
     pedicle_body_tolerance_mm: float
     pedicle_body_profile_min_area: float
     pedicle_body_max_behind_wall_mm: float
@@ -81,7 +83,7 @@ class PartitionOptions:
                      "bony_canal_min_hit_fraction", "pedicle_body_profile_min_area"):
             if not 0 < float(getattr(self, name)) <= 1:
                 raise PartitionOptionsError(f'Partition option "{name}" must be within (0, 1].')
-        for name in ("pedicle_tp_root_position", "pedicle_tp_root_lateral_position"):
+        for name in ("pedicle_tp_root_position", "pedicle_lateral_end_fraction"):
             if not 0 <= float(getattr(self, name)) <= 1:
                 raise PartitionOptionsError(f'Partition option "{name}" must be within [0, 1].')
         if not self.bony_canal_gap_factor > 1:
