@@ -46,18 +46,21 @@ def landmark_lines(partition: VertebraPartition, k: int, *, reach_mm: float = 35
     Returns
     -------
     list of ndarray of shape (2, 2)
-        Body wall; left and right pedicle end; left and right pedicle outer surface;
-        both spinous half-width lines.
+        Body wall; per side the pedicle's end (across its medial face beside the
+        canal, then obliquely to its outer surface) and outer surface; both spinous
+        half-width lines.
     """
     c = partition.coords
     kb = int(np.clip(k - c.start[0], 0, c.shape[0] - 1))
     lm = partition.landmarks.at(k)
     wall, post = lm["body_wall_u_mm"], lm["canal_posterior_u_mm"]
     pend, pout = lm["pedicle_end_u_mm"], lm["pedicle_outer_v_mm"]
+    plat, hw = lm["pedicle_end_lateral_u_mm"], lm["canal_half_width_mm"]
     sh = lm["spinous_half_width_mm"]
     segs_uv = [((wall, -reach_mm), (wall, reach_mm))]
     for s, sign in enumerate((1.0, -1.0)):
-        segs_uv.append(((pend[s], 0.0), (pend[s], sign * pout[s])))
+        segs_uv.append(((pend[s], 0.0), (pend[s], sign * hw[s])))
+        segs_uv.append(((pend[s], sign * hw[s]), (plat[s], sign * pout[s])))
         segs_uv.append(((wall, sign * pout[s]), (pend[s] - reach_mm / 2, sign * pout[s])))
         segs_uv.append(((post, sign * sh), (post - reach_mm, sign * sh)))
     out = []

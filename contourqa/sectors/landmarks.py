@@ -104,8 +104,8 @@ class VertebraLandmarks:
     body_profile_v: NDArray[np.float64] | None = None
     body_profile_u: NDArray[np.float64] | None = None
     foramen_medial_v: tuple[float, float] | None = None
-    pedicle_end_lateral_u: NDArray[np.float64] | None = None
     foramen_posterior_u: tuple[float, float] | None = None
+    pedicle_end_lateral_u: NDArray[np.float64] | None = None
 
     def body_back_u(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
         """The body's posterior surface at lateral positions ``v``, mm in front of the
@@ -130,6 +130,10 @@ class VertebraLandmarks:
         return {"body_wall_u_mm": float(self.body_wall_u[i]),
                 "canal_posterior_u_mm": float(self.canal_posterior_u[i]),
                 "pedicle_end_u_mm": tuple(float(x) for x in self.pedicle_end_u[i]),
+                "pedicle_end_lateral_u_mm": tuple(float(x) for x in (
+                    self.pedicle_end_u if self.pedicle_end_lateral_u is None
+                    else self.pedicle_end_lateral_u)[i]),
+                "canal_half_width_mm": tuple(float(x) for x in self.canal_half_width[i]),
                 "pedicle_outer_v_mm": tuple(float(x) for x in self.pedicle_outer_v[i]),
                 "spinous_half_width_mm": self.spinous_half_width_mm}
 
