@@ -54,7 +54,11 @@ CASES = ("T10_pedicle_left_w8", "T10_lamina_left", "T11_spinous_blastic",
          # measured on the slices where it stands alone, beside which the transverse
          # processes' roots are no body ({1,6} before: the oblique pedicle's front read
          # as body)
-         "C6_pedicle_whole_right_lytic")
+         "C6_pedicle_whole_right_lytic",
+         # convergent lumbar pedicles, CT only: bone just lateral to the pedicle's
+         # outer surface but in front of the transverse process's root is pedicle
+         # ({1,2,3,6} before: 0.07 cc of the left pedicle read as process)
+         "L2_body_bilateral_pedicles")
 
 
 @pytest.fixture(scope="module")

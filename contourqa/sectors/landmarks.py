@@ -106,6 +106,9 @@ class VertebraLandmarks:
     foramen_medial_v: tuple[float, float] | None = None
     foramen_posterior_u: tuple[float, float] | None = None
     pedicle_end_lateral_u: NDArray[np.float64] | None = None
+    transverse_front_u: float | None = None
+    transverse_root_mm: float = 0.0
+    transverse_front_tolerance_mm: float = 0.0
 
     def body_back_u(self, v: NDArray[np.float64]) -> NDArray[np.float64]:
         """The body's posterior surface at lateral positions ``v``, mm in front of the
@@ -481,6 +484,7 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
     # (never behind the medial end); both sides alike, as the medial end
     # (the transverse process's anterior surface is measured the same on contours and
     # on a CT segmentation; its posterior extent is not)
+    front: float | None = None
     if np.isfinite(lateral).any() and np.isfinite(pend).any():
         front = float(np.nanmax(lateral))
         pend_lateral = np.maximum(pend, front + o.pedicle_lateral_end_fraction * (pend - front))
@@ -497,6 +501,8 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
         first_slice=coords.start[0], body_wall_u=wall, canal_posterior_u=post,
         canal_half_width=hw, pedicle_end_u=pend, pedicle_outer_v=outer,
         pedicle_end_lateral_u=pend_lateral, pedicle_width_mm=(width[0], width[1]),
+        transverse_front_u=front, transverse_root_mm=o.pedicle_tp_root_mm,
+        transverse_front_tolerance_mm=max(o.pedicle_tp_front_tolerance_mm, 0.5 * px),
         pedicle_width_measured=(bool(measured[0]), bool(measured[1])),
         spinous_half_width_mm=s_half, spinous_measured=bool(spin),
         spinous_root_offset_mm=root_offset,
@@ -549,7 +555,15 @@ def label_parts(mask: NDArray[np.bool_], coords: BoxCoordinates,
         body &= ~root
     spinous = ~body & (u < lm.canal_posterior_u[k] - lm.spinous_root_offset_mm) \
         & (av <= lm.spinous_half_width_mm)
-    tp = ~body & ~spinous & ((av > lm.pedicle_outer_v[k, s]) | root)
+    lateral = av > lm.pedicle_outer_v[k, s]
+    if lm.transverse_front_u is not None:
+        # the transverse process arises behind its root's anterior surface: bone just
+        # lateral to the pedicle's outer surface but in front of it is the pedicle's
+        # own (a convergent pedicle's outer surface runs obliquely); farther out the
+        # process may run forward
+        lateral &= (u < lm.transverse_front_u + lm.transverse_front_tolerance_mm) \
+            | (av > lm.pedicle_outer_v[k, s] + lm.transverse_root_mm)
+    tp = ~body & ~spinous & (lateral | root)
     end = lm.pedicle_end_u[k, s]
     if lm.pedicle_end_lateral_u is not None:
         inner = lm.canal_half_width[k, s]

@@ -49,6 +49,7 @@ class PartitionOptions:
     pedicle_lateral_end_fraction: float
     pedicle_tp_root_min_area_mm2: float
     pedicle_tp_root_max_ahead_mm: float
+    pedicle_tp_front_tolerance_mm: float
     pedicle_body_tolerance_mm: float
     pedicle_body_profile_min_area: float
     pedicle_body_max_behind_wall_mm: float
