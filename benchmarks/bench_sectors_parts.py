@@ -50,17 +50,37 @@ SUITES: dict[str, tuple[str, str]] = {
     "heldout": ("sectors_parts_heldout",
                 "suite `HELDOUT`, held out: vertebra shapes drawn from seeded ranges "
                 "(`draw_shape`), never to be tuned on"),
+    "drawn": ("sectors_parts_drawn",
+              "suite `SUITE` with every vertebra's shape drawn by `draw_shape` from seed "
+              "1000 + the case's index (not the held-out seeds); first run at 2478522 "
+              "(29/33 with ROIs, 31/33 CT only), tuned on since"),
 }
 
 
+def _drawn_cases() -> dict[str, CaseSpec]:
+    """The tuning suite's cases on drawn vertebra shapes (pedicle widths kept)."""
+    from dataclasses import replace
+
+    from test_data.parts_phantom import draw_shape
+
+    out = {}
+    for i, (name, spec) in enumerate(SUITE.items()):
+        fixed = (("pedicle_width_mm", spec.pedicle_width_mm),) if spec.pedicle_width_mm else ()
+        out[f"{name}_drawn"] = replace(spec, anatomy=draw_shape(spec.region, seed=1000 + i,
+                                                                 fixed=fixed))
+    return out
+
+
 def suite_cases(suite: str) -> dict[str, CaseSpec]:
-    """The cases of ``suite`` (``tuning`` or ``heldout``)."""
+    """The cases of ``suite`` (``tuning``, ``heldout`` or ``drawn``)."""
     if suite == "heldout":
         from test_data.parts_phantom import HELDOUT
 
         return HELDOUT
     if suite == "tuning":
         return SUITE
+    if suite == "drawn":
+        return _drawn_cases()
     raise ValueError(f"Argument 'suite' must be one of {sorted(SUITES)}, not {suite!r}.")
 
 
