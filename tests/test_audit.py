@@ -142,12 +142,16 @@ def test_changed_inputs_are_checked_again(audit_archive: Path, tmp_path: Path) -
     assert _rows(db, "SELECT COUNT(*) FROM cases")[0][0] == 1
 
 
+def _default_sigint() -> None:
+    """In the audit's process before it starts: Ctrl-C as at a terminal.  A runner that
+    starts the tests in the background (``nohup``, ``cmd &``) leaves SIGINT ignored, and
+    an ignored signal is inherited: the audit would never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _audit_cmd(archive: Path, db: Path) -> list[str]:
-    # one worker: the cases are stored one by one, so the signal sent after the third
-    # row lands while most of the archive is still to do (with two workers and the
-    # quick error cases of the shared data, the run could end before the signal did)
     return [sys.executable, "-m", "contourqa.cli", "audit", str(archive), "--db", str(db),
-            "--jobs", "1"]
+            "--jobs", "2"]
 
 
 def _wait_rows(db: Path, n: int, proc: subprocess.Popen, timeout_s: float = 60) -> int:
@@ -173,7 +177,8 @@ def test_killed_runs_resume_to_the_same_content(audit_archive: Path, audited_db,
     db = tmp_path / "resumed.sqlite"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(_audit_cmd(audit_archive, db), stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+                            env=env, start_new_session=True,
+                            preexec_fn=_default_sigint)
     _wait_rows(db, 3, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -184,7 +189,8 @@ def test_killed_runs_resume_to_the_same_content(audit_archive: Path, audited_db,
     assert _rows(db, "SELECT state FROM runs") == [("interrupted",)]
 
     proc = subprocess.Popen(_audit_cmd(audit_archive, db), stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+                            env=env, start_new_session=True,
+                            preexec_fn=_default_sigint)
     _wait_rows(db, n_after_int + 3, proc)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole group: main process and workers
     proc.communicate(timeout=30)
