@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str
         folder = tmp_path_factory.mktemp(name)
         truth = write_case(SUITE[name], folder, name=name)
         out[name] = (folder / "dicom", truth.level)
+    # without vertebra ROIs: the CT path
+    name = "L2_body_bilateral_pedicles"
+    folder = tmp_path_factory.mktemp(name)
+    truth = write_case(replace(SUITE[name], vertebra_roi=None), folder, name=name)
+    out[f"{name}_ct"] = (folder / "dicom", truth.level)
     return out
 
 
@@ -81,6 +87,30 @@ def test_partition_threshold_from_the_profile(cases, tmp_path):  # type: ignore[
     assert _sectors(_check(folder, tmp_path, None), level) == [3]
     one_depth = _check(folder, tmp_path, "[sectors.partition.pedicle]\nlateral_end_fraction = 1\n")
     assert _sectors(one_depth, level) == [2, 3]
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    # no transverse-process root counts: the pedicle ends at one depth again
+    ("tp_root_min_area_mm2", 10000, [2, 3]),
+    ("tp_root_max_ahead_mm", 0, [2, 3]),
+])
+def test_root_keys_from_the_profile(cases, tmp_path, key, value, expected):  # type: ignore[no-untyped-def]
+    """The L4 pillar (truth {3}) reads {3} by default; a root window that admits no
+    root (a minimum area no root has, or no root allowed in front of the canal
+    junction) leaves no transverse-process front, and the pillar's front is pedicle."""
+    folder, level = cases["L4_articular_left"]
+    changed = _check(folder, tmp_path, f"[sectors.partition.pedicle]\n{key} = {value}\n")
+    assert _sectors(changed, level) == expected
+
+
+def test_process_front_tolerance_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
+    """L2 with both pedicles, CT only (truth {1,2,6}): bone just lateral to the
+    pedicles but in front of the transverse processes is pedicle; a tolerance larger
+    than the vertebra switches that off and the pedicles' edges read 3 and 5."""
+    folder, level = cases["L2_body_bilateral_pedicles_ct"]
+    assert _sectors(_check(folder, tmp_path, None), level) == [1, 2, 6]
+    loose = _check(folder, tmp_path, "[sectors.partition.pedicle]\ntp_front_tolerance_mm = 100\n")
+    assert _sectors(loose, level) == [1, 2, 3, 5, 6]
 
 
 @pytest.mark.parametrize("table, key", [("[sectors]", "min_involved_ml"),
