@@ -16,6 +16,8 @@ cases (truth by anatomical part) show each changing the report's GTV sectors:
   end's depth at its outer surface (``[pedicle] lateral_end_fraction = 0.5``) and
   the pillar reads {3}; ``lateral_end_fraction = 1`` (one depth across the pedicle)
   reads its front as pedicle, {2, 3}.
+* T10, a right posterolateral lesion, CT only: truth {5,6}; a few voxels of GTV past
+  the band in sector 4 are a sliver under ``sector_boundary_min_cc`` and count with 0.
 An unknown key is an error naming it (exit 2).
 """
 
@@ -47,10 +49,10 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str
         truth = write_case(SUITE[name], folder, name=name)
         out[name] = (folder / "dicom", truth.level)
     # without vertebra ROIs: the CT path
-    name = "L2_body_bilateral_pedicles"
-    folder = tmp_path_factory.mktemp(name)
-    truth = write_case(replace(SUITE[name], vertebra_roi=None), folder, name=name)
-    out[f"{name}_ct"] = (folder / "dicom", truth.level)
+    for name in ("L2_body_bilateral_pedicles", "T10_posterolateral_right"):
+        folder = tmp_path_factory.mktemp(name)
+        truth = write_case(replace(SUITE[name], vertebra_roi=None), folder, name=name)
+        out[f"{name}_ct"] = (folder / "dicom", truth.level)
     return out
 
 
@@ -111,6 +113,21 @@ def test_process_front_tolerance_from_the_profile(cases, tmp_path):  # type: ign
     assert _sectors(_check(folder, tmp_path, None), level) == [1, 2, 6]
     loose = _check(folder, tmp_path, "[sectors.partition.pedicle]\ntp_front_tolerance_mm = 100\n")
     assert _sectors(loose, level) == [1, 2, 3, 5, 6]
+
+
+def test_boundary_min_cc_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
+    """T10, a right posterolateral lesion (pedicle, pillar, lamina, transverse process),
+    CT only: truth {5,6}.  The spinous process's root is found one pixel in front of
+    the laminar junction, and 0.05 cc of the lamina's GTV reads as sector 4, of which
+    0.003 cc lies past the 1.5 mm band: under ``sector_boundary_min_cc`` (0.02 cc) a
+    sliver, reported; with 0 it counts."""
+    folder, level = cases["T10_posterolateral_right_ct"]
+    default = _check(folder, tmp_path, None)
+    assert _sectors(default, level) == [5, 6]
+    sliver = [c for c in default["checks"] if c["code"] == "sectors.boundary_sliver"]
+    assert len(sliver) == 1 and "sector(s) 4" in sliver[0]["message"]
+    counted = _check(folder, tmp_path, "[sectors]\nsector_boundary_min_cc = 0\n")
+    assert _sectors(counted, level) == [4, 5, 6]
 
 
 @pytest.mark.parametrize("table, key", [("[sectors]", "min_involved_ml"),

@@ -65,12 +65,16 @@ def _per_sector(lab: NDArray[np.int16], m: NDArray[np.bool_] | None) -> NDArray[
 
 
 def sectors_beyond_band(lab: NDArray[np.int16], gtv: NDArray[np.bool_], sectors: list[int],
-                    geometry: VolumeGeometry, band_mm: float) -> dict[int, bool]:
+                    geometry: VolumeGeometry, band_mm: float, *, min_cc: float = 0.0
+                    ) -> dict[int, bool]:
     """Whether the GTV reaches into each of ``sectors`` of the label plane ``lab`` farther
-    than ``band_mm`` (in-plane, at least 1.5 pixels) from the bone of the other sectors.
+    than ``band_mm`` (in-plane, at least 1.5 pixels) from the bone of the other sectors,
+    with at least ``min_cc`` there (and at least one voxel).
 
     The partition's boundaries are found to about a pixel: GTV only within that band
-    of another sector is a sliver along the boundary, not involvement.  When the GTV
+    of another sector is a sliver along the boundary, not involvement; nor are a few
+    voxels past the band (a boundary one pixel off along its whole length leaves
+    them).  When the GTV
     reaches beyond the band in none of ``sectors`` (a small lesion astride a
     boundary), all of them count; ``band_mm`` 0 counts every sector.
 
@@ -83,6 +87,8 @@ def sectors_beyond_band(lab: NDArray[np.int16], gtv: NDArray[np.bool_], sectors:
         The sectors holding enough GTV.
     geometry : VolumeGeometry
     band_mm : float
+    min_cc : float, optional
+        Volume of GTV beyond the band from which a sector counts (0: one voxel).
 
     Returns
     -------
@@ -91,6 +97,7 @@ def sectors_beyond_band(lab: NDArray[np.int16], gtv: NDArray[np.bool_], sectors:
     """
     px = float(min(geometry.spacing_mm[0], geometry.spacing_mm[1]))
     band = max(band_mm, 1.5 * px)
+    vcc = float(np.prod(geometry.spacing_mm)) / 1000.0
     inside = gtv & (lab > 0)
     out = {s: True for s in sectors}
     if band_mm <= 0 or not inside.any():
@@ -108,7 +115,8 @@ def sectors_beyond_band(lab: NDArray[np.int16], gtv: NDArray[np.bool_], sectors:
         if not other.any():
             continue
         dist = ndimage.distance_transform_edt(~other, sampling=sampling)
-        out[s] = bool((gb & (lb == s) & (dist > band)).any())
+        deep = np.count_nonzero(gb & (lb == s) & (dist > band))
+        out[s] = deep > 0 and deep * vcc >= min_cc
     return out if any(out.values()) else {s: True for s in sectors}
 
 
@@ -290,7 +298,8 @@ def measure_involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
             continue
         g_cc = g_vox * vcc
         held = [int(s) for s, v in zip(SECTORS, g_cc, strict=True) if v >= o.min_involved_cc]
-        deep = sectors_beyond_band(lab, gtv, held, geometry, o.sector_boundary_band_mm) \
+        deep = sectors_beyond_band(lab, gtv, held, geometry, o.sector_boundary_band_mm,
+                                   min_cc=o.sector_boundary_min_cc) \
             if gtv is not None and len(held) > 1 else {s: True for s in held}
         gtv_sectors = tuple(s for s in held if deep[s])
         sliver = [s for s in held if not deep[s]]
@@ -301,7 +310,8 @@ def measure_involvement(case: Case, roles: RoleTable, anatomy: SpineAnatomy,
                 message=f"GTV in sector(s) {', '.join(f'{s} ({SECTOR_NAMES[s]})' for s in sliver)}"
                         f" of {levels[i] or f'vertebra {i}'} "
                         f"({', '.join(f'{g_cc[s - 1]:.3f}' for s in sliver)} cc) lies within "
-                        f"{o.sector_boundary_band_mm:g} mm of the other sectors' bone only: a "
+                        f"{o.sector_boundary_band_mm:g} mm of the other sectors' bone (less "
+                        f"than {o.sector_boundary_min_cc:g} cc beyond it): a "
                         "sliver along the partition's boundary, not counted as involvement. "
                         "Check the GTV there if it is meant to reach that sector.",
                 value=round(float(sum(g_cc[s - 1] for s in sliver)), 4), unit="cc",

@@ -172,6 +172,10 @@ class SectorOptions:
         a boundary rasterises a one-voxel sliver across it.  A GTV alone in one
         sector is never dropped, nor a GTV none of whose sectors it reaches deeper (a
         small lesion astride a boundary counts on both sides).
+    sector_boundary_min_cc : float
+        The GTV beyond that band must hold at least this volume (0.02 cc; 0: one
+        voxel): a boundary found a pixel off along its whole length leaves a few
+        voxels of a contour drawn up to it just past the band.
     min_epidural_cc, min_paraspinal_cc : float
         Same for the epidural and paraspinal components (0.05 cc).
     paraspinal_margin_mm : float
@@ -207,6 +211,7 @@ class SectorOptions:
     level: str | None = None
     min_involved_cc: float = 0.05
     sector_boundary_band_mm: float = 1.5
+    sector_boundary_min_cc: float = 0.02
     min_epidural_cc: float = 0.05
     min_paraspinal_cc: float = 0.05
     paraspinal_margin_mm: float = 1.0
@@ -221,7 +226,8 @@ class SectorOptions:
     partition: PartitionOptions = field(default_factory=builtin_partition_options)
 
     def __post_init__(self) -> None:
-        for name in ("min_involved_cc", "sector_boundary_band_mm", "min_epidural_cc",
+        for name in ("min_involved_cc", "sector_boundary_band_mm", "sector_boundary_min_cc",
+                     "min_epidural_cc",
                      "min_paraspinal_cc",
                      "paraspinal_margin_mm", "epidural_gap_deg"):
             if not float(getattr(self, name)) >= 0:
