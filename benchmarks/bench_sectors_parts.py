@@ -54,7 +54,54 @@ SUITES: dict[str, tuple[str, str]] = {
               "suite `SUITE` with every vertebra's shape drawn by `draw_shape` from seed "
               "1000 + the case's index (not the held-out seeds); first run at 2478522 "
               "(29/33 with ROIs, 31/33 CT only), tuned on since"),
+    "random": ("sectors_parts_random",
+               "random combinations of lesion, level, side, density, extension, pose, "
+               "pixel and slice size and ROI names on shapes drawn by `draw_shape` from "
+               "seeds 7000 + i (`_random_cases`); first run at 901a0ca"),
 }
+
+#: Levels of each region the random suite draws from.
+_RANDOM_LEVELS = {"cervical": ("C3", "C4", "C5", "C6"),
+                  "thoracic": ("T3", "T5", "T7", "T8", "T9", "T10", "T11", "T12"),
+                  "lumbar": ("L1", "L2", "L3", "L4")}
+_RANDOM_VERTEBRA_ROIS = ("VB_{level}", "Vertebra_{level}", "Bone_Vertebra_{level}",
+                         "{level}_VB", None)
+
+
+def _random_cases(n: int = 24, seed: int = 7000) -> dict[str, CaseSpec]:
+    """``n`` cases of random lesion, level, pose and grid on drawn shapes: a reading of
+    the engine on combinations nobody chose."""
+    import numpy as np
+
+    from test_data.parts_phantom import draw_shape
+    from test_data.parts_phantom._lesions import LESIONS
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, CaseSpec] = {}
+    lesions = sorted(LESIONS)
+    for i in range(n):
+        region = str(rng.choice(["cervical", "thoracic", "thoracic", "lumbar", "lumbar"]))
+        level = str(rng.choice(_RANDOM_LEVELS[region]))
+        lesion = str(rng.choice(lesions))
+        side = str(rng.choice(["left", "right"]))
+        density = str(rng.choice(["marrow", "lytic", "blastic"]))
+        body = lesion.startswith("body") or lesion.startswith("pedicle")
+        epidural = bool(body and rng.uniform() < 0.3)
+        paraspinal = bool(lesion.startswith("body") and rng.uniform() < 0.2)
+        pixel = float(rng.choice([0.6, 0.7]) if region == "cervical"
+                      else rng.choice([0.8, 0.9, 1.0, 1.2]))
+        spec = CaseSpec(
+            level=level, lesion=lesion, side=side, density=density,  # type: ignore[arg-type]
+            epidural=epidural, paraspinal=paraspinal,
+            ribs=bool(region == "thoracic" and rng.uniform() < 0.5),
+            canal_roi=str(rng.choice(["bony", "thecal_sac"])),  # type: ignore[arg-type]
+            vertebra_roi=_RANDOM_VERTEBRA_ROIS[int(rng.integers(len(_RANDOM_VERTEBRA_ROIS)))],
+            axial_rotation_deg=round(float(rng.uniform(-20, 20)), 1),
+            tilt_deg=round(float(rng.uniform(-10, 10)), 1), pixel_mm=pixel,
+            slice_mm=float(rng.choice([1.0, 2.0, 3.0])),
+            anatomy=draw_shape(region, seed=seed + i))
+        out[f"r{i:02d}_{level}_{lesion}_{side}_{density}"] = spec
+    return out
 
 
 def _drawn_cases() -> dict[str, CaseSpec]:
@@ -81,6 +128,8 @@ def suite_cases(suite: str) -> dict[str, CaseSpec]:
         return SUITE
     if suite == "drawn":
         return _drawn_cases()
+    if suite == "random":
+        return _random_cases()
     raise ValueError(f"Argument 'suite' must be one of {sorted(SUITES)}, not {suite!r}.")
 
 

@@ -3,21 +3,22 @@
 The sector analysis's options and the partition's landmark thresholds
 (``contourqa/sectors/data/partition.toml``) are data a profile may change:
 ``[sectors]`` takes any option of :class:`contourqa.sectors.SectorOptions` and
-``[sectors.partition.<table>]`` any threshold of the partition.  Two parts-phantom
-cases (truth by anatomical part) show each changing the report's GTV sectors:
+``[sectors.partition.<table>]`` any threshold of the partition.  Parts-phantom cases
+(truth by anatomical part) show each changing the report's GTV sectors:
 
-* L3, a lytic lesion that replaced the whole left pedicle (18 mm wide): truth {2}.
-  0.07 cc of it lies in sector 1 along the body-pedicle boundary only (within 1.5 mm
-  of the pedicle's bone); the default boundary band reports it as a sliver
-  (``sectors.boundary_sliver``) and reads {2}; ``sector_boundary_band_mm = 0`` counts
-  it and reads {1, 2}.
+* T7, a body lesion with a right paraspinal extension: truth {1}.  0.09 cc of it lies
+  in sector 6 along the body's edge only (within 1.5 mm of the body's bone); the
+  default boundary band reports it as a sliver (``sectors.boundary_sliver``) and reads
+  {1}; ``sector_boundary_band_mm = 0`` counts it and reads {1, 6}.
 * L4, a lesion of the left articular pillar: truth {3}.  The pedicle's end runs
   obliquely, half-way from the transverse process's anterior surface to the medial
   end's depth at its outer surface (``[pedicle] lateral_end_fraction = 0.5``) and
   the pillar reads {3}; ``lateral_end_fraction = 1`` (one depth across the pedicle)
-  reads its front as pedicle, {2, 3}.
-* T10, a right posterolateral lesion, CT only: truth {5,6}; a few voxels of GTV past
-  the band in sector 4 are a sliver under ``sector_boundary_min_cc`` and count with 0.
+  reads its front as pedicle, {2, 3}.  On the drawn suite's L4 shape, a few voxels of
+  GTV past the band in sector 2 are a sliver under ``sector_boundary_min_cc`` and
+  count with 0.
+* C5 turned by 11.5 degrees and tilted: the axis from the vertebra's symmetry reads
+  {1,2,3}; ``[sectors.partition.axis] symmetry_span_deg = 0`` (the centroid's axis) {1}.
 An unknown key is an error naming it (exit 2).
 """
 
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # test_data/ is not installed with the package
     sys.path.insert(0, str(REPO))
 
-from test_data.parts_phantom import SUITE, write_case  # noqa: E402
+from test_data.parts_phantom import SUITE, draw_shape, write_case  # noqa: E402
 
 ENTRY = [sys.executable, "-c", "from contourqa.cli import run; run()"]
 
@@ -44,12 +45,20 @@ ENTRY = [sys.executable, "-c", "from contourqa.cli import run; run()"]
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
     out = {}
-    for name in ("L3_pedicle_whole_left_w18_lytic", "L4_articular_left"):
+    for name in ("T7_body_right_paraspinal", "L4_articular_left",
+                 "C5_body_paraspinal_rot11_tiltm4"):
         folder = tmp_path_factory.mktemp(name)
         truth = write_case(SUITE[name], folder, name=name)
         out[name] = (folder / "dicom", truth.level)
+    # the L4 pillar on the drawn suite's shape (benchmarks/bench_sectors_parts.py
+    # --suite drawn: seed 1000 + the case's index in SUITE)
+    name = "L4_articular_left"
+    spec = replace(SUITE[name], anatomy=draw_shape("lumbar", seed=1000 + list(SUITE).index(name)))
+    folder = tmp_path_factory.mktemp(f"{name}_drawn")
+    truth = write_case(spec, folder, name=name)
+    out[f"{name}_drawn"] = (folder / "dicom", truth.level)
     # without vertebra ROIs: the CT path
-    for name in ("L2_body_bilateral_pedicles", "T10_posterolateral_right"):
+    for name in ("L2_body_bilateral_pedicles",):
         folder = tmp_path_factory.mktemp(name)
         truth = write_case(replace(SUITE[name], vertebra_roi=None), folder, name=name)
         out[f"{name}_ct"] = (folder / "dicom", truth.level)
@@ -74,13 +83,13 @@ def _sectors(report: dict[str, Any], level: str) -> list[int]:
 
 
 def test_boundary_band_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
-    folder, level = cases["L3_pedicle_whole_left_w18_lytic"]
+    folder, level = cases["T7_body_right_paraspinal"]
     default = _check(folder, tmp_path, None)
-    assert _sectors(default, level) == [2]
+    assert _sectors(default, level) == [1]
     sliver = [c for c in default["checks"] if c["code"] == "sectors.boundary_sliver"]
-    assert len(sliver) == 1 and "sector(s) 1" in sliver[0]["message"]
+    assert len(sliver) == 1 and "sector(s) 6" in sliver[0]["message"]
     counted = _check(folder, tmp_path, "[sectors]\nsector_boundary_band_mm = 0\n")
-    assert _sectors(counted, level) == [1, 2]
+    assert _sectors(counted, level) == [1, 6]
     assert not any(c["code"] == "sectors.boundary_sliver" for c in counted["checks"])
 
 
@@ -106,28 +115,51 @@ def test_root_keys_from_the_profile(cases, tmp_path, key, value, expected):  # t
 
 
 def test_process_front_tolerance_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
-    """L2 with both pedicles, CT only (truth {1,2,6}): bone just lateral to the
-    pedicles but in front of the transverse processes is pedicle; a tolerance larger
-    than the vertebra switches that off and the pedicles' edges read 3 and 5."""
+    """L2 with both pedicles, CT only (truth {1,2,6}, no GTV in the processes): bone
+    just lateral to the pedicles but in front of the transverse processes is pedicle;
+    a tolerance larger than the vertebra switches that off and the pedicles' lateral
+    edges read as process: the bone of sectors 3 and 5 grows by what sectors 2 and 6
+    lose.  (Before the axis was taken from the vertebra's symmetry, the GTV's sector
+    set changed too, {1,2,6} to {1,2,3,5,6}; the rule's effect is now a few pixels.)"""
     folder, level = cases["L2_body_bilateral_pedicles_ct"]
-    assert _sectors(_check(folder, tmp_path, None), level) == [1, 2, 6]
+
+    def bone(report: dict[str, Any]) -> dict[str, float]:
+        entry = next(e for e in report["sectors"] if e["level"] == level)
+        return entry["sector_volume_cc"]  # type: ignore[no-any-return]
+
+    default = _check(folder, tmp_path, None)
+    assert _sectors(default, level) == [1, 2, 6]
     loose = _check(folder, tmp_path, "[sectors.partition.pedicle]\ntp_front_tolerance_mm = 100\n")
-    assert _sectors(loose, level) == [1, 2, 3, 5, 6]
+    before, after = bone(default), bone(loose)
+    for process, pedicle in (("3", "2"), ("5", "6")):
+        moved = after[process] - before[process]
+        assert moved >= 0.005  # 0.016 and 0.009 cc when written
+        assert before[pedicle] - after[pedicle] == pytest.approx(moved, abs=0.002)
 
 
 def test_boundary_min_cc_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
-    """T10, a right posterolateral lesion (pedicle, pillar, lamina, transverse process),
-    CT only: truth {5,6}.  The spinous process's root is found one pixel in front of
-    the laminar junction, and 0.05 cc of the lamina's GTV reads as sector 4, of which
-    0.003 cc lies past the 1.5 mm band: under ``sector_boundary_min_cc`` (0.02 cc) a
+    """L4, a lesion of the left articular pillar on a drawn shape: truth {3}.  0.07 cc
+    of its GTV reads as pedicle along the pedicle's end, of which 0.011 cc lies past the
+    1.5 mm band (measured when written): under ``sector_boundary_min_cc`` (0.02 cc) a
     sliver, reported; with 0 it counts."""
-    folder, level = cases["T10_posterolateral_right_ct"]
+    folder, level = cases["L4_articular_left_drawn"]
     default = _check(folder, tmp_path, None)
-    assert _sectors(default, level) == [5, 6]
+    assert _sectors(default, level) == [3]
     sliver = [c for c in default["checks"] if c["code"] == "sectors.boundary_sliver"]
-    assert len(sliver) == 1 and "sector(s) 4" in sliver[0]["message"]
+    assert len(sliver) == 1 and "sector(s) 2" in sliver[0]["message"]
     counted = _check(folder, tmp_path, "[sectors]\nsector_boundary_min_cc = 0\n")
-    assert _sectors(counted, level) == [4, 5, 6]
+    assert _sectors(counted, level) == [2, 3]
+
+
+def test_axis_symmetry_span_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
+    """C5 turned by 11.5 degrees and tilted (truth {1,2,3}): the axis from the
+    vertebra's symmetry reads the truth; ``symmetry_span_deg = 0`` keeps the bone's
+    centroid axis, off by more than 10 degrees, and the pedicle and transverse process
+    read as body."""
+    folder, level = cases["C5_body_paraspinal_rot11_tiltm4"]
+    assert _sectors(_check(folder, tmp_path, None), level) == [1, 2, 3]
+    centroid = _check(folder, tmp_path, "[sectors.partition.axis]\nsymmetry_span_deg = 0\n")
+    assert _sectors(centroid, level) == [1]
 
 
 @pytest.mark.parametrize("table, key", [("[sectors]", "min_involved_ml"),
@@ -143,7 +175,7 @@ def test_unknown_sector_key_is_an_error_naming_it(cases, tmp_path, table, key): 
 
 
 def test_sectors_command_takes_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
-    folder, level = cases["L3_pedicle_whole_left_w18_lytic"]
+    folder, level = cases["T7_body_right_paraspinal"]
     path = tmp_path / "band0.toml"
     path.write_text("[sectors]\nsector_boundary_band_mm = 0\n", "utf-8")
     found = []
@@ -153,7 +185,7 @@ def test_sectors_command_takes_the_profile(cases, tmp_path):  # type: ignore[no-
         assert proc.returncode == 0, proc.stderr
         entries = json.loads(proc.stdout)[0]["sectors"]
         found.append(next(e["gtv_sectors"] for e in entries if e["level"] == level))
-    assert found == [[2], [1, 2]]
+    assert found == [[1], [1, 6]]
 
 
 def test_readme_sectors_table_is_valid() -> None:
@@ -174,18 +206,18 @@ def test_readme_sectors_table_is_valid() -> None:
 
 def test_check_options_keep_the_level_beside_sector_options(cases):  # type: ignore[no-untyped-def]
     """``CheckOptions(level=..., sectors=...)`` built by hand: both reach the analysis
-    (the user's L2 against the ROI's L3 is a level mismatch; the band 0 counts the
+    (the user's T6 against the ROI's T7 is a level mismatch; the band 0 counts the
     sliver)."""
     from contourqa.check import CheckOptions, check
     from contourqa.findings import Status
     from contourqa.sectors import SectorOptions
 
-    folder, level = cases["L3_pedicle_whole_left_w18_lytic"]
-    assert level == "L3"
-    run = check(folder, options=CheckOptions(level="L2", compute_dvh=False,
+    folder, level = cases["T7_body_right_paraspinal"]
+    assert level == "T7"
+    run = check(folder, options=CheckOptions(level="T6", compute_dvh=False,
                                              sectors=SectorOptions(sector_boundary_band_mm=0)))
     (report,) = run.reports
     assert any(c.code == "sectors.level_mismatch" and c.status is Status.FAIL
                for c in report.checks)
     assert report.sectors is not None
-    assert [1, 2] in [list(v.gtv_sectors) for v in report.sectors]
+    assert [1, 6] in [list(v.gtv_sectors) for v in report.sectors]

@@ -14,7 +14,8 @@ scoliosis and kyphosis do not mislabel sectors:
   or laterally shifted spine moves the origin with it);
 * anterior axis ``a`` (unit, axial plane): from the canal towards the centroid of the
   vertebral body (first estimate: the centroid of the whole vertebra; then twice the
-  centroid of the bone labelled body by the rule below);
+  centroid of the bone labelled body by the rule below), then turned to the
+  vertebra's plane of symmetry (step 1 below);
 * left axis ``l = (-a_y, a_x, 0)``: ``a`` turned by +90 degrees about the superior
   axis.  LPS is a patient coordinate system, so this is the patient's left for
   every patient position (HFS, FFS, HFP, FFP).
@@ -33,7 +34,13 @@ profile overrides it).  The steps, run by :func:`partition_vertebra`:
    lesion, so that a vertebra contoured without its lytic half does not turn it;
    then again with only the lesion within ``paraspinal_margin_mm`` (and a pixel) of
    the bone or its mirror image about that axis, so that a soft-tissue extension of
-   the lesion does not turn it either).
+   the lesion does not turn it either).  Then the axis turns, within
+   ``axis.symmetry_span_deg``, to where each slice's bone reflected about the line
+   through its canal centre lands on the most bone or lesion
+   (:func:`partition.symmetry_axis`): the centroid follows whatever is asymmetric
+   (a lesion, slices cutting a turned and tilted vertebra's two sides at different
+   heights: 11-17 degrees off on a cervical vertebra turned by 11.5 and tilted by
+   4.4), the plane of symmetry does not.
 2. **Bony canal** (:mod:`contourqa.sectors.canal`): rays from the centre stop at the
    first bone (the vertebra's own, or its mirror image about the midline, or the
    bone met in that direction on the slices within ``bony_canal.neighbour_mm``); rays

@@ -17,7 +17,7 @@ from typing import Any
 
 from contourqa.errors import ContourQAError
 
-_TABLES = ("bony_canal", "pedicle", "foramen", "spinous", "envelope")
+_TABLES = ("axis", "bony_canal", "pedicle", "foramen", "spinous", "envelope")
 
 
 class PartitionOptionsError(ContourQAError, ValueError):
@@ -33,6 +33,8 @@ class PartitionOptions:
     """
 
     bony_canal_angular_bins: int
+    axis_symmetry_span_deg: float
+    axis_symmetry_step_deg: float
     bony_canal_max_radius_mm: float
     bony_canal_gap_factor: float
     bony_canal_min_hit_fraction: float
@@ -78,6 +80,8 @@ class PartitionOptions:
             v = getattr(self, f.name)
             if f.type in ("float", "int") and not float(v) >= 0:
                 raise PartitionOptionsError(f'Partition option "{f.name}" must be >= 0.')
+        if not self.axis_symmetry_step_deg > 0:
+            raise PartitionOptionsError('Partition option "axis_symmetry_step_deg" must be > 0.')
         if self.bony_canal_angular_bins < 8:
             raise PartitionOptionsError('Partition option "bony_canal_angular_bins" must be >= 8.')
         for name in ("pedicle_junction_canal_fraction", "pedicle_width_quantile",

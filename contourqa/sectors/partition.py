@@ -41,7 +41,8 @@ from contourqa.sectors.landmarks import VertebraLandmarks, find_landmarks, label
 from contourqa.sectors.options import DEFAULT_OPTIONS, SectorOptions
 from contourqa.sectors.parts import parts_to_sectors
 
-__all__ = ["VertebraPartition", "partition_vertebra", "vertebra_axis", "vertebra_box"]
+__all__ = ["VertebraPartition", "partition_vertebra", "symmetry_axis", "vertebra_axis",
+           "vertebra_box"]
 
 #: part code -> the code of the same part on the other side (PART_NAMES)
 _MIRROR_PART = np.array([0, 1, 8, 6, 7, 5, 3, 4, 2], dtype=np.int8)
@@ -125,6 +126,73 @@ def vertebra_axis(bone_xy: NDArray[np.float64], bone_k: NDArray[np.int64],
     return a
 
 
+def symmetry_axis(bone: NDArray[np.bool_], sub: VolumeGeometry, origins_xy: NDArray[np.float64],
+                  a: NDArray[np.float64], *, span_deg: float, step_deg: float,
+                  lesion: NDArray[np.bool_] | None = None, max_points: int = 20000
+                  ) -> NDArray[np.float64]:
+    """The anterior axis within ``span_deg`` of ``a`` about which ``bone`` best covers its
+    own mirror image.
+
+    Each slice's bone is reflected about the line through its canal centre along the
+    candidate axis; the axis whose reflection lands on the most bone (or lesion: the
+    place of bone a lytic lesion replaced) wins (a step of ``step_deg``, then a tenth
+    of it about the best).  A vertebra is bilaterally symmetric: a lesion, a lost lytic
+    half or slices that cut the two sides of a rotated, tilted vertebra at different
+    heights move the bone's centroid, but not its plane of symmetry.
+
+    Parameters
+    ----------
+    bone : ndarray of shape sub.shape, bool
+    sub : VolumeGeometry
+        The grid of ``bone``.
+    origins_xy : ndarray of shape (S, 2), float64
+        Canal centre of each slice (patient x, y; mm).
+    a : ndarray of shape (2,), float64
+        First axis (unit, patient x, y).
+    span_deg, step_deg : float
+    lesion : ndarray of shape sub.shape, bool, optional
+        The GTV: bone mirrored onto it counts as covered.
+    max_points : int
+        Bone voxels evaluated (evenly subsampled beyond this).
+
+    Returns
+    -------
+    ndarray of shape (2,), float64
+        Unit axis; ``a`` when ``span_deg`` is 0 or the bone is empty.
+    """
+    idx = np.argwhere(bone)
+    if span_deg <= 0 or len(idx) == 0:
+        return a
+    if len(idx) > max_points:
+        idx = idx[np.linspace(0, len(idx) - 1, max_points).astype(np.int64)]
+    pts = sub.index_to_patient(idx)
+    org = origins_xy[idx[:, 0]]
+    rel = pts[:, :2] - org
+    shape = np.asarray(bone.shape)
+    target = bone if lesion is None else bone | lesion
+
+    def cover(delta_deg: float) -> int:
+        t = np.radians(delta_deg)
+        ad = np.array([np.cos(t) * a[0] - np.sin(t) * a[1], np.sin(t) * a[0] + np.cos(t) * a[1]])
+        left = np.array([-ad[1], ad[0]])
+        u, v = rel @ ad, rel @ left
+        xy = org + u[:, None] * ad[None, :] - v[:, None] * left[None, :]
+        ij = np.rint(sub.patient_to_index(np.column_stack([xy, pts[:, 2]]))).astype(np.int64)
+        ij[:, 0] = idx[:, 0]
+        ok = np.all((ij >= 0) & (ij < shape), axis=1)
+        return int(np.count_nonzero(target[tuple(ij[ok].T)]))
+
+    coarse = np.arange(-span_deg, span_deg + 0.5 * step_deg, step_deg)
+    best = float(coarse[int(np.argmax([cover(d) for d in coarse]))])
+    fine = best + np.arange(-step_deg, step_deg + 0.05 * step_deg, 0.1 * step_deg)
+    scores = np.array([cover(d) for d in fine])
+    # the middle of the best plateau (a coarse grid gives ties across a pixel)
+    top = np.nonzero(scores == scores.max())[0]
+    t = np.radians(float(fine[top].mean()))
+    out = np.array([np.cos(t) * a[0] - np.sin(t) * a[1], np.sin(t) * a[0] + np.cos(t) * a[1]])
+    return np.asarray(out / np.linalg.norm(out), dtype=np.float64)
+
+
 def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
                        geometry: VolumeGeometry, *, options: SectorOptions = DEFAULT_OPTIONS,
                        lesion: NDArray[np.bool_] | None = None,
@@ -181,6 +249,9 @@ def partition_vertebra(mask: NDArray[np.bool_], canal: NDArray[np.bool_],
         a = _axis_with_lesion(mask, bone, lesion[box] & ~seed, seed, cxy, cidx[:, 0], origins,
                               a, geometry, start, shape, sub, 0.5 * px,
                               margin_mm=options.paraspinal_margin_mm)
+    a = symmetry_axis(bone, sub, origins, a, span_deg=po.axis_symmetry_span_deg,
+                      step_deg=po.axis_symmetry_step_deg,
+                      lesion=lesion[box] & ~seed if lesion is not None else None)
     # steps 3: bony canal, twice (the second about the first's centre)
     coords = box_coordinates(geometry, start, shape, origins, a)
     ring = np.zeros_like(bone)

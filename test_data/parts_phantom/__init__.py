@@ -135,6 +135,24 @@ SUITE: dict[str, CaseSpec] = {
                                       slice_mm=3.0, pixel_mm=1.2, density="lytic"),
     "T10_pedicle_left_3mm": CaseSpec(level="T10", lesion="pedicle", side="left",
                                      slice_mm=3.0, pixel_mm=1.0),
+    # (added last: the drawn suite's seeds follow the order)
+    # turned and tilted: the slices cut the two sides at different heights; the body
+    # lesion's paraspinal extension covers the left foramen transversarium (the shape
+    # is draw_shape("cervical", seed=7012), written out)
+    "C5_body_paraspinal_rot11_tiltm4": CaseSpec(
+        level="C5", lesion="body_central", side="left", paraspinal=True,
+        axial_rotation_deg=11.5, tilt_deg=-4.4, pixel_mm=0.7, anatomy=(
+            ("body_half_width_mm", 8.7), ("body_half_depth_mm", 8.1),
+            ("body_height_mm", 13.1), ("body_squareness", 2.19),
+            ("body_anterior_exponent", 2.07), ("body_concavity_mm", 1.8),
+            ("body_concavity_radius_factor", 1.4), ("body_shift_mm", 3.2),
+            ("canal_half_width_mm", 10.6), ("canal_half_depth_mm", 7.1),
+            ("canal_posterior_exponent", 2.27), ("pedicle_width_mm", 7.3),
+            ("pedicle_width_right_mm", 8.3), ("pedicle_height_mm", 7.5),
+            ("pedicle_convergence_deg", 34.0), ("pedicle_z_frac", 0.03),
+            ("lamina_thickness_mm", 4.1), ("lamina_drop_mm", 4.1), ("lamina_shingle", 0.2),
+            ("tp_length_mm", 8.7), ("tp_angle_deg", -22.0), ("spinous_length_mm", 17.3),
+            ("spinous_incline_deg", 38.0), ("spinous_half_height_mm", 3.4))),
 }
 
 
