@@ -10,14 +10,16 @@ engine's partition.
 
 Run from the repository root::
 
-    python benchmarks/bench_sectors_parts.py [--suite {tuning,heldout}] [--cases NAME ...]
-        [--out benchmarks/results] [--png]
+    python benchmarks/bench_sectors_parts.py [--suite {tuning,drawn,random,heldout}]
+        [--cases NAME ...] [--out benchmarks/results] [--png]
 
 ``--suite tuning`` (the default) scores ``SUITE``, the cases the engine may be tuned
 on, and writes ``sectors_parts.md`` and ``sectors_parts.json``; ``--suite heldout``
 scores ``HELDOUT`` (vertebra shapes drawn from seeded ranges, never to be tuned on)
 and writes ``sectors_parts_heldout.md`` and ``sectors_parts_heldout.json``, so that
-the two figures are never mixed.  With ``--png``, a picture
+the two figures are never mixed.  ``drawn`` (the tuning cases on drawn shapes) and
+``random`` (random combinations on drawn shapes) write their own files too; each
+states in :data:`SUITES` when it was first run and whether it has been tuned on.  With ``--png``, a picture
 ``sectors_parts[_heldout]_<case>.png`` of every case the engine missed (truth
 sectors from the parts beside the engine's sectors, on the GTV's middle slice).
 """
