@@ -22,10 +22,9 @@ def _grid(n: int, pixel_mm: float) -> VolumeGeometry:
                           spacing_mm=np.array([pixel_mm, pixel_mm, 2.5]))
 
 
-@settings(max_examples=60, deadline=None)
-@given(n=st.integers(16, 30), data=st.data(), pixel_mm=st.sampled_from([0.5, 0.98, 1.0, 3.0]),
-       band_mm=st.floats(0.5, 4.0, allow_nan=False))
-def test_band_matches_the_depth_into_each_sector(n, data, pixel_mm, band_mm):  # type: ignore[no-untyped-def]
+def _astride(n: int, data: st.DataObject) -> tuple[int, int, int, np.ndarray, np.ndarray]:
+    """Sector 1 in columns ``[0, b)``, sector 2 from ``b``; a GTV box over columns
+    ``c0..c1`` (``n - 8`` rows of the middle slice) astride the boundary."""
     b = data.draw(st.integers(3, n - 3))
     c0 = data.draw(st.integers(0, b - 1))
     c1 = data.draw(st.integers(b, n - 1))
@@ -34,6 +33,14 @@ def test_band_matches_the_depth_into_each_sector(n, data, pixel_mm, band_mm):  #
     lab[:, 2:n - 2, b:] = 2
     gtv = np.zeros((3, n, n), dtype=bool)
     gtv[1, 4:n - 4, c0:c1 + 1] = True
+    return b, c0, c1, lab, gtv
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(16, 30), data=st.data(), pixel_mm=st.sampled_from([0.5, 0.98, 1.0, 3.0]),
+       band_mm=st.floats(0.5, 4.0, allow_nan=False))
+def test_band_matches_the_depth_into_each_sector(n, data, pixel_mm, band_mm):  # type: ignore[no-untyped-def]
+    b, c0, c1, lab, gtv = _astride(n, data)
     band = max(band_mm, 1.5 * pixel_mm)
     deep = {1: (b - c0) * pixel_mm > band, 2: (c1 - b + 1) * pixel_mm > band}
     expected = deep if any(deep.values()) else {1: True, 2: True}
@@ -58,14 +65,7 @@ def test_min_cc_counts_the_volume_past_the_band(n, data, pixel_mm, band_mm, min_
     """A sector counts when the GTV voxels farther than the band from the other
     sector (counted column by column: ``n - 8`` rows of one slice each) hold
     ``min_cc``."""
-    b = data.draw(st.integers(3, n - 3))
-    c0 = data.draw(st.integers(0, b - 1))
-    c1 = data.draw(st.integers(b, n - 1))
-    lab = np.zeros((3, n, n), dtype=np.int16)
-    lab[:, 2:n - 2, :b] = 1
-    lab[:, 2:n - 2, b:] = 2
-    gtv = np.zeros((3, n, n), dtype=bool)
-    gtv[1, 4:n - 4, c0:c1 + 1] = True
+    b, c0, c1, lab, gtv = _astride(n, data)
     band = max(band_mm, 1.5 * pixel_mm)
     voxel_cc = pixel_mm * pixel_mm * 2.5 / 1000.0
     cols = {1: sum(1 for c in range(c0, b) if (b - c) * pixel_mm > band),

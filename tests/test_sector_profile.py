@@ -82,15 +82,23 @@ def _sectors(report: dict[str, Any], level: str) -> list[int]:
     return list(entry["gtv_sectors"])
 
 
-def test_boundary_band_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
-    folder, level = cases["T7_body_right_paraspinal"]
-    default = _check(folder, tmp_path, None)
-    assert _sectors(default, level) == [1]
+def _sliver_then_counted(case: tuple[Path, str], tmp: Path, key: str, sector: int,
+                         default_sectors: list[int], counted_sectors: list[int]) -> None:
+    """By default ``sector`` is a reported sliver (``sectors.boundary_sliver``) outside
+    the GTV's sectors; ``[sectors] key = 0`` counts it."""
+    folder, level = case
+    default = _check(folder, tmp, None)
+    assert _sectors(default, level) == default_sectors
     sliver = [c for c in default["checks"] if c["code"] == "sectors.boundary_sliver"]
-    assert len(sliver) == 1 and "sector(s) 6" in sliver[0]["message"]
-    counted = _check(folder, tmp_path, "[sectors]\nsector_boundary_band_mm = 0\n")
-    assert _sectors(counted, level) == [1, 6]
+    assert len(sliver) == 1 and f"sector(s) {sector}" in sliver[0]["message"]
+    counted = _check(folder, tmp, f"[sectors]\n{key} = 0\n")
+    assert _sectors(counted, level) == counted_sectors
     assert not any(c["code"] == "sectors.boundary_sliver" for c in counted["checks"])
+
+
+def test_boundary_band_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
+    _sliver_then_counted(cases["T7_body_right_paraspinal"], tmp_path,
+                         "sector_boundary_band_mm", 6, [1], [1, 6])
 
 
 def test_partition_threshold_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
@@ -142,13 +150,8 @@ def test_boundary_min_cc_from_the_profile(cases, tmp_path):  # type: ignore[no-u
     of its GTV reads as pedicle along the pedicle's end, of which 0.011 cc lies past the
     1.5 mm band (measured when written): under ``sector_boundary_min_cc`` (0.02 cc) a
     sliver, reported; with 0 it counts."""
-    folder, level = cases["L4_articular_left_drawn"]
-    default = _check(folder, tmp_path, None)
-    assert _sectors(default, level) == [3]
-    sliver = [c for c in default["checks"] if c["code"] == "sectors.boundary_sliver"]
-    assert len(sliver) == 1 and "sector(s) 2" in sliver[0]["message"]
-    counted = _check(folder, tmp_path, "[sectors]\nsector_boundary_min_cc = 0\n")
-    assert _sectors(counted, level) == [2, 3]
+    _sliver_then_counted(cases["L4_articular_left_drawn"], tmp_path,
+                         "sector_boundary_min_cc", 2, [3], [2, 3])
 
 
 def test_axis_symmetry_span_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
