@@ -116,7 +116,7 @@ def sectors_beyond_band(lab: NDArray[np.int16], gtv: NDArray[np.bool_], sectors:
             continue
         dist = ndimage.distance_transform_edt(~other, sampling=sampling)
         deep = np.count_nonzero(gb & (lb == s) & (dist > band))
-        out[s] = deep > 0 and deep * vcc >= min_cc
+        out[s] = bool(deep > 0 and deep * vcc >= min_cc)
     return out if any(out.values()) else {s: True for s in sectors}
 
 
