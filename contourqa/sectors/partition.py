@@ -171,9 +171,12 @@ def symmetry_axis(bone: NDArray[np.bool_], sub: VolumeGeometry, origins_xy: NDAr
     shape = np.asarray(bone.shape)
     target = bone if lesion is None else bone | lesion
 
-    def cover(delta_deg: float) -> int:
+    def turned(delta_deg: float) -> NDArray[np.float64]:
         t = np.radians(delta_deg)
-        ad = np.array([np.cos(t) * a[0] - np.sin(t) * a[1], np.sin(t) * a[0] + np.cos(t) * a[1]])
+        return np.array([np.cos(t) * a[0] - np.sin(t) * a[1], np.sin(t) * a[0] + np.cos(t) * a[1]])
+
+    def cover(delta_deg: float) -> int:
+        ad = turned(delta_deg)
         left = np.array([-ad[1], ad[0]])
         u, v = rel @ ad, rel @ left
         xy = org + u[:, None] * ad[None, :] - v[:, None] * left[None, :]
@@ -188,8 +191,7 @@ def symmetry_axis(bone: NDArray[np.bool_], sub: VolumeGeometry, origins_xy: NDAr
     scores = np.array([cover(d) for d in fine])
     # the middle of the best plateau (a coarse grid gives ties across a pixel)
     top = np.nonzero(scores == scores.max())[0]
-    t = np.radians(float(fine[top].mean()))
-    out = np.array([np.cos(t) * a[0] - np.sin(t) * a[1], np.sin(t) * a[0] + np.cos(t) * a[1]])
+    out = turned(float(fine[top].mean()))
     return np.asarray(out / np.linalg.norm(out), dtype=np.float64)
 
 
