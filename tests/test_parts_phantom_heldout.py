@@ -188,7 +188,12 @@ def test_heldout_roi_names_are_spellings_contourqa_reads() -> None:
 def test_suite_specs_keep_their_key_and_json() -> None:
     # the noise seed, the UIDs and truth.json of the suite do not see the new fields
     new = {"anatomy", "level_shift_mm", "gtv_roi"}
-    for spec in SUITE.values():
+    for name, spec in SUITE.items():
+        if name == "C5_body_paraspinal_rot11_tiltm4":
+            # added after the new fields, with its drawn shape written out: its key
+            # carries the shape (the earlier cases' keys are untouched)
+            assert set(spec.extras()) == {"anatomy"} and spec.key() != repr(spec)
+            continue
         assert spec.key() == repr(spec) and spec.extras() == {}
         assert set(spec.to_json()) == set(asdict(spec)) - new
         assert not new & set(repr(spec).split("(", 1)[1].replace("=", " ").split())

@@ -3,8 +3,9 @@
 A left-right symmetric vertebra section (body, ring round the canal, transverse and
 spinous processes: analytic shapes in its own frame) is drawn on a grid turned by a
 known angle.  :func:`contourqa.sectors.partition.symmetry_axis`, started from an axis
-off by up to 20 degrees, must find the turn within a degree, beside a paraspinal mass
-and when a lytic lesion replaced half of the body (its GTV marks where the bone was).
+off by up to 20 degrees, must find the turn within 2 degrees (a pixel at the section's
+reach), beside a paraspinal mass and when a lytic lesion replaced half of the body (its
+GTV marks where the bone was).
 A parts-phantom C5 turned by 11.5 degrees and tilted by -4.4 (slices then cut its two
 sides at different heights) checks the same on a whole vertebra and its GTV sectors.
 """
@@ -73,7 +74,9 @@ def test_symmetry_axis_finds_the_turn(turn: float, start_error: float, half_body
     a = symmetry_axis(bone, geometry, np.zeros((3, 2)), a0, span_deg=30.0, step_deg=1.0,
                       lesion=lesion)
     assert abs(np.linalg.norm(a) - 1.0) < 1e-9
-    assert abs(_angle(a) - turn) <= 1.0
+    # the reflection lands on the nearest pixel: over the section's 30 mm reach a 1 mm
+    # pixel is about 2 degrees (300 random draws: mean 0.2, largest 1.27 degrees)
+    assert abs(_angle(a) - turn) <= 2.0
 
 
 def test_span_zero_keeps_the_first_axis() -> None:

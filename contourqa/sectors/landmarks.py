@@ -214,10 +214,7 @@ def _body_profile(bone: NDArray[np.bool_], coords: BoxCoordinates, wall: NDArray
     largest = float(front.max(initial=0.0))
     kept = [(u, v) for k, u, v in per_slice if front[k] >= min_area * largest]
     if not kept:
-        # the body stands alone on its end slices only (a tilted or short vertebra):
-        # the largest of those
-        alone = max(float(front[k]) for k, _, _ in per_slice)
-        kept = [(u, v) for k, u, v in per_slice if front[k] >= min_area * alone]
+        return None, None
     reach = max(max(float(np.abs(v).max()) for _, v in kept), px)
     half_n = int(np.ceil(reach / px))
     bins = np.arange(-half_n, half_n + 1) * px  # symmetric: a missing side is mirrored
