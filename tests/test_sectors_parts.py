@@ -58,7 +58,11 @@ CASES = ("T10_pedicle_left_w8", "T10_lamina_left", "T11_spinous_blastic",
          # convergent lumbar pedicles, CT only: bone just lateral to the pedicle's
          # outer surface but in front of the transverse process's root is pedicle
          # ({1,2,3,6} before: 0.07 cc of the left pedicle read as process)
-         "L2_body_bilateral_pedicles")
+         "L2_body_bilateral_pedicles",
+         # a cervical vertebra turned by 11.5 degrees and tilted by -4.4, body lesion
+         # with a paraspinal extension: the axis from the vertebra's symmetry (the
+         # centroid's was 11-17 degrees off and read {1} with the ROIs)
+         "C5_body_paraspinal_rot11_tiltm4")
 
 
 @pytest.fixture(scope="module")
