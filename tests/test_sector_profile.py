@@ -18,7 +18,8 @@ The sector analysis's options and the partition's landmark thresholds
   GTV past the band in sector 2 are a sliver under ``sector_boundary_min_cc`` and
   count with 0.
 * C5 turned by 11.5 degrees and tilted: the axis from the vertebra's symmetry reads
-  {1,2,3}; ``[sectors.partition.axis] symmetry_span_deg = 0`` (the centroid's axis) {1}.
+  {1,2,3}; ``[sectors.partition.axis] symmetry_span_deg = 0`` (the centroid's axis) {1};
+  a coarse ``symmetry_step_deg`` moves the reported frame's rotation.
 An unknown key is an error naming it (exit 2).
 """
 
@@ -165,12 +166,40 @@ def test_axis_symmetry_span_from_the_profile(cases, tmp_path):  # type: ignore[n
     assert _sectors(centroid, level) == [1]
 
 
-@pytest.mark.parametrize("table, key", [("[sectors]", "min_involved_ml"),
-                                        ("[sectors.partition.pedicle]", "width_mm")])
-def test_unknown_sector_key_is_an_error_naming_it(cases, tmp_path, table, key):  # type: ignore[no-untyped-def]
+def test_axis_symmetry_step_from_the_profile(cases, tmp_path):  # type: ignore[no-untyped-def]
+    """The same C5 (turned by 11.5 degrees): the frame's rotation in the report is the
+    turn within a degree with the 1 degree step; a 25 degree step samples the span at
+    three angles and its refinement at 2.5 degrees, and lands elsewhere (10.8 against
+    11.6 when written).  A step of 0 is an error naming the key."""
+    folder, level = cases["C5_body_paraspinal_rot11_tiltm4"]
+
+    def rotation(report: dict[str, Any]) -> float:
+        entry = next(e for e in report["sectors"] if e["level"] == level)
+        return float(entry["frame"]["rotation_deg"])
+
+    fine = rotation(_check(folder, tmp_path, None))
+    coarse = rotation(_check(folder, tmp_path, "[sectors.partition.axis]\nsymmetry_step_deg = 25\n"))
+    assert abs(fine - SUITE["C5_body_paraspinal_rot11_tiltm4"].axial_rotation_deg) <= 1.0
+    assert abs(coarse - fine) >= 0.5
+    path = tmp_path / "step0.toml"
+    path.write_text("[sectors.partition.axis]\nsymmetry_step_deg = 0\n", "utf-8")
+    proc = subprocess.run([*ENTRY, "check", str(folder), "--profile", str(path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2
+    assert "symmetry_step_deg" in proc.stderr and str(path) in proc.stderr
+
+
+@pytest.mark.parametrize("table, key, value", [
+    ("[sectors]", "min_involved_ml", "1"),
+    ("[sectors.partition.pedicle]", "width_mm", "1"),
+    # known keys with a value that is no number, or out of range
+    ("[sectors.partition.pedicle]", "outer_margin_mm", '"wide"'),
+    ("[sectors.partition.pedicle]", "outer_margin_mm", "-1"),
+])
+def test_unknown_sector_key_is_an_error_naming_it(cases, tmp_path, table, key, value):  # type: ignore[no-untyped-def]
     folder, _ = cases["L4_articular_left"]
     path = tmp_path / "bad.toml"
-    path.write_text(f"{table}\n{key} = 1\n", "utf-8")
+    path.write_text(f"{table}\n{key} = {value}\n", "utf-8")
     proc = subprocess.run([*ENTRY, "check", str(folder), "--profile", str(path)],
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2

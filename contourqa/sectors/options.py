@@ -127,14 +127,20 @@ class PartitionOptions:
                 if name not in known:
                     raise PartitionOptionsError(f"{where}: unknown key {key!r} in [{table}].")
                 kind = known[name].type
-                values[name] = (bool(value) if kind == "bool" else int(value) if kind == "int"
-                                else float(value))
-        if base is not None:
-            return replace(base, **values)
-        missing = sorted(set(known) - set(values))
-        if missing:
-            raise PartitionOptionsError(f"{where}: missing keys {missing}.")
-        return cls(**values)
+                try:
+                    values[name] = (bool(value) if kind == "bool" else int(value)
+                                    if kind == "int" else float(value))
+                except (TypeError, ValueError):
+                    raise PartitionOptionsError(
+                        f"{where}: [{table}] {key} = {value!r} is not a number.") from None
+        if base is None:
+            missing = sorted(set(known) - set(values))
+            if missing:
+                raise PartitionOptionsError(f"{where}: missing keys {missing}.")
+        try:
+            return replace(base, **values) if base is not None else cls(**values)
+        except PartitionOptionsError as e:  # a value out of range: say where it came from
+            raise PartitionOptionsError(f"{where}: {e}") from None
 
     @classmethod
     def from_toml(cls, path: str | Path, *, base: PartitionOptions | None = None
