@@ -59,10 +59,10 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str
     truth = write_case(spec, folder, name=name)
     out[f"{name}_drawn"] = (folder / "dicom", truth.level)
     # without vertebra ROIs: the CT path
-    for name in ("L2_body_bilateral_pedicles",):
-        folder = tmp_path_factory.mktemp(name)
-        truth = write_case(replace(SUITE[name], vertebra_roi=None), folder, name=name)
-        out[f"{name}_ct"] = (folder / "dicom", truth.level)
+    name = "L2_body_bilateral_pedicles"
+    folder = tmp_path_factory.mktemp(name)
+    truth = write_case(replace(SUITE[name], vertebra_roi=None), folder, name=name)
+    out[f"{name}_ct"] = (folder / "dicom", truth.level)
     return out
 
 
