@@ -49,6 +49,13 @@ class PartitionOptions:
     pedicle_tp_root_mm: float
     pedicle_tp_root_position: float
     pedicle_lateral_end_fraction: float
+    pedicle_axis_max_deg: float
+    pedicle_axis_run_ratio: float
+    pedicle_axis_min_rows: int
+    pedicle_axis_min_span_mm: float
+    pedicle_axis_min_slices: int
+    pedicle_axis_full_width_fraction: float
+    pedicle_axis_junction_fraction: float
     pedicle_tp_root_min_area_mm2: float
     pedicle_tp_root_max_ahead_mm: float
     pedicle_tp_front_tolerance_mm: float
@@ -85,7 +92,8 @@ class PartitionOptions:
         if self.bony_canal_angular_bins < 8:
             raise PartitionOptionsError('Partition option "bony_canal_angular_bins" must be >= 8.')
         for name in ("pedicle_junction_canal_fraction", "pedicle_width_quantile",
-                     "bony_canal_min_hit_fraction", "pedicle_body_profile_min_area"):
+                     "bony_canal_min_hit_fraction", "pedicle_body_profile_min_area",
+                     "pedicle_axis_full_width_fraction", "pedicle_axis_junction_fraction"):
             if not 0 < float(getattr(self, name)) <= 1:
                 raise PartitionOptionsError(f'Partition option "{name}" must be within (0, 1].')
         for name in ("pedicle_tp_root_position", "pedicle_lateral_end_fraction"):
