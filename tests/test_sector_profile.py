@@ -259,6 +259,7 @@ def test_axis_symmetry_step_from_the_profile(cases, tmp_path):  # type: ignore[n
     # known keys with a value that is no number, or out of range
     ("[sectors.partition.pedicle]", "outer_margin_mm", '"wide"'),
     ("[sectors.partition.pedicle]", "outer_margin_mm", "-1"),
+    ("[sectors.partition.pedicle]", "axis_min_rows", "1"),  # a slope needs two rows
 ])
 def test_unknown_sector_key_is_an_error_naming_it(cases, tmp_path, table, key, value):  # type: ignore[no-untyped-def]
     folder, _ = cases["L4_articular_left"]

@@ -99,6 +99,10 @@ class PartitionOptions:
         for name in ("pedicle_tp_root_position", "pedicle_lateral_end_fraction"):
             if not 0 <= float(getattr(self, name)) <= 1:
                 raise PartitionOptionsError(f'Partition option "{name}" must be within [0, 1].')
+        if self.pedicle_axis_min_rows < 2 or self.pedicle_axis_min_slices < 1:
+            raise PartitionOptionsError('Partition options "pedicle_axis_min_rows" must be >= 2 '
+                                        '(a slope needs two rows) and "pedicle_axis_min_slices" '
+                                        '>= 1.')
         if not self.bony_canal_gap_factor > 1:
             raise PartitionOptionsError('Partition option "bony_canal_gap_factor" must be > 1.')
         if not self.pedicle_min_width_mm <= self.pedicle_default_width_mm \
