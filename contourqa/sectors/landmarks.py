@@ -396,7 +396,8 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
             # pedicle width: bone run lateral to the canal, row by row, in front of the junction
             bside = (sign * bv > 0) & (bu < wall[k]) & (brow >= uniq[keep].min())
             best = np.inf
-            for r, h in zip(uniq[keep], hrow[keep], strict=True):
+            ahead = uniq >= uniq[keep].min()  # every row from the junction forward
+            for r, h in zip(uniq[ahead], hrow[ahead], strict=True):
                 vs = np.sort(sign * bv[bside & (brow == r)])
                 vs = vs[vs > h]
                 end = _run_end(vs, h + 2.0 * px, gap)
