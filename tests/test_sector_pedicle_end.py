@@ -12,11 +12,11 @@ the bars, and not the pillars, laminae or processes, as pedicle.  With
 ``[pedicle] axis_max_deg = 0`` the end runs as before (obliquely from the canal's
 turn to the transverse process's front); the measured angle is then not used.
 
-Poses are drawn within adult thoracic and lumbar ranges.  Outside them - a 6 mm
-pedicle converging by 28 degrees with a transverse process straight lateral - the
-pedicle's width is measured through the process's root (19.5 mm) and 18 % of the
-pillar and process behind the end read as pedicle (45 % with the oblique end): a
-limit of the width measurement, left as it is.
+Poses are drawn within adult thoracic and lumbar ranges.  The draw (26 degrees,
+7 mm, a transverse process straight lateral) found that the pedicle's width was
+measured only where the canal is still near its widest, beside the process's root
+(19.5 mm), and 16 % of the arch behind the end read as pedicle; the width is now
+measured on every row in front of the canal's turn.
 """
 
 from __future__ import annotations
