@@ -106,8 +106,7 @@ def test_gtv_sectors_and_flags_equal_part_truth(generated, name, ct_only):  # ty
 
 def test_oblique_pedicle_end_is_the_option_it_documents(generated):  # type: ignore[no-untyped-def]
     """``[pedicle] lateral_end_fraction`` sets where the pedicle ends at its outer
-    surface where the end is not square to a measured axis (``axis_max_deg = 0``
-    here): at the default (half-way from the transverse process's anterior surface
+    surface: at the default (half-way from the transverse process's anterior surface
     to the medial end's depth) the L4 pillar is sector 3 alone; at 1, one depth
     across the pedicle, the pillar's front is pedicle again (the reading before the
     oblique end)."""
@@ -118,7 +117,7 @@ def test_oblique_pedicle_end_is_the_option_it_documents(generated):  # type: ign
     found = {}
     for position in (0.5, 1.0):
         options = SectorOptions(partition=SectorOptions().partition.with_values(
-            pedicle_lateral_end_fraction=position, pedicle_axis_max_deg=0.0))
+            pedicle_lateral_end_fraction=position))
         result = analyse_sectors(case, assign_roles(case.structure_set.rois), options=options)
         entry = result.entry(truth.level)
         found[position] = (entry.gtv_sectors, entry.gtv_sector_cc)

@@ -54,13 +54,7 @@ profile overrides it).  The steps, run by :func:`partition_vertebra`:
    into the lamina or, if farther forward, the middle of the transverse process's
    root (where the arch meets the articular pillar), one depth for the vertebra (the
    median over its slices, the more anterior side: a side whose bone a lesion
-   replaced shows no junction); where the *pedicle's axis* is measured (the slope
-   of the middle of its bone, row by row where the pedicle stands alone, the median
-   over both sides' slices), the end is instead a line square to that axis which
-   crosses it at the canal's widest row (there the pedicle's medial face gives way
-   to the lamina): a convergent pedicle's medial corner lies behind that row and its
-   lateral corner in front, as where a bar meets the articular pillar; the *pedicle's
-   outer surface*,
+   replaced shows no junction); the *pedicle's outer surface*,
    the canal's half-width plus the pedicle width, i.e. the narrowest bone between
    body and arch measured row by row (a high quantile over the slices: 4-8 mm
    thoracic, 8-18 mm lumbar are all found; the wider of the two sides, as a lytic

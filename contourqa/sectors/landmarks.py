@@ -17,11 +17,6 @@ mm to the patient's left), found on the vertebra's own bone and bony canal:
   process's anterior surface (0) and the medial end's depth (1) at
   ``pedicle_lateral_end_fraction``; between the two faces the end runs obliquely,
   as the articular pillar's anterior surface does;
-* where the pedicles' axis is measured (the slope of the middle of the pedicle's
-  bone, row by row, where it stands alone: ``pedicle_axis_*``), both ends instead
-  lie on a line square to the axis that crosses it at the canal's widest row (the
-  pedicle's medial face gives way there to the lamina): a convergent pedicle's
-  medial corner lies behind that row, its lateral corner in front;
 * ``pedicle_outer_v``: the pedicle's outer surface, the canal's half-width plus the
   vertebra's pedicle width (the narrowest bone between body and arch, measured row by
   row lateral to the canal, ``pedicle_width_quantile`` over the slices, the wider
@@ -41,13 +36,12 @@ Slices without a canal take the landmarks of the nearest slice that has one.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage, stats
+from scipy import ndimage
 
 from contourqa.sectors.frame import BoxCoordinates
 from contourqa.sectors.options import PartitionOptions
@@ -366,8 +360,6 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
     hw = np.full((n, 2), np.nan)
     pend = np.full((n, 2), np.nan)
     widths: list[list[float]] = [[], []]
-    widest: list[tuple[float, float]] = []
-    slopes: list[float] = []
     spin: list[float] = []
     for k in range(n):
         ck = canal[k]
@@ -396,8 +388,7 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
             # pedicle width: bone run lateral to the canal, row by row, in front of the junction
             bside = (sign * bv > 0) & (bu < wall[k]) & (brow >= uniq[keep].min())
             best = np.inf
-            ahead = uniq >= uniq[keep].min()  # every row from the junction forward
-            for r, h in zip(uniq[ahead], hrow[ahead], strict=True):
+            for r, h in zip(uniq[keep], hrow[keep], strict=True):
                 vs = np.sort(sign * bv[bside & (brow == r)])
                 vs = vs[vs > h]
                 end = _run_end(vs, h + 2.0 * px, gap)
@@ -405,23 +396,6 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
                     best = min(best, end - h)
             if np.isfinite(best):
                 widths[s].append(best)
-                # the pedicle's axis and its end at the axis (see _square_end)
-                ru = uniq.astype(np.float64) * px + wall[k]
-                wide = float(ru[hrow >= o.pedicle_axis_junction_fraction * hrow.max()
-                                - half].min())
-                widest.append((best, wide))
-                runs = []
-                for r, h, u_r in zip(uniq, hrow, ru, strict=True):
-                    if u_r < wide:
-                        continue
-                    vs = np.sort(sign * bv[bside & (brow == r)])
-                    vs = vs[vs > h]
-                    end = _run_end(vs, h + 2.0 * px, gap)
-                    if end is not None:
-                        runs.append((u_r, float(vs[0]), end))
-                slope = _axis_slope(np.asarray(runs).reshape(-1, 3), px, o)
-                if slope is not None:
-                    slopes.append(slope)
         # spinous half-width behind the canal
         behind = bk & (coords.u[k] < post[k] - o.spinous_base_offset_mm) \
             & (np.abs(coords.v[k]) <= o.spinous_search_half_width_mm)
@@ -516,12 +490,6 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
         pend_lateral = np.maximum(pend, front + o.pedicle_lateral_end_fraction * (pend - front))
     else:
         pend_lateral = pend
-    # where the pedicles' axis was measured, each pedicle's end is square to it
-    if foramina is None and np.isfinite(pend).any():
-        square = _square_end(widest, slopes, width, o)
-        if square is not None:
-            pend = np.broadcast_to(square[0], pend.shape).copy()
-            pend_lateral = np.broadcast_to(square[1], pend.shape).copy()
     prof_v, prof_u = _body_profile(bone, coords, wall, hw, px, o.pedicle_body_profile_min_area,
                                    lesion)
     if prof_u is not None:
@@ -540,53 +508,6 @@ def find_landmarks(bone: NDArray[np.bool_], canal: NDArray[np.bool_], coords: Bo
         spinous_root_offset_mm=root_offset,
         foramen_medial_v=foramen[0] if foramen else None,
         foramen_posterior_u=foramen[1] if foramen else None)
-
-
-def _axis_slope(runs: NDArray[np.float64], px: float, o: PartitionOptions) -> float | None:
-    """Slope (d|v|/du) of a pedicle's axis on one slice from its bone's rows.
-
-    ``runs`` holds per row in front of the canal's widest (``u``, the first bone
-    lateral of the canal, the end of that bone's run).  The rows where the run is at
-    most ``pedicle_axis_run_ratio`` times the slice's narrowest (plus a pixel) cut the
-    pedicle alone (wider: the body or the transverse process joins it); the slope of
-    their middles (Theil-Sen) when at least ``pedicle_axis_min_rows`` rows span
-    ``pedicle_axis_min_span_mm``.
-    """
-    if len(runs) < o.pedicle_axis_min_rows:
-        return None
-    u, first, end = runs.T
-    w = end - first
-    zone = w <= o.pedicle_axis_run_ratio * w.min() + px
-    if np.count_nonzero(zone) < o.pedicle_axis_min_rows \
-            or np.ptp(u[zone]) < o.pedicle_axis_min_span_mm:
-        return None
-    return float(stats.theilslopes(0.5 * (first + end)[zone], u[zone])[0])
-
-
-def _square_end(widest: list[tuple[float, float]], slopes: list[float], width: list[float],
-                o: PartitionOptions) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
-    """The pedicles' end square to their axis: (at the medial face, at the outer
-    surface) per side, or None without ``pedicle_axis_min_slices`` measured slices
-    (or with ``pedicle_axis_max_deg`` 0).
-
-    The two pedicles of a vertebra converge alike: their convergence is the median
-    slope over both sides' slices, clipped to ``[0, pedicle_axis_max_deg]``.  At the
-    pedicle's axis (the middle of its width) the end lies at the canal's widest row
-    (median over the slices): there the pedicle's medial face gives way to the
-    lamina, which narrows the canal behind it.  ``widest`` holds per slice the
-    pedicle's width there and the canal's widest row; the slices that cut the pedicle
-    at ``pedicle_axis_full_width_fraction`` of its widest or more count (above and
-    below, its thin rim beside the canal is no face).
-    """
-    if o.pedicle_axis_max_deg <= 0 or len(slopes) < o.pedicle_axis_min_slices or not widest:
-        return None
-    angle = float(np.clip(math.degrees(math.atan(-float(np.median(slopes)))), 0.0,
-                          o.pedicle_axis_max_deg))
-    tilt = math.tan(math.radians(angle))
-    run, wide = np.asarray(widest).T
-    centre = float(np.median(wide[run >= o.pedicle_axis_full_width_fraction * run.max()]))
-    half = 0.5 * np.asarray(width, dtype=np.float64)
-    return centre - half * tilt, centre + (half + o.pedicle_outer_margin_mm) * tilt
 
 
 def label_parts(mask: NDArray[np.bool_], coords: BoxCoordinates,

@@ -49,13 +49,6 @@ class PartitionOptions:
     pedicle_tp_root_mm: float
     pedicle_tp_root_position: float
     pedicle_lateral_end_fraction: float
-    pedicle_axis_max_deg: float
-    pedicle_axis_run_ratio: float
-    pedicle_axis_min_rows: int
-    pedicle_axis_min_span_mm: float
-    pedicle_axis_min_slices: int
-    pedicle_axis_full_width_fraction: float
-    pedicle_axis_junction_fraction: float
     pedicle_tp_root_min_area_mm2: float
     pedicle_tp_root_max_ahead_mm: float
     pedicle_tp_front_tolerance_mm: float
@@ -92,17 +85,12 @@ class PartitionOptions:
         if self.bony_canal_angular_bins < 8:
             raise PartitionOptionsError('Partition option "bony_canal_angular_bins" must be >= 8.')
         for name in ("pedicle_junction_canal_fraction", "pedicle_width_quantile",
-                     "bony_canal_min_hit_fraction", "pedicle_body_profile_min_area",
-                     "pedicle_axis_full_width_fraction", "pedicle_axis_junction_fraction"):
+                     "bony_canal_min_hit_fraction", "pedicle_body_profile_min_area"):
             if not 0 < float(getattr(self, name)) <= 1:
                 raise PartitionOptionsError(f'Partition option "{name}" must be within (0, 1].')
         for name in ("pedicle_tp_root_position", "pedicle_lateral_end_fraction"):
             if not 0 <= float(getattr(self, name)) <= 1:
                 raise PartitionOptionsError(f'Partition option "{name}" must be within [0, 1].')
-        if self.pedicle_axis_min_rows < 2 or self.pedicle_axis_min_slices < 1:
-            raise PartitionOptionsError('Partition options "pedicle_axis_min_rows" must be >= 2 '
-                                        '(a slope needs two rows) and "pedicle_axis_min_slices" '
-                                        '>= 1.')
         if not self.bony_canal_gap_factor > 1:
             raise PartitionOptionsError('Partition option "bony_canal_gap_factor" must be > 1.')
         if not self.pedicle_min_width_mm <= self.pedicle_default_width_mm \
